@@ -1,0 +1,43 @@
+# Quick start: `make demo` and `make test` on a fresh machine with Python 3.11+.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+PYTEST_WORKERS ?= 2
+
+.PHONY: demo test bench lint gradcheck clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# One stamp per set of extras; re-installs when pyproject.toml changes.
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e ".[notebooks]"
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e ".[test,notebooks]"
+	touch $@
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e ".[bench,notebooks]"
+	touch $@
+
+demo: $(VENV)/.installed-demo
+	$(BIN)/python -m functional_dl demo
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --durations=20 --nbmake tests notebooks
+
+gradcheck: $(VENV)/.installed-demo
+	$(BIN)/python -m functional_dl gradcheck
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m functional_dl bench
+
+lint: $(VENV)/.installed-test
+	$(BIN)/python -m ruff check functional_dl tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,3 @@
+"""Activation functions with PyTorch's defaults and numerics."""
+
+__all__: list[str] = []

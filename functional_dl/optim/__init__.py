@@ -1,0 +1,3 @@
+"""Optimizers: PyTorch algorithms as optax-compatible GradientTransformations."""
+
+__all__: list[str] = []

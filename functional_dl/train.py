@@ -1,0 +1,3 @@
+"""Training loop pieces: TrainState, jitted train step, evaluate, fit."""
+
+__all__: list[str] = []
