@@ -57,7 +57,7 @@ def _describe(path: tuple, leaf: Any) -> tuple[str, str, list[int]]:
 def _to_numpy(leaf: Any) -> np.ndarray:
     if _is_key(leaf):
         leaf = jax.random.key_data(leaf)
-    arr = np.ascontiguousarray(np.asarray(leaf))
+    arr = np.asarray(leaf).copy(order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
     if arr.dtype not in _NATIVE:  # e.g. bfloat16: store the bits, the dtype is in the header
         arr = arr.view(np.dtype(f"uint{arr.dtype.itemsize * 8}"))
     return arr
