@@ -155,6 +155,10 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
         raise ValueError(f"fit: batch_size={batch_size} is larger than the {n} training "
                          f"examples and drop_last=True leaves no batch")
     monitor = monitor or ("val_loss" if val_data is not None else "loss")
+    names = ["loss", *(metrics or {})]
+    names += [f"val_{k}" for k in names] if val_data is not None else []
+    if monitor not in names:
+        raise ValueError(f"fit: monitor must be one of {names}, got monitor={monitor!r}")
     train_step = make_train_step(model, loss_fn, optimizer, metrics=metrics, mesh=mesh)
     leaves, treedef = jax.tree_util.tree_flatten(train_data)
     leaves = [np.asarray(a) for a in leaves]
@@ -212,9 +216,6 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
             scores = evaluate(tree["state"], model, loss_fn, val_data, metrics=metrics,
                               batch_size=eval_batch_size, mesh=mesh)
             record.update({f"val_{k}": v for k, v in scores.items()})
-        if monitor not in record:
-            bar.close()
-            raise ValueError(f"fit: monitor={monitor!r} is not one of {sorted(record)}")
         if plateau:
             record["lr"] = float(tree["plateau"].lr)
             tree["plateau"] = plateau.update(tree["plateau"], record[monitor])

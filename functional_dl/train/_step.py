@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from ..data import _num_examples, batches
@@ -102,11 +102,19 @@ def _train_step(model: Layer, loss_fn: Callable, optimizer: Any, metric_items: t
 
     sharded = jax.shard_map(local_step, mesh=mesh, in_specs=(P(), P(DATA_AXIS), P()),
                             out_specs=(P(), P()))
+    replicated, split = NamedSharding(mesh, P()), NamedSharding(mesh, P(DATA_AXIS))
+    jitted = jax.jit(sharded, donate_argnums=0, in_shardings=(replicated, split, replicated),
+                     out_shardings=(replicated, replicated))
 
+    @functools.wraps(jitted)
     def step(state: TrainState, batch: Any, lr_scale: Any = 1.0):
-        return sharded(state, batch, jnp.asarray(lr_scale, jnp.float32))
+        if getattr(state.step, "sharding", None) != replicated:
+            # A state not yet on the mesh (fresh from create_train_state) is moved there
+            # first, so that it has the type of the step's output: one trace, one compile.
+            state = jax.device_put(state, replicated)
+        return jitted(state, batch, jnp.asarray(lr_scale, jnp.float32))
 
-    return jax.jit(step, donate_argnums=0)
+    return step
 
 
 def make_train_step(model: Layer, loss_fn: Callable, optimizer: Any, *,
@@ -128,9 +136,11 @@ def make_train_step(model: Layer, loss_fn: Callable, optimizer: Any, *,
     averaged over the ``"data"`` axis, so the update equals the single-device update on
     the whole batch. Layers reducing over the batch (BatchNorm) should be built with
     ``axis_name=DATA_AXIS``. The input ``state`` is donated (its buffers are reused):
-    do not use it after the call. ``lr_scale`` multiplies the updates, which scales the
-    learning rate of every optimizer whose update is linear in it (SGD, Adam, AdamW,
-    RMSprop, ...); :func:`fit` drives it from a plateau scheduler.
+    do not use it after the call (a state not yet on the mesh, e.g. fresh from
+    :func:`create_train_state`, is first copied there with :func:`replicate`).
+    ``lr_scale`` multiplies the updates, which scales the learning rate of every
+    optimizer whose update is linear in it (SGD, Adam, AdamW, RMSprop, ...); :func:`fit`
+    drives it from a plateau scheduler.
 
     Args:
         model: a :class:`functional_dl.nn.Layer`.
