@@ -13,4 +13,25 @@ from ._core import Layer as Layer
 from ._core import Residual as Residual
 from ._core import Sequential as Sequential
 
-__all__ = ["functional", "init", "Layer", "Sequential", "Residual"]
+# layers: dense, normalisation, embedding, dropout, reshaping
+from ._layers import Dropout as Dropout
+from ._layers import Embedding as Embedding
+from ._layers import Flatten as Flatten
+from ._layers import LayerNorm as LayerNorm
+from ._layers import Linear as Linear
+from ._layers import RMSNorm as RMSNorm
+
+__all__ = [
+    "functional",
+    "init",
+    "Layer",
+    "Sequential",
+    "Residual",
+    # layers: dense, normalisation, embedding, dropout, reshaping
+    "Linear",
+    "Flatten",
+    "LayerNorm",
+    "RMSNorm",
+    "Embedding",
+    "Dropout",
+]
