@@ -70,8 +70,10 @@ def _mean_over_devices(tree: Any) -> Any:
         lambda a: lax.pmean(a, DATA_AXIS) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
 
 
+# The builders are cached on the functions they use (hashable, unlike a Layer holding a
+# dict of children), so a second fit of the same model reuses the compiled step.
 @functools.lru_cache(maxsize=32)
-def _train_step(model: Layer, loss_fn: Callable, optimizer: Any, metric_items: tuple,
+def _train_step(apply: Callable, loss_fn: Callable, update: Callable, metric_items: tuple,
                 mesh: Mesh) -> Callable:
     def local_step(state: TrainState, batch: Any, lr_scale: jax.Array):
         inputs, targets = batch  # each device sees [batch / devices, ...]
@@ -79,14 +81,17 @@ def _train_step(model: Layer, loss_fn: Callable, optimizer: Any, metric_items: t
         key = jax.random.fold_in(key, lax.axis_index(DATA_AXIS))  # own dropout per shard
 
         def objective(params):
-            outputs, model_state = model.apply(params, state.model_state, inputs, key=key,
-                                               train=True)
-            loss = lax.pmean(loss_fn(outputs, targets), DATA_AXIS)  # global-batch mean
-            return loss, (outputs, model_state)
+            outputs, model_state = apply(params, state.model_state, inputs, key=key,
+                                         train=True)
+            return loss_fn(outputs, targets), (outputs, model_state)
 
         (loss, (outputs, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(
             state.params)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        # Mean over devices = gradient of the global-batch loss (equal shard sizes). Cross-
+        # device terms through BatchNorm's synchronised statistics arrive in the backward
+        # pass of its lax.pmean.
+        grads, loss = lax.pmean((grads, loss), DATA_AXIS)
+        updates, opt_state = update(grads, state.opt_state, state.params)
         updates = jax.tree_util.tree_map(lambda u: u * lr_scale.astype(u.dtype), updates)
         new_state = state.replace(
             params=optax.apply_updates(state.params, updates),
@@ -100,8 +105,10 @@ def _train_step(model: Layer, loss_fn: Callable, optimizer: Any, metric_items: t
                                       DATA_AXIS)
         return new_state, metrics
 
+    # check_vma=False: the replicated outputs are made equal explicitly (pmean above); the
+    # checker cannot differentiate some ops (reduce_window in max pooling) per shard.
     sharded = jax.shard_map(local_step, mesh=mesh, in_specs=(P(), P(DATA_AXIS), P()),
-                            out_specs=(P(), P()))
+                            out_specs=(P(), P()), check_vma=False)
     replicated, split = NamedSharding(mesh, P()), NamedSharding(mesh, P(DATA_AXIS))
     jitted = jax.jit(sharded, donate_argnums=0, in_shardings=(replicated, split, replicated),
                      out_shardings=(replicated, replicated))
@@ -161,17 +168,21 @@ def make_train_step(model: Layer, loss_fn: Callable, optimizer: Any, *,
     """
     _check_model(model, loss_fn, "make_train_step")
     items = _metric_items(metrics, "make_train_step")
-    return _train_step(model, loss_fn, optimizer, items, mesh or data_parallel_mesh())
+    if not callable(getattr(optimizer, "update", None)):
+        raise TypeError("make_train_step: optimizer must be an optax GradientTransformation, "
+                        f"got optimizer={optimizer!r}")
+    return _train_step(model.apply, loss_fn, optimizer.update, items,
+                       mesh or data_parallel_mesh())
 
 
 @functools.lru_cache(maxsize=32)
-def _forward(model: Layer, mesh: Mesh) -> Callable:
+def _forward(apply: Callable, mesh: Mesh) -> Callable:
     def local(params, model_state, inputs):
-        outputs, _ = model.apply(params, model_state, inputs, train=False)
+        outputs, _ = apply(params, model_state, inputs, train=False)
         return outputs
 
     return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P(DATA_AXIS)),
-                                 out_specs=P(DATA_AXIS)))
+                                 out_specs=P(DATA_AXIS), check_vma=False))
 
 
 @functools.lru_cache(maxsize=32)
@@ -223,7 +234,7 @@ def evaluate(state: TrainState, model: Layer, loss_fn: Callable, data: Any, *,
     n = _num_examples(leaves, "evaluate")
     devices = mesh.shape[DATA_AXIS]
     size = -(-min(batch_size, n) // devices) * devices
-    forward = _forward(model, mesh)
+    forward = _forward(model.apply, mesh)
     outputs = []
     for chunk in batches(None, *leaves, batch_size=size, shuffle=False):
         inputs, _ = jax.tree_util.tree_unflatten(treedef, [_pad(a, size) for a in chunk])
