@@ -36,13 +36,15 @@ class Layer(NamedTuple):
 
     ``name`` is used for readable parameter keys inside :func:`Sequential`;
     ``backward`` (optional) is the hand-derived
-    ``backward(params, state, x, g, *, key=None, train=False) -> (param_grads, dx)``.
+    ``backward(params, state, x, g, *, key=None, train=False) -> (param_grads, dx)``;
+    ``layers`` are the children of a combinator, keyed as in its params (for summaries).
     """
 
     init: Callable[..., tuple[Any, Any]]
     apply: Callable[..., tuple[Any, Any]]
     name: str = "layer"
     backward: Callable[..., tuple[Any, Any]] | None = None
+    layers: dict[str, Layer] | None = None
 
 
 def output_shape(layer: Layer, params: Any, state: Any, input_shape: Sequence[int],
@@ -107,7 +109,8 @@ def Sequential(*layers: Layer) -> Layer:
         return grads, g
 
     has_backward = all(layer.backward is not None for layer in layers)
-    return Layer(init, apply, "sequential", backward if has_backward else None)
+    return Layer(init, apply, "sequential", backward if has_backward else None,
+                 dict(zip(names, layers, strict=True)))
 
 
 def Residual(layer: Layer) -> Layer:

@@ -23,7 +23,8 @@ from ._embedding import embedding, embedding_backward
 from ._linear import linear, linear_backward
 from ._norm import layer_norm, layer_norm_backward, rms_norm, rms_norm_backward
 
-__all__ = ["stateless", "named_grads", "fan_in_uniform", "Linear", "Flatten", "LayerNorm",
+__all__ = ["stateless", "named_grads", "fan_in_uniform", "default_weight_init", "affine_init",
+           "Linear", "Flatten", "LayerNorm",
            "RMSNorm", "Embedding", "Dropout"]
 
 Init = Callable[..., Any]
@@ -53,7 +54,7 @@ def fan_in_uniform(key: Any, shape: tuple[int, ...], fan_in: int, dtype: Any) ->
     return initializers.uniform(key, shape, dtype, a=-bound, b=bound)
 
 
-def _default_weight_init(key: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+def default_weight_init(key: Any, shape: tuple[int, ...], dtype: Any) -> Any:
     """PyTorch's ``kaiming_uniform_(w, a=sqrt(5))``: ``U(+-1/sqrt(fan_in))``."""
     return initializers.kaiming_uniform(key, shape, dtype, a=math.sqrt(5.0))
 
@@ -83,7 +84,7 @@ def Linear(out_features: int, bias: bool = True, *, weight_init: Init | None = N
     def init(key, input_shape):
         fan_in = int(input_shape[-1])
         kw, kb = jax.random.split(key)
-        w_init = weight_init or _default_weight_init
+        w_init = weight_init or default_weight_init
         params = {"weight": w_init(kw, (fan_in, out_features), dtype)}
         if bias:
             params["bias"] = (bias_init(kb, (out_features,), dtype) if bias_init else
@@ -119,7 +120,10 @@ def Flatten() -> Layer:
     return stateless("flatten", lambda key, input_shape: ({}, {}), forward, backward)
 
 
-def _affine_init(shape_fn: Callable, weight: bool, bias: bool, dtype: Any) -> Callable:
+def affine_init(shape_fn: Callable, weight: bool, bias: bool, dtype: Any) -> Callable:
+    """``init`` of a normalisation layer: ``weight`` ones and ``bias`` zeros of
+    ``shape_fn(input_shape)``, no state."""
+
     def init(key, input_shape):
         shape = shape_fn(tuple(input_shape))
         params = {}
@@ -143,7 +147,7 @@ def LayerNorm(eps: float = 1e-5, *, elementwise_affine: bool = True, bias: bool 
       >>> params, _ = LayerNorm().init(jax.random.key(0), (8, 16))
     """
     check_positive("eps", eps, fn="LayerNorm")
-    init = _affine_init(lambda s: s[-1:], elementwise_affine, elementwise_affine and bias, dtype)
+    init = affine_init(lambda s: s[-1:], elementwise_affine, elementwise_affine and bias, dtype)
 
     def forward(params, x, key, train):
         return layer_norm(x, params.get("weight"), params.get("bias"), eps=eps)
@@ -167,7 +171,7 @@ def RMSNorm(eps: float | None = None, *, elementwise_affine: bool = True,
     """
     if eps is not None:
         check_positive("eps", eps, fn="RMSNorm")
-    init = _affine_init(lambda s: s[-1:], elementwise_affine, False, dtype)
+    init = affine_init(lambda s: s[-1:], elementwise_affine, False, dtype)
 
     def forward(params, x, key, train):
         return rms_norm(x, params.get("weight"), eps=eps)

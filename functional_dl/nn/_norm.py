@@ -19,6 +19,8 @@ from ._utils import param, stat_dtype
 
 __all__ = [
     "centered_moments",
+    "normalize_backward",
+    "affine",
     "layer_norm",
     "layer_norm_backward",
     "rms_norm",
@@ -67,7 +69,8 @@ def _norm_axes(fn: str, x: Any, weight: Any, bias: Any) -> tuple[int, ...]:
     return tuple(range(np.ndim(x) - n, np.ndim(x)))
 
 
-def _affine(xhat: Any, x: Any, weight: Any, bias: Any) -> Any:
+def affine(xhat: Any, x: Any, weight: Any, bias: Any) -> Any:
+    """``xhat * weight + bias`` in ``x``'s dtype (absent parameters are skipped)."""
     y = xhat.astype(x.dtype)
     if weight is not None:
         y = y * param(weight, x)
@@ -102,16 +105,21 @@ def layer_norm(x: Any, weight: Any = None, bias: Any = None, *, eps: float = 1e-
     check_positive("eps", eps, fn="layer_norm")
     axes = _norm_axes("layer_norm", x, weight, bias)
     c, var, _ = centered_moments(x, axes)
-    return _affine(c * jax.lax.rsqrt(var + eps), x, weight, bias)
+    return affine(c * jax.lax.rsqrt(var + eps), x, weight, bias)
 
 
-def _normalize_backward(xhat: Any, rstd: Any, dxhat: Any, axes: tuple[int, ...]) -> Any:
+def normalize_backward(xhat: Any, rstd: Any, dxhat: Any, axes: tuple[int, ...],
+                       axis_name: Any = None) -> Any:
     """``dx`` of ``xhat = (x - mean) * rstd`` given ``dxhat`` (statistics over ``axes``).
 
     .. math:: dx = rstd \\,(dxhat - E[dxhat] - xhat\\, E[dxhat \\cdot xhat])
+
+    With ``axis_name`` the expectations also average over that mapped axis.
     """
     m1 = jnp.mean(dxhat, axis=axes, keepdims=True)
     m2 = jnp.mean(dxhat * xhat, axis=axes, keepdims=True)
+    if axis_name is not None:
+        m1, m2 = jax.lax.pmean((m1, m2), axis_name)
     return rstd * (dxhat - m1 - xhat * m2)
 
 
@@ -128,7 +136,7 @@ def layer_norm_backward(x: Any, weight: Any, bias: Any, g: Any, *, eps: float = 
     xhat = c * rstd
     gf = g.astype(xhat.dtype)
     dxhat = gf if weight is None else gf * weight
-    dx = _normalize_backward(xhat, rstd, dxhat, axes).astype(x.dtype)
+    dx = normalize_backward(xhat, rstd, dxhat, axes).astype(x.dtype)
     lead = x.ndim - len(axes)
     dw = None if weight is None else _sum_leading(gf * xhat, lead).astype(weight.dtype)
     db = None if bias is None else _sum_leading(gf, lead).astype(bias.dtype)
@@ -162,7 +170,7 @@ def rms_norm(x: Any, weight: Any = None, *, eps: float | None = None) -> Any:
     axes = _norm_axes("rms_norm", x, weight, None)
     xf = x.astype(stat_dtype(x.dtype))
     rstd = jax.lax.rsqrt(jnp.mean(xf * xf, axis=axes, keepdims=True) + eps)
-    return _affine(xf * rstd, x, weight, None)
+    return affine(xf * rstd, x, weight, None)
 
 
 def rms_norm_backward(x: Any, weight: Any, g: Any, *, eps: float | None = None):
@@ -238,7 +246,7 @@ def group_norm(x: Any, num_groups: int, weight: Any = None, bias: Any = None, *,
     """
     check_positive("eps", eps, fn="group_norm")
     xhat, _, _ = _group_stats(x, num_groups, weight, bias, eps)
-    return _affine(jnp.reshape(xhat, x.shape), x, weight, bias)
+    return affine(jnp.reshape(xhat, x.shape), x, weight, bias)
 
 
 def group_norm_backward(x: Any, num_groups: int, weight: Any, bias: Any, g: Any, *,
@@ -252,7 +260,7 @@ def group_norm_backward(x: Any, num_groups: int, weight: Any, bias: Any, g: Any,
     xhat, rstd, axes = _group_stats(x, num_groups, weight, bias, eps)
     gf = g.astype(xhat.dtype)
     dxhat = gf if weight is None else gf * weight
-    dx = _normalize_backward(xhat, rstd, jnp.reshape(dxhat, xhat.shape), axes)
+    dx = normalize_backward(xhat, rstd, jnp.reshape(dxhat, xhat.shape), axes)
     lead = x.ndim - 1
     xhat = jnp.reshape(xhat, x.shape)
     dw = None if weight is None else _sum_leading(gf * xhat, lead).astype(weight.dtype)
