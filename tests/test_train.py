@@ -253,10 +253,9 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(digits,
                       digits["small"], epochs=5, batch_size=40, checkpoint_dir=tmp_path,
                       progress=False)
     good = fdl.train.restore_checkpoint(fdl.train.latest_checkpoint(tmp_path),
-                                        {"state": new_state(DETERMINISTIC, opt), "plateau": {}})
-    assert int(good["state"].step) == 10
-    assert all(np.isfinite(np.asarray(a)).all()
-               for a in jax.tree_util.tree_leaves(good["state"].params))
+                                        new_state(DETERMINISTIC, opt))
+    assert int(good.step) == 10
+    assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree_util.tree_leaves(good.params))
 
 
 def test_fit_bad_input(digits, tmp_path):

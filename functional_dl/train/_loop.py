@@ -121,8 +121,10 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
         patience: stop once this many consecutive epochs bring no improvement of
             ``monitor`` (``None``: never stop early).
         min_delta: the smallest change that counts as an improvement.
-        checkpoint_dir: write ``step_<step>.safetensors`` there after every epoch (the
-            state, plateau state and the history; the last ``keep_checkpoints`` kept).
+        checkpoint_dir: write ``step_<step>.safetensors`` there after every epoch: the
+            :class:`TrainState` (restorable with ``restore_checkpoint(path, state)``), with
+            the history and the plateau and early-stopping state in its metadata; the
+            last ``keep_checkpoints`` files are kept.
         resume: ``True`` continues from the latest checkpoint of ``checkpoint_dir``, a
             path from that file; the result equals the uninterrupted run bit for bit.
         progress: show the progress bar.
@@ -163,39 +165,28 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
     leaves, treedef = jax.tree_util.tree_flatten(train_data)
     leaves = [np.asarray(a) for a in leaves]
 
-    tree = replicate({"state": state, "plateau": plateau.init(base_lr) if plateau else {}},
-                     mesh)
-    book = {"history": {}, "best": None, "bad_epochs": 0, "steps_per_epoch": steps_per_epoch}
+    state = replicate(state, mesh)
+    pstate = plateau.init(base_lr) if plateau else None
+    book = {"history": {}, "best": None, "bad_epochs": 0, "steps_per_epoch": steps_per_epoch,
+            "plateau": None}
     if resume:
-        path = Path(resume) if isinstance(resume, (str, Path)) else latest_checkpoint(
-            checkpoint_dir)
-        if path is None or not path.is_file():
-            raise FileNotFoundError(f"fit: resume={resume!r} but there is no checkpoint "
-                                    f"{'at ' + str(path) if path else 'in ' + str(checkpoint_dir)}")
-        saved = checkpoint_metadata(path)
-        if saved.get("steps_per_epoch") != steps_per_epoch:
-            raise ValueError(f"fit: the checkpoint {str(path)!r} was written with "
-                             f"{saved.get('steps_per_epoch')} steps per epoch, this run has "
-                             f"{steps_per_epoch} (same data, batch_size and drop_last needed)")
-        tree = restore_checkpoint(path, tree)
-        book = saved
+        state, pstate, book = _resume(resume, checkpoint_dir, state, pstate, steps_per_epoch)
     history = book["history"]
-    step = int(tree["state"].step)
+    step = int(state.step)
     start_epoch, skip = divmod(step, steps_per_epoch)
     last_ckpt = latest_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
     stopped_early = False
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
-        lr_scale = (jnp.asarray(tree["plateau"].lr / base_lr, jnp.float32) if plateau
-                    else jnp.float32(1.0))
+        lr_scale = jnp.asarray(pstate.lr / base_lr if plateau else 1.0, jnp.float32)
         sums: dict[str, float] = {}
-        key = jax.random.fold_in(tree["state"].key, epoch)
+        key = jax.random.fold_in(state.key, epoch)
         bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{epochs}",
                    unit="step", disable=not progress, dynamic_ncols=True)
         for b, chunk in enumerate(batches(key, *leaves, batch_size=batch_size,
                                           drop_last=drop_last, skip=skip), start=skip):
             batch = jax.tree_util.tree_unflatten(treedef, chunk)
-            tree["state"], step_metrics = train_step(tree["state"], batch, lr_scale)
+            state, step_metrics = train_step(state, batch, lr_scale)
             values = {k: float(v) for k, v in step_metrics.items()}
             if not math.isfinite(values["loss"]):
                 bar.close()
@@ -213,12 +204,13 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
         record = {k: v / max(steps_per_epoch - skip, 1) for k, v in sums.items()}
         skip = 0
         if val_data is not None:
-            scores = evaluate(tree["state"], model, loss_fn, val_data, metrics=metrics,
+            scores = evaluate(state, model, loss_fn, val_data, metrics=metrics,
                               batch_size=eval_batch_size, mesh=mesh)
             record.update({f"val_{k}": v for k, v in scores.items()})
         if plateau:
-            record["lr"] = float(tree["plateau"].lr)
-            tree["plateau"] = plateau.update(tree["plateau"], record[monitor])
+            record["lr"] = float(pstate.lr)
+            pstate = plateau.update(pstate, record[monitor])
+            book["plateau"] = [np.asarray(v).tolist() for v in jax.tree_util.tree_leaves(pstate)]
         record["time"] = time.perf_counter() - t0
         for k, v in record.items():
             history.setdefault(k, []).append(v)
@@ -230,12 +222,39 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
             book["bad_epochs"] += 1
         stopped_early = patience is not None and book["bad_epochs"] >= patience
         if checkpoint_dir is not None and jax.process_index() == 0:
-            last_ckpt = save_checkpoint(checkpoint_path(checkpoint_dir, step), tree,
+            last_ckpt = save_checkpoint(checkpoint_path(checkpoint_dir, step), state,
                                         metadata=book)
             _prune(checkpoint_dir, keep_checkpoints)
         if stopped_early:
             break
-    return FitResult(tree["state"], history, stopped_early)
+    return FitResult(state, history, stopped_early)
+
+
+def _resume(resume: bool | str | Path, checkpoint_dir: Any, state: TrainState, pstate: Any,
+            steps_per_epoch: int) -> tuple[TrainState, Any, dict]:
+    """The state, plateau state and bookkeeping saved by an earlier :func:`fit`."""
+    path = Path(resume) if isinstance(resume, (str, Path)) else latest_checkpoint(
+        checkpoint_dir)
+    if path is None or not path.is_file():
+        where = f"at {path}" if path else f"in {checkpoint_dir}"
+        raise FileNotFoundError(f"fit: resume={resume!r} but there is no checkpoint {where}")
+    book = checkpoint_metadata(path)
+    if book.get("steps_per_epoch") != steps_per_epoch:
+        raise ValueError(f"fit: the checkpoint {str(path)!r} was written with "
+                         f"{book.get('steps_per_epoch')} steps per epoch, this run has "
+                         f"{steps_per_epoch} (same data, batch_size and drop_last needed)")
+    state = restore_checkpoint(path, state)
+    saved = book.get("plateau")
+    if pstate is not None and saved is not None:
+        # Scalars kept in the JSON metadata (exact for float32/int32 via Python numbers).
+        leaves, treedef = jax.tree_util.tree_flatten(pstate)
+        if len(saved) != len(leaves):
+            raise ValueError(f"fit: the plateau state of {str(path)!r} has {len(saved)} "
+                             f"values, the scheduler expects {len(leaves)}")
+        pstate = jax.tree_util.tree_unflatten(
+            treedef, [jnp.asarray(v, jnp.result_type(t)) for v, t in zip(saved, leaves,
+                                                                          strict=True)])
+    return state, pstate, book
 
 
 def _prune(directory: str | Path, keep: int) -> None:
