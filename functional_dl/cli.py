@@ -143,6 +143,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         args.parser.error("--resume needs --checkpoint-dir")
     if args.resume and latest_checkpoint(ckpt) is None:
         args.parser.error(f"--resume: no checkpoint to resume from in {ckpt}")
+    if not args.resume and ckpt is not None and latest_checkpoint(ckpt) is not None:
+        args.parser.error(f"--checkpoint-dir {ckpt} already holds checkpoints: add --resume "
+                          f"to continue that run, or choose an empty directory")
     try:
         out = _train(args.model, optimizer=args.optimizer, lr=args.lr, schedule=args.schedule,
                      epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,

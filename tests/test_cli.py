@@ -66,6 +66,11 @@ def test_bad_checkpoint_dirs_exit_2(tmp_path, capsys):
     code, out = _exit_code(["train", "--checkpoint-dir", str(tmp_path / "none"), "--resume"],
                            capsys)
     assert code == 2 and "no checkpoint to resume from" in out.err
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "step_00000005.safetensors").write_bytes(b"")
+    code, out = _exit_code(["train", "--checkpoint-dir", str(used)], capsys)
+    assert code == 2 and "already holds checkpoints: add --resume" in out.err
 
 
 def test_train_one_epoch_then_resume(tmp_path, capsys):

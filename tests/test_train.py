@@ -272,6 +272,11 @@ def test_fit_bad_input(digits, tmp_path):
     blocker.write_text("x")
     with pytest.raises(ValueError, match="checkpoint_dir must be a directory"):
         fdl.train.fit(state, *args, (x, y), epochs=1, batch_size=8, checkpoint_dir=blocker)
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "step_00000005.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="already holds the checkpoints of a run"):
+        fdl.train.fit(state, *args, (x, y), epochs=1, batch_size=8, checkpoint_dir=used)
     with pytest.raises(FileNotFoundError, match="no checkpoint in"):
         fdl.train.fit(state, *args, (x, y), epochs=1, batch_size=8,
                       checkpoint_dir=tmp_path / "empty", resume=True)

@@ -13,7 +13,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
-from tqdm.auto import tqdm
 
 from .._checks import check_choice, check_int, check_nonnegative, check_positive
 from ..data import _num_examples, batches, num_batches
@@ -45,6 +44,16 @@ class FitResult(NamedTuple):
     state: TrainState
     history: dict[str, list[float]]
     stopped_early: bool
+
+
+def _progress_bar(**kwargs: Any) -> Any:
+    """tqdm's notebook widget when Jupyter can show it, else the text bar (terminals)."""
+    try:
+        import ipywidgets  # noqa: F401  (the widget bar needs it)
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm import tqdm
+    return tqdm(**kwargs)
 
 
 def _improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:
@@ -82,6 +91,10 @@ def _check_fit_args(state, model, train_data, epochs, batch_size, val_data, plat
                          f"checkpoint_dir={str(checkpoint_dir)!r}")
     if resume and checkpoint_dir is None and not isinstance(resume, (str, Path)):
         raise ValueError("fit: resume=True needs checkpoint_dir (or a checkpoint path)")
+    if checkpoint_dir is not None and not resume and latest_checkpoint(checkpoint_dir):
+        raise ValueError(f"fit: checkpoint_dir={str(checkpoint_dir)!r} already holds the "
+                         f"checkpoints of a run; pass resume=True to continue it or use an "
+                         f"empty directory")
     return n
 
 
@@ -181,8 +194,9 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
         lr_scale = jnp.asarray(pstate.lr / base_lr if plateau else 1.0, jnp.float32)
         sums: dict[str, float] = {}
         key = jax.random.fold_in(state.key, epoch)
-        bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{epochs}",
-                   unit="step", disable=not progress, dynamic_ncols=True)
+        bar = _progress_bar(total=steps_per_epoch, initial=skip, unit="step",
+                            desc=f"epoch {epoch + 1}/{epochs}", disable=not progress,
+                            dynamic_ncols=True)
         for b, chunk in enumerate(batches(key, *leaves, batch_size=batch_size,
                                           drop_last=drop_last, skip=skip), start=skip):
             batch = jax.tree_util.tree_unflatten(treedef, chunk)
