@@ -25,49 +25,19 @@ SCRIPT = textwrap.dedent(r"""
     from pathlib import Path
 
     import jax
-    import jax.numpy as jnp
     import optax
-    from jax import lax
 
     import numpy as np
 
     import functional_dl as fdl
-    from functional_dl.nn import Layer, Sequential
+    from functional_dl import nn
 
     out = Path(sys.argv[1])
     assert len(jax.devices()) == 8, jax.devices()
 
-    def Dense(n, bias=True):
-        def init(key, shape):
-            w = jax.random.normal(key, (shape[-1], n)) / shape[-1] ** 0.5
-            return ({"w": w, "b": jnp.zeros(n)} if bias else {"w": w}), {}
-        def apply(p, s, x, *, key=None, train=False):
-            return x @ p["w"] + p.get("b", 0.0), s
-        return Layer(init, apply, "dense")
-
-    def Norm(axis_name):  # BatchNorm, statistics reduced over `axis_name` when given
-        def init(key, shape):
-            c = shape[-1]
-            return ({"scale": jnp.ones(c), "bias": jnp.zeros(c)},
-                    {"mean": jnp.zeros(c), "var": jnp.ones(c)})
-        def apply(p, s, x, *, key=None, train=False):
-            if train:
-                mean = x.mean(0)
-                mean = lax.pmean(mean, axis_name) if axis_name else mean
-                var = ((x - mean) ** 2).mean(0)
-                var = lax.pmean(var, axis_name) if axis_name else var
-                s = {"mean": 0.9 * s["mean"] + 0.1 * mean, "var": 0.9 * s["var"] + 0.1 * var}
-            else:
-                mean, var = s["mean"], s["var"]
-            return (x - mean) / jnp.sqrt(var + 1e-5) * p["scale"] + p["bias"], s
-        return Layer(init, apply, "batch_norm")
-
     def model(axis_name):
-        flat = Layer(lambda k, s: ({}, {}),
-                     lambda p, s, x, *, key=None, train=False: (x.reshape(len(x), -1), s), "flat")
-        relu = Layer(lambda k, s: ({}, {}),
-                     lambda p, s, x, *, key=None, train=False: (jax.nn.relu(x), s), "relu")
-        return Sequential(flat, Dense(32, bias=False), Norm(axis_name), relu, Dense(10))
+        return nn.Sequential(nn.Flatten(), nn.Linear(32, bias=False),
+                             nn.BatchNorm(axis_name=axis_name), nn.ReLU(), nn.Linear(10))
 
     def xent(logits, y):
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
@@ -90,7 +60,7 @@ SCRIPT = textwrap.dedent(r"""
         trained = {"params": result.state.params, "model_state": result.state.model_state}
         leaves = jax.tree_util.tree_flatten_with_path(trained)[0]
         np.savez(out / f"{name}.npz", **{jax.tree_util.keystr(k): np.asarray(v) for k, v in leaves})
-        used = len(result.state.params["1_dense"]["w"].devices())
+        used = len(result.state.params["1_linear"]["weight"].devices())
         (out / f"{name}.json").write_text(json.dumps({"history": result.history, "devices": used}))
     try:
         fdl.train.fit(fdl.train.create_train_state(jax.random.key(0), synced, opt, (1, 8, 8, 1)),
