@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import safetensors
 import safetensors.numpy
@@ -144,17 +143,18 @@ def checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
 def _from_numpy(arr: np.ndarray, dtype: str, like: Any) -> Any:
     """Rebuild a leaf of the template's kind (jax array on its sharding, NumPy, scalar)."""
+    sharding = like.sharding if isinstance(like, jax.Array) else None
     if dtype.startswith("key<"):
-        out = jax.random.wrap_key_data(jnp.asarray(arr), impl=dtype[4:-1])
-    else:
-        arr = arr.view(np.dtype(dtype)) if arr.dtype != np.dtype(dtype) else arr
-        if isinstance(like, np.ndarray):
-            return arr.copy()
-        if isinstance(like, (bool, int, float, complex, np.generic)):
-            return arr.item() if not isinstance(like, np.generic) else arr[()]
-        out = jnp.asarray(arr)
-    sharding = getattr(like, "sharding", None)
-    return jax.device_put(out, sharding) if isinstance(like, jax.Array) else out
+        key = jax.random.wrap_key_data(jax.device_put(arr), impl=dtype[4:-1])
+        return jax.device_put(key, sharding) if sharding is not None else key
+    arr = arr.view(np.dtype(dtype)) if arr.dtype != np.dtype(dtype) else arr
+    if isinstance(like, np.ndarray):
+        return arr.copy()
+    if isinstance(like, np.generic):
+        return arr[()]
+    if isinstance(like, (bool, int, float, complex)):
+        return arr.item()
+    return jax.device_put(arr, sharding)  # a transfer, no compilation per shape
 
 
 def restore_checkpoint(path: str | os.PathLike, template: Any) -> Any:

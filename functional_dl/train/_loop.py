@@ -201,7 +201,7 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
                                           drop_last=drop_last, skip=skip), start=skip):
             batch = jax.tree_util.tree_unflatten(treedef, chunk)
             state, step_metrics = train_step(state, batch, lr_scale)
-            values = {k: float(v) for k, v in step_metrics.items()}
+            values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
             if not math.isfinite(values["loss"]):
                 bar.close()
                 kept = (f"the last good checkpoint is {str(last_ckpt)!r}" if last_ckpt

@@ -119,7 +119,9 @@ def _train_step(apply: Callable, loss_fn: Callable, update: Callable, metric_ite
             # A state not yet on the mesh (fresh from create_train_state) is moved there
             # first, so that it has the type of the step's output: one trace, one compile.
             state = jax.device_put(state, replicated)
-        return jitted(state, batch, jnp.asarray(lr_scale, jnp.float32))
+        if not isinstance(lr_scale, jax.Array):
+            lr_scale = np.float32(lr_scale)
+        return jitted(state, batch, lr_scale)
 
     return step
 
