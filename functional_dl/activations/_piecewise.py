@@ -314,6 +314,8 @@ def prelu(x: Any, weight: Any) -> jax.Array:
                 f"prelu: weight must have 1 or C={channels} elements (C = x.shape[-1]), "
                 f"got weight.shape={weight.shape} for x.shape={x.shape}"
             )
+    if x.ndim == 0:  # no channel axis: a single slope
+        weight = weight.reshape(())
     xc = upcast(x)
     return _prelu_formula(xc, weight.astype(xc.dtype)).astype(x.dtype)
 
