@@ -239,8 +239,8 @@ def hardswish(x: Any) -> jax.Array:
     Returns:
       an array with the shape and floating dtype of ``x``.
 
-    PyTorch: ``torch.nn.functional.hardswish`` (same); ``jax.nn.hard_swish`` has the same
-    values (its derivative at +-3 averages the two sides).
+    PyTorch: ``torch.nn.functional.hardswish`` (same); ``jax.nn.hard_swish`` is the same
+    function.
 
     Example:
       >>> fdl.activations.hardswish(jnp.array([-4.0, 0.0, 1.5, 4.0]))
