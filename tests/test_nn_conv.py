@@ -8,7 +8,7 @@ from scipy.signal import correlate
 
 import functional_dl.nn.functional as F
 from functional_dl.nn._batch_norm import batch_norm_backward
-from functional_dl.nn._pool import max_pool2d_backward
+from functional_dl.nn._pool import avg_pool2d_backward, max_pool2d_backward
 from tests.helpers import FLOAT_DTYPES, assert_close, assert_eager_jit_vmap, assert_finite
 
 RNG = np.random.default_rng(0)
@@ -123,6 +123,15 @@ def test_max_pool_matches_lax_and_routes_ties_to_first():
     # a window of equal values sends the whole gradient to its first entry (PyTorch)
     dx = max_pool2d_backward(jnp.ones((1, 2, 2, 1)), jnp.ones((1, 1, 1, 1)), 2)
     assert_close(dx[0, :, :, 0], np.array([[1.0, 0.0], [0.0, 0.0]]))
+
+
+def test_pooling_gradient_under_jit_equals_hand_backward():
+    x = jnp.asarray(RNG.permutation(2 * 7 * 6 * 3).reshape(2, 7, 6, 3), jnp.float32)  # no ties
+    kw = {"stride": 2, "padding": 1}
+    for pool, hand in ((F.max_pool2d, max_pool2d_backward), (F.avg_pool2d, avg_pool2d_backward)):
+        g = jnp.asarray(RNG.standard_normal(pool(x, 3, **kw).shape), jnp.float32)
+        auto = jax.jit(jax.grad(lambda x, pool=pool, g=g: jnp.sum(pool(x, 3, **kw) * g)))(x)
+        assert_close(auto, hand(x, g, 3, **kw))
 
 
 def test_pooling_bad_input():
