@@ -25,7 +25,6 @@ SCRIPT = textwrap.dedent(r"""
     from pathlib import Path
 
     import jax
-    import optax
 
     import numpy as np
 
@@ -39,12 +38,9 @@ SCRIPT = textwrap.dedent(r"""
         return nn.Sequential(nn.Flatten(), nn.Linear(32, bias=False),
                              nn.BatchNorm(axis_name=axis_name), nn.ReLU(), nn.Linear(10))
 
-    def xent(logits, y):
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
     x, y = fdl.data.load_digits()
     train, val = (x[:512], y[:512]), (x[512:700], y[512:700])
-    opt = optax.adam(1e-2)
+    xent, opt = fdl.losses.cross_entropy, fdl.optim.adam(1e-2)
 
     def run(net, devices):
         mesh = fdl.train.data_parallel_mesh(devices)
