@@ -309,7 +309,7 @@ def test_matches_pytorch(evaluated, name):
     assert got64.dtype == jnp.float64 and got64.shape == expected.shape
     np.testing.assert_allclose(np.asarray(got64), expected, **RTOL64)
     assert got32.dtype == jnp.float32
-    assert_close(got32, expected, **tol(np.float32))
+    assert_close(got32, expected, rtol=tol(np.float32)["rtol"], atol=1e-12)
 
 
 def test_traced_step_eager_jit_vmap():
@@ -511,7 +511,8 @@ def test_plateau_hand_written(name):
     kw, lr, metrics, expected = HAND[name]
     ref = RefPlateau(lr, **kw)
     np.testing.assert_allclose([ref.step(m) for m in metrics], expected, rtol=1e-12)
-    assert_close(plateau_lrs(S.reduce_lr_on_plateau(**kw), lr, metrics), np.asarray(expected))
+    got = plateau_lrs(S.reduce_lr_on_plateau(**kw), lr, metrics)
+    assert_close(got, np.asarray(expected), atol=0.0)  # relative: some rates are 1e-7
 
 
 PLATEAU_CONFIGS = [
