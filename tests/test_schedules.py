@@ -430,6 +430,8 @@ BAD = [
     (lambda: S.reduce_lr_on_plateau(cooldown=1.5), TypeError, "cooldown"),
     (lambda: S.scale_by_plateau(min_scale=-1.0), ValueError, "min_lr"),
     (lambda: _dummy(1.5), TypeError, "step"),
+    (lambda: S.reduce_lr_on_plateau().update(S.reduce_lr_on_plateau().init(0.1), jnp.ones(2)),
+     ValueError, "metric"),
 ]
 
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import optax
 from jax.typing import ArrayLike
 
-from .._checks import check_choice, check_in_range, check_int, check_nonnegative
+from .._checks import check_choice, check_in_range, check_int, check_ndim, check_nonnegative
 from ._common import to_float
 
 
@@ -109,6 +109,7 @@ def reduce_lr_on_plateau(mode: str = "min", factor: float = 0.1, patience: int =
         )
 
     def update(state: PlateauState, metric: ArrayLike) -> PlateauState:
+        check_ndim("metric", metric, 0, fn=fn)
         metric = jnp.asarray(metric).astype(state.best.dtype)
         better = is_better(metric, state.best)
         best = jnp.where(better, metric, state.best)
