@@ -97,9 +97,10 @@ def one_cycle_lr(max_lr: float, total_steps: int, pct_start: float = 0.3,
       ``schedule(step) -> lr``, elementwise over an integer ``step`` array; jit-able.
 
     Raises:
-      ValueError: ``total_steps < 1``, ``pct_start`` outside (0, 1), an unknown
-      ``anneal_strategy``, or a ``pct_start`` that makes a reached phase zero steps long
-      (``pct_start·T = 1``; PyTorch divides by zero there).
+      ValueError: ``total_steps < 1``, ``pct_start`` outside the open interval (0, 1)
+      (PyTorch accepts 0 and 1), an unknown ``anneal_strategy``, or a ``pct_start`` that
+      makes a reached phase zero steps long (``pct_start·T = 1``, or ``three_phase`` with
+      ``2·pct_start·T − 2 = T − 1``; PyTorch divides by zero there).
 
     PyTorch: ``OneCycleLR(opt, max_lr, total_steps, pct_start, anneal_strategy,
     div_factor=div_factor, final_div_factor=final_div_factor, three_phase=three_phase)``.
