@@ -405,6 +405,7 @@ BAD = [
     (lambda: S.one_cycle_lr(0.1, 100, pct_start=1.0), ValueError, "pct_start"),
     (lambda: S.one_cycle_lr(0.1, 100, pct_start=1.5), ValueError, "pct_start"),
     (lambda: S.one_cycle_lr(0.1, 10, pct_start=0.1), ValueError, "pct_start"),  # 0-length
+    (lambda: S.one_cycle_lr(0.1, 5, pct_start=0.6, three_phase=True), ValueError, "pct_start"),
     (lambda: S.one_cycle_lr(0.1, 100, anneal_strategy="exp"), ValueError, "anneal_strategy"),
     (lambda: S.one_cycle_momentum(0.1, 100, anneal_strategy="Cos"), ValueError,
      "anneal_strategy"),
