@@ -228,7 +228,8 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
         record["time"] = time.perf_counter() - t0
         for k, v in record.items():
             history.setdefault(k, []).append(v)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "time"})
+        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "time"},
+                        refresh=False)
         bar.close()
         if _improved(record[monitor], book["best"], mode, min_delta):
             book["best"], book["bad_epochs"] = record[monitor], 0
