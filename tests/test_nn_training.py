@@ -7,6 +7,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 import functional_dl as fdl
+from tests.helpers import fast_key
 
 nn = fdl.nn
 
@@ -23,7 +24,7 @@ def digits():
 
 def train(model, x, y, *, epochs, lr, batch=50, seed=0):
     """Adam on the mean cross-entropy; one compiled scan per epoch over shuffled batches."""
-    params, state = model.init(jax.random.key(seed), (batch, *x.shape[1:]))
+    params, state = model.init(fast_key(seed), (batch, *x.shape[1:]))
     opt = fdl.optim.adam(lr)
     x, y = jnp.asarray(x), jnp.asarray(y)
     n_batches = len(y) // batch
@@ -48,7 +49,7 @@ def train(model, x, y, *, epochs, lr, batch=50, seed=0):
 
     carry = (params, state, opt.init(params))
     for e in range(epochs):
-        carry, losses = epoch(carry, jax.random.key(1000 + e))
+        carry, losses = epoch(carry, fast_key(1000 + e))
     return carry[0], carry[1], losses
 
 
