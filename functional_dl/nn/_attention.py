@@ -310,7 +310,10 @@ def _register():
                       _plain_backward(q, k, v, None, m, None, g, **_CAUSAL)[:3]),
         examples=_with(lambda: (_mask_example(),)), argnums=(0, 1, 2),
         fd_examples=_with(lambda: (_mask_example(),), large=False))
-    bias = lambda: (np.random.default_rng(2).standard_normal((3, 5, 6)),)
+
+    def bias():
+        return (np.random.default_rng(2).standard_normal((3, 5, 6)),)
+
     grads.register(
         "scaled_dot_product_attention(bias)",
         forward=_jit(lambda q, k, v, b: _plain_formula(q, k, v, b)),
@@ -331,7 +334,9 @@ def _register():
                                                 block_size=2, **_CAUSAL)
         return jax.vjp(f, q, k, v, b)[1](g)
 
-    bias_mask = lambda: (_mask_example(),) + bias()
+    def bias_mask():
+        return (_mask_example(),) + bias()
+
     grads.register(
         "scaled_dot_product_attention(implementation='blockwise', block_size=2, mask, bias, "
         "is_causal=True, scale=0.7)",

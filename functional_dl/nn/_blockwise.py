@@ -47,7 +47,8 @@ def _reduce_to(x, shape):
     """Sum ``x`` over the axes where ``shape`` has size 1 (undo broadcasting)."""
     lead = x.ndim - len(shape)
     x = jnp.sum(x, axis=tuple(range(lead))) if lead else x
-    axes = tuple(i for i, (n, m) in enumerate(zip(shape, x.shape)) if n == 1 and m != 1)
+    pairs = enumerate(zip(shape, x.shape, strict=True))
+    axes = tuple(i for i, (n, m) in pairs if n == 1 and m != 1)
     return jnp.sum(x, axis=axes, keepdims=True) if axes else x
 
 
