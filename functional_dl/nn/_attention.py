@@ -181,7 +181,11 @@ def _check_inputs(q, k, v, mask, bias, dropout_p, key):
         if name == "mask" and jnp.result_type(x) != jnp.bool_:
             raise TypeError(f"{_FN}: mask must be boolean (True = may attend), "
                             f"got mask.dtype={jnp.result_type(x)}; use bias= for additive masks")
-        if np.ndim(x) > len(scores) or np.broadcast_shapes(np.shape(x), scores) != scores:
+        try:
+            ok = np.ndim(x) <= len(scores) and np.broadcast_shapes(np.shape(x), scores) == scores
+        except ValueError:
+            ok = False
+        if not ok:
             raise ValueError(f"{_FN}: {name} of shape {tuple(np.shape(x))} does not broadcast to "
                              f"the scores [..., Lq, Lk] = {scores}")
     check_in_range("dropout_p", dropout_p, 0.0, 1.0, fn=_FN)
@@ -245,28 +249,37 @@ def scaled_dot_product_attention(q, k, v, *, mask=None, is_causal=False, scale=N
     if block_size is not None:
         check_int("block_size", block_size, minimum=1, fn=_FN)
     lq, lk, d = q.shape[-2], k.shape[-2], q.shape[-1]
-    if scale is None:
-        scale = 1.0 / math.sqrt(d)
+    if implementation is None:
+        implementation = "blockwise" if min(lq, lk) >= AUTO_BLOCKWISE_MIN_LENGTH else "plain"
+    if mask is not None:
+        mask = jnp.asarray(mask)
+    if bias is not None:
+        bias = jnp.asarray(bias)
+    return _attention(q, k, v, bias, mask, key, batch=batch, is_causal=bool(is_causal),
+                      scale=1.0 / math.sqrt(d) if scale is None else float(scale),
+                      dropout_p=float(dropout_p), implementation=implementation,
+                      block_size=block_size or _default_block_size(lq, lk))
+
+
+@functools.partial(jax.jit, static_argnames=("batch", "is_causal", "scale", "dropout_p",
+                                             "implementation", "block_size"))
+def _attention(q, k, v, bias, mask, key, *, batch, is_causal, scale, dropout_p, implementation,
+               block_size):
+    """Broadcast to the common batch shape, compute in >= float32, dispatch to a path."""
     out_dtype = jnp.result_type(q, k, v)
     ct = jnp.promote_types(out_dtype, jnp.float32)
     q, k, v = (jnp.broadcast_to(x.astype(ct), batch + x.shape[-2:]) for x in (q, k, v))
     rank = len(batch) + 2
     if mask is not None:
-        mask = jnp.reshape(jnp.asarray(mask), (1,) * (rank - np.ndim(mask)) + np.shape(mask))
+        mask = jnp.reshape(mask, (1,) * (rank - mask.ndim) + mask.shape)
     if bias is not None:
-        bias = jnp.asarray(bias, ct)
-        bias = jnp.reshape(bias, (1,) * (rank - bias.ndim) + bias.shape)
-    if implementation is None:
-        implementation = "blockwise" if min(lq, lk) >= AUTO_BLOCKWISE_MIN_LENGTH else "plain"
-    dropout_p = float(dropout_p)
+        bias = jnp.reshape(bias.astype(ct), (1,) * (rank - bias.ndim) + bias.shape)
     if implementation == "plain":
-        static = (("is_causal", bool(is_causal)), ("scale", float(scale)),
-                  ("dropout_p", dropout_p))
+        static = (("is_causal", is_causal), ("scale", scale), ("dropout_p", dropout_p))
         out = _plain(q, k, v, bias, mask, key, static)
     else:
-        out = _blockwise_attention(q, k, v, bias, mask, key, is_causal=bool(is_causal),
-                                   scale=float(scale), dropout_p=dropout_p,
-                                   block_size=block_size or _default_block_size(lq, lk))
+        out = _blockwise_attention(q, k, v, bias, mask, key, is_causal=is_causal, scale=scale,
+                                   dropout_p=dropout_p, block_size=block_size)
     return out.astype(out_dtype)
 
 
