@@ -14,3 +14,12 @@ from ._core import Residual as Residual
 from ._core import Sequential as Sequential
 
 __all__ = ["functional", "init", "Layer", "Sequential", "Residual"]
+
+# attention, positional encodings and Transformers
+from ._positional import LearnedPositionalEmbedding as LearnedPositionalEmbedding  # noqa: E402
+from ._positional import RelativePositionBias as RelativePositionBias  # noqa: E402
+
+__all__ += [
+    "LearnedPositionalEmbedding",
+    "RelativePositionBias",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -80,6 +81,7 @@ def _merge_pairs(a, b, layout):
     return jnp.concatenate([a, b], axis=-1)
 
 
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
 def _rotate(x, positions, theta, layout, sign):
     ct = jnp.promote_types(x.dtype, jnp.float32)
     cos, sin = _rope_angles(positions, x.shape[-1], theta, x.shape, ct)
@@ -137,12 +139,12 @@ def rope(x, positions=None, *, theta=10000.0, layout="interleaved"):
     check_positive("theta", theta, fn="rope")
     if positions is None:
         positions = jnp.arange(x.shape[-2])
-    return _rotate(x, positions, theta, layout, 1.0)
+    return _rotate(x, positions, float(theta), layout, 1.0)
 
 
 def _rope_backward(x, positions, g, *, theta=10000.0, layout="interleaved"):
     """``d rope / dx`` transposed: rotate the cotangent by ``-phi``."""
-    return _rotate(jnp.asarray(g), positions, theta, layout, -1.0)
+    return _rotate(jnp.asarray(g), positions, float(theta), layout, -1.0)
 
 
 # --------------------------------------------------------------------------- ALiBi
