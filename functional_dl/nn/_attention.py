@@ -17,7 +17,7 @@ from .. import grads
 from .._checks import check_choice, check_floating, check_in_range, check_int
 from . import _blockwise
 
-__all__ = ["scaled_dot_product_attention"]
+__all__ = ["scaled_dot_product_attention", "attention_weights"]
 
 _FN = "scaled_dot_product_attention"
 # implementation=None picks the blockwise path when both lengths reach this (it is
@@ -281,6 +281,27 @@ def _attention(q, k, v, bias, mask, key, *, batch, is_causal, scale, dropout_p, 
         out = _blockwise_attention(q, k, v, bias, mask, key, is_causal=is_causal, scale=scale,
                                    dropout_p=dropout_p, block_size=block_size)
     return out.astype(out_dtype)
+
+
+def attention_weights(q, k, *, mask=None, is_causal=False, scale=None, bias=None):
+    """The attention probabilities ``softmax(scale * q k^T + bias, masked)``, ``[..., Lq, Lk]``.
+
+    The weights that :func:`scaled_dot_product_attention` applies to ``v`` (without
+    dropout), for inspection and plots; fully masked rows are all zeros. Same arguments
+    and broadcasting as :func:`scaled_dot_product_attention`.
+
+    Example:
+      >>> attention_weights(jnp.ones((4, 8)), jnp.ones((6, 8))).sum(-1)
+      Array([1., 1., 1., 1.], dtype=float32)
+    """
+    q, k = jnp.asarray(q), jnp.asarray(k)
+    _check_inputs(q, k, k, mask, bias, 0.0, None)
+    ct = jnp.promote_types(jnp.result_type(q, k), jnp.float32)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    valid = _valid(None if mask is None else jnp.asarray(mask), is_causal, q.shape[-2],
+                   k.shape[-2])
+    bias = None if bias is None else jnp.asarray(bias, ct)
+    return _probs(q.astype(ct), k.astype(ct), bias, valid, scale).astype(jnp.result_type(q, k))
 
 
 # ----------------------------------------------------------------------- registry

@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 # attention and positional encodings
+from ._attention import attention_weights as attention_weights  # noqa: E402
 from ._attention import scaled_dot_product_attention as scaled_dot_product_attention  # noqa: E402
 from ._positional import alibi_bias as alibi_bias  # noqa: E402
 from ._positional import alibi_slopes as alibi_slopes  # noqa: E402
@@ -41,6 +42,7 @@ from ._positional import sinusoidal_positional_encoding as sinusoidal_positional
 
 __all__ += [
     "scaled_dot_product_attention",
+    "attention_weights",
     "rope",
     "sinusoidal_positional_encoding",
     "alibi_bias",
