@@ -196,3 +196,37 @@ def test_dtype_preserved(name, dtype):
     assert_finite(y)
     if name != "dropout":  # low precision agrees with float32 to that precision
         assert_close(y, OPS[name](jnp.asarray(X)), dtype=dtype)
+
+
+# ---------------------------------------------------------------- custom_vjp == autodiff
+
+
+def test_public_norms_differentiate_like_the_plain_formula():
+    # the public functions differentiate with the closed-form backward (custom_vjp); the
+    # registered plain formulas (same arguments) are differentiated by jax
+    from functional_dl import grads
+
+    x = jnp.asarray(RNG.standard_normal((4, 3, 6)), jnp.float32)
+    w, b = jnp.asarray(1 + 0.1 * RNG.standard_normal(6)), jnp.asarray(RNG.standard_normal(6))
+    cases = {
+        "layer_norm": (lambda x, w, b: F.layer_norm(x, w, b), (x, w, b)),
+        "group_norm(num_groups=2)": (lambda x, w, b: F.group_norm(x, 2, w, b), (x, w, b)),
+        "rms_norm": (lambda x, w: F.rms_norm(x, w, eps=1e-6), (x, w)),
+        "batch_norm(training=True)": (
+            lambda x, rm, rv, w, b: F.batch_norm(x, rm, rv, w, b, training=True)[0],
+            (x, jnp.zeros(6), jnp.ones(6), w, b)),
+    }
+    g = jnp.asarray(RNG.standard_normal(x.shape), jnp.float32)
+    for name, (public, args) in cases.items():
+        entry = grads.registry()[name]
+
+        def vjp(f, args, argnums=entry.argnums):
+            def of_diff(*diff):
+                full = list(args)
+                for i, d in zip(argnums, diff, strict=True):
+                    full[i] = d
+                return f(*full)
+
+            return jax.jit(lambda *d: jax.vjp(of_diff, *d)[1](g))(*(args[i] for i in argnums))
+
+        assert_close(vjp(public, args), vjp(entry.forward, args), err_msg=name)

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import grads
 from .._checks import check_in_range, check_positive
-from ._norm import affine, centered_moments, normalize_backward
+from ._normalize import affine, normalize, normalize_formula, normalize_vjp
 from ._utils import check_vector, stat_dtype
 
 __all__ = ["batch_norm", "batch_norm_backward"]
@@ -31,16 +31,15 @@ def _check(x, running_mean, running_var, weight, bias, momentum, eps):
     return tuple(range(x.ndim - 1))
 
 
-def _batch_stats(x: Any, axes: tuple[int, ...], axis_name: Any):
-    """``(centred x, biased var, mean, count)``; ``count`` spans every device of ``axis_name``."""
-    c, var, mean = centered_moments(x, axes, axis_name)
+def _count(x: Any, axis_name: Any) -> int:
+    """Values per channel (over every device of ``axis_name``); training needs 2 or more."""
     count = math.prod(x.shape[:-1])
     if axis_name is not None:
         count *= jax.lax.axis_size(axis_name)
     if count < 2:
         raise ValueError(f"batch_norm: training needs more than 1 value per channel, got "
                          f"x.shape={tuple(x.shape)}")
-    return c, var, mean, count
+    return count
 
 
 def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
@@ -79,6 +78,12 @@ def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
     Example:
       >>> y, rm, rv = batch_norm(x, jnp.zeros(C), jnp.ones(C), training=True)
     """
+    return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps,
+                       axis_name, normalize)
+
+
+def _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, axis_name,
+                norm):
     axes = _check(x, running_mean, running_var, weight, bias, momentum, eps)
     if not training:
         if running_mean is None or running_var is None:
@@ -87,8 +92,8 @@ def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
         xf = x.astype(stat_dtype(x.dtype))
         y = (xf - running_mean) * jax.lax.rsqrt(running_var.astype(xf.dtype) + eps)
         return affine(y, x, weight, bias), running_mean, running_var
-    c, var, mean, count = _batch_stats(x, axes, axis_name)
-    y = affine(c * jax.lax.rsqrt(var + eps), x, weight, bias)
+    count = _count(x, axis_name)
+    y, mean, var = norm(x, weight, bias, axes, eps, axis_name)
     mean, var = jax.lax.stop_gradient((mean.reshape(-1), var.reshape(-1)))
     new_mean = new_var = None
     if running_mean is not None:
@@ -112,17 +117,13 @@ def batch_norm_backward(x: Any, running_mean: Any, running_var: Any, weight: Any
     (this device's share; ``None`` for absent parameters).
     """
     axes = _check(x, running_mean, running_var, weight, bias, momentum, eps)
-    gf = g.astype(stat_dtype(x.dtype))
-    dxhat = gf if weight is None else gf * weight
     if training:
-        c, var, _, _ = _batch_stats(x, axes, axis_name)
-        rstd = jax.lax.rsqrt(var + eps)
-        xhat = c * rstd
-        dx = normalize_backward(xhat, rstd, dxhat, axes, axis_name)
-    else:
-        rstd = jax.lax.rsqrt(running_var.astype(gf.dtype) + eps)
-        xhat = (x.astype(gf.dtype) - running_mean) * rstd
-        dx = dxhat * rstd
+        _count(x, axis_name)
+        return normalize_vjp(x, weight, bias, g, axes, eps, axis_name)
+    gf = g.astype(stat_dtype(x.dtype))
+    rstd = jax.lax.rsqrt(running_var.astype(gf.dtype) + eps)
+    xhat = (x.astype(gf.dtype) - running_mean) * rstd
+    dx = (gf if weight is None else gf * weight) * rstd
     dw = None if weight is None else jnp.sum(gf * xhat, axis=axes).astype(weight.dtype)
     db = None if bias is None else jnp.sum(gf, axis=axes).astype(bias.dtype)
     return dx.astype(x.dtype), dw, db
@@ -141,7 +142,8 @@ def _examples():
 for _training in (True, False):
     grads.register(
         f"batch_norm(training={_training})",
-        forward=lambda x, rm, rv, w, b, t=_training: batch_norm(x, rm, rv, w, b, training=t)[0],
+        forward=lambda x, rm, rv, w, b, t=_training: _batch_norm(
+            x, rm, rv, w, b, t, 0.1, 1e-5, None, normalize_formula)[0],
         backward=lambda x, rm, rv, w, b, g, t=_training: batch_norm_backward(
             x, rm, rv, w, b, g, training=t),
         examples=_examples, fd_examples=lambda: _examples()[:1], argnums=(0, 3, 4),

@@ -1,8 +1,10 @@
 """Per-sample normalisation: ``layer_norm``, ``rms_norm``, ``group_norm``, and their backward.
 
-Statistics are accumulated in at least float32 with the shifted-data algorithm of
-:func:`centered_moments`, accurate for inputs whose mean is large compared with
-their spread (mean 1e4, std 1e-2 in float32).
+Layer and group norm share :func:`~functional_dl.nn._normalize.normalize` (one-pass
+shifted-data statistics in at least float32, accurate at mean 1e4 and std 1e-2, and a
+closed-form backward); ``rms_norm`` has its own closed-form backward. The public
+functions differentiate with these hand-derived backward passes (``jax.custom_vjp``);
+the plain formulas are registered with :mod:`functional_dl.grads` to check them.
 """
 
 from __future__ import annotations
@@ -15,12 +17,10 @@ import numpy as np
 
 from .. import grads
 from .._checks import check_floating, check_int, check_positive
-from ._utils import param, stat_dtype
+from ._normalize import affine, normalize, normalize_formula, normalize_vjp
+from ._utils import stat_dtype
 
 __all__ = [
-    "centered_moments",
-    "normalize_backward",
-    "affine",
     "layer_norm",
     "layer_norm_backward",
     "rms_norm",
@@ -28,29 +28,6 @@ __all__ = [
     "group_norm",
     "group_norm_backward",
 ]
-
-
-def centered_moments(x: Any, axes: tuple[int, ...], axis_name: Any = None):
-    """``(x - mean, var, mean)`` over ``axes`` (keepdims), in at least float32.
-
-    Shifted-data algorithm: with a pivot ``p`` (a first estimate of the mean, held
-    constant), ``d = x - p`` is exact (Sterbenz) and small, so
-    ``mean = p + E[d]`` and ``var = E[d^2] - E[d]^2`` suffer no cancellation; the
-    centred values ``d - E[d]`` keep their accuracy even where ``mean`` itself is not
-    representable to that precision. ``var`` is the biased (population) variance.
-    With ``axis_name`` every statistic is averaged over that mapped axis (``lax.pmean``).
-    """
-    xf = x.astype(stat_dtype(x.dtype))
-
-    def mean(v):
-        m = jnp.mean(v, axis=axes, keepdims=True)
-        return m if axis_name is None else jax.lax.pmean(m, axis_name)
-
-    pivot = jax.lax.stop_gradient(mean(xf))
-    d = xf - pivot
-    dm = mean(d)
-    var = jnp.maximum(mean(d * d) - dm * dm, 0.0)
-    return d - dm, var, pivot + dm
 
 
 def _norm_axes(fn: str, x: Any, weight: Any, bias: Any) -> tuple[int, ...]:
@@ -69,18 +46,10 @@ def _norm_axes(fn: str, x: Any, weight: Any, bias: Any) -> tuple[int, ...]:
     return tuple(range(np.ndim(x) - n, np.ndim(x)))
 
 
-def affine(xhat: Any, x: Any, weight: Any, bias: Any) -> Any:
-    """``xhat * weight + bias`` in ``x``'s dtype (absent parameters are skipped)."""
-    y = xhat.astype(x.dtype)
-    if weight is not None:
-        y = y * param(weight, x)
-    if bias is not None:
-        y = y + param(bias, x)
-    return y
-
-
-def _sum_leading(v: Any, n_lead: int) -> Any:
-    return jnp.sum(v, axis=tuple(range(n_lead)))
+def _layer_norm(x, weight, bias, eps, norm):
+    check_positive("eps", eps, fn="layer_norm")
+    axes = _norm_axes("layer_norm", x, weight, bias)
+    return norm(x, weight, bias, axes, eps, None)[0]
 
 
 def layer_norm(x: Any, weight: Any = None, bias: Any = None, *, eps: float = 1e-5) -> Any:
@@ -92,35 +61,19 @@ def layer_norm(x: Any, weight: Any = None, bias: Any = None, *, eps: float = 1e-
       x: ``[..., *normalized_shape]``.
       weight: optional ``normalized_shape`` scale (``gamma``).
       bias: optional ``normalized_shape`` shift (``beta``).
-      eps: added to the biased variance.
+      eps: added to the biased variance (a Python float).
 
     The normalised axes are the trailing ``weight.ndim`` axes (the last axis when
-    there is no weight). Returns an array of ``x``'s shape and dtype.
+    there is no weight). Returns an array of ``x``'s shape and dtype; differentiates
+    with :func:`layer_norm_backward`.
 
-    PyTorch: ``torch.nn.functional.layer_norm(x, weight.shape, weight, bias, eps)``.
+    PyTorch: ``torch.nn.functional.layer_norm(x, weight.shape, weight, bias, eps)``;
+    ``flax.linen.LayerNorm`` (whose default one-pass variance is inaccurate at large means).
 
     Example:
       >>> layer_norm(jnp.array([[1.0, 2.0, 3.0]]))  # ~[[-1.22, 0, 1.22]]
     """
-    check_positive("eps", eps, fn="layer_norm")
-    axes = _norm_axes("layer_norm", x, weight, bias)
-    c, var, _ = centered_moments(x, axes)
-    return affine(c * jax.lax.rsqrt(var + eps), x, weight, bias)
-
-
-def normalize_backward(xhat: Any, rstd: Any, dxhat: Any, axes: tuple[int, ...],
-                       axis_name: Any = None) -> Any:
-    """``dx`` of ``xhat = (x - mean) * rstd`` given ``dxhat`` (statistics over ``axes``).
-
-    .. math:: dx = rstd \\,(dxhat - E[dxhat] - xhat\\, E[dxhat \\cdot xhat])
-
-    With ``axis_name`` the expectations also average over that mapped axis.
-    """
-    m1 = jnp.mean(dxhat, axis=axes, keepdims=True)
-    m2 = jnp.mean(dxhat * xhat, axis=axes, keepdims=True)
-    if axis_name is not None:
-        m1, m2 = jax.lax.pmean((m1, m2), axis_name)
-    return rstd * (dxhat - m1 - xhat * m2)
+    return _layer_norm(x, weight, bias, eps, normalize)
 
 
 def layer_norm_backward(x: Any, weight: Any, bias: Any, g: Any, *, eps: float = 1e-5):
@@ -131,16 +84,7 @@ def layer_norm_backward(x: Any, weight: Any, bias: Any, g: Any, *, eps: float = 
     ``dbias = sum(g)`` (sums over the leading axes). ``None`` for absent parameters.
     """
     axes = _norm_axes("layer_norm", x, weight, bias)
-    c, var, _ = centered_moments(x, axes)
-    rstd = jax.lax.rsqrt(var + eps)
-    xhat = c * rstd
-    gf = g.astype(xhat.dtype)
-    dxhat = gf if weight is None else gf * weight
-    dx = normalize_backward(xhat, rstd, dxhat, axes).astype(x.dtype)
-    lead = x.ndim - len(axes)
-    dw = None if weight is None else _sum_leading(gf * xhat, lead).astype(weight.dtype)
-    db = None if bias is None else _sum_leading(gf, lead).astype(bias.dtype)
-    return dx, dw, db
+    return normalize_vjp(x, weight, bias, g, axes, eps, None)
 
 
 def _rms_eps(x: Any, eps: Any) -> Any:
@@ -148,6 +92,32 @@ def _rms_eps(x: Any, eps: Any) -> Any:
         return float(jnp.finfo(x.dtype).eps)
     check_positive("eps", eps, fn="rms_norm")
     return eps
+
+
+def _rms_fwd(x, weight, axes, eps):
+    xf = x.astype(stat_dtype(x.dtype))
+    r = jax.lax.rsqrt(jnp.mean(xf * xf, axis=axes, keepdims=True) + eps)
+    return affine(xf * r, x, weight, None), (x, r, weight)
+
+
+def _rms_bwd(axes, eps, res, g):
+    """``dx = r (dxhat - xhat E[dxhat xhat])``, ``dxhat = g w``; ``dweight = sum(g xhat)``."""
+    x, r, weight = res
+    xhat = x.astype(r.dtype) * r
+    g = g.astype(r.dtype)
+    dxhat = g if weight is None else g * weight
+    dx = r * (dxhat - xhat * jnp.mean(dxhat * xhat, axis=axes, keepdims=True))
+    lead = tuple(range(x.ndim - len(axes)))
+    dw = None if weight is None else jnp.sum(g * xhat, axis=lead).astype(weight.dtype)
+    return dx.astype(x.dtype), dw
+
+
+def _rms_formula(x, weight, axes, eps):
+    return _rms_fwd(x, weight, axes, eps)[0]
+
+
+_rms = jax.custom_vjp(_rms_formula, nondiff_argnums=(2, 3))
+_rms.defvjp(_rms_fwd, _rms_bwd)
 
 
 def rms_norm(x: Any, weight: Any = None, *, eps: float | None = None) -> Any:
@@ -158,19 +128,17 @@ def rms_norm(x: Any, weight: Any = None, *, eps: float | None = None) -> Any:
     Args:
       x: ``[..., *normalized_shape]``.
       weight: optional ``normalized_shape`` scale.
-      eps: default ``finfo(x.dtype).eps``, as PyTorch.
+      eps: default ``finfo(x.dtype).eps``, as PyTorch (a Python float).
 
-    Returns an array of ``x``'s shape and dtype. PyTorch:
-    ``torch.nn.functional.rms_norm(x, weight.shape, weight, eps)``. Zhang & Sennrich (2019).
+    Returns an array of ``x``'s shape and dtype; differentiates with
+    :func:`rms_norm_backward`. PyTorch: ``torch.nn.functional.rms_norm(x, weight.shape,
+    weight, eps)``. Zhang & Sennrich (2019).
 
     Example:
       >>> rms_norm(jnp.array([[3.0, 4.0]]))  # [[0.85, 1.13]]
     """
     eps = _rms_eps(x, eps)
-    axes = _norm_axes("rms_norm", x, weight, None)
-    xf = x.astype(stat_dtype(x.dtype))
-    rstd = jax.lax.rsqrt(jnp.mean(xf * xf, axis=axes, keepdims=True) + eps)
-    return affine(xf * rstd, x, weight, None)
+    return _rms(x, weight, _norm_axes("rms_norm", x, weight, None), eps)
 
 
 def rms_norm_backward(x: Any, weight: Any, g: Any, *, eps: float | None = None):
@@ -181,19 +149,11 @@ def rms_norm_backward(x: Any, weight: Any, g: Any, *, eps: float | None = None):
     """
     eps = _rms_eps(x, eps)
     axes = _norm_axes("rms_norm", x, weight, None)
-    xf = x.astype(stat_dtype(x.dtype))
-    r = jax.lax.rsqrt(jnp.mean(xf * xf, axis=axes, keepdims=True) + eps)
-    xhat = xf * r
-    gf = g.astype(xhat.dtype)
-    dxhat = gf if weight is None else gf * weight
-    m = jnp.mean(dxhat * xhat, axis=axes, keepdims=True)
-    dx = (r * (dxhat - xhat * m)).astype(x.dtype)
-    lead = x.ndim - len(axes)
-    dw = None if weight is None else _sum_leading(gf * xhat, lead).astype(weight.dtype)
-    return dx, dw
+    return _rms_bwd(axes, eps, _rms_fwd(x, weight, axes, eps)[1], g)
 
 
-def _group_shape(x: Any, num_groups: int) -> tuple[int, ...]:
+def _grouped(x: Any, num_groups: int, weight: Any, bias: Any):
+    """``x`` as ``[N, *spatial, G, C/G]``, parameters as ``[G, C/G]``, and the axes."""
     check_int("num_groups", num_groups, minimum=1, fn="group_norm")
     check_floating("x", x, fn="group_norm")
     if np.ndim(x) < 2:
@@ -206,23 +166,23 @@ def _group_shape(x: Any, num_groups: int) -> tuple[int, ...]:
             f"group_norm: num_groups must divide the channels, got num_groups={num_groups} "
             f"and x.shape={tuple(x.shape)} (C={c})"
         )
-    return (*x.shape[:-1], num_groups, c // num_groups)
-
-
-def _group_stats(x: Any, num_groups: int, weight: Any, bias: Any, eps: float):
-    """``(xhat, rstd, axes)`` with ``x`` viewed as ``[N, *spatial, G, C/G]``."""
-    shape = _group_shape(x, num_groups)
     for name, p in (("weight", weight), ("bias", bias)):
-        if p is not None and tuple(np.shape(p)) != (x.shape[-1],):
+        if p is not None and tuple(np.shape(p)) != (c,):
             raise ValueError(
-                f"group_norm: {name} must have shape ({x.shape[-1]},) (the channels of x), "
+                f"group_norm: {name} must have shape ({c},) (the channels of x), "
                 f"got {name}.shape={tuple(np.shape(p))}"
             )
-    xg = jnp.reshape(x, shape)
+    shape = (num_groups, c // num_groups)
+    xg = jnp.reshape(x, (*x.shape[:-1], *shape))
+    wg, bg = (None if p is None else jnp.reshape(p, shape) for p in (weight, bias))
     axes = (*range(1, xg.ndim - 2), xg.ndim - 1)  # spatial axes and channels in a group
-    c, var, _ = centered_moments(xg, axes)
-    rstd = jax.lax.rsqrt(var + eps)
-    return c * rstd, rstd, axes
+    return xg, wg, bg, axes
+
+
+def _group_norm(x, num_groups, weight, bias, eps, norm):
+    check_positive("eps", eps, fn="group_norm")
+    xg, wg, bg, axes = _grouped(x, num_groups, weight, bias)
+    return jnp.reshape(norm(xg, wg, bg, axes, eps, None)[0], x.shape)
 
 
 def group_norm(x: Any, num_groups: int, weight: Any = None, bias: Any = None, *,
@@ -235,18 +195,17 @@ def group_norm(x: Any, num_groups: int, weight: Any = None, bias: Any = None, *,
       x: ``[N, ..., C]`` (channels last).
       num_groups: number of groups; must divide ``C``.
       weight, bias: optional ``[C]`` per-channel affine parameters.
-      eps: added to the biased variance.
+      eps: added to the biased variance (a Python float).
 
-    Returns an array of ``x``'s shape and dtype. PyTorch:
-    ``torch.nn.functional.group_norm`` (channels first there). Wu & He (2018).
+    Returns an array of ``x``'s shape and dtype; differentiates with
+    :func:`group_norm_backward`. PyTorch: ``torch.nn.functional.group_norm`` (channels
+    first there). Wu & He (2018).
 
     Example:
       >>> group_norm(jnp.ones((2, 4, 4, 8)), 4).shape
       (2, 4, 4, 8)
     """
-    check_positive("eps", eps, fn="group_norm")
-    xhat, _, _ = _group_stats(x, num_groups, weight, bias, eps)
-    return affine(jnp.reshape(xhat, x.shape), x, weight, bias)
+    return _group_norm(x, num_groups, weight, bias, eps, normalize)
 
 
 def group_norm_backward(x: Any, num_groups: int, weight: Any, bias: Any, g: Any, *,
@@ -257,15 +216,10 @@ def group_norm_backward(x: Any, num_groups: int, weight: Any, bias: Any, g: Any,
     xhat E[dxhat xhat])`` with ``dxhat = g * weight``; ``dweight = sum(g xhat)`` and
     ``dbias = sum(g)`` over every axis but the channels.
     """
-    xhat, rstd, axes = _group_stats(x, num_groups, weight, bias, eps)
-    gf = g.astype(xhat.dtype)
-    dxhat = gf if weight is None else gf * weight
-    dx = normalize_backward(xhat, rstd, jnp.reshape(dxhat, xhat.shape), axes)
-    lead = x.ndim - 1
-    xhat = jnp.reshape(xhat, x.shape)
-    dw = None if weight is None else _sum_leading(gf * xhat, lead).astype(weight.dtype)
-    db = None if bias is None else _sum_leading(gf, lead).astype(bias.dtype)
-    return jnp.reshape(dx, x.shape).astype(x.dtype), dw, db
+    xg, wg, bg, axes = _grouped(x, num_groups, weight, bias)
+    dx, dw, db = normalize_vjp(xg, wg, bg, jnp.reshape(g, xg.shape), axes, eps, None)
+    dw, db = (None if d is None else jnp.reshape(d, (-1,)) for d in (dw, db))
+    return jnp.reshape(dx, x.shape), dw, db
 
 
 def _norm_examples(shape):
@@ -283,14 +237,19 @@ def _norm_examples(shape):
     return examples, fd_examples
 
 
+# the plain formulas (autodiff) against the hand-derived backward passes
 _ln_ex, _ln_fd = _norm_examples((3, 6))
-grads.register("layer_norm", forward=layer_norm, backward=layer_norm_backward,
-               examples=_ln_ex, fd_examples=_ln_fd, argnums=(0, 1, 2))
-grads.register("rms_norm", forward=lambda x, w: rms_norm(x, w, eps=1e-6),
+grads.register("layer_norm",
+               forward=lambda x, w, b: _layer_norm(x, w, b, 1e-5, normalize_formula),
+               backward=layer_norm_backward, examples=_ln_ex, fd_examples=_ln_fd,
+               argnums=(0, 1, 2))
+grads.register("rms_norm",
+               forward=lambda x, w: _rms_formula(x, w, (x.ndim - 1,), 1e-6),
                backward=lambda x, w, g: rms_norm_backward(x, w, g, eps=1e-6),
                examples=lambda: [e[:2] for e in _ln_ex()],
                fd_examples=lambda: [e[:2] for e in _ln_fd()], argnums=(0, 1))
 _gn_ex, _gn_fd = _norm_examples((2, 3, 2, 4))
-grads.register("group_norm(num_groups=2)", forward=lambda x, w, b: group_norm(x, 2, w, b),
+grads.register("group_norm(num_groups=2)",
+               forward=lambda x, w, b: _group_norm(x, 2, w, b, 1e-5, normalize_formula),
                backward=lambda x, w, b, g: group_norm_backward(x, 2, w, b, g),
                examples=_gn_ex, fd_examples=_gn_fd, argnums=(0, 1, 2))

@@ -78,7 +78,7 @@ def max_pool2d(x: Any, kernel_size: Any, *, stride: Any = None, padding: Any = 0
       (1, 2, 2, 3)
     """
     k, s, pads, _ = _geometry("max_pool2d", x, kernel_size, stride, padding)
-    return jax.lax.reduce_window(x, jnp.array(-jnp.inf, x.dtype), jax.lax.max,
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max,
                                  *_window_args(k, s, pads))
 
 
@@ -134,7 +134,7 @@ def avg_pool2d(x: Any, kernel_size: Any, *, stride: Any = None, padding: Any = 0
     """
     check_choice("count_include_pad", count_include_pad, (True, False), fn="avg_pool2d")
     k, s, pads, out = _geometry("avg_pool2d", x, kernel_size, stride, padding)
-    total = jax.lax.reduce_window(x, jnp.zeros((), x.dtype), jax.lax.add,
+    total = jax.lax.reduce_window(x, 0.0, jax.lax.add,
                                   *_window_args(k, s, pads))
     div = _avg_divisor(x.shape, k, s, pads, out, count_include_pad)
     return total / jnp.asarray(div, x.dtype)
