@@ -144,7 +144,7 @@ def affine(images: Any, angle: Any, translate: Any, scale: Any, shear: Any, *,
     fn = "affine"
     check_positive("scale", scale, fn=fn)
     translate = check_pair("translate", translate, ordered=False, fn=fn)
-    shear = (shear, 0.0) if jnp.ndim(shear) == 0 else check_pair("shear", shear,
+    shear = (shear, 0.0) if _random.is_scalar(shear) else check_pair("shear", shear,
                                                                   ordered=False, fn=fn)
     _check_warp_args(images, interpolation, fill, fn)
     return _affine(images, angle, translate, scale, shear, fill, interpolation=interpolation)
@@ -180,7 +180,7 @@ def _shear_ranges(shear: Any, fn: str) -> tuple | None:
     """torchvision's shear argument: number, ``(lo, hi)`` for x, or 4 values (x and y)."""
     if shear is None:
         return None
-    if jnp.ndim(shear) == 0:
+    if _random.is_scalar(shear):
         return _random.symmetric_range("shear", shear, fn=fn), (0.0, 0.0)
     shear = tuple(shear)
     if len(shear) == 2:

@@ -96,7 +96,7 @@ def gaussian_blur_fixed(images: Any, kernel_size: Any, sigma: Any) -> jnp.ndarra
     """
     fn = "gaussian_blur_fixed"
     kx, ky = _kernel_sizes(kernel_size, fn)
-    sx, sy = (sigma, sigma) if jnp.ndim(sigma) == 0 else check_pair(
+    sx, sy = (sigma, sigma) if _random.is_scalar(sigma) else check_pair(
         "sigma", sigma, ordered=False, fn=fn)
     check_positive("sigma", sx, fn=fn)
     check_positive("sigma", sy, fn=fn)
@@ -126,7 +126,7 @@ def gaussian_blur(key: Any, images: Any, kernel_size: Any, *,
     """
     fn = "gaussian_blur"
     kx, ky = _kernel_sizes(kernel_size, fn)
-    lo, hi = (sigma, sigma) if jnp.ndim(sigma) == 0 else check_pair("sigma", sigma, fn=fn)
+    lo, hi = (sigma, sigma) if _random.is_scalar(sigma) else check_pair("sigma", sigma, fn=fn)
     check_positive("sigma", lo, fn=fn)
     _image.check(images, fn=fn)
     _check_fits(kx, ky, images, fn)

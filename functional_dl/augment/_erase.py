@@ -98,7 +98,9 @@ def _random_erasing(key: Any, x: jnp.ndarray, p: Any, scale: tuple, ratio: tuple
     H, W = x.shape[-3], x.shape[-2]
     tries = _random.TRIES
     k_params, k_noise = jax.random.split(key)
-    noise = () if value is not None else (jax.random.normal(k_noise, x.shape, x.dtype),)
+    noise = ()
+    if value is None:
+        noise = (_random.flat_draw(jax.random.normal, k_noise, x.shape).astype(x.dtype),)
 
     def one(u: jnp.ndarray, img: jnp.ndarray, *noise: jnp.ndarray) -> jnp.ndarray:
         v = noise[0] if noise else jnp.asarray(value, img.dtype)

@@ -63,11 +63,6 @@ def to_compute(images: Any) -> tuple[jnp.ndarray, Callable]:
     return images.astype(jnp.float32) / _UINT8_MAX, restore_int
 
 
-def require_batch(images: Any, *, fn: str) -> None:
-    """Raise ``ValueError`` unless ``images`` is a batch ``[N, H, W, C]``."""
-    check_ndim("images", images, 4, fn=fn)
-
-
 def parse_size(name: str, size: Any, *, fn: str) -> tuple[int, int]:
     """``size`` as ``(height, width)`` of positive ints (an int means a square)."""
     pair = (size, size) if isinstance(size, (int, np.integer)) else size

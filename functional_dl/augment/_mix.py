@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jax
@@ -38,13 +37,15 @@ def _mix_labels(labels: jnp.ndarray, lam: jnp.ndarray) -> jnp.ndarray:
     return lam * labels + (1.0 - lam) * jnp.roll(labels, 1, axis=0)
 
 
-def _lambdas(key: Any, n: int, alpha: Any, per_sample: bool) -> jnp.ndarray:
-    """``lam ~ Beta(alpha, alpha)`` as ``Ga / (Ga + Gb) = sigmoid(log Ga - log Gb)``.
+def _lambdas(key: Any, n: int, alpha: Any) -> jnp.ndarray:
+    """``n`` draws of ``lam ~ Beta(alpha, alpha)`` as ``sigmoid(log Ga - log Gb)``."""
+    log_gamma = _random.flat_draw(jax.random.loggamma, key, (n, 2), alpha)
+    return jax.nn.sigmoid(log_gamma[:, 0] - log_gamma[:, 1])
 
-    One per sample, or one shared by the batch, broadcast to ``[n]``.
-    """
-    log_gamma = jax.random.loggamma(key, alpha, ((n,) if per_sample else ()) + (2,))
-    return jnp.broadcast_to(jax.nn.sigmoid(log_gamma[..., 0] - log_gamma[..., 1]), (n,))
+
+def _first_for_all(per_sample: Any, values: jnp.ndarray) -> jnp.ndarray:
+    """``values`` if ``per_sample``, else the first sample's value repeated."""
+    return jnp.where(per_sample, values, values[:1])
 
 
 def mixup(key: Any, images: Any, labels: Any, *, alpha: Any = 1.0, per_sample: bool = True,
@@ -75,14 +76,14 @@ def mixup(key: Any, images: Any, labels: Any, *, alpha: Any = 1.0, per_sample: b
       >>> images, labels = mixup(key, images, jax.nn.one_hot(y, 10), alpha=0.2)
     """
     labels = _check(images, labels, alpha, num_classes, "mixup")
-    return _mixup(key, images, labels, alpha, per_sample=per_sample)
+    return _mixup(key, images, labels, alpha, per_sample)
 
 
-@functools.partial(jax.jit, static_argnames=("per_sample",))
-def _mixup(key: Any, images: Any, labels: jnp.ndarray, alpha: Any, *,
-           per_sample: bool) -> tuple[jnp.ndarray, jnp.ndarray]:
+@jax.jit
+def _mixup(key: Any, images: Any, labels: jnp.ndarray, alpha: Any,
+           per_sample: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
     x, restore = _image.to_compute(images)
-    lam = _lambdas(key, x.shape[0], alpha, per_sample)
+    lam = _first_for_all(per_sample, _lambdas(key, x.shape[0], alpha))
     w = lam.astype(x.dtype)[:, None, None, None]
     mixed = w * x + (1.0 - w) * jnp.roll(x, 1, axis=0)
     return restore(mixed), _mix_labels(labels, lam)
@@ -115,16 +116,16 @@ def cutmix(key: Any, images: Any, labels: Any, *, alpha: Any = 1.0, per_sample: 
       >>> images, labels = cutmix(key, images, jax.nn.one_hot(y, 10))
     """
     labels = _check(images, labels, alpha, num_classes, "cutmix")
-    return _cutmix(key, images, labels, alpha, per_sample=per_sample)
+    return _cutmix(key, images, labels, alpha, per_sample)
 
 
-@functools.partial(jax.jit, static_argnames=("per_sample",))
-def _cutmix(key: Any, images: Any, labels: jnp.ndarray, alpha: Any, *,
-            per_sample: bool) -> tuple[jnp.ndarray, jnp.ndarray]:
+@jax.jit
+def _cutmix(key: Any, images: Any, labels: jnp.ndarray, alpha: Any,
+            per_sample: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
     x = jnp.asarray(images)  # pure selection: no dtype conversion needed
     N, H, W = x.shape[:3]
     k_lam, k_box = jax.random.split(key)
-    lam = _lambdas(k_lam, N, alpha, per_sample)
+    lam = _lambdas(k_lam, N, alpha)
 
     def box(u: jnp.ndarray, img: jnp.ndarray, lam: jnp.ndarray) -> tuple:
         r_y, r_x = _random.randint(u[0], H - 1), _random.randint(u[1], W - 1)
@@ -135,10 +136,7 @@ def _cutmix(key: Any, images: Any, labels: jnp.ndarray, alpha: Any, *,
         mask = _image.box_mask((H, W), y1, x1, y2 - y1, x2 - x1)
         return mask, 1.0 - (y2 - y1) * (x2 - x1) / (H * W)
 
-    if per_sample:
-        mask, lam = _random.per_sample(box, k_box, x, 2, lam)
-    else:
-        mask, lam = box(jax.random.uniform(k_box, (2,)), x[0], lam[0])
-        mask, lam = jnp.broadcast_to(mask, (N, H, W, 1)), jnp.broadcast_to(lam, (N,))
+    mask, lam = _random.per_sample(box, k_box, x, 2, lam)
+    mask, lam = _first_for_all(per_sample, mask), _first_for_all(per_sample, lam)
     mixed = jnp.where(mask, jnp.roll(x, 1, axis=0), x)
     return mixed, _mix_labels(labels, lam)

@@ -14,6 +14,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._checks import check_pair, check_probability, is_concrete
 
@@ -29,9 +30,19 @@ def per_sample(fn: Callable, key: Any, images: jnp.ndarray, num_uniforms: int,
     ``jax.vmap``, together with the leading axis of every array in ``batched``.
     """
     if images.ndim == 3:
-        return fn(jax.random.uniform(key, (num_uniforms,)), images, *batched)
-    u = jax.random.uniform(key, (images.shape[0], num_uniforms))
+        return fn(flat_draw(jax.random.uniform, key, (num_uniforms,)), images, *batched)
+    u = flat_draw(jax.random.uniform, key, (images.shape[0], num_uniforms))
     return jax.vmap(fn)(u, images, *batched)
+
+
+def flat_draw(sampler: Callable, key: Any, shape: tuple[int, ...], *args: Any) -> jnp.ndarray:
+    """``sampler(key, *args, (size,))`` reshaped to ``shape``.
+
+    Drawing a flat vector compiles several times faster on CPU than drawing a
+    multi-dimensional shape directly (the counter-based generator builds one index
+    array per dimension).
+    """
+    return sampler(key, *args, (int(np.prod(shape)),)).reshape(shape)
 
 
 def uniform(u: jnp.ndarray, bounds: tuple) -> jnp.ndarray:
@@ -51,6 +62,11 @@ def randint(u: jnp.ndarray, high: Any) -> jnp.ndarray:
     return jnp.minimum(jnp.floor(u * (high + 1)).astype(jnp.int32), high)
 
 
+def is_scalar(value: Any) -> bool:
+    """True for a number or 0-d array, False for a pair / sequence of values."""
+    return not isinstance(value, (tuple, list)) and np.ndim(value) == 0
+
+
 def symmetric_range(name: str, value: Any, *, fn: str, center: float = 0.0,
                     minimum: float | None = None) -> tuple[Any, Any]:
     """torchvision's range argument: a number ``v >= 0`` means ``[center - v, center + v]``.
@@ -58,11 +74,13 @@ def symmetric_range(name: str, value: Any, *, fn: str, center: float = 0.0,
     A pair ``(lo, hi)`` is used as given and must be ordered. With ``minimum`` the
     lower end of a range built from a number is clipped at ``minimum``.
     """
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
+    if is_scalar(value):
+        if is_concrete(value) and not float(value) >= 0:
             raise ValueError(f"{fn}: {name} as a single number must be >= 0, got {name}={value!r}")
         lo, hi = center - value, center + value
-        return (lo if minimum is None else max(lo, minimum)), hi
+        if minimum is not None:
+            lo = max(lo, minimum) if is_concrete(lo) else jnp.maximum(lo, minimum)
+        return lo, hi
     return check_pair(name, value, fn=fn)
 
 
