@@ -83,11 +83,29 @@ def _select(index: jnp.ndarray, values: tuple) -> jnp.ndarray:
 
 
 def _adjust_hue(x: jnp.ndarray, factor: Any) -> jnp.ndarray:
+    """Shift the hue by ``factor`` turns, keeping HSV saturation and value.
+
+    Equal to ``hsv_to_rgb`` of the shifted ``rgb_to_hsv`` but in one pass without
+    divisions by the value: channel ``c`` of the result is
+    ``min + (max - min) * ramp_c(6 h')`` with the piecewise-linear ramps of the HSV
+    hexagon (``ramp_r = clip(|6h - 3| - 1, 0, 1)``, ``ramp_g = clip(2 - |6h - 2|, 0, 1)``,
+    ``ramp_b = clip(2 - |6h - 4|, 0, 1)``), which is the sector table written out.
+    """
     if x.shape[-1] == 1:
         return x
-    hsv = _rgb_to_hsv(x)
-    h = jnp.mod(hsv[..., 0] + jnp.asarray(factor, x.dtype), 1.0)
-    return _hsv_to_rgb(hsv.at[..., 0].set(h))
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    maxc = jnp.maximum(jnp.maximum(r, g), b)
+    minc = jnp.minimum(jnp.minimum(r, g), b)
+    crange = maxc - minc
+    # 6 h * range, from the differences of the channels: continuous across sector
+    # borders, so ties between the largest channels cannot pick a wrong sector.
+    is_r = (r >= g) & (r >= b)
+    is_g = ~is_r & (g >= b)
+    h6 = jnp.where(is_r, g - b, jnp.where(is_g, b - r + 2.0 * crange, r - g + 4.0 * crange))
+    h = h6 / (6.0 * jnp.where(crange > 0, crange, 1.0))
+    h6 = 6.0 * jnp.mod(h + jnp.asarray(factor, x.dtype), 1.0)
+    ramps = (jnp.abs(h6 - 3.0) - 1.0, 2.0 - jnp.abs(h6 - 2.0), 2.0 - jnp.abs(h6 - 4.0))
+    return jnp.stack([minc + crange * jnp.clip(ramp, 0.0, 1.0) for ramp in ramps], axis=-1)
 
 
 @_image.float_kernel()
