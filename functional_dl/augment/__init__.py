@@ -18,13 +18,10 @@ from ._blur import gaussian_blur as gaussian_blur
 from ._blur import gaussian_blur_fixed as gaussian_blur_fixed
 from ._color import adjust_brightness as adjust_brightness
 from ._color import adjust_contrast as adjust_contrast
-from ._color import adjust_hue as adjust_hue
 from ._color import adjust_saturation as adjust_saturation
 from ._color import color_jitter as color_jitter
-from ._color import hsv_to_rgb as hsv_to_rgb
 from ._color import random_grayscale as random_grayscale
 from ._color import rgb_to_grayscale as rgb_to_grayscale
-from ._color import rgb_to_hsv as rgb_to_hsv
 from ._erase import erase as erase
 from ._erase import random_erasing as random_erasing
 from ._geometry import center_crop as center_crop
@@ -32,6 +29,9 @@ from ._geometry import hflip as hflip
 from ._geometry import random_horizontal_flip as random_horizontal_flip
 from ._geometry import random_resized_crop as random_resized_crop
 from ._geometry import resized_crop as resized_crop
+from ._hsv import adjust_hue as adjust_hue
+from ._hsv import hsv_to_rgb as hsv_to_rgb
+from ._hsv import rgb_to_hsv as rgb_to_hsv
 from ._mix import cutmix as cutmix
 from ._mix import mixup as mixup
 from ._random import compose as compose

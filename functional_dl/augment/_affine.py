@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
 
 from .._checks import check_choice, check_pair, check_positive
 from . import _image, _random
@@ -76,7 +77,7 @@ def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) ->
 def _check_warp_args(images: Any, interpolation: str, fill: Any, fn: str) -> None:
     _image.check(images, fn=fn)
     check_choice("interpolation", interpolation, INTERPOLATIONS, fn=fn)
-    _image.channel_value("fill", fill, images, fn=fn)
+    _image.check_value("fill", fill, np.shape(images), fn=fn)
 
 
 @_image.float_kernel(static=("interpolation",))

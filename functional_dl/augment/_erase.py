@@ -6,6 +6,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._checks import check_nonnegative, check_pair, check_positive
 from . import _image, _random
@@ -45,7 +46,7 @@ def erase(images: Any, top: Any, left: Any, height: Any, width: Any, value: Any)
     for name, v in (("top", top), ("left", left), ("height", height), ("width", width)):
         check_nonnegative(name, v, fn=fn)
     _image.check(images, fn=fn)
-    _image.channel_value("value", value, images, fn=fn)
+    _image.check_value("value", value, np.shape(images), fn=fn)
     return _erase(images, top, left, height, width, value)
 
 
@@ -87,7 +88,7 @@ def random_erasing(key: Any, images: Any, *, p: Any = 0.5, scale: Any = (0.02, 0
                          f"got value={value!r}")
     _image.check(images, fn=fn)
     if not noise:
-        _image.channel_value("value", value, jnp.asarray(images)[..., 0, 0, :], fn=fn)
+        _image.check_value("value", value, np.shape(images)[-1:], fn=fn)
     return _random_erasing(key, images, p, scale, ratio, None if noise else value)
 
 

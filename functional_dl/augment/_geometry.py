@@ -191,8 +191,8 @@ def _fallback_box(H: int, W: int, ratio: tuple) -> tuple:
     """torchvision's centre-crop fallback after 10 failed tries (ratio = width / height)."""
     lo, hi = jnp.asarray(ratio[0], jnp.float32), jnp.asarray(ratio[1], jnp.float32)
     in_ratio = W / H
-    h = jnp.where(in_ratio < lo, jnp.round(W / lo), jnp.where(in_ratio > hi, H, H))
-    w = jnp.where(in_ratio < lo, W, jnp.where(in_ratio > hi, jnp.round(H * hi), W))
+    h = jnp.where(in_ratio < lo, jnp.round(W / lo), H)
+    w = jnp.where(in_ratio > hi, jnp.round(H * hi), W)
     h, w = h.astype(jnp.int32), w.astype(jnp.int32)
     return (H - h) // 2, (W - w) // 2, h, w
 

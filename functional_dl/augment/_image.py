@@ -6,7 +6,7 @@ a floating *compute dtype* and converts back at the end:
 
 - float32 / float64 are computed as they are;
 - float16 / bfloat16 are computed in float32 and cast back (more accurate sums);
-- integer images are divided by 255 into float32 and converted back with
+- uint8 images are divided by 255 into float32 and converted back with
   ``round(clip(y, 0, 1) * 255)``. (torchvision truncates ``y * 255.999`` instead; the
   two agree on multiples of 1/255 and differ by at most one level elsewhere.) Fill
   and erase values are given on the ``[0, 1]`` scale for uint8 images too.
@@ -38,7 +38,7 @@ def check(images: Any, *, fn: str, ranks: tuple[int, ...] = (3, 4),
             f"got images.shape={shape}"
         )
     dtype = jnp.result_type(images)
-    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+    if not (jnp.issubdtype(dtype, jnp.floating) or dtype == jnp.uint8):
         raise TypeError(f"{fn}: images must be a floating or uint8 array, got images.dtype={dtype}")
 
 
@@ -77,17 +77,15 @@ def parse_size(name: str, size: Any, *, fn: str) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def channel_value(name: str, value: Any, x: jnp.ndarray, *, fn: str) -> jnp.ndarray:
-    """A fill / erase value broadcast against ``x``: scalar, per channel ``[C]`` or image-shaped."""
-    v = jnp.asarray(value, x.dtype)
+def check_value(name: str, value: Any, shape: tuple[int, ...], *, fn: str) -> None:
+    """Raise unless a fill / erase ``value`` (scalar, per channel, ...) broadcasts to ``shape``."""
     try:
-        jnp.broadcast_shapes(v.shape, x.shape)
+        np.broadcast_shapes(np.shape(value), tuple(shape))
     except ValueError as exc:
         raise ValueError(
-            f"{fn}: {name} must be a scalar, one value per channel ({x.shape[-1]}) or "
-            f"broadcastable to images.shape={tuple(x.shape)}, got {name}.shape={v.shape}"
+            f"{fn}: {name} must be a scalar, one value per channel ({shape[-1]}) or "
+            f"broadcastable to images.shape={tuple(shape)}, got {name}={value!r}"
         ) from exc
-    return v
 
 
 def box_mask(hw: tuple[int, int], top: Any, left: Any, height: Any, width: Any) -> jnp.ndarray:
