@@ -6,28 +6,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .._checks import check_pair, check_positive
 from . import _image, _random
-
-
-def _kernel_sizes(kernel_size: Any, fn: str) -> tuple[int, int]:
-    """``(kx, ky)``: odd positive ints (an int means both), as torchvision."""
-    sizes = (kernel_size, kernel_size) if isinstance(kernel_size, (int, np.integer)) \
-        else kernel_size
-    try:
-        kx, ky = sizes
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"{fn}: kernel_size must be an int or a pair (kx, ky), got kernel_size={kernel_size!r}"
-        ) from exc
-    for k in (kx, ky):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0 or k % 2 == 0:
-            raise ValueError(
-                f"{fn}: kernel_size must be odd and positive, got kernel_size={kernel_size!r}"
-            )
-    return int(kx), int(ky)
 
 
 def _check_fits(kx: int, ky: int, x: jnp.ndarray, fn: str) -> None:
@@ -95,7 +76,7 @@ def gaussian_blur_fixed(images: Any, kernel_size: Any, sigma: Any) -> jnp.ndarra
       >>> gaussian_blur_fixed(images, 5, 1.5)
     """
     fn = "gaussian_blur_fixed"
-    kx, ky = _kernel_sizes(kernel_size, fn)
+    kx, ky = _image.parse_size("kernel_size", kernel_size, fn=fn, odd=True)
     sx, sy = (sigma, sigma) if _random.is_scalar(sigma) else check_pair(
         "sigma", sigma, ordered=False, fn=fn)
     check_positive("sigma", sx, fn=fn)
@@ -125,7 +106,7 @@ def gaussian_blur(key: Any, images: Any, kernel_size: Any, *,
       >>> gaussian_blur(key, images, 9, sigma=(0.1, 2.0))
     """
     fn = "gaussian_blur"
-    kx, ky = _kernel_sizes(kernel_size, fn)
+    kx, ky = _image.parse_size("kernel_size", kernel_size, fn=fn, odd=True)
     lo, hi = (sigma, sigma) if _random.is_scalar(sigma) else check_pair("sigma", sigma, fn=fn)
     check_positive("sigma", lo, fn=fn)
     _image.check(images, fn=fn)

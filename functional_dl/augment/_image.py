@@ -63,18 +63,18 @@ def to_compute(images: Any) -> tuple[jnp.ndarray, Callable]:
     return images.astype(jnp.float32) / _UINT8_MAX, restore_int
 
 
-def parse_size(name: str, size: Any, *, fn: str) -> tuple[int, int]:
-    """``size`` as ``(height, width)`` of positive ints (an int means a square)."""
+def parse_size(name: str, size: Any, *, fn: str, odd: bool = False) -> tuple[int, int]:
+    """``size`` as a pair of positive ints (an int means both); with ``odd``, odd ones."""
     pair = (size, size) if isinstance(size, (int, np.integer)) else size
     try:
-        h, w = pair
+        a, b = pair
     except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"{fn}: {name} must be an int or a pair (height, width), got {name}={size!r}"
-        ) from exc
-    for v in (h, w):
+        raise ValueError(f"{fn}: {name} must be an int or a pair, got {name}={size!r}") from exc
+    for v in (a, b):
         check_int(name, v, minimum=1, fn=fn)
-    return int(h), int(w)
+        if odd and v % 2 == 0:
+            raise ValueError(f"{fn}: {name} must be odd and positive, got {name}={size!r}")
+    return int(a), int(b)
 
 
 def check_value(name: str, value: Any, shape: tuple[int, ...], *, fn: str) -> None:
