@@ -24,7 +24,7 @@ from ._checkpoint import (
     restore_checkpoint,
     save_checkpoint,
 )
-from ._parallel import DATA_AXIS, data_parallel_mesh, replicate
+from ._parallel import DATA_AXIS, data_parallel_mesh, replicate, shard_batch
 from ._state import TrainState
 from ._step import Metrics, evaluate, make_train_step
 
@@ -162,9 +162,10 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
                         base_lr, patience, min_delta, mode, checkpoint_dir, resume,
                         keep_checkpoints)
     mesh = mesh or data_parallel_mesh()
-    if batch_size % mesh.shape[DATA_AXIS]:
+    local_devices = mesh.shape[DATA_AXIS] // jax.process_count()
+    if batch_size % local_devices:
         raise ValueError(f"fit: batch_size must be divisible by the number of devices "
-                         f"({mesh.shape[DATA_AXIS]}), got batch_size={batch_size}")
+                         f"({local_devices}), got batch_size={batch_size}")
     steps_per_epoch = num_batches(n, batch_size, drop_last=drop_last)
     if steps_per_epoch == 0:
         raise ValueError(f"fit: batch_size={batch_size} is larger than the {n} training "
@@ -199,7 +200,7 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
                             dynamic_ncols=True)
         for b, chunk in enumerate(batches(key, *leaves, batch_size=batch_size,
                                           drop_last=drop_last, skip=skip), start=skip):
-            batch = jax.tree_util.tree_unflatten(treedef, chunk)
+            batch = shard_batch(jax.tree_util.tree_unflatten(treedef, chunk), mesh)
             state, step_metrics = train_step(state, batch, lr_scale)
             values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
             if not math.isfinite(values["loss"]):

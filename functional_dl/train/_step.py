@@ -230,6 +230,9 @@ def evaluate(state: TrainState, model: Layer, loss_fn: Callable, data: Any, *,
         {'accuracy': 0.98, 'loss': 0.06}
     """
     _check_model(model, loss_fn, "evaluate")
+    if jax.process_count() > 1:
+        raise NotImplementedError("evaluate runs on a single process; with several hosts "
+                                  "evaluate on process 0 with a mesh of its local devices")
     items = _metric_items(metrics, "evaluate")
     mesh = mesh or data_parallel_mesh()
     leaves, treedef = jax.tree_util.tree_flatten(data)
