@@ -50,17 +50,20 @@ def mlp(num_classes: int = 10, hidden: tuple[int, ...] = (256, 128), *,
 
 
 def cnn(num_classes: int = 10, channels: tuple[int, int] = (32, 64), *,
-        dropout: float = 0.25) -> nn.Layer:
+        dropout: float = 0.25, axis_name: Any = DATA_AXIS) -> nn.Layer:
     """A small convolutional network for 8x8 (or larger) images, NHWC.
 
     ``[Conv2d 3x3 (no bias), BatchNorm, ReLU, MaxPool2d 2] * 2, Flatten, Dropout,
     Linear(128), ReLU, Linear(num_classes)``. BatchNorm reduces its batch statistics over
-    the ``"data"`` device axis, so data-parallel training equals single-device training.
+    the ``axis_name`` device axis (``"data"``, bound by :func:`fdl.train.make_train_step`),
+    so data-parallel training equals single-device training; pass ``axis_name=None`` to
+    apply the model outside a data-parallel step.
 
     Args:
         num_classes: number of output logits.
         channels: output channels of the two convolutions.
         dropout: drop rate before the classifier.
+        axis_name: mapped axis over which BatchNorm averages its statistics.
 
     Returns:
         A :class:`~functional_dl.nn.Layer` mapping ``[N, H, W, C]`` to ``[N, num_classes]``.
@@ -71,7 +74,7 @@ def cnn(num_classes: int = 10, channels: tuple[int, int] = (32, 64), *,
     layers = []
     for width in channels:
         layers += [nn.Conv2d(width, 3, padding=1, bias=False),
-                   nn.BatchNorm(axis_name=DATA_AXIS), nn.ReLU(), nn.MaxPool2d(2)]
+                   nn.BatchNorm(axis_name=axis_name), nn.ReLU(), nn.MaxPool2d(2)]
     return nn.Sequential(*layers, nn.Flatten(), nn.Dropout(dropout), nn.Linear(128), nn.ReLU(),
                          nn.Linear(num_classes))
 
