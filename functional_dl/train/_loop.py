@@ -3,6 +3,7 @@ scheduling, early stopping, checkpoints and resumption."""
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -46,14 +47,19 @@ class FitResult(NamedTuple):
     stopped_early: bool
 
 
-def _progress_bar(**kwargs: Any) -> Any:
+@functools.cache
+def _bar_class() -> Any:
     """tqdm's notebook widget when Jupyter can show it, else the text bar (terminals)."""
     try:
         import ipywidgets  # noqa: F401  (the widget bar needs it)
         from tqdm.auto import tqdm
     except ImportError:
         from tqdm import tqdm
-    return tqdm(**kwargs)
+    return tqdm
+
+
+def _progress_bar(**kwargs: Any) -> Any:
+    return _bar_class()(**kwargs)
 
 
 def _improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:
