@@ -206,7 +206,9 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
                             dynamic_ncols=True)
         for b, chunk in enumerate(batches(key, *leaves, batch_size=batch_size,
                                           drop_last=drop_last, skip=skip), start=skip):
-            batch = shard_batch(jax.tree_util.tree_unflatten(treedef, chunk), mesh)
+            batch = jax.tree_util.tree_unflatten(treedef, chunk)
+            if jax.process_count() > 1:  # one process: the step's jit places the batch
+                batch = shard_batch(batch, mesh)
             state, step_metrics = train_step(state, batch, lr_scale)
             values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
             if not math.isfinite(values["loss"]):
