@@ -2,9 +2,12 @@
 
 Masks follow ``jax.nn.softmax``'s ``where``: ``True`` marks the entries that take part.
 A masked entry gets probability exactly 0 (log-probability ``finfo(dtype).min``) and a
-zero gradient. A fully masked row (also a row of ``-inf`` logits) is all zeros for
-``softmax`` and all ``finfo(dtype).min`` for ``log_softmax``, with zero gradients: no
-NaN anywhere (PyTorch returns NaN there; this is its ``_safe_softmax`` convention).
+zero gradient. A fully masked row is all zeros for ``softmax`` and all
+``finfo(dtype).min`` for ``log_softmax``, with zero gradients: no NaN anywhere. Without
+a mask, a row whose logits are all ``-inf`` is likewise all zeros for ``softmax`` (and
+``-inf``, the log of 0, for ``log_softmax``). ``torch.softmax`` returns NaN for such
+rows; zeros are the convention of PyTorch's ``_safe_softmax``, used by its attention.
+A row with a ``+inf`` logit is NaN, as in PyTorch and ``jax.nn``.
 """
 
 from __future__ import annotations
