@@ -61,11 +61,12 @@ def _check_where(where: Any, shape: tuple[int, ...], fn: str) -> jax.Array | Non
 def _shifted(x, axis, where):
     """``x - max(x)`` over ``axis`` (max over unmasked entries; masked entries -> -inf).
 
-    The max of a fully masked or all ``-inf`` row is replaced by 0 so that nothing
-    becomes NaN; the shift carries no gradient (softmax is shift-invariant).
+    The max starts from ``finfo.min`` instead of ``-inf``, so that a fully masked or all
+    ``-inf`` row is shifted by a finite number (no ``-inf - -inf = NaN``); the shift
+    carries no gradient (softmax is shift-invariant).
     """
-    m = jnp.max(x, axis, where=where, initial=-jnp.inf, keepdims=True)
-    m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m)))
+    m = jnp.max(x, axis, where=where, initial=jnp.finfo(x.dtype).min, keepdims=True)
+    m = jax.lax.stop_gradient(m)
     if where is None:
         return x - m
     return jnp.where(where, x - m, -jnp.inf)
@@ -129,7 +130,7 @@ def _log_softmax_jvp(axis, primals, tangents):
     t, _ = tangents
     z, e, s = _normalizer(x, axis, where)
     out = z - jnp.log(s)
-    dot = t - jnp.sum((e / s) * t, axis, keepdims=True)
+    dot = t - jnp.sum(e * t, axis, keepdims=True) / s  # t - <softmax, t>; one multiply
     if where is not None:
         out = jnp.where(where, out, jnp.finfo(x.dtype).min)
         dot = jnp.where(where, dot, jnp.zeros_like(dot))

@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import grads
 from .._checks import check_floating, check_probability, is_concrete
+from ._utils import register_grad
 
 __all__ = ["dropout", "dropout_backward"]
 
@@ -75,7 +75,7 @@ def _KEY():  # noqa: N802  (a fixed key; the RBG generator compiles fast)
 
 
 for _rate in (0.3, 1.0):
-    grads.register(
+    register_grad(
         f"dropout(rate={_rate})",
         forward=lambda x, r=_rate: dropout(_KEY(), x, r),
         backward=lambda x, g, r=_rate: dropout_backward(_KEY(), x, r, g),
