@@ -36,9 +36,12 @@ JITTER = dict(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)
 
 
 def _median_seconds(fn, *args, repeats: int) -> float:
+    """Median wall time after a warm-up call; slow calls (> 1 s) are repeated less."""
     jax.block_until_ready(fn(*args))  # compile / warm up
-    times = []
-    for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times = [time.perf_counter() - start]
+    for _ in range(min(repeats, max(2, int(3.0 / times[0]))) - 1):
         start = time.perf_counter()
         jax.block_until_ready(fn(*args))
         times.append(time.perf_counter() - start)
@@ -201,7 +204,7 @@ def run(quick: bool = False) -> list[dict]:
         label = f"{n}x{size}x{size}x3"
         ours = _median_seconds(fdl_pipeline(size), key, x, repeats=repeats)
         loop = partial(numpy_pipeline, np.random.default_rng(0), np.asarray(x), size)
-        numpy_s = _median_seconds(loop, repeats=max(1, repeats // 2))
+        numpy_s = _median_seconds(loop, repeats=repeats)
         row(f"pipeline {label}", ours, n, "numpy/scipy loop", numpy_s)
         if quick:  # the smoke test: one compiled pipeline only
             continue
