@@ -221,3 +221,12 @@ def test_random_ops_keep_dtype(dtype):
         np.testing.assert_array_equal(out, np.round(np.repeat(gray, 3, -1) * 255))
     else:
         assert_close(out, np.repeat(gray, 3, -1), dtype=dtype)
+
+
+def test_single_channel_images_match_the_first_channel():
+    one = IMAGES[..., :1]
+    for op in (lambda x: A.gaussian_blur_fixed(x, 3, 0.7),
+               lambda x: A.erase(x, 1, 2, 3, 4, 0.5),
+               lambda x: A.rotate(x, 25.0, interpolation="bilinear"),
+               lambda x: A.resized_crop(x, 1, 1, 7, 6, (5, 8))):
+        assert_close(op(one), np.asarray(op(IMAGES))[..., :1])
