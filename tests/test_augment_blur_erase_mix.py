@@ -155,13 +155,14 @@ def test_mixup_formula_and_beta_distribution(alpha):
 
 @pytest.mark.parametrize("per_sample", [True, False])
 def test_cutmix_lambda_is_the_unpasted_area(per_sample):
-    x = np.broadcast_to(np.arange(8, dtype=np.float32)[:, None, None, None], (8, 6, 5, 3))
-    y = jnp.arange(8) % 6  # integer labels are one-hot encoded with num_classes
+    n = len(MIX_IMAGES)  # the batch size of the mixup test: the sampler compiles once
+    x = np.broadcast_to(np.arange(n, dtype=np.float32)[:, None, None, None], (n, 6, 5, 3))
+    y = jnp.arange(n) % 6  # integer labels are one-hot encoded with num_classes
     out, labels = A.cutmix(KEY, x, y, alpha=1.0, num_classes=6, per_sample=per_sample)
     out, labels = np.asarray(out), np.asarray(labels)
-    own = np.eye(6, dtype=np.float32)[np.arange(8) % 6]
-    kept = np.mean(out[..., 0] == np.arange(8)[:, None, None], axis=(1, 2))
-    pasted = np.mean(out[..., 0] == np.roll(np.arange(8), 1)[:, None, None], axis=(1, 2))
+    own = np.eye(6, dtype=np.float32)[np.arange(n) % 6]
+    kept = np.mean(out[..., 0] == np.arange(n)[:, None, None], axis=(1, 2))
+    pasted = np.mean(out[..., 0] == np.roll(np.arange(n), 1)[:, None, None], axis=(1, 2))
     np.testing.assert_allclose(kept + pasted, 1.0)
     # the label weight of the own class is the fraction of the image left unpasted
     np.testing.assert_allclose(labels, kept[:, None] * own + pasted[:, None] * np.roll(own, 1, 0),
