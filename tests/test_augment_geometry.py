@@ -144,9 +144,8 @@ def test_random_resized_crop_boxes_within_scale_and_ratio():
     assert np.all(aspect >= ratio[0] * 0.75) and np.all(aspect <= ratio[1] / 0.75)
     assert np.all((top >= 0) & (left >= 0) & (top + h <= 16) & (left + w <= 16))
     assert len({(a, b, c, d) for a, b, c, d in zip(top, left, h, w, strict=True)}) > 32
-    # same key, same crops; a single image works too
+    # same key, same crops
     np.testing.assert_array_equal(RRC(KEY, x, scale, ratio), out)
-    assert A.random_resized_crop(KEY, x[0], 5).shape == (5, 5, 3)
 
 
 @pytest.mark.parametrize("ratio,expected", [
