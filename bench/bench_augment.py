@@ -12,7 +12,8 @@ random erasing. It is measured on 256 x 32x32x3 and 64 x 224x224x3 float images:
 - ``numpy``: a Python loop over images with NumPy / ``scipy.ndimage.map_coordinates``.
 
 Single ops that dm-pix also has are compared one by one. Rows report images/second
-(higher is better) and ``ratio = reference time / our time`` (> 1: we are faster).
+(higher is better) and ``ratio = ours / reference`` in images/s, i.e. reference time /
+our time (> 1: we are faster). Ours and the reference are timed alternately.
 
     python bench/bench_augment.py [--quick]
 """
@@ -35,17 +36,23 @@ import functional_dl.augment as A
 JITTER = dict(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)
 
 
-def _median_seconds(fn, *args, repeats: int) -> float:
-    """Median wall time after a warm-up call; slow calls (> 1 s) are repeated less."""
-    jax.block_until_ready(fn(*args))  # compile / warm up
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times = [time.perf_counter() - start]
-    for _ in range(min(repeats, max(2, int(3.0 / times[0]))) - 1):
+def _timed_pair(ours, reference, repeats: int) -> tuple[float, float]:
+    """Median wall times of two zero-argument calls, measured alternately.
+
+    Both are warmed up (compiled) first; alternating keeps a changing machine load
+    from favouring either side. Slow pairs (> 3 s per round) are repeated less.
+    """
+    def once(fn) -> float:
         start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        jax.block_until_ready(fn())
+        return time.perf_counter() - start
+
+    once(ours), once(reference)
+    times = [(once(ours), once(reference))]
+    rounds = min(repeats, max(2, int(3.0 / sum(times[0]))))
+    times += [(once(ours), once(reference)) for _ in range(rounds - 1)]
+    a, b = np.median(np.array(times), axis=0)
+    return float(a), float(b)
 
 
 # --- the three pipelines -------------------------------------------------------------------
@@ -191,29 +198,27 @@ def single_ops():
 def run(quick: bool = False) -> list[dict]:
     """Benchmark rows (see the module docstring); ``quick`` uses tiny sizes."""
     configs = [(8, 16)] if quick else [(256, 32), (64, 224)]
-    repeats = 2 if quick else 5
+    repeats = 2 if quick else 9
     key = jax.random.key(0)
     rows = []
 
-    def row(name, ours_s, n, reference, ref_s):
+    def row(name, n, reference, ours_s, ref_s):
         rows.append(dict(name=name, value=n / ours_s, unit="images/s", reference=reference,
                          ref_value=n / ref_s, ratio=ref_s / ours_s))
 
     for n, size in configs:
         x = jax.random.uniform(key, (n, size, size, 3))
         label = f"{n}x{size}x{size}x3"
-        ours = _median_seconds(fdl_pipeline(size), key, x, repeats=repeats)
+        ours = partial(fdl_pipeline(size), key, x)
         loop = partial(numpy_pipeline, np.random.default_rng(0), np.asarray(x), size)
-        numpy_s = _median_seconds(loop, repeats=repeats)
-        row(f"pipeline {label}", ours, n, "numpy/scipy loop", numpy_s)
+        row(f"pipeline {label}", n, "numpy/scipy loop", *_timed_pair(ours, loop, repeats))
         if quick:  # the smoke test: one compiled pipeline only
             continue
-        pix = _median_seconds(pix_pipeline(size), key, x, repeats=repeats)
-        row(f"pipeline {label}", ours, n, "dm-pix", pix)
+        pix = partial(pix_pipeline(size), key, x)
+        row(f"pipeline {label}", n, "dm-pix", *_timed_pair(ours, pix, repeats))
         for name, ours_fn, pix_fn in single_ops():
-            ours_s = _median_seconds(ours_fn, key, x, repeats=repeats)
-            row(f"{name} {label}", ours_s, n, "dm-pix", _median_seconds(pix_fn, key, x,
-                                                                         repeats=repeats))
+            row(f"{name} {label}", n, "dm-pix",
+                *_timed_pair(partial(ours_fn, key, x), partial(pix_fn, key, x), repeats))
     return rows
 
 
@@ -227,7 +232,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['name']:36s} {r['value']:12.1f} {r['reference']:>18s} {r['ref_value']:12.1f} "
               f"{r['ratio']:7.2f}")
-    print("values in images/s; ratio = reference time / our time (> 1: faster than reference)")
+    print("values in images/s; ratio = ours / reference (> 1: faster than the reference)")
 
 
 if __name__ == "__main__":
