@@ -10,7 +10,8 @@ array) cannot be inspected at trace time; the numeric checks skip them.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import jax
 import numpy as np
@@ -113,7 +114,9 @@ def check_pair(name: str, value: Any, *, ordered: bool = True, fn: str | None = 
     try:
         lo, hi = value
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{_where(fn)}{name} must be a pair (lo, hi), got {name}={value!r}") from exc
+        raise ValueError(
+            f"{_where(fn)}{name} must be a pair (lo, hi), got {name}={value!r}"
+        ) from exc
     if ordered and is_concrete(lo) and is_concrete(hi) and float(lo) > float(hi):
         raise ValueError(f"{_where(fn)}{name} must satisfy lo <= hi, got {name}={value!r}")
     return lo, hi

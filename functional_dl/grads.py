@@ -21,7 +21,8 @@ direction ``v``. Checks run in float64 so the finite differences are meaningful.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -132,7 +133,7 @@ def _check_one(entry: GradEntry, args: tuple, rng: np.random.Generator, fd: bool
 
     def f_of(*diff):
         full = list(args)
-        for i, d in zip(entry.argnums, diff):
+        for i, d in zip(entry.argnums, diff, strict=True):
             full[i] = d
         return entry.forward(*full)
 
@@ -144,11 +145,10 @@ def _check_one(entry: GradEntry, args: tuple, rng: np.random.Generator, fd: bool
     hand_l = [np.asarray(h, np.float64) for h in jax.tree_util.tree_leaves(hand)]
     auto_l = [np.asarray(a, np.float64) for a in jax.tree_util.tree_leaves(auto)]
     finite = all(np.all(np.isfinite(h)) for h in hand_l)
-    abs_ad = max((float(np.max(np.abs(h - a), initial=0.0)) for h, a in zip(hand_l, auto_l)), default=0.0)
-    rel_ad = max((_max_rel(np.abs(h - a), a, entry.atol) for h, a in zip(hand_l, auto_l)), default=0.0)
-    ok = finite and all(
-        np.allclose(h, a, rtol=entry.rtol, atol=entry.atol) for h, a in zip(hand_l, auto_l)
-    )
+    pairs = list(zip(hand_l, auto_l, strict=True))
+    abs_ad = max((float(np.max(np.abs(h - a), initial=0.0)) for h, a in pairs), default=0.0)
+    rel_ad = max((_max_rel(np.abs(h - a), a, entry.atol) for h, a in pairs), default=0.0)
+    ok = finite and all(np.allclose(h, a, rtol=entry.rtol, atol=entry.atol) for h, a in pairs)
     abs_fd = rel_fd = 0.0
     if fd:
         # directional derivative of s(x) = <f(x), g> along a random unit direction v
@@ -159,14 +159,12 @@ def _check_one(entry: GradEntry, args: tuple, rng: np.random.Generator, fd: bool
         h = 1e-6 * scale
 
         def s(t):
-            out = f_of(*(p + t * vi for p, vi in zip(primals, v)))
-            return sum(
-                float(jnp.sum(o * gi))
-                for o, gi in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(g))
-            )
+            out = f_of(*(p + t * vi for p, vi in zip(primals, v, strict=True)))
+            leaves = zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(g), strict=True)
+            return sum(float(jnp.sum(o * gi)) for o, gi in leaves)
 
         fd_val = (s(h) - s(-h)) / (2 * h)
-        dir_val = sum(float(jnp.sum(jnp.asarray(hi) * vi)) for hi, vi in zip(hand, v))
+        dir_val = sum(float(jnp.sum(jnp.asarray(hi) * vi)) for hi, vi in zip(hand, v, strict=True))
         abs_fd = abs(dir_val - fd_val)
         fd_atol = max(entry.atol, 1e-7 * scale)
         rel_fd = abs_fd / (abs(fd_val) + fd_atol)
@@ -193,7 +191,7 @@ def check(name: str, *, seed: int = 0) -> CheckResult:
         rows = [_check_one(entry, tuple(a), rng, fd=False) for a in entry.examples()]
         fd_inputs = (entry.fd_examples or entry.examples)()
         rows += [_check_one(entry, tuple(a), rng, fd=True) for a in fd_inputs]
-    cols = list(zip(*rows)) if rows else [[0.0]] * 4 + [[True], [True]]
+    cols = list(zip(*rows, strict=True)) if rows else [[0.0]] * 4 + [[True], [True]]
     return CheckResult(
         name=name,
         max_abs_autodiff=max(cols[0]),

@@ -148,8 +148,9 @@ def test_api_names_present():
 
 # The names of API.md, per module: each must exist and be exported.
 API_NAMES = {
-    "activations": "sigmoid tanh relu relu6 leaky_relu elu selu celu gelu silu swish mish softplus "
-                   "softsign hardtanh hardsigmoid hardswish log_sigmoid softmax log_softmax glu prelu",
+    "activations": "sigmoid tanh relu relu6 leaky_relu elu selu celu gelu silu swish mish "
+                   "softplus softsign hardtanh hardsigmoid hardswish log_sigmoid softmax "
+                   "log_softmax glu prelu",
     "losses": "mse_loss l1_loss smooth_l1_loss huber_loss binary_cross_entropy "
               "binary_cross_entropy_with_logits hinge_loss sigmoid_focal_loss cross_entropy "
               "nll_loss multi_margin_loss softmax_focal_loss kl_div gan_discriminator_loss "

@@ -1,3 +1,52 @@
-"""Stateless neural-network ops (the ``torch.nn.functional`` of functional_dl)."""
+"""Stateless neural-network ops (the ``torch.nn.functional`` of functional_dl).
 
-__all__: list[str] = []
+Images are channels-last (``[N, H, W, C]``), linear weights ``[in, out]``. Outputs
+keep the floating dtype of the data argument; parameters are cast to it.
+"""
+
+# dense, convolution, pooling, normalisation, dropout, embedding
+from ._batch_norm import batch_norm as batch_norm
+from ._conv import conv2d as conv2d
+from ._dropout import dropout as dropout
+from ._embedding import embedding as embedding
+from ._linear import linear as linear
+from ._norm import group_norm as group_norm
+from ._norm import layer_norm as layer_norm
+from ._norm import rms_norm as rms_norm
+from ._pool import avg_pool2d as avg_pool2d
+from ._pool import max_pool2d as max_pool2d
+
+__all__ = [
+    # dense, convolution, pooling, normalisation, dropout, embedding
+    "linear",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "batch_norm",
+    "layer_norm",
+    "rms_norm",
+    "group_norm",
+    "dropout",
+    "embedding",
+]
+
+# attention and positional encodings
+from ._attention import attention_weights as attention_weights  # noqa: E402
+from ._attention import scaled_dot_product_attention as scaled_dot_product_attention  # noqa: E402
+from ._positional import alibi_bias as alibi_bias  # noqa: E402
+from ._positional import alibi_slopes as alibi_slopes  # noqa: E402
+from ._positional import relative_position_bias as relative_position_bias  # noqa: E402
+from ._positional import relative_position_bucket as relative_position_bucket  # noqa: E402
+from ._positional import rope as rope  # noqa: E402
+from ._positional import sinusoidal_positional_encoding as sinusoidal_positional_encoding  # noqa: E402,E501
+
+__all__ += [
+    "scaled_dot_product_attention",
+    "attention_weights",
+    "rope",
+    "sinusoidal_positional_encoding",
+    "alibi_bias",
+    "alibi_slopes",
+    "relative_position_bucket",
+    "relative_position_bias",
+]

@@ -1,0 +1,136 @@
+"""Forward + backward time of every activation under ``jit``, against ``jax.nn``.
+
+Each case times ``x -> (f(x), vjp(g))`` on a 4096 x 4096 float32 array (16M elements;
+``--quick``: 64 x 64) and the ``jax.nn`` function with the same definition in the same
+run, interleaving the two (alternating which goes first) so that both see the same
+machine load. Reported: median
+milliseconds and ``ratio = ours / reference`` (lower is better).
+
+    python bench/bench_activations.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import functional_dl as fdl
+
+A = fdl.activations
+_PRELU_W = 0.25  # the PReLU reference is the inline formula with the same slopes
+
+
+def _prelu_ref(x):
+    w = jnp.full(x.shape[-1:], _PRELU_W, x.dtype)
+    return jnp.where(x > 0, x, w * x)
+
+
+# (name, ours, reference name, reference); reference None: no jax.nn equivalent
+CASES: list[tuple[str, Callable, str | None, Callable | None]] = [
+    ("sigmoid", A.sigmoid, "jax.nn.sigmoid", jax.nn.sigmoid),
+    ("tanh", A.tanh, "jnp.tanh", jnp.tanh),
+    ("relu", A.relu, "jax.nn.relu", jax.nn.relu),
+    ("relu6", A.relu6, "jax.nn.relu6", jax.nn.relu6),
+    ("leaky_relu", A.leaky_relu, "jax.nn.leaky_relu", jax.nn.leaky_relu),
+    ("elu", A.elu, "jax.nn.elu", jax.nn.elu),
+    ("selu", A.selu, "jax.nn.selu", jax.nn.selu),
+    ("celu", A.celu, "jax.nn.celu", jax.nn.celu),
+    ("gelu", A.gelu, "jax.nn.gelu(approximate=False)",
+     lambda x: jax.nn.gelu(x, approximate=False)),
+    ("gelu(approximate='tanh')", lambda x: A.gelu(x, approximate="tanh"),
+     "jax.nn.gelu(approximate=True)", lambda x: jax.nn.gelu(x, approximate=True)),
+    ("silu", A.silu, "jax.nn.silu", jax.nn.silu),
+    ("mish", A.mish, "jax.nn.mish", jax.nn.mish),
+    ("softplus", A.softplus, "jax.nn.softplus", jax.nn.softplus),
+    ("softsign", A.softsign, "jax.nn.soft_sign", jax.nn.soft_sign),
+    ("hardtanh", A.hardtanh, "jax.nn.hard_tanh", jax.nn.hard_tanh),
+    ("hardsigmoid", A.hardsigmoid, "jax.nn.hard_sigmoid", jax.nn.hard_sigmoid),
+    ("hardswish", A.hardswish, "jax.nn.hard_swish", jax.nn.hard_swish),
+    ("log_sigmoid", A.log_sigmoid, "jax.nn.log_sigmoid", jax.nn.log_sigmoid),
+    ("softmax", A.softmax, "jax.nn.softmax", jax.nn.softmax),
+    ("log_softmax", A.log_softmax, "jax.nn.log_softmax", jax.nn.log_softmax),
+    ("glu", A.glu, "jax.nn.glu", jax.nn.glu),
+    ("prelu", lambda x: A.prelu(x, jnp.full(x.shape[-1:], _PRELU_W, x.dtype)),
+     "jnp.where(x > 0, x, w * x)", _prelu_ref),
+]
+
+
+def _fwd_bwd(f: Callable) -> Callable:
+    """jit of ``(x, g) -> (f(x), vjp_f(x)(g))``: one forward and one backward pass."""
+
+    def step(x, g):
+        y, vjp = jax.vjp(f, x)
+        return y, vjp(g)[0]
+
+    return jax.jit(step)
+
+
+def _time(fn: Callable, *args) -> float:
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    return time.perf_counter() - t0
+
+
+def run(quick: bool = False, *, size: int | None = None, repeats: int | None = None,
+        only: str | None = None) -> list[dict]:
+    """Time every case; return rows ``name, value, unit, reference, ref_value, ratio``.
+
+    ``size`` (side of the square input) and ``repeats`` override the defaults
+    (4096 and 15; quick: 64 and 3); ``only`` keeps the cases whose name contains it.
+    """
+    n = size or (64 if quick else 4096)
+    repeats = repeats or (3 if quick else 15)
+    x = jax.random.normal(jax.random.key(0), (n, n), jnp.float32) * 3
+    rows = []
+    for name, ours, ref_name, ref in CASES:
+        if only is not None and only not in name:
+            continue
+        g = jnp.ones(jax.eval_shape(ours, x).shape, x.dtype)
+        fns = {"ours": _fwd_bwd(ours)}
+        if ref is not None:
+            fns["ref"] = _fwd_bwd(ref)
+        times: dict[str, list[float]] = {k: [] for k in fns}
+        for _ in range(3):  # compile and warm up
+            for fn in fns.values():
+                _time(fn, x, g)
+        order = list(fns)
+        for _ in range(repeats):  # interleaved, alternating who goes first: same load
+            for k in order:
+                times[k].append(_time(fns[k], x, g))
+            order.reverse()
+        ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+        ref_ms = ms.get("ref")
+        rows.append({
+            "name": name,
+            "value": ms["ours"],
+            "unit": "ms",
+            "reference": ref_name,
+            "ref_value": ref_ms,
+            "ratio": ms["ours"] / ref_ms if ref_ms else None,
+        })
+    return rows
+
+
+def _print(rows: list[dict]) -> None:
+    dev = jax.devices()[0]
+    print(f"backend: {jax.default_backend()}  device: {dev.device_kind}")
+    print(f"{'activation':<26} {'ours':>9} {'reference':>9}  {'ratio':>6}  reference")
+    for r in rows:
+        ref = f"{r['ref_value']:9.2f}" if r["ref_value"] is not None else f"{'-':>9}"
+        ratio = f"{r['ratio']:6.3f}" if r["ratio"] is not None else f"{'-':>6}"
+        print(f"{r['name']:<26} {r['value']:9.2f} {ref}  {ratio}  {r['reference']}")
+    ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
+    print(f"times in {rows[0]['unit']} (median); geometric-mean ratio "
+          f"{float(np.exp(np.mean(np.log(ratios)))):.3f}, worst {max(ratios):.3f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds")
+    _print(run(quick=parser.parse_args().quick))

@@ -1,3 +1,0 @@
-"""Activation functions with PyTorch's defaults and numerics."""
-
-__all__: list[str] = []

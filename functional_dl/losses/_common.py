@@ -1,0 +1,110 @@
+"""Input handling shared by the losses: dtypes, shape checks, safe powers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from .._checks import check_floating, check_same_shape
+
+# class weights of the gradient-check examples (5 classes)
+EXAMPLE_WEIGHT = np.array([0.5, 2.0, 1.0, 1.5, 0.25])
+
+
+def compute_dtype(dtype: Any) -> Any:
+    """float32 for half-precision inputs (accuracy), else the dtype itself."""
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def float_inputs(fn: str, **arrays: Any) -> tuple[list, Any]:
+    """Check that the named arrays are floating; return them upcast, and the output dtype.
+
+    The output dtype is the promoted dtype of the arrays (``bfloat16`` in, ``bfloat16``
+    out); they are returned in :func:`compute_dtype` of it so half precision is computed
+    in float32. ``None`` passes through.
+    """
+    present = {k: jnp.asarray(v) for k, v in arrays.items() if v is not None}
+    for name, a in present.items():
+        check_floating(name, a, fn=fn)
+    out = jnp.result_type(*present.values())
+    cd = compute_dtype(out)
+    return [None if v is None else present[k].astype(cd) for k, v in arrays.items()], out
+
+
+def same_shape_inputs(fn: str, **arrays: Any) -> tuple[list, Any]:
+    """:func:`float_inputs` for arrays that must all have the same shape."""
+    names = list(arrays)
+    for other in names[1:]:
+        check_same_shape(names[0], arrays[names[0]], other, arrays[other], fn=fn)
+    return float_inputs(fn, **arrays)
+
+
+def check_broadcastable(name: str, value: Any, shape: tuple, *, fn: str) -> None:
+    """Raise ``ValueError`` unless ``value`` broadcasts to ``shape`` without growing it."""
+    if value is None:
+        return
+    vshape = tuple(np.shape(value))
+    try:
+        ok = np.broadcast_shapes(vshape, shape) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{fn}: {name} must broadcast to the input shape {tuple(shape)}, "
+            f"got {name}.shape={vshape}"
+        )
+
+
+def check_class_weight(weight: Any, num_classes: int, *, fn: str, name: str = "weight") -> None:
+    """Raise ``ValueError`` unless ``weight`` is ``None`` or has shape ``[num_classes]``."""
+    if weight is not None and tuple(np.shape(weight)) != (num_classes,):
+        raise ValueError(
+            f"{fn}: {name} must have shape (num_classes,)=({num_classes},), "
+            f"got {name}.shape={tuple(np.shape(weight))}"
+        )
+
+
+def check_class_target(input: Any, target: Any, *, fn: str) -> None:
+    """Integer class targets: ``target.shape == input.shape[:-1]``, integer dtype."""
+    if np.ndim(input) < 1:
+        raise ValueError(f"{fn}: input must have a class axis, got input.shape=()")
+    if not jnp.issubdtype(jnp.result_type(target), jnp.integer):
+        raise TypeError(
+            f"{fn}: target must hold integer class indices, got target.dtype="
+            f"{jnp.result_type(target)}"
+        )
+    if tuple(np.shape(target)) != tuple(np.shape(input))[:-1]:
+        raise ValueError(
+            f"{fn}: target must have shape input.shape[:-1]={tuple(np.shape(input))[:-1]}, "
+            f"got target.shape={tuple(np.shape(target))}"
+        )
+
+
+def class_target_masks(target: jnp.ndarray, num_classes: int, ignore_index: Any = None):
+    """``(valid, bad, safe)`` for integer class targets.
+
+    ``valid``: not ``ignore_index``; ``bad``: valid but outside ``[0, num_classes)``
+    (those elements get a NaN loss); ``safe``: the target clipped into range for indexing.
+    """
+    valid = jnp.ones(target.shape, bool) if ignore_index is None else target != ignore_index
+    bad = valid & ((target < 0) | (target >= num_classes))
+    return valid, bad, jnp.clip(target, 0, num_classes - 1)
+
+
+def pow0(base: jnp.ndarray, exponent: Any) -> jnp.ndarray:
+    """``base ** exponent`` for ``base >= 0`` with ``0 ** e = 0`` (``e > 0``), ``0 ** 0 = 1``.
+
+    Its autodiff gradient at ``base == 0`` is 0 instead of NaN/inf (exponents < 1).
+    """
+    positive = base > 0
+    at_zero = jnp.asarray(jnp.asarray(exponent) == 0, base.dtype)
+    return jnp.where(positive, jnp.where(positive, base, 1) ** exponent, at_zero)
+
+
+def dpow0(base: jnp.ndarray, exponent: Any) -> jnp.ndarray:
+    """Hand derivative of :func:`pow0`: ``e·base^(e−1)`` for ``base > 0``, else 0."""
+    positive = base > 0
+    return jnp.where(positive, exponent * jnp.where(positive, base, 1) ** (exponent - 1), 0)
+

@@ -1,0 +1,213 @@
+"""Regression losses: squared error, absolute error, smooth L1 and Huber."""
+
+from __future__ import annotations
+
+import functools
+
+import jax.numpy as jnp
+import numpy as np
+
+from .. import grads
+from .._checks import check_nonnegative, check_positive
+from ._common import same_shape_inputs
+from ._reduction import check_reduction, reduce_loss
+
+__all__ = ["mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss"]
+
+
+def _abs(d):
+    # |d| whose autodiff gradient at 0 is sign(0) = 0, as PyTorch's abs backward
+    return jnp.sign(d) * d
+
+
+def _mse_formula(x, y):
+    d = x - y
+    return d * d
+
+
+def _mse_backward(x, y, g):
+    """d/dx (x − y)² = 2(x − y); d/dy = −2(x − y)."""
+    gx = 2 * (x - y) * g
+    return gx, -gx
+
+
+def _l1_formula(x, y):
+    return _abs(x - y)
+
+
+def _l1_backward(x, y, g):
+    """d/dx |x − y| = sign(x − y) (0 at x = y, as PyTorch); d/dy = −sign(x − y)."""
+    gx = jnp.sign(x - y) * g
+    return gx, -gx
+
+
+def _smooth_l1_formula(x, y, beta):
+    d = x - y
+    a = _abs(d)
+    safe_beta = jnp.where(beta > 0, beta, 1.0)
+    return jnp.where(a < beta, 0.5 * d * d / safe_beta, a - 0.5 * beta)
+
+
+def _smooth_l1_backward(x, y, beta, g):
+    """d/dx = (x − y)/beta if |x − y| < beta else sign(x − y); d/dy = −d/dx."""
+    d = x - y
+    safe_beta = jnp.where(beta > 0, beta, 1.0)
+    gx = jnp.where(jnp.abs(d) < beta, d / safe_beta, jnp.sign(d)) * g
+    return gx, -gx
+
+
+def _huber_formula(x, y, delta):
+    d = x - y
+    a = _abs(d)
+    return jnp.where(a <= delta, 0.5 * d * d, delta * (a - 0.5 * delta))
+
+
+def _huber_backward(x, y, delta, g):
+    """d/dx = x − y if |x − y| <= delta else delta·sign(x − y); d/dy = −d/dx."""
+    d = x - y
+    gx = jnp.where(jnp.abs(d) <= delta, d, delta * jnp.sign(d)) * g
+    return gx, -gx
+
+
+def mse_loss(input, target, *, reduction="mean"):
+    """Mean squared error.
+
+    ``loss = (input − target)²`` per element, then reduced.
+
+    Args:
+      input: predictions, any shape ``[...]``.
+      target: same shape as ``input``.
+      reduction: ``'mean'`` (default), ``'sum'`` or ``'none'``.
+
+    Returns:
+      a scalar, or an array of ``input``'s shape for ``'none'``; ``input``'s dtype.
+
+    Equivalent to ``torch.nn.functional.mse_loss`` (which also broadcasts; here the
+    shapes must match) and to ``optax.squared_error`` with ``'none'``
+    (``optax.l2_loss`` is half of it). Gradient: ``2(input − target)``.
+
+    Example::
+
+        mse_loss(jnp.array([1.0, 2.0]), jnp.array([0.0, 0.0]))  # 2.5
+    """
+    check_reduction(reduction, fn="mse_loss")
+    (x, y), out = same_shape_inputs("mse_loss", input=input, target=target)
+    return reduce_loss(_mse_formula(x, y), reduction, dtype=out)
+
+
+def l1_loss(input, target, *, reduction="mean"):
+    """Mean absolute error.
+
+    ``loss = |input − target|`` per element; the gradient at ``input == target`` is 0
+    (PyTorch's convention).
+
+    Args:
+      input: predictions, any shape ``[...]``.
+      target: same shape as ``input``.
+      reduction: ``'mean'`` (default), ``'sum'`` or ``'none'``.
+
+    Returns:
+      a scalar, or an array of ``input``'s shape for ``'none'``; ``input``'s dtype.
+
+    Equivalent to ``torch.nn.functional.l1_loss``. Gradient: ``sign(input − target)``.
+
+    Example::
+
+        l1_loss(jnp.array([1.0, -2.0]), jnp.zeros(2))  # 1.5
+    """
+    check_reduction(reduction, fn="l1_loss")
+    (x, y), out = same_shape_inputs("l1_loss", input=input, target=target)
+    return reduce_loss(_l1_formula(x, y), reduction, dtype=out)
+
+
+def smooth_l1_loss(input, target, *, beta=1.0, reduction="mean"):
+    """Smooth L1 loss: quadratic below ``beta``, linear above.
+
+    With ``d = input − target``: ``loss = 0.5·d²/beta`` if ``|d| < beta`` else
+    ``|d| − 0.5·beta``. ``beta = 0`` is exactly :func:`l1_loss`.
+
+    Args:
+      input: predictions, any shape ``[...]``.
+      target: same shape as ``input``.
+      beta: threshold, ``>= 0`` (default 1.0).
+      reduction: ``'mean'`` (default), ``'sum'`` or ``'none'``.
+
+    Returns:
+      a scalar, or an array of ``input``'s shape for ``'none'``; ``input``'s dtype.
+
+    Equivalent to ``torch.nn.functional.smooth_l1_loss``; equals
+    ``huber_loss(..., delta=beta) / beta`` for ``beta > 0``. Gradient:
+    ``d/beta`` if ``|d| < beta`` else ``sign(d)``.
+
+    Example::
+
+        smooth_l1_loss(jnp.array([0.5, 3.0]), jnp.zeros(2))  # (0.125 + 2.5) / 2
+    """
+    check_reduction(reduction, fn="smooth_l1_loss")
+    check_nonnegative("beta", beta, fn="smooth_l1_loss")
+    (x, y), out = same_shape_inputs("smooth_l1_loss", input=input, target=target)
+    return reduce_loss(_smooth_l1_formula(x, y, beta), reduction, dtype=out)
+
+
+def huber_loss(input, target, *, delta=1.0, reduction="mean"):
+    """Huber loss: quadratic below ``delta``, linear with slope ``delta`` above.
+
+    With ``d = input − target``: ``loss = 0.5·d²`` if ``|d| <= delta`` else
+    ``delta·(|d| − 0.5·delta)``.
+
+    Args:
+      input: predictions, any shape ``[...]``.
+      target: same shape as ``input``.
+      delta: threshold, ``> 0`` (default 1.0).
+      reduction: ``'mean'`` (default), ``'sum'`` or ``'none'``.
+
+    Returns:
+      a scalar, or an array of ``input``'s shape for ``'none'``; ``input``'s dtype.
+
+    Equivalent to ``torch.nn.functional.huber_loss`` and, with ``'none'``, to
+    ``optax.huber_loss(input, target, delta)``. Gradient: ``d`` if ``|d| <= delta``
+    else ``delta·sign(d)``.
+
+    Example::
+
+        huber_loss(jnp.array([0.5, 3.0]), jnp.zeros(2))  # (0.125 + 2.5) / 2
+    """
+    check_reduction(reduction, fn="huber_loss")
+    check_positive("delta", delta, fn="huber_loss")
+    (x, y), out = same_shape_inputs("huber_loss", input=input, target=target)
+    return reduce_loss(_huber_formula(x, y, delta), reduction, dtype=out)
+
+
+# ---------------------------------------------------------------- gradient registry
+def _pairs():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.linspace(-3, 3, 12), [-1e4, 1e4, 0.5, -0.25]])
+    y = np.concatenate([rng.normal(size=12), [0.0, 1.0, 0.5, 0.75]])  # ties: kinks at d=0, ±1
+    return [(x, y)]
+
+
+def _smooth_pairs():
+    rng = np.random.default_rng(1)
+    d = rng.choice([-1, 1], size=16) * rng.uniform(0.1, 0.9, size=16)
+    d[::2] *= 5  # both regimes, away from the kinks at |d| = 1 and d = 0
+    y = rng.normal(size=16)
+    return [(y + d, y)]
+
+
+for _name, _f, _b in [("mse_loss", _mse_formula, _mse_backward),
+                      ("l1_loss", _l1_formula, _l1_backward)]:
+    grads.register(_name, forward=_f, backward=_b, examples=_pairs, argnums=(0, 1),
+                   fd_examples=_smooth_pairs)
+for _beta in (1.0, 0.0):
+    grads.register(
+        f"smooth_l1_loss(beta={_beta})",
+        forward=functools.partial(_smooth_l1_formula, beta=_beta),
+        backward=lambda x, y, g, _beta=_beta: _smooth_l1_backward(x, y, _beta, g),
+        examples=_pairs, argnums=(0, 1), fd_examples=_smooth_pairs,
+    )
+grads.register(
+    "huber_loss(delta=1.0)",
+    forward=functools.partial(_huber_formula, delta=1.0),
+    backward=lambda x, y, g: _huber_backward(x, y, 1.0, g),
+    examples=_pairs, argnums=(0, 1), fd_examples=_smooth_pairs,
+)

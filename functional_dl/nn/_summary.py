@@ -1,0 +1,56 @@
+"""A printable model summary: each layer's output shape and parameter count."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ._core import Layer, _abstract_output
+
+__all__ = ["summary"]
+
+
+def _count(tree: Any) -> int:
+    return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def _rows(name: str, layer: Layer, params: Any, state: Any, x: Any, depth: int, out: list):
+    y = _abstract_output(layer, params, state, x)
+    out.append(("  " * depth + name, tuple(y.shape), _count(params)))
+    if layer.layers:  # a combinator: its children in order, each fed the previous output
+        for child_name, child in layer.layers.items():
+            x = _rows(child_name, child, params[child_name], state[child_name], x, depth + 1,
+                      out)
+    return y
+
+
+def summary(layer: Layer, input_shape: Any, *, key: Any = None) -> str:
+    """A table of every layer's output shape and parameter count (no FLOPs are spent).
+
+    Args:
+      layer: any :class:`Layer`; the children of a :func:`Sequential` get one row each.
+      input_shape: a shape tuple (float32 input) or a ``jax.ShapeDtypeStruct``.
+      key: initialization key (only shapes are computed; default ``key(0)``).
+
+    Returns:
+      the table as a string (``print`` it). Like ``torchinfo.summary`` / Keras'
+      ``model.summary()``.
+
+    Example:
+      >>> print(summary(Sequential(Linear(16), ReLU(), Linear(3)), (32, 8)))
+    """
+    key = jax.random.key(0) if key is None else key
+    shape = tuple(getattr(input_shape, "shape", input_shape))
+    x = jax.ShapeDtypeStruct(shape, getattr(input_shape, "dtype", jnp.float32))
+    params, state = jax.eval_shape(lambda k: layer.init(k, shape), key)
+    rows: list[tuple[str, tuple, int]] = []
+    _rows(layer.name, layer, params, state, x, 0, rows)
+    width = max(12, *(len(r[0]) for r in rows))
+    lines = [f"{'layer':<{width}}  {'output shape':<20}  {'params':>10}",
+             "-" * (width + 34)]
+    lines += [f"{n:<{width}}  {str(s):<20}  {c:>10,}" for n, s, c in rows]
+    lines += ["-" * (width + 34), f"input {shape}, total parameters {rows[0][2]:,}"]
+    return "\n".join(lines)

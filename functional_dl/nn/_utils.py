@@ -1,0 +1,69 @@
+"""Small helpers shared by the ``nn`` ops: argument normalisation and dtype rules.
+
+Dtype rule of every ``nn.functional`` op: the output has the floating dtype of the
+data argument ``x``; parameters (weights, biases, tables) are cast to it, so float32
+parameters work with bfloat16 activations (mixed precision). Statistics of the
+normalisation layers are accumulated in at least float32.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import grads
+from .._checks import check_floating, check_int
+
+
+def as_pair(name: str, value: Any, *, fn: str, minimum: int = 1) -> tuple[int, int]:
+    """``value`` (an int or a pair of ints) as ``(h, w)``, each ``>= minimum``."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{fn}: {name} must be an int or a pair of ints, got {name}={value!r}")
+        pair = tuple(value)
+    else:
+        pair = (value, value)
+    for v in pair:
+        check_int(name, v, fn=fn)
+        if v < minimum:
+            raise ValueError(f"{fn}: {name} must be >= {minimum}, got {name}={value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def param(p: Any, x: Any) -> Any:
+    """Parameter ``p`` cast to the dtype of ``x`` (``None`` stays ``None``)."""
+    return None if p is None else jnp.asarray(p).astype(x.dtype)
+
+
+def stat_dtype(dtype: Any) -> Any:
+    """The dtype statistics are accumulated in: at least float32."""
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def check_input(name: str, x: Any, ndims: Any, *, fn: str, what: str) -> None:
+    """Floating ``x`` of rank ``ndims``; the message names the expected layout ``what``."""
+    check_floating(name, x, fn=fn)
+    allowed = (ndims,) if isinstance(ndims, int) else tuple(ndims)
+    if np.ndim(x) not in allowed:
+        raise ValueError(
+            f"{fn}: {name} must have rank {' or '.join(map(str, allowed))} ({what}), "
+            f"got {name}.shape={tuple(np.shape(x))}"
+        )
+
+
+def check_vector(name: str, v: Any, size: int, *, fn: str, of: str) -> None:
+    """``v`` is ``None`` or has shape ``[size]``; ``of`` says where ``size`` comes from."""
+    if v is not None and tuple(np.shape(v)) != (size,):
+        raise ValueError(
+            f"{fn}: {name} must have shape ({size},) to match {of}, got {name}.shape="
+            f"{tuple(np.shape(v))}"
+        )
+
+
+def register_grad(name: str, *, forward: Any, backward: Any, **kwargs: Any) -> None:
+    """:func:`functional_dl.grads.register` with ``forward`` and ``backward`` under ``jit``:
+    one compilation per example shape instead of one per eager op, for fast checks."""
+    grads.register(name, forward=jax.jit(forward), backward=jax.jit(backward), **kwargs)

@@ -1,0 +1,74 @@
+"""Backpropagation written out by hand: parameter gradients without ``jax.grad``.
+
+Every layer of :mod:`functional_dl.nn` carries its hand-derived backward pass
+(``layer.backward``, built from the vjps registered in :mod:`functional_dl.grads`:
+``dW = X^T dZ`` for linear, transposed convolutions for conv, arg-max routing for max
+pooling, the closed-form batch-norm backward, the dropout mask, ...). A
+:func:`~functional_dl.nn.Sequential` model chains them the classic way::
+
+    forward:  x_0 = x,  x_{l+1} = layer_l(x_l)       (every input x_l is recorded)
+    backward: g_L = dL/dy,  (dparams_l, g_l) = layer_l.backward(x_l, g_{l+1})
+
+This module runs that chain for a model and a loss; the result equals ``jax.grad`` of
+the same loss (checked in the tests and shown in ``notebooks/05_layers.ipynb``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+
+from .. import grads, losses
+from ._core import Layer
+
+__all__ = ["backward", "cross_entropy_value_and_grad"]
+
+
+def backward(model: Layer, params: Any, state: Any, x: Any, g: Any, *, key: Any = None,
+             train: bool = False) -> tuple[Any, Any]:
+    """Vjp of ``model.apply`` at ``x`` for output cotangent ``g``, from hand-derived passes.
+
+    Args:
+      model: a :class:`Layer` with a ``backward`` (every layer of ``fdl.nn`` and any
+        ``Sequential``/``Residual`` of them).
+      params, state: as for ``model.apply``.
+      x: the input; g: ``dL/dy``, the shape of the output.
+      key, train: as for ``model.apply`` (the same key reproduces the dropout masks).
+
+    Returns:
+      ``(param_grads, dx)``; ``param_grads`` has the structure of ``params``.
+
+    Example:
+      >>> grads, dx = backward(model, params, state, x, jnp.ones_like(y))
+    """
+    if model.backward is None:
+        raise ValueError(f"backward: layer {model.name!r} (or one of its children) has no "
+                         "hand-derived backward pass")
+    return model.backward(params, state, x, g, key=key, train=train)
+
+
+def cross_entropy_value_and_grad(model: Layer, params: Any, state: Any, x: Any, labels: Any, *,
+                                 key: Any = None, train: bool = True):
+    """Mean cross-entropy of ``model`` and its parameter gradients, by hand.
+
+    Args:
+      model: a :class:`Layer` whose output is logits ``[N, num_classes]``.
+      params, state, x, key, train: as for ``model.apply``.
+      labels: integer class indices ``[N]``.
+
+    Returns:
+      ``((loss, new_state), param_grads)`` like
+      ``jax.value_and_grad(loss_fn, has_aux=True)(params)`` would: the loss is
+      :func:`functional_dl.losses.cross_entropy`, its gradient w.r.t. the logits the
+      hand-derived one registered with it (``(softmax(z) - onehot(y)) / N``), and the
+      parameter gradients come from :func:`backward`.
+
+    Example:
+      >>> (loss, state), grads = cross_entropy_value_and_grad(model, params, state, x, y, key=k)
+    """
+    logits, new_state = model.apply(params, state, x, key=key, train=train)
+    loss = losses.cross_entropy(logits, labels)
+    g = grads.registry()["cross_entropy"].backward(logits, labels, jnp.ones((), loss.dtype))
+    param_grads, _ = backward(model, params, state, x, g, key=key, train=train)
+    return (loss, new_state), param_grads

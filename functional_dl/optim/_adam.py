@@ -1,0 +1,307 @@
+"""Adam, AdamW, NAdam, RAdam, Adamax and Lion: PyTorch's algorithms as optax transformations.
+
+Every constructor validates its hyperparameters and chains
+``maximize? → L2 (coupled) | direction → decay (decoupled) → scale_by_lr``.
+``betas[0]`` (and ``betas[1]``) may be schedules ``step -> beta``, so
+``fdl.schedules.one_cycle_momentum`` can cycle Adam's beta1 as PyTorch's ``OneCycleLR``
+does with ``cycle_momentum=True``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optax
+
+from .._checks import check_nonnegative
+from ._base import ScalarOrSchedule, chain_optimizer, check_betas, check_lr
+from ._moments import scale_by_lion
+from ._moments_adam import scale_by_adam, scale_by_adamax, scale_by_nadam, scale_by_radam
+
+__all__ = ["adam", "adamw", "nadam", "radam", "adamax", "lion"]
+
+
+def _check(fn: str, lr: Any, betas: Any, eps: float, weight_decay: float) -> tuple:
+    check_lr(lr, fn)
+    b1, b2 = check_betas(betas, fn)
+    check_nonnegative("eps", eps, fn=fn)
+    check_nonnegative("weight_decay", weight_decay, fn=fn)
+    return b1, b2
+
+
+def adam(
+    lr: ScalarOrSchedule = 1e-3,
+    *,
+    betas: tuple = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    amsgrad: bool = False,
+    maximize: bool = False,
+    state_dtype: Any = None,
+) -> optax.GradientTransformation:
+    """Adam (Kingma & Ba, 2015), as ``torch.optim.Adam``.
+
+    .. math::
+        g_t \\leftarrow g_t + \\lambda\\theta_{t-1}, \\quad
+        m_t = \\beta_1 m_{t-1} + (1-\\beta_1) g_t, \\quad
+        v_t = \\beta_2 v_{t-1} + (1-\\beta_2) g_t^2,
+
+        \\theta_t = \\theta_{t-1} - \\gamma \\frac{m_t/(1-\\beta_1^t)}
+                    {\\sqrt{\\hat v_t}/\\sqrt{1-\\beta_2^t} + \\epsilon}
+
+    ``v̂ = max(v̂_{t-1}, v_t)`` with ``amsgrad``, else ``v_t``. ``weight_decay`` is the
+    coupled L2 penalty (use ``adamw`` for decoupled decay).
+
+    Equivalent: ``torch.optim.Adam(params, lr, betas, eps, weight_decay, amsgrad,
+    maximize=maximize)``; ``optax.adam(lr, b1, b2, eps)`` for ``weight_decay=0``,
+    ``amsgrad=False`` (``optax.amsgrad`` keeps the max of the bias-corrected moment).
+
+    Args:
+        lr: learning rate ``>= 0`` or schedule ``step -> lr``.
+        betas: ``(beta1, beta2)``, each in ``[0, 1)`` or a schedule.
+        eps: ``>= 0``, added outside the root.
+        weight_decay: L2 penalty ``>= 0``.
+        amsgrad: AMSGrad variant.
+        maximize: ascend the objective.
+        state_dtype: dtype of the moments (default: float32 for bf16/fp16 params).
+
+    Returns:
+        An ``optax.GradientTransformation``.
+
+    Example:
+        >>> import jax.numpy as jnp, functional_dl as fdl
+        >>> opt = fdl.optim.adam(1e-2)
+        >>> params = {"w": jnp.ones(2)}
+        >>> updates, state = opt.update({"w": jnp.ones(2)}, opt.init(params), params)
+        >>> fdl.optim.apply_updates(params, updates)["w"]
+        Array([0.99, 0.99], dtype=float32)
+    """
+    b1, b2 = _check("adam", lr, betas, eps, weight_decay)
+    direction = scale_by_adam(b1, b2, eps, amsgrad=amsgrad, state_dtype=state_dtype)
+    return chain_optimizer(direction, lr=lr, weight_decay=weight_decay, maximize=maximize)
+
+
+def adamw(
+    lr: ScalarOrSchedule = 1e-3,
+    *,
+    betas: tuple = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 1e-2,
+    amsgrad: bool = False,
+    mask: Any = None,
+    maximize: bool = False,
+    state_dtype: Any = None,
+) -> optax.GradientTransformation:
+    """AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, 2019), ``torch.optim.AdamW``.
+
+    .. math::
+        \\theta \\leftarrow \\theta (1 - \\gamma\\lambda), \\quad
+        \\theta_t = \\theta - \\gamma \\frac{m_t/(1-\\beta_1^t)}
+                    {\\sqrt{\\hat v_t}/\\sqrt{1-\\beta_2^t} + \\epsilon}
+
+    with Adam's moments of the raw gradient (no L2 term in ``g``). With a schedule, the
+    decay uses the same ``lr_t`` as the step.
+
+    Equivalent: ``torch.optim.AdamW`` (default ``weight_decay=1e-2``);
+    ``optax.adamw(lr, b1, b2, eps, weight_decay=weight_decay, mask=mask)`` (whose default
+    decay is 1e-4). PyTorch has no ``mask``: it decays every parameter of the group.
+
+    Args:
+        lr: learning rate ``>= 0`` or schedule.
+        betas: ``(beta1, beta2)``, each in ``[0, 1)`` or a schedule.
+        eps: ``>= 0``.
+        weight_decay: ``λ >= 0``.
+        amsgrad: AMSGrad variant.
+        mask: leaves to decay: a pytree of bools like the params (or a prefix), or a
+            callable ``params -> pytree of bools``; ``None`` decays everything. Typical:
+            ``lambda p: jax.tree.map(lambda x: x.ndim > 1, p)`` (no decay on biases/norms).
+        maximize: ascend the objective.
+        state_dtype: dtype of the moments (default: float32 for bf16/fp16 params).
+
+    Returns:
+        An ``optax.GradientTransformation`` (its ``update`` needs ``params``).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, functional_dl as fdl
+        >>> opt = fdl.optim.adamw(1e-3, mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p))
+        >>> params = {"w": jnp.ones((2, 2)), "b": jnp.zeros(2)}
+        >>> state = opt.init(params)
+    """
+    b1, b2 = _check("adamw", lr, betas, eps, weight_decay)
+    direction = scale_by_adam(b1, b2, eps, amsgrad=amsgrad, state_dtype=state_dtype)
+    return chain_optimizer(direction, lr=lr, weight_decay=weight_decay, decoupled=True,
+                           mask=mask, maximize=maximize)
+
+
+def nadam(
+    lr: ScalarOrSchedule = 2e-3,
+    *,
+    betas: tuple = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum_decay: float = 4e-3,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+    state_dtype: Any = None,
+) -> optax.GradientTransformation:
+    """NAdam: Adam with Nesterov momentum (Dozat, 2016), as ``torch.optim.NAdam``.
+
+    .. math::
+        \\mu_t = \\beta_1(1 - \\tfrac12 0.96^{t\\psi}), \\quad
+        \\theta_t = \\theta_{t-1} - \\gamma \\Big(\\frac{\\mu_{t+1} m_t}{1-\\prod_{i\\le t+1}\\mu_i}
+            + \\frac{(1-\\mu_t) g_t}{1-\\prod_{i\\le t}\\mu_i}\\Big)
+            \\Big/ \\Big(\\sqrt{v_t/(1-\\beta_2^t)} + \\epsilon\\Big)
+
+    ``weight_decay`` is L2 (added to ``g``) or, with ``decoupled_weight_decay``,
+    ``θ ← θ(1 - γλ)`` (NAdamW). ``optax.nadam`` is a different (Keras) variant.
+
+    Args:
+        lr: learning rate ``>= 0`` or schedule.
+        betas: ``(beta1, beta2)``, each in ``[0, 1)`` or a schedule.
+        eps: ``>= 0``.
+        weight_decay: ``λ >= 0``.
+        momentum_decay: ``ψ >= 0`` (PyTorch's default 4e-3).
+        decoupled_weight_decay: AdamW-style decay.
+        maximize: ascend the objective.
+        state_dtype: dtype of the moments (default: float32 for bf16/fp16 params).
+
+    Returns:
+        An ``optax.GradientTransformation``.
+
+    Example:
+        >>> import jax.numpy as jnp, functional_dl as fdl
+        >>> opt = fdl.optim.nadam()
+        >>> state = opt.init({"w": jnp.zeros(2)})
+    """
+    b1, b2 = _check("nadam", lr, betas, eps, weight_decay)
+    check_nonnegative("momentum_decay", momentum_decay, fn="nadam")
+    direction = scale_by_nadam(b1, b2, eps, momentum_decay=momentum_decay,
+                               state_dtype=state_dtype)
+    return chain_optimizer(direction, lr=lr, weight_decay=weight_decay,
+                           decoupled=decoupled_weight_decay, maximize=maximize)
+
+
+def radam(
+    lr: ScalarOrSchedule = 1e-3,
+    *,
+    betas: tuple = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+    state_dtype: Any = None,
+) -> optax.GradientTransformation:
+    """RAdam: Adam with a rectified adaptive rate (Liu et al., 2020), as ``torch.optim.RAdam``.
+
+    .. math::
+        \\theta_t = \\theta_{t-1} - \\gamma\\, \\hat m_t \\cdot
+        \\begin{cases} r_t \\sqrt{1-\\beta_2^t}/(\\sqrt{v_t}+\\epsilon) & \\rho_t > 5 \\\\
+        1 & \\text{otherwise} \\end{cases}
+
+    (see ``scale_by_radam`` for ``ρ_t`` and ``r_t``). ``optax.radam`` places ``eps``
+    differently and switches at ``ρ_t >= 5``.
+
+    Args:
+        lr: learning rate ``>= 0`` or schedule.
+        betas: ``(beta1, beta2)``, each in ``[0, 1)`` or a schedule.
+        eps: ``>= 0``.
+        weight_decay: ``λ >= 0``, L2 or (``decoupled_weight_decay``) AdamW-style.
+        decoupled_weight_decay: AdamW-style decay.
+        maximize: ascend the objective.
+        state_dtype: dtype of the moments (default: float32 for bf16/fp16 params).
+
+    Returns:
+        An ``optax.GradientTransformation``.
+
+    Example:
+        >>> import jax.numpy as jnp, functional_dl as fdl
+        >>> opt = fdl.optim.radam()
+        >>> state = opt.init({"w": jnp.zeros(2)})
+    """
+    b1, b2 = _check("radam", lr, betas, eps, weight_decay)
+    direction = scale_by_radam(b1, b2, eps, state_dtype=state_dtype)
+    return chain_optimizer(direction, lr=lr, weight_decay=weight_decay,
+                           decoupled=decoupled_weight_decay, maximize=maximize)
+
+
+def adamax(
+    lr: ScalarOrSchedule = 2e-3,
+    *,
+    betas: tuple = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+    state_dtype: Any = None,
+) -> optax.GradientTransformation:
+    """Adamax: Adam with the infinity norm (Kingma & Ba, 2015), as ``torch.optim.Adamax``.
+
+    .. math::
+        m_t = \\beta_1 m_{t-1} + (1-\\beta_1) g_t, \\quad
+        u_t = \\max(\\beta_2 u_{t-1}, |g_t| + \\epsilon), \\quad
+        \\theta_t = \\theta_{t-1} - \\frac{\\gamma}{1-\\beta_1^t} \\frac{m_t}{u_t}
+
+    Equivalent: ``torch.optim.Adamax``; ``optax.adamax`` (same rule, without L2).
+
+    Args:
+        lr: learning rate ``>= 0`` or schedule.
+        betas: ``(beta1, beta2)``, each in ``[0, 1)`` or a schedule.
+        eps: ``>= 0``.
+        weight_decay: L2 penalty ``>= 0``.
+        maximize: ascend the objective.
+        state_dtype: dtype of the moments (default: float32 for bf16/fp16 params).
+
+    Returns:
+        An ``optax.GradientTransformation``.
+
+    Example:
+        >>> import jax.numpy as jnp, functional_dl as fdl
+        >>> opt = fdl.optim.adamax()
+        >>> state = opt.init({"w": jnp.zeros(2)})
+    """
+    b1, b2 = _check("adamax", lr, betas, eps, weight_decay)
+    direction = scale_by_adamax(b1, b2, eps, state_dtype=state_dtype)
+    return chain_optimizer(direction, lr=lr, weight_decay=weight_decay, maximize=maximize)
+
+
+def lion(
+    lr: ScalarOrSchedule = 1e-4,
+    *,
+    betas: tuple = (0.9, 0.99),
+    weight_decay: float = 0.0,
+    mask: Any = None,
+    maximize: bool = False,
+    state_dtype: Any = None,
+) -> optax.GradientTransformation:
+    """Lion (Chen et al., 2023): the sign of an interpolated momentum, decoupled decay.
+
+    .. math::
+        \\theta_t = \\theta_{t-1}(1 - \\gamma\\lambda)
+                    - \\gamma\\operatorname{sign}(\\beta_1 m_{t-1} + (1-\\beta_1) g_t),
+        \\qquad m_t = \\beta_2 m_{t-1} + (1-\\beta_2) g_t
+
+    PyTorch has no ``Lion``; this follows the paper and ``lion-pytorch`` (defaults
+    ``lr=1e-4``, ``betas=(0.9, 0.99)``, ``weight_decay=0``). ``optax.lion`` is the same rule
+    (its default ``weight_decay`` is 1e-3). Use a 3-10x smaller ``lr`` than for AdamW.
+
+    Args:
+        lr: learning rate ``>= 0`` or schedule.
+        betas: ``(beta1, beta2)``, each in ``[0, 1)`` or a schedule.
+        weight_decay: decoupled decay ``λ >= 0``.
+        mask: leaves to decay, as in ``adamw``.
+        maximize: ascend the objective.
+        state_dtype: dtype of the momentum (default: float32 for bf16/fp16 params).
+
+    Returns:
+        An ``optax.GradientTransformation``.
+
+    Example:
+        >>> import jax.numpy as jnp, functional_dl as fdl
+        >>> opt = fdl.optim.lion(0.1)
+        >>> u, _ = opt.update({"w": jnp.array([3.0])}, opt.init({"w": jnp.zeros(1)}))
+        >>> u["w"]
+        Array([-0.1], dtype=float32)
+    """
+    b1, b2 = _check("lion", lr, betas, 0.0, weight_decay)
+    direction = scale_by_lion(b1, b2, state_dtype=state_dtype)
+    return chain_optimizer(direction, lr=lr, weight_decay=weight_decay, decoupled=True,
+                           mask=mask, maximize=maximize)
