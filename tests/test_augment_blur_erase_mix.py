@@ -11,11 +11,11 @@ import pytest
 from scipy import ndimage, stats
 
 import functional_dl.augment as A
-from tests.helpers import FLOAT_DTYPES, assert_close
+from tests.helpers import FLOAT_DTYPES, assert_close, fast_key
 
 RNG = np.random.default_rng(2)
 IMAGES = RNG.random((2, 11, 9, 3)).astype(np.float32)
-KEY = jax.random.key(7)
+KEY = fast_key(7)
 
 
 # --- Gaussian blur ---------------------------------------------------------------------
