@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.test_util import check_grads
 
 import functional_dl.losses as L
 from functional_dl import grads
@@ -23,6 +24,14 @@ def np_reduce(loss, reduction, denominator=None):
     if reduction == "sum":
         return loss.sum()
     return loss.sum() / (loss.size if denominator is None else denominator)
+
+
+def check_grads_x64(fn, *args):
+    """Reverse-mode gradient of ``fn`` against finite differences, in float64 (jitted:
+    one compilation instead of one per primitive)."""
+    with jax.enable_x64(True):
+        args = tuple(np.asarray(a, np.float64) for a in args)
+        check_grads(jax.jit(fn), args, order=1, modes=["rev"])
 
 
 # ------------------------------------------------------------------------------------
