@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import grads
 from .._checks import check_nonnegative
-from ._common import check_broadcastable, pow0, same_shape_inputs
+from ._common import check_broadcastable, pointwise_loss, pow0, same_shape_inputs
 from ._reduction import check_reduction, reduce_loss
 
 __all__ = [
@@ -205,9 +205,7 @@ def hinge_loss(input, target, *, reduction="mean"):
 
         hinge_loss(jnp.array([0.5, -2.0]), jnp.array([1.0, -1.0]))  # 0.25
     """
-    check_reduction(reduction, fn="hinge_loss")
-    (x, y), out = same_shape_inputs("hinge_loss", input=input, target=target)
-    return reduce_loss(_hinge_formula(x, y), reduction, dtype=out)
+    return pointwise_loss("hinge_loss", _hinge_formula, input, target, reduction)
 
 
 # ---------------------------------------------------------------- sigmoid_focal_loss
@@ -266,11 +264,9 @@ def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, reduction="mean"
 
         sigmoid_focal_loss(jnp.array([3.0, -1.0]), jnp.array([1.0, 1.0]))
     """
-    fn = "sigmoid_focal_loss"
-    check_reduction(reduction, fn=fn)
-    check_nonnegative("gamma", gamma, fn=fn)
-    (x, y), out = same_shape_inputs(fn, input=input, target=target)
-    return reduce_loss(_sigmoid_focal_formula(x, y, alpha, gamma), reduction, dtype=out)
+    check_nonnegative("gamma", gamma, fn="sigmoid_focal_loss")
+    return pointwise_loss("sigmoid_focal_loss", _sigmoid_focal_formula, input, target,
+                          reduction, alpha, gamma)
 
 
 # ---------------------------------------------------------------- gradient registry
