@@ -185,6 +185,18 @@ def test_cross_entropy_extreme_and_minus_inf_logits_are_finite():
     assert_finite(jax.grad(lambda a: L.cross_entropy(a, y, label_smoothing=0.1))(x))
 
 
+def test_ignored_rows_with_minus_inf_logits_give_finite_gradients():
+    x = np.array([[-np.inf, 1.0, 2.0, 0.0, 0.0], [0.5, 0.1, -1.0, 0.0, 2.0]], np.float32)
+    y = np.array([-100, 1])  # the ignored row's clipped index points at the −inf logit
+    for eps in (0.0, 0.1):
+        grads = jax.grad(lambda a, w, eps=eps: L.cross_entropy(a, y, w, label_smoothing=eps),
+                         argnums=(0, 1))(x, W)
+        assert_finite(grads)
+        assert_close(grads[0][0], np.zeros(5))
+    logp = log_softmax(x, -1).astype(np.float32)
+    assert_finite(jax.grad(lambda a, w: L.nll_loss(a, y, w), argnums=(0, 1))(logp, W))
+
+
 def test_cross_entropy_fully_ignored_batch():
     """PyTorch: the mean over no element is 0/0 = NaN; the gradient is zero."""
     y = np.full((2, 3), -100)

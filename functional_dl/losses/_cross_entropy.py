@@ -78,7 +78,8 @@ def _stats_backward(x, e, y, v, m, lse, g_lse, g_xy, g_s):
     dv = None
     if v is not None:
         dx = dx + g_s[..., None] * v
-        dv = g_s[..., None] * (x.astype(p.dtype) - m[..., None])
+        # 0 where g_s is 0 (ignored rows), even at a −inf logit
+        dv = jnp.where(g_s[..., None] == 0, 0, g_s[..., None] * (x.astype(p.dtype) - m[..., None]))
         dv = jnp.sum(dv, axis=tuple(range(dv.ndim - v.ndim))).astype(v.dtype)
     return dx.astype(x.dtype if e is None else e.dtype), None, dv  # e is kept in x's dtype
 
@@ -114,10 +115,9 @@ def _ce_int(x, target, weight, ignore_index, eps, stats):
     smooth = _smoothing_on(eps)
     v = (jnp.ones(num_classes, cd) if weight is None else weight) if smooth else None
     lse, xy, s = stats(x, y, v)
-    loss = w_y * (lse - xy)
+    loss = w_y * jnp.where(valid, lse - xy, 0)  # ignored rows: no inf·0, not even in grads
     if smooth:
-        loss = (1 - eps) * loss + eps / num_classes * (jnp.sum(v) * lse - s)
-    loss = jnp.where(valid, loss, 0)
+        loss = (1 - eps) * loss + eps / num_classes * jnp.where(valid, jnp.sum(v) * lse - s, 0)
     return jnp.where(bad, jnp.nan, loss), jnp.sum(w_y)
 
 
@@ -247,7 +247,7 @@ def _nll_terms(x, target, weight, ignore_index):
     valid, bad, y = class_target_masks(target, x.shape[-1], ignore_index)
     w_y = _target_weight(weight, y, valid, x.dtype)
     xy = jnp.take_along_axis(x, y[..., None], axis=-1)[..., 0]
-    loss = jnp.where(valid, -w_y * xy, 0)
+    loss = -w_y * jnp.where(valid, xy, 0)  # an ignored −inf log-probability stays out
     return jnp.where(bad, jnp.nan, loss), jnp.sum(w_y)
 
 
