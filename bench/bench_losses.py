@@ -8,7 +8,8 @@ Cases (float32 logits ``[8192, 32000]``, 1 GiB; ``--quick``: ``[64, 1000]``):
   against ``optax.losses.sigmoid_binary_cross_entropy``.
 
 Each side is ``jit(value_and_grad(mean loss))`` with respect to the logits. Time: median
-of interleaved runs after a warm-up. Memory: XLA's compiled memory analysis of the same
+of interleaved runs after a warm-up, wall-clock and CPU time of the process (the latter
+is steadier on a loaded machine). Memory: XLA's compiled memory analysis of the same
 executable, ``arguments + outputs + temporaries − aliased`` (the buffers live at its
 peak), and the temporaries alone. ``ratio = ours / reference``, lower is better.
 
@@ -50,10 +51,11 @@ def _cases(n: int, c: int) -> list[tuple[str, Callable, str, Callable, tuple]]:
     ]
 
 
-def _time(fn: Callable, *args) -> float:
-    t0 = time.perf_counter()
+def _time(fn: Callable, *args) -> tuple[float, float]:
+    """(wall, CPU) seconds of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
     jax.block_until_ready(fn(*args))
-    return time.perf_counter() - t0
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def _memory(compiled) -> tuple[float, float]:
@@ -73,7 +75,7 @@ def _row(name, value, unit, reference, ref_value):
 def run(quick: bool = False, *, repeats: int | None = None, size: tuple[int, int] | None = None
         ) -> list[dict]:
     """Time and measure every case; return rows ``name, value, unit, reference,
-    ref_value, ratio`` (three rows per case: time, peak memory, temporaries).
+    ref_value, ratio`` (four rows per case: wall and CPU time, peak memory, temporaries).
 
     ``size = (rows, classes)`` and ``repeats`` override the defaults
     (``(8192, 32000)`` and 7; quick: ``(64, 1000)`` and 3).
@@ -84,15 +86,18 @@ def run(quick: bool = False, *, repeats: int | None = None, size: tuple[int, int
     for name, ours, ref_name, ref, args in _cases(n, c):
         fns = {k: jax.jit(jax.value_and_grad(f)) for k, f in (("ours", ours), ("ref", ref))}
         compiled = {k: fn.lower(*args).compile() for k, fn in fns.items()}
-        times: dict[str, list[float]] = {k: [] for k in fns}
+        times: dict[str, list[tuple[float, float]]] = {k: [] for k in fns}
         for fn in compiled.values():  # warm up
             _time(fn, *args)
         for _ in range(repeats):  # interleaved, so both see the same machine load
             for k, fn in compiled.items():
                 times[k].append(_time(fn, *args))
-        ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+        ms = {k: [1e3 * statistics.median(t[i] for t in v) for i in (0, 1)]
+              for k, v in times.items()}
         mem = {k: _memory(fn) for k, fn in compiled.items()}
-        rows.append(_row(f"{name} fwd+bwd time", ms["ours"], "ms", ref_name, ms["ref"]))
+        rows.append(_row(f"{name} fwd+bwd time", ms["ours"][0], "ms", ref_name, ms["ref"][0]))
+        rows.append(_row(f"{name} fwd+bwd CPU time", ms["ours"][1], "ms", ref_name,
+                         ms["ref"][1]))
         rows.append(_row(f"{name} peak memory", mem["ours"][0], "MiB", ref_name,
                          mem["ref"][0]))
         rows.append(_row(f"{name} temporaries", mem["ours"][1], "MiB", ref_name,

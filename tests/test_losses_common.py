@@ -249,7 +249,7 @@ def test_bench_quick_rows():
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     rows = bench.run(quick=True)
-    assert len(rows) == 6
+    assert len(rows) == 8
     for row in rows:
         assert set(row) == {"name", "value", "unit", "reference", "ref_value", "ratio"}
         assert row["value"] >= 0 and row["ref_value"] >= 0

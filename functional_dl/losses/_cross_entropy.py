@@ -61,27 +61,29 @@ def _stats_formula(x, y, v):
 def _stats_backward(x, e, y, v, m, lse, g_lse, g_xy, g_s):
     """Hand vjp of :func:`_stats_formula` (``m`` held constant).
 
-    dx = g_lse·softmax(x) + g_xy·onehot(y) + g_s·v, with softmax(x) = e·exp(−lse) from
-    the saved ``e = exp(x − m)``, or recomputed as exp(x − m − lse) when ``e`` is None;
+    dx = g_lse·softmax(x) + g_xy·onehot(y) + g_s·v, with softmax(x) = e / Σe from the
+    saved ``e = exp(x − m)`` (recomputed from ``x`` when ``e`` is None);
     dv = g_s·(x − m) (summed over the axes ``v`` was broadcast along); none for y.
     """
+    out_dtype = x.dtype if e is None else e.dtype  # e is only kept in x's dtype
     finite = jnp.isfinite(lse)  # False only for an all −inf row: its softmax is taken as 0
+    # The per-row factor ends in a division, which XLA evaluates once per row; cheap
+    # per-row work (masks, weights) would otherwise be redone for every class.
+    scale = jnp.where(finite, g_lse, 0) / jnp.where(finite, jnp.exp(lse), 1)
     if e is None:
-        z = x.astype(compute_dtype(x.dtype)) - m[..., None]
-        p = jnp.exp(z - jnp.where(finite, lse, 0)[..., None])
-    else:
-        p = e * jnp.where(finite, jnp.exp(-lse), 0)[..., None]
-    dx = g_lse[..., None] * p
-    if y is not None:
-        onehot = jnp.arange(p.shape[-1]) == y[..., None]
-        dx = dx + jnp.where(onehot, g_xy[..., None], 0)
+        e = jnp.exp(x.astype(compute_dtype(x.dtype)) - m[..., None])
+    dx = e * scale[..., None]
+    if y is not None:  # + g_xy at the target class: a scatter of one value per row
+        rows = dx.reshape(-1, dx.shape[-1])
+        rows = rows.at[jnp.arange(rows.shape[0]), y.reshape(-1)].add(g_xy.reshape(-1))
+        dx = rows.reshape(dx.shape)
     dv = None
     if v is not None:
         dx = dx + g_s[..., None] * v
         # 0 where g_s is 0 (ignored rows), even at a −inf logit
-        dv = jnp.where(g_s[..., None] == 0, 0, g_s[..., None] * (x.astype(p.dtype) - m[..., None]))
+        dv = jnp.where(g_s[..., None] == 0, 0, g_s[..., None] * (x.astype(e.dtype) - m[..., None]))
         dv = jnp.sum(dv, axis=tuple(range(dv.ndim - v.ndim))).astype(v.dtype)
-    return dx.astype(x.dtype if e is None else e.dtype), None, dv  # e is kept in x's dtype
+    return dx.astype(out_dtype), None, dv
 
 
 def _stats_fwd(x, y, v):
