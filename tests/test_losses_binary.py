@@ -5,12 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from jax.test_util import check_grads
 
 import functional_dl.losses as L
 from functional_dl.losses._binary import _bce_logits_formula
 from tests.helpers import assert_close, assert_finite
-from tests.test_losses_common import np_reduce
+from tests.test_losses_common import check_grads_x64, np_reduce
 
 REDUCTIONS = ["none", "mean", "sum"]
 
@@ -146,8 +145,7 @@ def test_bce_logits_weight_gradients_match_autodiff_and_finite_differences():
     args = (X, SOFT, WEIGHTS["per_class"], POS_WEIGHT)
     assert_close(jax.grad(fused, argnums=(0, 1, 2, 3))(*args),
                  jax.grad(plain, argnums=(0, 1, 2, 3))(*args))
-    with jax.enable_x64(True):
-        check_grads(fused, tuple(f64(a) for a in args), order=1, modes=["rev"])
+    check_grads_x64(fused, *args)
 
 
 def test_bce_logits_against_optax():
@@ -222,10 +220,8 @@ def test_sigmoid_focal_extreme_logits_finite(gamma):
 
 
 def test_sigmoid_focal_gradient_finite_differences():
-    with jax.enable_x64(True):
-        for gamma in (2.0, 0.5):
-            check_grads(lambda a, gamma=gamma: L.sigmoid_focal_loss(a, f64(SOFT), gamma=gamma),
-                        (f64(X),), order=1, modes=["rev"])
+    for gamma in (2.0, 0.5):
+        check_grads_x64(lambda a, y, gamma=gamma: L.sigmoid_focal_loss(a, y, gamma=gamma), X, SOFT)
 
 
 # ------------------------------------------------------------------------------ errors

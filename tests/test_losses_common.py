@@ -1,12 +1,17 @@
 """Properties shared by every loss: public gradient = hand-derived gradient on the
 registered examples, eager = jit = vmap, dtypes, the reduction argument."""
 
+import ast
 import functools
+import importlib.util
+import pathlib
+import textwrap
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.test_util import check_grads
 
 import functional_dl.losses as L
 from functional_dl import grads
@@ -23,6 +28,14 @@ def np_reduce(loss, reduction, denominator=None):
     if reduction == "sum":
         return loss.sum()
     return loss.sum() / (loss.size if denominator is None else denominator)
+
+
+def check_grads_x64(fn, *args):
+    """Reverse-mode gradient of ``fn`` against finite differences, in float64 (jitted:
+    one compilation instead of one per primitive)."""
+    with jax.enable_x64(True):
+        args = tuple(np.asarray(a, np.float64) for a in args)
+        check_grads(jax.jit(fn), args, order=1, modes=["rev"])
 
 
 # ------------------------------------------------------------------------------------
@@ -215,3 +228,28 @@ def test_integer_input_raises_type_error(name):
     fn, args = CASES[name]
     with pytest.raises(TypeError, match="must be a floating array|dtype"):
         fn(np.ones(args[0].shape, np.int32), *args[1:])
+
+
+@pytest.mark.parametrize("name", L.__all__)
+def test_docstring_example_runs(name):
+    """The ``Example::`` block of every docstring runs, and gives a finite scalar."""
+    doc = getattr(L, name).__doc__
+    assert "Example::" in doc, name
+    tree = ast.parse(textwrap.dedent(doc.split("Example::", 1)[1]).strip())
+    *setup, last = tree.body
+    namespace = {"jnp": jnp, "jax": jax, **{n: getattr(L, n) for n in L.__all__}}
+    exec(compile(ast.Module(setup, type_ignores=[]), name, "exec"), namespace)
+    value = eval(compile(ast.Expression(last.value), name, "eval"), namespace)
+    assert value.shape == () and np.isfinite(value)
+
+
+def test_bench_quick_rows():
+    spec = importlib.util.spec_from_file_location(
+        "bench_losses", pathlib.Path(__file__).parents[1] / "bench" / "bench_losses.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = bench.run(quick=True)
+    assert len(rows) == 8
+    for row in rows:
+        assert set(row) == {"name", "value", "unit", "reference", "ref_value", "ratio"}
+        assert row["value"] >= 0 and row["ref_value"] >= 0

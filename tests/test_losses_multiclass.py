@@ -7,13 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from jax.test_util import check_grads
 from scipy.special import log_softmax, softmax
 
 import functional_dl.losses as L
 from functional_dl.losses._cross_entropy import _cross_entropy_formula
 from tests.helpers import assert_close, assert_finite
-from tests.test_losses_common import np_reduce
+from tests.test_losses_common import check_grads_x64, np_reduce
 
 REDUCTIONS = ["none", "mean", "sum"]
 C = 5
@@ -159,11 +158,9 @@ def test_cross_entropy_probability_target_gradients():
         return _cross_entropy_formula(x, t, jnp.asarray(W), eps=0.1)
 
     assert_close(jax.grad(fused, argnums=(0, 1))(X, T), jax.grad(plain, argnums=(0, 1))(X, T))
-    with jax.enable_x64(True):
-        check_grads(fused, (X.astype(np.float64), T.astype(np.float64)), order=1, modes=["rev"])
-        check_grads(lambda x, w: L.cross_entropy(x, Y_IGN, w, ignore_index=7,
-                                                 label_smoothing=0.1),
-                    (X.astype(np.float64), W.astype(np.float64)), order=1, modes=["rev"])
+    check_grads_x64(fused, X, T)
+    check_grads_x64(lambda x, w: L.cross_entropy(x, Y_IGN, w, ignore_index=7,
+                                                 label_smoothing=0.1), X, W)
 
 
 def test_cross_entropy_uses_the_fused_backward():
@@ -186,6 +183,18 @@ def test_cross_entropy_extreme_and_minus_inf_logits_are_finite():
     smoothed = L.cross_entropy(x, y, label_smoothing=0.1, reduction="none")
     assert np.isposinf(smoothed[1]) and np.isfinite(smoothed[0])
     assert_finite(jax.grad(lambda a: L.cross_entropy(a, y, label_smoothing=0.1))(x))
+
+
+def test_ignored_rows_with_minus_inf_logits_give_finite_gradients():
+    x = np.array([[-np.inf, 1.0, 2.0, 0.0, 0.0], [0.5, 0.1, -1.0, 0.0, 2.0]], np.float32)
+    y = np.array([-100, 1])  # the ignored row's clipped index points at the −inf logit
+    for eps in (0.0, 0.1):
+        grads = jax.grad(lambda a, w, eps=eps: L.cross_entropy(a, y, w, label_smoothing=eps),
+                         argnums=(0, 1))(x, W)
+        assert_finite(grads)
+        assert_close(grads[0][0], np.zeros(5))
+    logp = log_softmax(x, -1).astype(np.float32)
+    assert_finite(jax.grad(lambda a, w: L.nll_loss(a, y, w), argnums=(0, 1))(logp, W))
 
 
 def test_cross_entropy_fully_ignored_batch():
@@ -274,9 +283,7 @@ def test_softmax_focal_with_gamma_zero_is_cross_entropy_and_finite_at_extremes()
     for gamma in (2.0, 0.5):
         fn = lambda a, gamma=gamma: L.softmax_focal_loss(a, np.array([0, 1]), gamma=gamma)  # noqa: E731
         assert_finite((fn(x), jax.grad(fn)(x)))
-    with jax.enable_x64(True):
-        check_grads(lambda a: L.softmax_focal_loss(a, Y, gamma=0.5, alpha=W.astype(np.float64)),
-                    (X.astype(np.float64),), order=1, modes=["rev"])
+    check_grads_x64(lambda a, w: L.softmax_focal_loss(a, Y, gamma=0.5, alpha=w), X, W)
     with pytest.raises(ValueError, match="gamma must be >= 0"):
         L.softmax_focal_loss(X, Y, gamma=-2.0)
     with pytest.raises(ValueError, match="alpha must broadcast"):

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import grads
 from .._checks import check_nonnegative
-from ._common import check_broadcastable, pow0, same_shape_inputs
+from ._common import check_broadcastable, pointwise_loss, pow0, same_shape_inputs
 from ._reduction import check_reduction, reduce_loss
 
 __all__ = [
@@ -85,19 +85,27 @@ def binary_cross_entropy(input, target, weight=None, *, reduction="mean"):
 
 # -------------------------------------------------- binary_cross_entropy_with_logits
 def _softplus_pair(x):
-    """``(softplus(x), softplus(−x))`` from one exp and one log1p, accurate for all x."""
-    # written with where() so that autodiff also gives σ(±x), σ(0) = 1/2 included
-    positive = x > 0
-    tail = jnp.log1p(jnp.exp(jnp.where(positive, -x, x)))  # log(1 + exp(−|x|))
-    return jnp.where(positive, x, 0) + tail, jnp.where(positive, 0, -x) + tail
+    """``(softplus(x), softplus(−x))`` from one exp and one log1p, accurate for all x.
+
+    Values only: its autodiff derivative at exactly 0 is wrong (max and abs split the
+    kink), so it serves the fused forward and the hand backward, never autodiff.
+    """
+    tail = jnp.log1p(jnp.exp(-jnp.abs(x)))
+    return jnp.maximum(x, 0) + tail, jnp.maximum(-x, 0) + tail
+
+
+def _bce_logits_terms(x, y, pos_weight, softplus_pair):
+    # PyTorch: (1 − y)·x − (1 + (pw − 1)·y)·log σ(x), rewritten as a sum of two
+    # non-negative terms, (1 − y)·softplus(x) + pw·y·softplus(−x): no cancellation.
+    sp, sp_neg = softplus_pair(x)
+    py = y if pos_weight is None else pos_weight * y
+    return (1 - y) * sp + py * sp_neg
 
 
 def _bce_logits_formula(x, y, pos_weight=None):
-    # PyTorch: (1 − y)·x − (1 + (pw − 1)·y)·log σ(x), rewritten as a sum of two
-    # non-negative terms, (1 − y)·softplus(x) + pw·y·softplus(−x): no cancellation.
-    sp, sp_neg = _softplus_pair(x)
-    py = y if pos_weight is None else pos_weight * y
-    return (1 - y) * sp + py * sp_neg
+    """The plain formula (autodiff reference), with ``jax.nn.softplus``."""
+    return _bce_logits_terms(x, y, pos_weight,
+                             lambda z: (jax.nn.softplus(z), jax.nn.softplus(-z)))
 
 
 def _bce_logits_backward(x, y, pos_weight, g):
@@ -115,9 +123,10 @@ def _bce_logits_backward(x, y, pos_weight, g):
     return gx, g * (pos_weight * sp_neg - sp), g * y * sp_neg
 
 
-_bce_logits = jax.custom_vjp(_bce_logits_formula)
+# the fused forward: one exp and one log1p per element, fused into the reduction
+_bce_logits = jax.custom_vjp(lambda x, y, pw: _bce_logits_terms(x, y, pw, _softplus_pair))
 _bce_logits.defvjp(
-    lambda x, y, pw: (_bce_logits_formula(x, y, pw), (x, y, pw)),
+    lambda x, y, pw: (_bce_logits_terms(x, y, pw, _softplus_pair), (x, y, pw)),
     lambda res, g: _bce_logits_backward(*res, g),
 )
 
@@ -196,9 +205,7 @@ def hinge_loss(input, target, *, reduction="mean"):
 
         hinge_loss(jnp.array([0.5, -2.0]), jnp.array([1.0, -1.0]))  # 0.25
     """
-    check_reduction(reduction, fn="hinge_loss")
-    (x, y), out = same_shape_inputs("hinge_loss", input=input, target=target)
-    return reduce_loss(_hinge_formula(x, y), reduction, dtype=out)
+    return pointwise_loss("hinge_loss", _hinge_formula, input, target, reduction)
 
 
 # ---------------------------------------------------------------- sigmoid_focal_loss
@@ -257,11 +264,9 @@ def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, reduction="mean"
 
         sigmoid_focal_loss(jnp.array([3.0, -1.0]), jnp.array([1.0, 1.0]))
     """
-    fn = "sigmoid_focal_loss"
-    check_reduction(reduction, fn=fn)
-    check_nonnegative("gamma", gamma, fn=fn)
-    (x, y), out = same_shape_inputs(fn, input=input, target=target)
-    return reduce_loss(_sigmoid_focal_formula(x, y, alpha, gamma), reduction, dtype=out)
+    check_nonnegative("gamma", gamma, fn="sigmoid_focal_loss")
+    return pointwise_loss("sigmoid_focal_loss", _sigmoid_focal_formula, input, target,
+                          reduction, alpha, gamma)
 
 
 # ---------------------------------------------------------------- gradient registry

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_floating, check_same_shape
+from ._reduction import check_reduction, reduce_loss
 
 # class weights of the gradient-check examples (5 classes)
 EXAMPLE_WEIGHT = np.array([0.5, 2.0, 1.0, 1.5, 0.25])
@@ -39,6 +40,15 @@ def same_shape_inputs(fn: str, **arrays: Any) -> tuple[list, Any]:
     for other in names[1:]:
         check_same_shape(names[0], arrays[names[0]], other, arrays[other], fn=fn)
     return float_inputs(fn, **arrays)
+
+
+def pointwise_loss(fn: str, formula: Any, input: Any, target: Any, reduction: str,
+                   *hyperparameters: Any) -> Any:
+    """A loss of ``(input, target)`` of one shape: check the reduction and the shapes,
+    apply ``formula(x, y, *hyperparameters)`` in float32 or wider, reduce, cast back."""
+    check_reduction(reduction, fn=fn)
+    (x, y), out = same_shape_inputs(fn, input=input, target=target)
+    return reduce_loss(formula(x, y, *hyperparameters), reduction, dtype=out)
 
 
 def check_broadcastable(name: str, value: Any, shape: tuple, *, fn: str) -> None:

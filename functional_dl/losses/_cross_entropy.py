@@ -7,11 +7,13 @@ row of logits, and the shift keeps ``log p = (x_y − m) − lse`` accurate at �
 
     lse = log Σ_c exp(x_c − m)      x_y − m      s = Σ_c v_c·(x_c − m)
 
-One fused primitive computes them; its hand-derived vjp is
+One primitive computes them; its hand-derived vjp is
 ``dx = g_lse·softmax(x) + g_y·onehot(target) + g_s·v`` (``softmax − onehot`` for the
-plain loss): one pass over the logits, no ``[..., C]`` intermediate kept from the
-forward pass. The weighting, ignoring and smoothing around it act on ``[...]``-sized
-vectors and are differentiated by JAX.
+plain loss), one pass that writes nothing but ``dx``. For float32/float64 logits the
+forward keeps ``e = exp(x − m)`` for it (so ``exp`` runs once per element, and ``dx``
+can take over the buffer of ``e``); half-precision logits keep only themselves and the
+backward recomputes ``e`` in float32. The weighting, ignoring and smoothing around the
+primitive act on ``[...]``-sized vectors and are differentiated by JAX.
 """
 
 from __future__ import annotations
@@ -34,51 +36,61 @@ from ._reduction import check_reduction, reduce_loss
 __all__ = ["cross_entropy", "nll_loss"]
 
 
-# -------------------------------------------------------- the fused statistics primitive
-def _shifted(x):
-    """``(x − m, m)`` in float32 (or wider), ``m`` the row maximum (0 for all −inf rows)."""
+# ------------------------------------------------------------ the statistics primitive
+def _softmax_parts(x, y, v):
+    """``(lse, x_y − m, s)`` (``None`` where ``y``/``v`` is), and ``(m, e)`` for the vjp.
+
+    Computed in float32 or wider; ``m`` is the row maximum (0 for an all −inf row).
+    """
     xf = x.astype(compute_dtype(x.dtype))
-    m = jax.lax.stop_gradient(jnp.max(xf, axis=-1, keepdims=True))
+    m = jax.lax.stop_gradient(jnp.max(xf, axis=-1))
     m = jnp.where(jnp.isfinite(m), m, 0)
-    return xf - m, m[..., 0]
-
-
-def _stats_and_max(x, y, v):
-    z, m = _shifted(x)
-    lse = jnp.log(jnp.sum(jnp.exp(z), axis=-1))
-    zy = None if y is None else jnp.take_along_axis(z, y[..., None], axis=-1)[..., 0]
+    e = jnp.exp(xf - m[..., None])
+    lse = jnp.log(jnp.sum(e, axis=-1))
+    zy = None if y is None else jnp.take_along_axis(xf, y[..., None], axis=-1)[..., 0] - m
     # 0·(−inf) counts as 0: a class with zero target mass and −inf logit adds nothing
-    s = None if v is None else jnp.sum(jnp.where(v != 0, v * z, 0), axis=-1)
-    return (lse, zy, s), m
+    s = None if v is None else jnp.sum(jnp.where(v != 0, v * (xf - m[..., None]), 0), axis=-1)
+    return (lse, zy, s), (m, e)
 
 
 def _stats_formula(x, y, v):
-    """``(lse, x_y − m, s)`` over the last axis; ``None`` where ``y``/``v`` is ``None``."""
-    return _stats_and_max(x, y, v)[0]
+    """The statistics ``(lse, x_y − m, s)``; plain JAX, differentiable by autodiff."""
+    return _softmax_parts(x, y, v)[0]
 
 
-def _stats_backward(x, y, v, m, lse, g_lse, g_xy, g_s):
+def _stats_backward(x, e, y, v, m, lse, g_lse, g_xy, g_s):
     """Hand vjp of :func:`_stats_formula` (``m`` held constant).
 
-    dx = g_lse·softmax(x) + g_xy·onehot(y) + g_s·v, softmax(x) = exp(x − m − lse);
+    dx = g_lse·softmax(x) + g_xy·onehot(y) + g_s·v, with softmax(x) = e / Σe from the
+    saved ``e = exp(x − m)`` (recomputed from ``x`` when ``e`` is None);
     dv = g_s·(x − m) (summed over the axes ``v`` was broadcast along); none for y.
     """
-    z = x.astype(compute_dtype(x.dtype)) - m[..., None]
-    dx = g_lse[..., None] * jnp.exp(z - jnp.where(jnp.isfinite(lse), lse, 0)[..., None])
-    if y is not None:
-        onehot = jnp.arange(x.shape[-1]) == y[..., None]
-        dx = dx + jnp.where(onehot, g_xy[..., None], 0)
+    out_dtype = x.dtype if e is None else e.dtype  # e is only kept in x's dtype
+    finite = jnp.isfinite(lse)  # False only for an all −inf row: its softmax is taken as 0
+    # The per-row factor ends in a division, which XLA evaluates once per row; cheap
+    # per-row work (masks, weights) would otherwise be redone for every class.
+    scale = jnp.where(finite, g_lse, 0) / jnp.where(finite, jnp.exp(lse), 1)
+    if e is None:
+        e = jnp.exp(x.astype(compute_dtype(x.dtype)) - m[..., None])
+    dx = e * scale[..., None]
+    if y is not None:  # + g_xy at the target class: a scatter of one value per row
+        rows = dx.reshape(-1, dx.shape[-1])
+        rows = rows.at[jnp.arange(rows.shape[0]), y.reshape(-1)].add(g_xy.reshape(-1))
+        dx = rows.reshape(dx.shape)
     dv = None
     if v is not None:
         dx = dx + g_s[..., None] * v
-        dv = g_s[..., None] * z
+        # 0 where g_s is 0 (ignored rows), even at a −inf logit
+        dv = jnp.where(g_s[..., None] == 0, 0, g_s[..., None] * (x.astype(e.dtype) - m[..., None]))
         dv = jnp.sum(dv, axis=tuple(range(dv.ndim - v.ndim))).astype(v.dtype)
-    return dx.astype(x.dtype), None, dv
+    return dx.astype(out_dtype), None, dv
 
 
 def _stats_fwd(x, y, v):
-    stats, m = _stats_and_max(x, y, v)
-    return stats, (x, y, v, m, stats[0])
+    stats, (m, e) = _softmax_parts(x, y, v)
+    keep_e = e.dtype == x.dtype  # half precision: recompute e rather than store it wider
+    keep_x = not keep_e or v is not None
+    return stats, (x if keep_x else None, e if keep_e else None, y, v, m, stats[0])
 
 
 _stats = jax.custom_vjp(_stats_formula)
@@ -105,10 +117,9 @@ def _ce_int(x, target, weight, ignore_index, eps, stats):
     smooth = _smoothing_on(eps)
     v = (jnp.ones(num_classes, cd) if weight is None else weight) if smooth else None
     lse, xy, s = stats(x, y, v)
-    loss = w_y * (lse - xy)
+    loss = w_y * jnp.where(valid, lse - xy, 0)  # ignored rows: no inf·0, not even in grads
     if smooth:
-        loss = (1 - eps) * loss + eps / num_classes * (jnp.sum(v) * lse - s)
-    loss = jnp.where(valid, loss, 0)
+        loss = (1 - eps) * loss + eps / num_classes * jnp.where(valid, jnp.sum(v) * lse - s, 0)
     return jnp.where(bad, jnp.nan, loss), jnp.sum(w_y)
 
 
@@ -238,7 +249,7 @@ def _nll_terms(x, target, weight, ignore_index):
     valid, bad, y = class_target_masks(target, x.shape[-1], ignore_index)
     w_y = _target_weight(weight, y, valid, x.dtype)
     xy = jnp.take_along_axis(x, y[..., None], axis=-1)[..., 0]
-    loss = jnp.where(valid, -w_y * xy, 0)
+    loss = -w_y * jnp.where(valid, xy, 0)  # an ignored −inf log-probability stays out
     return jnp.where(bad, jnp.nan, loss), jnp.sum(w_y)
 
 
@@ -275,19 +286,19 @@ def _cross_entropy_backward(x, target, weight, g, *, ignore_index=-100, eps=0.0,
     num_classes = x.shape[-1]
     cd = compute_dtype(x.dtype)
     w = jnp.ones(num_classes, cd) if weight is None else weight
-    (lse, _, _), m = _stats_and_max(x, None, None)
+    (lse, _, _), (m, _) = _softmax_parts(x, None, None)
     if jnp.issubdtype(jnp.asarray(target).dtype, jnp.floating):
         v = w * (target * (1 - eps) + eps / num_classes)
         c = _reduce_cotangent(g, None if reduction != "mean" else lse.size, reduction,
                               lse.shape)
-        dx = _stats_backward(x, None, v, m, lse, c * jnp.sum(v, axis=-1), None, -c)[0]
+        dx = _stats_backward(x, None, None, v, m, lse, c * jnp.sum(v, axis=-1), None, -c)[0]
         return dx, -c[..., None] * (1 - eps) * w * jax.nn.log_softmax(x, axis=-1)
     valid, bad, y = class_target_masks(target, num_classes, ignore_index)
     w_y = _target_weight(weight, y, valid, cd)
     c = _reduce_cotangent(g, jnp.sum(w_y), reduction, y.shape)
     c = jnp.where(valid & ~bad, c, 0)
     g_lse = c * ((1 - eps) * w_y + eps / num_classes * jnp.sum(w))
-    return _stats_backward(x, y, w, m, lse, g_lse, -c * (1 - eps) * w_y,
+    return _stats_backward(x, None, y, w, m, lse, g_lse, -c * (1 - eps) * w_y,
                            -c * eps / num_classes)[0]
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import grads
 from .._checks import check_ndim, check_nonnegative, check_positive
-from ._common import dpow0, pow0, same_shape_inputs
+from ._common import dpow0, pointwise_loss, pow0, same_shape_inputs
 from ._reduction import check_reduction, reduce_loss
 
 __all__ = [
@@ -273,12 +273,9 @@ def dice_loss(input, target, *, smooth=1.0, reduction="mean"):
         p = jnp.array([[[0.9, 0.1], [0.2, 0.8]]])  # [N=1, H·W=2, C=2]
         dice_loss(p, jnp.array([[[1.0, 0.0], [0.0, 1.0]]]))
     """
-    fn = "dice_loss"
-    check_reduction(reduction, fn=fn)
-    check_nonnegative("smooth", smooth, fn=fn)
-    (x, t), out = same_shape_inputs(fn, input=input, target=target)
-    check_ndim("input", x, range(2, 33), fn=fn)
-    return reduce_loss(_dice_formula(x, t, smooth), reduction, dtype=out)
+    check_nonnegative("smooth", smooth, fn="dice_loss")
+    check_ndim("input", input, range(2, 33), fn="dice_loss")
+    return pointwise_loss("dice_loss", _dice_formula, input, target, reduction, smooth)
 
 
 # ---------------------------------------------------------------- gradient registry

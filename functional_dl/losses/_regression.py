@@ -9,8 +9,7 @@ import numpy as np
 
 from .. import grads
 from .._checks import check_nonnegative, check_positive
-from ._common import same_shape_inputs
-from ._reduction import check_reduction, reduce_loss
+from ._common import pointwise_loss
 
 __all__ = ["mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss"]
 
@@ -90,9 +89,7 @@ def mse_loss(input, target, *, reduction="mean"):
 
         mse_loss(jnp.array([1.0, 2.0]), jnp.array([0.0, 0.0]))  # 2.5
     """
-    check_reduction(reduction, fn="mse_loss")
-    (x, y), out = same_shape_inputs("mse_loss", input=input, target=target)
-    return reduce_loss(_mse_formula(x, y), reduction, dtype=out)
+    return pointwise_loss("mse_loss", _mse_formula, input, target, reduction)
 
 
 def l1_loss(input, target, *, reduction="mean"):
@@ -115,9 +112,7 @@ def l1_loss(input, target, *, reduction="mean"):
 
         l1_loss(jnp.array([1.0, -2.0]), jnp.zeros(2))  # 1.5
     """
-    check_reduction(reduction, fn="l1_loss")
-    (x, y), out = same_shape_inputs("l1_loss", input=input, target=target)
-    return reduce_loss(_l1_formula(x, y), reduction, dtype=out)
+    return pointwise_loss("l1_loss", _l1_formula, input, target, reduction)
 
 
 def smooth_l1_loss(input, target, *, beta=1.0, reduction="mean"):
@@ -143,10 +138,8 @@ def smooth_l1_loss(input, target, *, beta=1.0, reduction="mean"):
 
         smooth_l1_loss(jnp.array([0.5, 3.0]), jnp.zeros(2))  # (0.125 + 2.5) / 2
     """
-    check_reduction(reduction, fn="smooth_l1_loss")
     check_nonnegative("beta", beta, fn="smooth_l1_loss")
-    (x, y), out = same_shape_inputs("smooth_l1_loss", input=input, target=target)
-    return reduce_loss(_smooth_l1_formula(x, y, beta), reduction, dtype=out)
+    return pointwise_loss("smooth_l1_loss", _smooth_l1_formula, input, target, reduction, beta)
 
 
 def huber_loss(input, target, *, delta=1.0, reduction="mean"):
@@ -172,10 +165,8 @@ def huber_loss(input, target, *, delta=1.0, reduction="mean"):
 
         huber_loss(jnp.array([0.5, 3.0]), jnp.zeros(2))  # (0.125 + 2.5) / 2
     """
-    check_reduction(reduction, fn="huber_loss")
     check_positive("delta", delta, fn="huber_loss")
-    (x, y), out = same_shape_inputs("huber_loss", input=input, target=target)
-    return reduce_loss(_huber_formula(x, y, delta), reduction, dtype=out)
+    return pointwise_loss("huber_loss", _huber_formula, input, target, reduction, delta)
 
 
 # ---------------------------------------------------------------- gradient registry
