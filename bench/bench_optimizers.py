@@ -27,7 +27,7 @@ import functional_dl as fdl
 # name -> (number of leaves, leaf shape)
 PYTREES = {"16x1M": (16, (1_000_000,)), "1000x64x64": (1000, (64, 64)),
            "2000x256": (2000, (256,))}
-QUICK_PYTREES = {"4x64k": (4, (65_536,)), "20x16x16": (20, (16, 16)), "40x64": (40, (64,))}
+QUICK_PYTREES = {"8x1k": (8, (1024,))}  # smoke test: every code path, a few seconds
 
 # name -> (ours, optax, arrays an ideal step reads + writes per parameter)
 OPTIMIZERS: dict[str, tuple[Callable, Callable, int]] = {
@@ -125,7 +125,7 @@ def run(quick: bool = False, trees: list[str] | None = None,
     rows = []
     for name in trees:
         n, shape = table[name]
-        rows += bench_tree(name, n, shape, opts, reps=5 if quick else 30, roofline=roofline)
+        rows += bench_tree(name, n, shape, opts, reps=3 if quick else 30, roofline=roofline)
     return rows
 
 
