@@ -72,3 +72,26 @@ __all__ = [
     "Sigmoid", "Tanh", "Softplus", "Softsign", "Hardtanh", "Hardsigmoid", "Hardswish",
     "LogSigmoid", "Softmax", "LogSoftmax", "GLU", "PReLU",
 ]
+
+# attention, positional encodings and Transformers
+from ._lm import TransformerLM as TransformerLM  # noqa: E402
+from ._lm import generate as generate  # noqa: E402
+from ._mha import MultiHeadAttention as MultiHeadAttention  # noqa: E402
+from ._positional import LearnedPositionalEmbedding as LearnedPositionalEmbedding  # noqa: E402
+from ._positional import RelativePositionBias as RelativePositionBias  # noqa: E402
+from ._seq2seq import Transformer as Transformer  # noqa: E402
+from ._transformer import FeedForward as FeedForward  # noqa: E402
+from ._transformer import TransformerDecoderLayer as TransformerDecoderLayer  # noqa: E402
+from ._transformer import TransformerEncoderLayer as TransformerEncoderLayer  # noqa: E402
+
+__all__ += [
+    "MultiHeadAttention",
+    "TransformerEncoderLayer",
+    "TransformerDecoderLayer",
+    "Transformer",
+    "TransformerLM",
+    "generate",
+    "FeedForward",
+    "LearnedPositionalEmbedding",
+    "RelativePositionBias",
+]
