@@ -2,7 +2,8 @@
 
 Each case times ``x -> (f(x), vjp(g))`` on a 4096 x 4096 float32 array (16M elements;
 ``--quick``: 64 x 64) and the ``jax.nn`` function with the same definition in the same
-run, interleaving the two so that both see the same machine load. Reported: median
+run, interleaving the two (alternating which goes first) so that both see the same
+machine load. Reported: median
 milliseconds and ``ratio = ours / reference`` (lower is better).
 
     python bench/bench_activations.py [--quick]
@@ -95,11 +96,14 @@ def run(quick: bool = False, *, size: int | None = None, repeats: int | None = N
         if ref is not None:
             fns["ref"] = _fwd_bwd(ref)
         times: dict[str, list[float]] = {k: [] for k in fns}
-        for fn in fns.values():  # compile and warm up
-            _time(fn, x, g)
-        for _ in range(repeats):  # interleaved, so both see the same load
-            for k, fn in fns.items():
-                times[k].append(_time(fn, x, g))
+        for _ in range(3):  # compile and warm up
+            for fn in fns.values():
+                _time(fn, x, g)
+        order = list(fns)
+        for _ in range(repeats):  # interleaved, alternating who goes first: same load
+            for k in order:
+                times[k].append(_time(fns[k], x, g))
+            order.reverse()
         ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
         ref_ms = ms.get("ref")
         rows.append({

@@ -2,14 +2,14 @@
 
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from functional_dl.nn import init
+from tests.helpers import fast_key
 
-KEY = jax.random.key(0)
+KEY = fast_key(0)
 
 
 def test_fans_follow_pytorch_for_linear_and_conv_layouts():
@@ -81,4 +81,4 @@ def test_constant_and_dtype():
 def test_same_key_same_values():
     a = init.kaiming_uniform(KEY, (8, 8))
     assert np.array_equal(a, init.kaiming_uniform(KEY, (8, 8)))
-    assert not np.array_equal(a, init.kaiming_uniform(jax.random.key(1), (8, 8)))
+    assert not np.array_equal(a, init.kaiming_uniform(fast_key(1), (8, 8)))

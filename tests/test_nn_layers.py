@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import functional_dl.nn as nn
-from tests.helpers import TraceCounter, assert_close
+from tests.helpers import TraceCounter, assert_close, fast_key
 
-KEY = jax.random.key(0)
+KEY = fast_key(0)
 RNG = np.random.default_rng(0)
 
 
@@ -78,7 +78,7 @@ def test_sequential_mlp_jits_once():
     counter = TraceCounter(lambda p, s, x, k: model.apply(p, s, x, key=k, train=True))
     f = jax.jit(counter)
     for i in range(3):
-        y, _ = f(params, state, jnp.ones((5, 7)) * i, jax.random.key(i))
+        y, _ = f(params, state, jnp.ones((5, 7)) * i, fast_key(i))
     assert y.shape == (5, 3) and counter.count == 1
 
 
@@ -152,12 +152,12 @@ def every_layer_model():
 
 def test_sequential_of_every_layer_compiles_once_and_init_shapes_match():
     model = every_layer_model()
-    params, state = model.init(KEY, (4, 8, 8, 3))
+    params, state = jax.jit(model.init, static_argnums=1)(KEY, (4, 8, 8, 3))
     counter = TraceCounter(lambda p, s, x, k: model.apply(p, s, x, key=k, train=True))
     f = jax.jit(counter)
     for i in range(3):
         x = jnp.asarray(RNG.standard_normal((4, 8, 8, 3)), jnp.float32)
-        y, new_state = f(params, state, x, jax.random.key(i))
+        y, new_state = f(params, state, x, fast_key(i))
     assert counter.count == 1 and y.shape == (4, 10)
     assert jax.tree_util.tree_structure(new_state) == jax.tree_util.tree_structure(state)
     # shapes inferred at init (jax.eval_shape) are the shapes apply produces
@@ -165,8 +165,9 @@ def test_sequential_of_every_layer_compiles_once_and_init_shapes_match():
     assert "(4, 8, 8, 8)" in table and "(4, 4, 4, 8)" in table and "(4, 128)" in table
     n_params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(params))
     assert f"total parameters {n_params:,}" in table
-    eval_y, eval_state = model.apply(params, state, x)
-    assert eval_y.shape == (4, 10) and eval_state is not None
+    eval_y, eval_state = jax.jit(model.apply)(params, state, x)  # eval: state unchanged
+    assert eval_y.shape == (4, 10)
+    assert_close(eval_state, state)
 
 
 def test_summary_rows():

@@ -10,6 +10,8 @@ kinks to PyTorch's: ``relu'(0) = 0``, ``leaky_relu'(0) = negative_slope``,
 ``elu'(0) = alpha``, ``relu6'`` and ``hardtanh'`` are 0 at their bounds, and so on.
 The same derivatives are registered in :mod:`functional_dl.grads`, where they are
 checked against ``jax.grad`` of the plain formula and finite differences.
+Hyperparameters (``alpha``, ``beta``, ...) may be traced under ``jit`` but are not
+differentiated (as in PyTorch); ``prelu``'s ``weight`` is data and is differentiated.
 """
 
 from ._exponential import celu as celu

@@ -125,7 +125,7 @@ def celu(x: Any, *, alpha: float = 1.0) -> jax.Array:
 
     Example:
       >>> fdl.activations.celu(jnp.array([-1.0, 0.0, 2.0]), alpha=2.0)
-      Array([-0.7869387,  0.       ,  2.       ], dtype=float32)
+      Array([-0.78693867,  0.        ,  2.        ], dtype=float32)
     """
     check_real("alpha", alpha, fn="celu")
     if not isinstance(alpha, jax.core.Tracer) and float(alpha) == 0.0:
@@ -177,7 +177,7 @@ def softplus(x: Any, *, beta: float = 1.0, threshold: float = 20.0) -> jax.Array
 
     Example:
       >>> fdl.activations.softplus(jnp.array([-1.0, 0.0, 30.0]))
-      Array([ 0.31326166,  0.6931472 , 30.        ], dtype=float32)
+      Array([ 0.3132617,  0.6931472, 30.       ], dtype=float32)
     """
     check_positive("beta", beta, fn="softplus")
     check_real("beta", beta, fn="softplus")
@@ -223,7 +223,7 @@ def log_sigmoid(x: Any) -> jax.Array:
 
     Example:
       >>> fdl.activations.log_sigmoid(jnp.array([-1e4, 0.0, 1e4]))
-      Array([-1.0000000e+04, -6.9314718e-01,  0.0000000e+00], dtype=float32)
+      Array([-1.000000e+04, -6.931472e-01, -0.000000e+00], dtype=float32)
     """
     return _log_sigmoid(as_float(x, fn="log_sigmoid"))
 

@@ -244,7 +244,7 @@ def hardswish(x: Any) -> jax.Array:
 
     Example:
       >>> fdl.activations.hardswish(jnp.array([-4.0, 0.0, 1.5, 4.0]))
-      Array([-0.   ,  0.   ,  1.125,  4.   ], dtype=float32)
+      Array([0.   , 0.   , 1.125, 4.   ], dtype=float32)
     """
     return _hardswish(as_float(x, fn="hardswish"))
 

@@ -199,7 +199,7 @@ def mish(x: Any) -> jax.Array:
 
     Example:
       >>> fdl.activations.mish(jnp.array([-1.0, 0.0, 1.0]))
-      Array([-0.30340144,  0.        ,  0.86509836], dtype=float32)
+      Array([-0.30340144,  0.        ,  0.8650985 ], dtype=float32)
     """
     return _mish(as_float(x, fn="mish"))
 
@@ -277,7 +277,7 @@ def gelu(x: Any, *, approximate: str = "none") -> jax.Array:
 
     Example:
       >>> fdl.activations.gelu(jnp.array([-1.0, 0.0, 1.0]))
-      Array([-0.15865526,  0.        ,  0.8413447 ], dtype=float32)
+      Array([-0.15865527,  0.        ,  0.8413447 ], dtype=float32)
     """
     check_choice("approximate", approximate, ("none", "tanh"), fn="gelu")
     x = as_float(x, fn="gelu")

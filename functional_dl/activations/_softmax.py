@@ -2,9 +2,12 @@
 
 Masks follow ``jax.nn.softmax``'s ``where``: ``True`` marks the entries that take part.
 A masked entry gets probability exactly 0 (log-probability ``finfo(dtype).min``) and a
-zero gradient. A fully masked row (also a row of ``-inf`` logits) is all zeros for
-``softmax`` and all ``finfo(dtype).min`` for ``log_softmax``, with zero gradients: no
-NaN anywhere (PyTorch returns NaN there; this is its ``_safe_softmax`` convention).
+zero gradient. A fully masked row is all zeros for ``softmax`` and all
+``finfo(dtype).min`` for ``log_softmax``, with zero gradients: no NaN anywhere. Without
+a mask, a row whose logits are all ``-inf`` is likewise all zeros for ``softmax`` (and
+``-inf``, the log of 0, for ``log_softmax``). ``torch.softmax`` returns NaN for such
+rows; zeros are the convention of PyTorch's ``_safe_softmax``, used by its attention.
+A row with a ``+inf`` logit is NaN, as in PyTorch and ``jax.nn``.
 """
 
 from __future__ import annotations
@@ -58,11 +61,12 @@ def _check_where(where: Any, shape: tuple[int, ...], fn: str) -> jax.Array | Non
 def _shifted(x, axis, where):
     """``x - max(x)`` over ``axis`` (max over unmasked entries; masked entries -> -inf).
 
-    The max of a fully masked or all ``-inf`` row is replaced by 0 so that nothing
-    becomes NaN; the shift carries no gradient (softmax is shift-invariant).
+    The max starts from ``finfo.min`` instead of ``-inf``, so that a fully masked or all
+    ``-inf`` row is shifted by a finite number (no ``-inf - -inf = NaN``); the shift
+    carries no gradient (softmax is shift-invariant).
     """
-    m = jnp.max(x, axis, where=where, initial=-jnp.inf, keepdims=True)
-    m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m)))
+    m = jnp.max(x, axis, where=where, initial=jnp.finfo(x.dtype).min, keepdims=True)
+    m = jax.lax.stop_gradient(m)
     if where is None:
         return x - m
     return jnp.where(where, x - m, -jnp.inf)
@@ -126,7 +130,7 @@ def _log_softmax_jvp(axis, primals, tangents):
     t, _ = tangents
     z, e, s = _normalizer(x, axis, where)
     out = z - jnp.log(s)
-    dot = t - jnp.sum((e / s) * t, axis, keepdims=True)
+    dot = t - jnp.sum(e * t, axis, keepdims=True) / s  # t - <softmax, t>; one multiply
     if where is not None:
         out = jnp.where(where, out, jnp.finfo(x.dtype).min)
         dot = jnp.where(where, dot, jnp.zeros_like(dot))

@@ -9,6 +9,9 @@ import numpy as np
 
 from .._checks import check_floating, check_same_shape
 
+# class weights of the gradient-check examples (5 classes)
+EXAMPLE_WEIGHT = np.array([0.5, 2.0, 1.0, 1.5, 0.25])
+
 
 def compute_dtype(dtype: Any) -> Any:
     """float32 for half-precision inputs (accuracy), else the dtype itself."""

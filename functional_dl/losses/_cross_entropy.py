@@ -1,14 +1,17 @@
 """Softmax cross-entropy and negative log-likelihood, with a fused hand-written backward.
 
 Every variant of :func:`cross_entropy` is assembled from three per-row statistics of
-the logits ``x`` (class axis last), computed by one fused primitive::
+the logits ``x`` (class axis last), taken relative to the row maximum ``m`` (a
+constant for differentiation: every loss built from them is invariant to shifting a
+row of logits, and the shift keeps ``log p = (x_y − m) − lse`` accurate at ±1e4)::
 
-    lse = log Σ_c exp(x_c)      x_y = x[target]      s = Σ_c v_c·x_c
+    lse = log Σ_c exp(x_c − m)      x_y − m      s = Σ_c v_c·(x_c − m)
 
-whose hand-derived vjp is ``dx = g_lse·softmax(x) + g_y·onehot(target) + g_s·v``
-(``softmax − onehot`` for the plain loss): one pass over the logits, no ``[..., C]``
-intermediate kept from the forward pass. The weighting, ignoring and smoothing around
-it act on ``[...]``-sized vectors and are differentiated by JAX.
+One fused primitive computes them; its hand-derived vjp is
+``dx = g_lse·softmax(x) + g_y·onehot(target) + g_s·v`` (``softmax − onehot`` for the
+plain loss): one pass over the logits, no ``[..., C]`` intermediate kept from the
+forward pass. The weighting, ignoring and smoothing around it act on ``[...]``-sized
+vectors and are differentiated by JAX.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 from .. import grads
 from .._checks import check_floating, check_int, check_probability
 from ._common import (
+    EXAMPLE_WEIGHT,
     check_class_target,
     check_class_weight,
     class_target_masks,
@@ -31,43 +35,54 @@ __all__ = ["cross_entropy", "nll_loss"]
 
 
 # -------------------------------------------------------- the fused statistics primitive
-def _stats_formula(x, y, v):
-    """``(lse, x_y, s)`` over the last axis, in float32 (or wider); ``None`` if y/v is."""
+def _shifted(x):
+    """``(x − m, m)`` in float32 (or wider), ``m`` the row maximum (0 for all −inf rows)."""
     xf = x.astype(compute_dtype(x.dtype))
     m = jax.lax.stop_gradient(jnp.max(xf, axis=-1, keepdims=True))
     m = jnp.where(jnp.isfinite(m), m, 0)
-    lse = jnp.log(jnp.sum(jnp.exp(xf - m), axis=-1)) + m[..., 0]
-    xy = None if y is None else jnp.take_along_axis(xf, y[..., None], axis=-1)[..., 0]
+    return xf - m, m[..., 0]
+
+
+def _stats_and_max(x, y, v):
+    z, m = _shifted(x)
+    lse = jnp.log(jnp.sum(jnp.exp(z), axis=-1))
+    zy = None if y is None else jnp.take_along_axis(z, y[..., None], axis=-1)[..., 0]
     # 0·(−inf) counts as 0: a class with zero target mass and −inf logit adds nothing
-    s = None if v is None else jnp.sum(jnp.where(v != 0, v * xf, 0), axis=-1)
-    return lse, xy, s
+    s = None if v is None else jnp.sum(jnp.where(v != 0, v * z, 0), axis=-1)
+    return (lse, zy, s), m
 
 
-def _stats_backward(x, y, v, lse, g_lse, g_xy, g_s):
-    """Hand vjp of :func:`_stats_formula`.
+def _stats_formula(x, y, v):
+    """``(lse, x_y − m, s)`` over the last axis; ``None`` where ``y``/``v`` is ``None``."""
+    return _stats_and_max(x, y, v)[0]
 
-    dx = g_lse·softmax(x) + g_xy·onehot(y) + g_s·v, with softmax(x) = exp(x − lse);
-    dv = g_s·x (summed over the axes ``v`` was broadcast along); no gradient for y.
+
+def _stats_backward(x, y, v, m, lse, g_lse, g_xy, g_s):
+    """Hand vjp of :func:`_stats_formula` (``m`` held constant).
+
+    dx = g_lse·softmax(x) + g_xy·onehot(y) + g_s·v, softmax(x) = exp(x − m − lse);
+    dv = g_s·(x − m) (summed over the axes ``v`` was broadcast along); none for y.
     """
-    xf = x.astype(compute_dtype(x.dtype))
-    p = jnp.exp(xf - jnp.where(jnp.isfinite(lse), lse, 0)[..., None])
-    dx = g_lse[..., None] * p
+    z = x.astype(compute_dtype(x.dtype)) - m[..., None]
+    dx = g_lse[..., None] * jnp.exp(z - jnp.where(jnp.isfinite(lse), lse, 0)[..., None])
     if y is not None:
         onehot = jnp.arange(x.shape[-1]) == y[..., None]
         dx = dx + jnp.where(onehot, g_xy[..., None], 0)
     dv = None
     if v is not None:
         dx = dx + g_s[..., None] * v
-        dv = g_s[..., None] * xf
+        dv = g_s[..., None] * z
         dv = jnp.sum(dv, axis=tuple(range(dv.ndim - v.ndim))).astype(v.dtype)
     return dx.astype(x.dtype), None, dv
 
 
+def _stats_fwd(x, y, v):
+    stats, m = _stats_and_max(x, y, v)
+    return stats, (x, y, v, m, stats[0])
+
+
 _stats = jax.custom_vjp(_stats_formula)
-_stats.defvjp(
-    lambda x, y, v: ((out := _stats_formula(x, y, v)), (x, y, v, out[0])),
-    lambda res, g: _stats_backward(*res, *g),
-)
+_stats.defvjp(_stats_fwd, lambda res, g: _stats_backward(*res, *g))
 
 
 # ------------------------------------------------------------ loss assembly (shared)
@@ -255,25 +270,24 @@ def _cross_entropy_backward(x, target, weight, g, *, ignore_index=-100, eps=0.0,
         dx = c·[((1 − ε)·w[y] + ε/C·W)·softmax(x) − (1 − ε)·w[y]·onehot(y) − ε/C·w]
 
     Probability targets, ``v = w·(t(1 − ε) + ε/C)``: ``dx = c·(Σ_c v_c·softmax(x) − v)``
-    and ``dt = c·(1 − ε)·w·(lse − x)``.
+    and ``dt = −c·(1 − ε)·w·log_softmax(x)``.
     """
     num_classes = x.shape[-1]
     cd = compute_dtype(x.dtype)
     w = jnp.ones(num_classes, cd) if weight is None else weight
+    (lse, _, _), m = _stats_and_max(x, None, None)
     if jnp.issubdtype(jnp.asarray(target).dtype, jnp.floating):
         v = w * (target * (1 - eps) + eps / num_classes)
-        lse = _stats_formula(x, None, None)[0]
         c = _reduce_cotangent(g, None if reduction != "mean" else lse.size, reduction,
                               lse.shape)
-        dx = _stats_backward(x, None, v, lse, c * jnp.sum(v, axis=-1), None, -c)[0]
-        return dx, c[..., None] * (1 - eps) * w * (lse[..., None] - x)
+        dx = _stats_backward(x, None, v, m, lse, c * jnp.sum(v, axis=-1), None, -c)[0]
+        return dx, -c[..., None] * (1 - eps) * w * jax.nn.log_softmax(x, axis=-1)
     valid, bad, y = class_target_masks(target, num_classes, ignore_index)
     w_y = _target_weight(weight, y, valid, cd)
     c = _reduce_cotangent(g, jnp.sum(w_y), reduction, y.shape)
     c = jnp.where(valid & ~bad, c, 0)
-    lse = _stats_formula(x, None, None)[0]
     g_lse = c * ((1 - eps) * w_y + eps / num_classes * jnp.sum(w))
-    return _stats_backward(x, y, w, lse, g_lse, -c * (1 - eps) * w_y,
+    return _stats_backward(x, y, w, m, lse, g_lse, -c * (1 - eps) * w_y,
                            -c * eps / num_classes)[0]
 
 
@@ -305,7 +319,6 @@ def _ce_fd_examples():
     return [(rng.normal(size=(6, 5)), np.array([0, 1, 2, 3, 4, 1]))]
 
 
-_W = np.array([0.5, 2.0, 1.0, 1.5, 0.25])
 
 
 def _ce_weighted_examples():
@@ -330,20 +343,21 @@ grads.register(
 _CE_OPTS = dict(ignore_index=1, eps=0.1)
 grads.register(
     "cross_entropy(weight, ignore_index=1, label_smoothing=0.1)",
-    forward=lambda x, y: _cross_entropy_formula(x, y, _W, **_CE_OPTS),
-    backward=lambda x, y, g: _cross_entropy_backward(x, y, _W, g, **_CE_OPTS),
+    forward=lambda x, y: _cross_entropy_formula(x, y, EXAMPLE_WEIGHT, **_CE_OPTS),
+    backward=lambda x, y, g: _cross_entropy_backward(x, y, EXAMPLE_WEIGHT, g, **_CE_OPTS),
     examples=_ce_weighted_examples,
 )
+_PROB_OPTS = dict(eps=0.2, reduction="none")
 grads.register(
     "cross_entropy(probability targets, weight, label_smoothing=0.2, reduction='none')",
-    forward=lambda x, t: _cross_entropy_formula(x, t, _W, eps=0.2, reduction="none"),
-    backward=lambda x, t, g: _cross_entropy_backward(x, t, _W, g, eps=0.2, reduction="none"),
+    forward=lambda x, t: _cross_entropy_formula(x, t, EXAMPLE_WEIGHT, **_PROB_OPTS),
+    backward=lambda x, t, g: _cross_entropy_backward(x, t, EXAMPLE_WEIGHT, g, **_PROB_OPTS),
     examples=_ce_prob_examples, argnums=(0, 1),
 )
 grads.register(
     "nll_loss(weight, ignore_index=1)",
-    forward=lambda x, y: _nll_formula(x, y, _W, 1),
-    backward=lambda x, y, g: _nll_backward(x, y, _W, 1, g),
+    forward=lambda x, y: _nll_formula(x, y, EXAMPLE_WEIGHT, 1),
+    backward=lambda x, y, g: _nll_backward(x, y, EXAMPLE_WEIGHT, 1, g),
     examples=lambda: [(np.log(np.random.default_rng(4).dirichlet(np.ones(5), size=6)),
                        np.array([0, 1, 2, 3, 4, 1]))],
 )

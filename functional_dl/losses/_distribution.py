@@ -81,14 +81,18 @@ def kl_div(input, target, *, log_target=False, reduction="mean"):
 
 
 # ---------------------------------------------------------------------------- GAN losses
-def _gan_d_formula(real, fake):
+def _gan_d_terms(real, fake):
     return jax.nn.softplus(-real), jax.nn.softplus(fake)
+
+
+def _gan_d_formula(real, fake):
+    loss_real, loss_fake = _gan_d_terms(real, fake)
+    return loss_real + loss_fake
 
 
 def _gan_d_backward(real, fake, g):
     """−log σ(r) − log(1 − σ(f)) = softplus(−r) + softplus(f): d/dr = −σ(−r), d/df = σ(f)."""
-    g_real, g_fake = g
-    return -jax.nn.sigmoid(-real) * g_real, jax.nn.sigmoid(fake) * g_fake
+    return -jax.nn.sigmoid(-real) * g, jax.nn.sigmoid(fake) * g
 
 
 def gan_discriminator_loss(real_logits, fake_logits, *, reduction="mean"):
@@ -119,7 +123,7 @@ def gan_discriminator_loss(real_logits, fake_logits, *, reduction="mean"):
     if reduction == "none":
         check_same_shape("real_logits", real_logits, "fake_logits", fake_logits, fn=fn)
     (r, f), out = float_inputs(fn, real_logits=real_logits, fake_logits=fake_logits)
-    loss_real, loss_fake = _gan_d_formula(r, f)
+    loss_real, loss_fake = _gan_d_terms(r, f)
     return (reduce_loss(loss_real, reduction, dtype=out)
             + reduce_loss(loss_fake, reduction, dtype=out))
 

@@ -11,6 +11,7 @@ import numpy as np
 from .. import grads
 from .._checks import check_choice, check_floating, check_nonnegative
 from ._common import (
+    EXAMPLE_WEIGHT,
     check_broadcastable,
     check_class_target,
     check_class_weight,
@@ -180,7 +181,6 @@ def softmax_focal_loss(input, target, *, gamma=2.0, alpha=None, reduction="mean"
 
 
 # ---------------------------------------------------------------- gradient registry
-_W = np.array([0.5, 2.0, 1.0, 1.5, 0.25])
 
 
 def _scores():
@@ -196,7 +196,7 @@ def _smooth_scores():
     return [(rng.normal(size=(6, 5)) * 2, np.array([2, 1, 0, 4, 3, 1]))]
 
 
-for _p, _margin, _w in [(1, 1.0, None), (2, 0.5, _W)]:
+for _p, _margin, _w in [(1, 1.0, None), (2, 0.5, EXAMPLE_WEIGHT)]:
     _kw = dict(p=_p, margin=_margin)
     grads.register(
         f"multi_margin_loss(p={_p}, margin={_margin}{', weight' if _w is not None else ''})",
@@ -215,7 +215,8 @@ def _focal_examples():
     return [(x, np.array([0, 0, 1, 2, 3, 4])), soft]
 
 
-for _gamma, _alpha in [(2.0, None), (0.5, np.array([0.25, 1.0, 0.5, 2.0, 1.5]))]:
+_ALPHA = np.array([0.25, 1.0, 0.5, 2.0, 1.5])
+for _gamma, _alpha in [(2.0, None), (0.5, _ALPHA)]:
     grads.register(
         f"softmax_focal_loss(gamma={_gamma}{', alpha' if _alpha is not None else ''})",
         forward=functools.partial(_softmax_focal_formula, alpha=_alpha, gamma=_gamma),

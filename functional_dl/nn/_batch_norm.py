@@ -9,10 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import grads
 from .._checks import check_in_range, check_positive
 from ._normalize import affine, normalize, normalize_formula, normalize_vjp
-from ._utils import check_vector, stat_dtype
+from ._utils import check_vector, register_grad, stat_dtype
 
 __all__ = ["batch_norm", "batch_norm_backward"]
 
@@ -140,7 +139,7 @@ def _examples():
 
 
 for _training in (True, False):
-    grads.register(
+    register_grad(
         f"batch_norm(training={_training})",
         forward=lambda x, rm, rv, w, b, t=_training: _batch_norm(
             x, rm, rv, w, b, t, 0.1, 1e-5, None, normalize_formula)[0],

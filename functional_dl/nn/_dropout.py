@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import grads
 from .._checks import check_floating, check_probability, is_concrete
+from ._utils import register_grad
 
 __all__ = ["dropout", "dropout_backward"]
 
@@ -70,10 +70,14 @@ def _examples():
     return [(rng.standard_normal((4, 5)),), (np.array([0.0, 1e4, -1e4, 20.0]),)]
 
 
+def _KEY():  # noqa: N802  (a fixed key; the RBG generator compiles fast)
+    return jax.random.key(0, impl="rbg")
+
+
 for _rate in (0.3, 1.0):
-    grads.register(
+    register_grad(
         f"dropout(rate={_rate})",
-        forward=lambda x, r=_rate: dropout(jax.random.PRNGKey(0), x, r),
-        backward=lambda x, g, r=_rate: dropout_backward(jax.random.PRNGKey(0), x, r, g),
+        forward=lambda x, r=_rate: dropout(_KEY(), x, r),
+        backward=lambda x, g, r=_rate: dropout_backward(_KEY(), x, r, g),
         examples=_examples,
     )

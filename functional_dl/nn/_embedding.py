@@ -7,8 +7,8 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from .. import grads
 from .._checks import check_floating, check_ndim
+from ._utils import register_grad
 
 __all__ = ["embedding", "embedding_backward"]
 
@@ -57,5 +57,5 @@ def _examples():
     return [(np.array([[0, 3, 3], [1, 0, 4]]), rng.standard_normal((5, 3)))]
 
 
-grads.register("embedding", forward=embedding, backward=embedding_backward,
+register_grad("embedding", forward=embedding, backward=embedding_backward,
                examples=_examples, argnums=(1,))

@@ -7,9 +7,8 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from .. import grads
 from .._checks import check_floating, check_ndim
-from ._utils import check_vector, param
+from ._utils import check_vector, param, register_grad
 
 __all__ = ["linear", "linear_backward"]
 
@@ -75,7 +74,7 @@ def _examples():
     ]
 
 
-grads.register(
+register_grad(
     "linear",
     forward=linear,
     backward=linear_backward,

@@ -15,10 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import grads
 from .._checks import check_floating, check_int, check_positive
 from ._normalize import affine, normalize, normalize_formula, normalize_vjp
-from ._utils import stat_dtype
+from ._utils import register_grad, stat_dtype
 
 __all__ = [
     "layer_norm",
@@ -239,17 +238,17 @@ def _norm_examples(shape):
 
 # the plain formulas (autodiff) against the hand-derived backward passes
 _ln_ex, _ln_fd = _norm_examples((3, 6))
-grads.register("layer_norm",
+register_grad("layer_norm",
                forward=lambda x, w, b: _layer_norm(x, w, b, 1e-5, normalize_formula),
                backward=layer_norm_backward, examples=_ln_ex, fd_examples=_ln_fd,
                argnums=(0, 1, 2))
-grads.register("rms_norm",
+register_grad("rms_norm",
                forward=lambda x, w: _rms_formula(x, w, (x.ndim - 1,), 1e-6),
                backward=lambda x, w, g: rms_norm_backward(x, w, g, eps=1e-6),
                examples=lambda: [e[:2] for e in _ln_ex()],
                fd_examples=lambda: [e[:2] for e in _ln_fd()], argnums=(0, 1))
 _gn_ex, _gn_fd = _norm_examples((2, 3, 2, 4))
-grads.register("group_norm(num_groups=2)",
+register_grad("group_norm(num_groups=2)",
                forward=lambda x, w, b: _group_norm(x, 2, w, b, 1e-5, normalize_formula),
                backward=lambda x, w, b, g: group_norm_backward(x, 2, w, b, g),
                examples=_gn_ex, fd_examples=_gn_fd, argnums=(0, 1, 2))

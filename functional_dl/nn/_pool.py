@@ -8,10 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import grads
 from .._checks import check_choice
 from ._conv import conv_padding
-from ._utils import as_pair, check_input
+from ._utils import as_pair, check_input, register_grad
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
 
@@ -157,11 +156,11 @@ def _pool_examples():
 for _kw in ({"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1},
             {"kernel_size": (3, 2), "stride": (1, 2), "padding": (1, 0)}):
     _opts = ", ".join(f"{k}={v!r}" for k, v in _kw.items())
-    grads.register(f"max_pool2d({_opts})", forward=lambda x, kw=_kw: max_pool2d(x, **kw),
+    register_grad(f"max_pool2d({_opts})", forward=lambda x, kw=_kw: max_pool2d(x, **kw),
                    backward=lambda x, g, kw=_kw: max_pool2d_backward(x, g, **kw),
                    examples=_pool_examples)
     for _cip in (True, False):
-        grads.register(f"avg_pool2d({_opts}, count_include_pad={_cip})",
+        register_grad(f"avg_pool2d({_opts}, count_include_pad={_cip})",
                        forward=lambda x, kw=_kw, c=_cip: avg_pool2d(x, **kw, count_include_pad=c),
                        backward=lambda x, g, kw=_kw, c=_cip: avg_pool2d_backward(
                            x, g, **kw, count_include_pad=c),

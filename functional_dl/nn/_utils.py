@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import grads
 from .._checks import check_floating, check_int
 
 
@@ -59,3 +61,9 @@ def check_vector(name: str, v: Any, size: int, *, fn: str, of: str) -> None:
             f"{fn}: {name} must have shape ({size},) to match {of}, got {name}.shape="
             f"{tuple(np.shape(v))}"
         )
+
+
+def register_grad(name: str, *, forward: Any, backward: Any, **kwargs: Any) -> None:
+    """:func:`functional_dl.grads.register` with ``forward`` and ``backward`` under ``jit``:
+    one compilation per example shape instead of one per eager op, for fast checks."""
+    grads.register(name, forward=jax.jit(forward), backward=jax.jit(backward), **kwargs)

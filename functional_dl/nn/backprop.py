@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 
+from .. import grads, losses
 from ._core import Layer
 
 __all__ = ["backward", "cross_entropy_value_and_grad"]
@@ -48,19 +48,9 @@ def backward(model: Layer, params: Any, state: Any, x: Any, g: Any, *, key: Any 
     return model.backward(params, state, x, g, key=key, train=train)
 
 
-def softmax_cross_entropy_backward(logits: Any, labels: Any) -> Any:
-    """``d/dlogits`` of the mean softmax cross-entropy with integer ``labels``.
-
-    .. math:: \\frac{\\partial L}{\\partial z_{nc}} = \\frac{softmax(z_n)_c - [c = y_n]}{N}
-    """
-    n = labels.size
-    p = jax.nn.softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)), axis=-1)
-    return ((p - jax.nn.one_hot(labels, logits.shape[-1], dtype=p.dtype)) / n).astype(logits.dtype)
-
-
 def cross_entropy_value_and_grad(model: Layer, params: Any, state: Any, x: Any, labels: Any, *,
                                  key: Any = None, train: bool = True):
-    """Mean softmax cross-entropy of ``model`` and its parameter gradients, by hand.
+    """Mean cross-entropy of ``model`` and its parameter gradients, by hand.
 
     Args:
       model: a :class:`Layer` whose output is logits ``[N, num_classes]``.
@@ -69,15 +59,16 @@ def cross_entropy_value_and_grad(model: Layer, params: Any, state: Any, x: Any, 
 
     Returns:
       ``((loss, new_state), param_grads)`` like
-      ``jax.value_and_grad(loss_fn, has_aux=True)(params)`` would, with the gradients
-      from :func:`backward` and the loss gradient ``(softmax(z) - onehot(y)) / N``.
+      ``jax.value_and_grad(loss_fn, has_aux=True)(params)`` would: the loss is
+      :func:`functional_dl.losses.cross_entropy`, its gradient w.r.t. the logits the
+      hand-derived one registered with it (``(softmax(z) - onehot(y)) / N``), and the
+      parameter gradients come from :func:`backward`.
 
     Example:
       >>> (loss, state), grads = cross_entropy_value_and_grad(model, params, state, x, y, key=k)
     """
     logits, new_state = model.apply(params, state, x, key=key, train=train)
-    logp = jax.nn.log_softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)))
-    loss = -jnp.mean(jnp.take_along_axis(logp, labels[..., None], axis=-1))
-    g = softmax_cross_entropy_backward(logits, labels)
-    grads, _ = backward(model, params, state, x, g, key=key, train=train)
-    return (loss, new_state), grads
+    loss = losses.cross_entropy(logits, labels)
+    g = grads.registry()["cross_entropy"].backward(logits, labels, jnp.ones((), loss.dtype))
+    param_grads, _ = backward(model, params, state, x, g, key=key, train=train)
+    return (loss, new_state), param_grads

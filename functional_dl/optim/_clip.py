@@ -22,7 +22,8 @@ def global_norm(tree: Any, *, norm_type: float = 2.0) -> jax.Array:
         \\|g\\|_p = \\Big(\\sum_{\\text{leaves}} \\sum_i |g_i|^p\\Big)^{1/p}, \\qquad
         \\|g\\|_\\infty = \\max_{\\text{leaves}} \\max_i |g_i|
 
-    Low-precision leaves (bf16/fp16) are accumulated in float32. Equivalent:
+    Low-precision leaves (bf16/fp16) are accumulated in float32; the gradient at an
+    all-zero tree is 0 (not NaN). Equivalent:
     ``optax.global_norm`` (``norm_type=2``); the ``total_norm`` that
     ``torch.nn.utils.clip_grad_norm_`` computes.
 
@@ -44,9 +45,12 @@ def global_norm(tree: Any, *, norm_type: float = 2.0) -> jax.Array:
         return jnp.zeros([], jnp.float32)
     if math.isinf(norm_type):
         return jnp.max(jnp.stack([jnp.max(x, initial=0.0) for x in leaves]))
-    if norm_type == 2.0:
-        return jnp.sqrt(sum(jnp.sum(x * x) for x in leaves))
-    return sum(jnp.sum(x**norm_type) for x in leaves) ** (1.0 / norm_type)
+    total = sum(jnp.sum(x * x if norm_type == 2.0 else x**norm_type) for x in leaves)
+    # the root has an infinite derivative at 0: take the gradient 0 there (no NaN)
+    positive = total > 0
+    safe = jnp.where(positive, total, 1.0)
+    root = jnp.sqrt(safe) if norm_type == 2.0 else safe ** (1.0 / norm_type)
+    return jnp.where(positive, root, 0.0)
 
 
 def clip_grad_norm(max_norm: float, *, norm_type: float = 2.0) -> optax.GradientTransformation:

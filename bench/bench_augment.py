@@ -1,0 +1,231 @@
+"""Augmentation throughput: fdl.augment vs dm-pix vs a per-image NumPy/SciPy loop.
+
+The pipeline is a typical training one: random resized crop (to the input size),
+horizontal flip, colour jitter (brightness, contrast, saturation 0.4, hue 0.1) and
+random erasing. It is measured on 256 x 32x32x3 and 64 x 224x224x3 float images:
+
+- ``fdl``: ``fdl.augment.compose(...)`` under ``jax.jit``;
+- ``dm-pix``: the same steps from dm-pix ops, vmapped over per-sample keys
+  (``affine_transform`` for the resized crop, ``random_flip_left_right``,
+  ``random_brightness/contrast/saturation/hue`` in a fixed order; dm-pix has no
+  erasing, so that step is a masked ``jnp.where``);
+- ``numpy``: a Python loop over images with NumPy / ``scipy.ndimage.map_coordinates``.
+
+Single ops that dm-pix also has are compared one by one. Rows report images/second
+(higher is better) and ``ratio = reference time / our time`` (> 1: we are faster).
+
+    python bench/bench_augment.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from functools import partial
+
+import dm_pix
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import ndimage
+
+import functional_dl.augment as A
+
+JITTER = dict(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)
+
+
+def _median_seconds(fn, *args, repeats: int) -> float:
+    jax.block_until_ready(fn(*args))  # compile / warm up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+# --- the three pipelines -------------------------------------------------------------------
+
+def fdl_pipeline(size: int):
+    return jax.jit(A.compose(partial(A.random_resized_crop, size=size),
+                             A.random_horizontal_flip,
+                             partial(A.color_jitter, **JITTER),
+                             A.random_erasing))
+
+
+def _pix_resized_crop(key, img, size):
+    """Random box (one try of torchvision's rule, clipped) resized with dm-pix's affine warp."""
+    H, W = img.shape[:2]
+    k_area, k_ratio, k_top, k_left = jax.random.split(key, 4)
+    area = H * W * jax.random.uniform(k_area, (), minval=0.08, maxval=1.0)
+    ratio = jnp.exp(jax.random.uniform(k_ratio, (), minval=math.log(3 / 4), maxval=math.log(4 / 3)))
+    w = jnp.clip(jnp.round(jnp.sqrt(area * ratio)), 1, W)
+    h = jnp.clip(jnp.round(jnp.sqrt(area / ratio)), 1, H)
+    top = jax.random.uniform(k_top, ()) * (H - h)
+    left = jax.random.uniform(k_left, ()) * (W - w)
+    sy, sx = h / size, w / size
+    matrix = jnp.array([[sy, 0.0, 0.0, top + 0.5 * sy - 0.5],
+                        [0.0, sx, 0.0, left + 0.5 * sx - 0.5],
+                        [0.0, 0.0, 1.0, 0.0]])
+    return dm_pix.affine_transform(img, matrix, order=1, mode="nearest")
+
+
+def _pix_color(keys, img):
+    img = dm_pix.random_brightness(keys[0], img, 0.4)
+    img = dm_pix.random_contrast(keys[1], img, 0.6, 1.4)
+    img = dm_pix.random_saturation(keys[2], img, 0.6, 1.4)
+    return jnp.clip(dm_pix.random_hue(keys[3], img, 0.1), 0.0, 1.0)
+
+
+def _masked_erase(key, img):
+    H, W = img.shape[:2]
+    k_apply, k_h, k_w, k_top, k_left = jax.random.split(key, 5)
+    h = jax.random.randint(k_h, (), 1, H // 2)
+    w = jax.random.randint(k_w, (), 1, W // 2)
+    top = jax.random.randint(k_top, (), 0, H - h)
+    left = jax.random.randint(k_left, (), 0, W - w)
+    rows, cols = jnp.arange(H)[:, None, None], jnp.arange(W)[None, :, None]
+    box = (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)
+    return jnp.where(box & jax.random.bernoulli(k_apply, 0.5), 0.0, img)
+
+
+def pix_pipeline(size: int):
+    def one(key, img):
+        keys = jax.random.split(key, 7)
+        img = _pix_resized_crop(keys[0], img, size)
+        img = dm_pix.random_flip_left_right(keys[1], img)
+        img = _pix_color(keys[2:6], img)
+        return _masked_erase(keys[6], img)
+
+    return jax.jit(lambda key, x: jax.vmap(one)(jax.random.split(key, x.shape[0]), x))
+
+
+def _np_hue(img, shift):
+    maxc, minc = img.max(-1), img.min(-1)
+    rng = maxc - minc
+    safe = np.where(rng > 0, rng, 1.0)
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    h = np.where(r == maxc, (g - b) / safe,
+                 np.where(g == maxc, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe)) / 6.0
+    h6 = 6.0 * ((h + shift) % 1.0)
+    ramps = (np.abs(h6 - 3) - 1, 2 - np.abs(h6 - 2), 2 - np.abs(h6 - 4))
+    return np.stack([minc + rng * np.clip(q, 0, 1) for q in ramps], -1)
+
+
+def numpy_pipeline(rng: np.random.Generator, images: np.ndarray, size: int) -> np.ndarray:
+    """torchvision's transforms written per image with NumPy and SciPy."""
+    out = np.empty((len(images), size, size, images.shape[-1]), images.dtype)
+    H, W = images.shape[1:3]
+    weights = np.array([0.2989, 0.587, 0.114], images.dtype)
+    for n, img in enumerate(images):
+        for _ in range(10):  # random resized crop
+            area = H * W * rng.uniform(0.08, 1.0)
+            ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+            w, h = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+            if 0 < w <= W and 0 < h <= H:
+                top, left = rng.integers(0, H - h + 1), rng.integers(0, W - w + 1)
+                break
+        else:
+            top, left, h, w = 0, 0, H, W
+        ys = top + np.maximum((np.arange(size) + 0.5) * h / size - 0.5, 0)
+        xs = left + np.maximum((np.arange(size) + 0.5) * w / size - 0.5, 0)
+        grid = np.meshgrid(ys, xs, indexing="ij")
+        y = np.stack([ndimage.map_coordinates(img[..., c], grid, order=1, mode="nearest")
+                      for c in range(img.shape[-1])], -1)
+        if rng.random() < 0.5:
+            y = y[:, ::-1]
+        for op in rng.permutation(4):  # colour jitter in a random order
+            f = rng.uniform(0.6, 1.4)
+            if op == 0:
+                y = np.clip(y * f, 0, 1)
+            elif op == 1:
+                y = np.clip(f * y + (1 - f) * (y @ weights).mean(), 0, 1)
+            elif op == 2:
+                y = np.clip(f * y + (1 - f) * (y @ weights)[..., None], 0, 1)
+            else:
+                y = _np_hue(y, rng.uniform(-0.1, 0.1))
+        if rng.random() < 0.5:  # random erasing
+            for _ in range(10):
+                area = size * size * rng.uniform(0.02, 0.33)
+                ratio = math.exp(rng.uniform(math.log(0.3), math.log(3.3)))
+                eh, ew = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+                if eh < size and ew < size:
+                    i, j = rng.integers(0, size - eh + 1), rng.integers(0, size - ew + 1)
+                    y = y.copy()
+                    y[i:i + eh, j:j + ew] = 0.0
+                    break
+        out[n] = y
+    return out
+
+
+# --- single ops that dm-pix has -------------------------------------------------------------
+
+def _per_sample(fn):
+    return jax.jit(lambda key, x: jax.vmap(fn)(jax.random.split(key, x.shape[0]), x))
+
+
+def single_ops():
+    """``(name, ours(key, x), dm-pix(key, x))`` for ops both libraries have."""
+    return [
+        ("flip", jax.jit(A.random_horizontal_flip),
+         _per_sample(dm_pix.random_flip_left_right)),
+        ("hue", jax.jit(partial(A.color_jitter, hue=0.1)),
+         _per_sample(lambda k, im: dm_pix.random_hue(k, im, 0.1))),
+        ("color b/c/s/h", jax.jit(partial(A.color_jitter, **JITTER)),
+         _per_sample(lambda k, im: _pix_color(jax.random.split(k, 4), im))),
+        ("gaussian blur k=5", jax.jit(partial(A.gaussian_blur, kernel_size=5)),
+         _per_sample(lambda k, im: dm_pix.gaussian_blur(
+             im, jax.random.uniform(k, (), minval=0.1, maxval=2.0), 5))),
+        ("rotation bilinear", jax.jit(partial(A.random_rotation, degrees=30.0,
+                                              interpolation="bilinear")),
+         _per_sample(lambda k, im: dm_pix.rotate(
+             im, jax.random.uniform(k, (), minval=-0.52, maxval=0.52), order=1,
+             mode="constant"))),
+    ]
+
+
+def run(quick: bool = False) -> list[dict]:
+    """Benchmark rows (see the module docstring); ``quick`` uses tiny sizes."""
+    configs = [(8, 16)] if quick else [(256, 32), (64, 224)]
+    repeats = 2 if quick else 5
+    key = jax.random.key(0)
+    rows = []
+
+    def row(name, ours_s, n, reference, ref_s):
+        rows.append(dict(name=name, value=n / ours_s, unit="images/s", reference=reference,
+                         ref_value=n / ref_s, ratio=ref_s / ours_s))
+
+    for n, size in configs:
+        x = jax.random.uniform(key, (n, size, size, 3))
+        label = f"{n}x{size}x{size}x3"
+        ours = _median_seconds(fdl_pipeline(size), key, x, repeats=repeats)
+        loop = partial(numpy_pipeline, np.random.default_rng(0), np.asarray(x), size)
+        numpy_s = _median_seconds(loop, repeats=max(1, repeats // 2))
+        row(f"pipeline {label}", ours, n, "numpy/scipy loop", numpy_s)
+        if quick:  # the smoke test: one compiled pipeline only
+            continue
+        pix = _median_seconds(pix_pipeline(size), key, x, repeats=repeats)
+        row(f"pipeline {label}", ours, n, "dm-pix", pix)
+        for name, ours_fn, pix_fn in single_ops():
+            ours_s = _median_seconds(ours_fn, key, x, repeats=repeats)
+            row(f"{name} {label}", ours_s, n, "dm-pix", _median_seconds(pix_fn, key, x,
+                                                                         repeats=repeats))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    args = parser.parse_args()
+    print(f"backend: {jax.default_backend()}, device: {jax.devices()[0].device_kind}")
+    rows = run(quick=args.quick)
+    print(f"{'name':36s} {'ours':>12s} {'reference':>18s} {'ref':>12s} {'ratio':>7s}")
+    for r in rows:
+        print(f"{r['name']:36s} {r['value']:12.1f} {r['reference']:>18s} {r['ref_value']:12.1f} "
+              f"{r['ratio']:7.2f}")
+    print("values in images/s; ratio = reference time / our time (> 1: faster than reference)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Run every ``bench/bench_*.py`` and write ``bench/RESULTS.md`` plus a ratio plot.
+
+Each bench script exposes ``run(quick: bool = False) -> list[dict]`` whose rows carry
+``name, value, unit, reference, ref_value, ratio`` (``ratio = ours / reference``, lower
+is better for times). The scripts run one after the other in this process; a script
+that raises is reported as an error row and the others still run.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import math
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+__all__ = ["default_bench_dir", "collect", "write_results", "run_all"]
+
+COLUMNS = ("name", "value", "unit", "reference", "ref_value", "ratio")
+
+
+def default_bench_dir() -> Path:
+    """``bench/`` of the source checkout holding this package, else ``./bench``."""
+    beside = Path(__file__).resolve().parent.parent / "bench"
+    return beside if beside.is_dir() else Path.cwd() / "bench"
+
+
+def _load(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(f"_fdl_bench_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses (flax modules) look their module up there
+    sys.path.insert(0, str(path.parent))  # scripts may import their neighbours
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
+
+
+def collect(bench_dir: Path, *, quick: bool, pattern: str | None = None,
+            log: Any = print) -> list[dict]:
+    """Run every ``bench_*.py`` of ``bench_dir``; rows tagged with ``script`` (and ``error``)."""
+    rows = []
+    for path in sorted(Path(bench_dir).glob("bench_*.py")):
+        if pattern and pattern not in path.stem:
+            continue
+        log(f"running {path.name} ({'quick' if quick else 'full'}) ...")
+        t0 = time.perf_counter()
+        try:
+            results = list(_load(path).run(quick=quick))
+            missing = [c for r in results for c in COLUMNS if c not in r]
+            if missing:
+                raise KeyError(f"rows lack the keys {sorted(set(missing))}")
+        except Exception as exc:  # one failing script must not hide the others
+            log(traceback.format_exc(limit=3))
+            rows.append({"script": path.stem, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        rows += [{"script": path.stem, **r} for r in results]
+        log(f"  {len(results)} rows in {time.perf_counter() - t0:.1f} s")
+    return rows
+
+
+def _machine() -> str:
+    import jax
+
+    device = jax.devices()[0]
+    return (f"{platform.node() or 'host'}: {platform.system()} {platform.machine()}, "
+            f"{os.cpu_count()} CPU cores; jax {jax.__version__}, backend "
+            f"`{jax.default_backend()}`, {len(jax.devices())} x {device.device_kind}")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def write_results(rows: list[dict], output: Path, *, quick: bool) -> Path | None:
+    """Write the Markdown table to ``output`` and the ratio plot next to it (``.png``)."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    plot = _plot(rows, output.with_suffix(".png"))
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    lines = ["# Benchmark results", "",
+             f"Written by `python -m functional_dl bench{' --quick' if quick else ''}` on "
+             f"{stamp}.", "", f"Machine: {_machine()}.", "",
+             "`ratio` = ours / reference, measured in the same run (for times: lower is "
+             "better, 1.0 = as fast as the reference).", ""]
+    if plot is not None:
+        lines += [f"![ratios]({plot.name})", ""]
+    lines += ["| script | figure | value | unit | reference | reference value | ratio |",
+              "|---|---|---:|---|---|---:|---:|"]
+    errors = []
+    for r in rows:
+        if "error" in r:
+            errors.append(f"- `{r['script']}`: {r['error']}")
+            continue
+        lines.append(f"| {r['script']} | {r['name']} | {_fmt(r['value'])} | {r['unit']} | "
+                     f"{_fmt(r['reference'])} | {_fmt(r['ref_value'])} | {_fmt(r['ratio'])} |")
+    if errors:
+        lines += ["", "Scripts that failed:", "", *errors]
+    output.write_text("\n".join(lines) + "\n")
+    return plot
+
+
+def _plot(rows: list[dict], path: Path) -> Path | None:
+    """Horizontal bars of the ratios (log scale, 1.0 marked); ``None`` without matplotlib."""
+    good = [r for r in rows if "error" not in r and isinstance(r.get("ratio"), (int, float))
+            and r["ratio"] > 0 and math.isfinite(r["ratio"])]
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:  # pragma: no cover - optional dependency
+        return None
+    if not good:
+        return None
+    fig = Figure(figsize=(8, 0.25 * len(good) + 1.5), layout="constrained")
+    ax = fig.subplots()
+    labels = [f"{r['script'].removeprefix('bench_')}: {r['name']}" for r in good]
+    ratios = [r["ratio"] for r in good]
+    colors = ["tab:green" if v <= 1.05 else "tab:orange" for v in ratios]
+    ax.barh(range(len(good)), ratios, color=colors)
+    ax.axvline(1.0, color="black", lw=1)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(good)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("ours / reference (lower is better)")
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def run_all(bench_dir: Path, *, quick: bool = False, output: str | Path | None = None,
+            pattern: str | None = None) -> int:
+    """Run the scripts, write the results; exit code 1 if a script failed or none ran."""
+    rows = collect(bench_dir, quick=quick, pattern=pattern)
+    output = Path(output) if output else Path(bench_dir) / "RESULTS.md"
+    if not rows:
+        print(f"no bench_*.py scripts{f' matching {pattern!r}' if pattern else ''} in "
+              f"{bench_dir}", file=sys.stderr)
+        return 1
+    write_results(rows, output, quick=quick)
+    print(f"wrote {output}")
+    return 1 if any("error" in r for r in rows) else 0

@@ -1,3 +1,0 @@
-"""Image augmentations (torchvision v2 semantics) as pure, batched functions."""
-
-__all__: list[str] = []

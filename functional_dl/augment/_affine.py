@@ -1,0 +1,258 @@
+"""Rotation and affine warps (torchvision's matrix convention, counter-clockwise angles)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from .._checks import check_choice, check_pair, check_positive
+from . import _image, _random
+from ._geometry import INTERPOLATIONS
+
+
+def _inverse_matrix(angle: Any, translate: Any, scale: Any, shear: Any) -> jnp.ndarray:
+    """The output -> input map ``[a, b, c, d, e, f]`` in centred pixel coordinates.
+
+    torchvision's ``_get_inverse_affine_matrix`` with centre ``(0, 0)`` (the image
+    centre) and rotation ``-angle``: the forward map is
+    ``M = T · R(-angle) · S(scale) · SHy(shear_y) · SHx(shear_x)``, with ``x`` to the
+    right and ``y`` down, so a positive ``angle`` turns the picture counter-clockwise.
+    Input position of output pixel ``(x, y)``: ``(a x + b y + c, d x + e y + f)``.
+    """
+    rad = jnp.pi / 180.0
+    rot = -jnp.asarray(angle, jnp.float32) * rad
+    sx = jnp.asarray(shear[0], jnp.float32) * rad
+    sy = jnp.asarray(shear[1], jnp.float32) * rad
+    tx, ty = (jnp.asarray(t, jnp.float32) for t in translate)
+    a = jnp.cos(rot - sy) / jnp.cos(sy)
+    b = -(a * jnp.tan(sx) + jnp.sin(rot))
+    c = jnp.sin(rot - sy) / jnp.cos(sy)
+    d = jnp.cos(rot) - c * jnp.tan(sx)
+    scale = jnp.asarray(scale, jnp.float32)
+    m0, m1, m3, m4 = d / scale, -b / scale, -c / scale, a / scale
+    return jnp.stack([m0, m1, -m0 * tx - m1 * ty, m3, m4, -m3 * tx - m4 * ty])
+
+
+def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) -> jnp.ndarray:
+    """Resample ``x`` ``[..., H, W, C]`` through ``matrix`` (see :func:`_inverse_matrix`).
+
+    As torchvision's ``grid_sample(padding_mode='zeros', align_corners=False)`` followed
+    by its fill rule: nearest takes ``fill`` where the rounded (half to even) source
+    pixel is outside; bilinear blends ``mask * (sampled - fill) + fill`` where ``mask``
+    is the interpolation weight that fell inside the image.
+    """
+    H, W, C = x.shape[-3:]
+    m = matrix.astype(x.dtype)
+    X, Y = jnp.meshgrid(jnp.arange(W, dtype=x.dtype) - (W - 1) / 2,
+                        jnp.arange(H, dtype=x.dtype) - (H - 1) / 2)
+    src_x = m[0] * X + m[1] * Y + m[2] + (W - 1) / 2
+    src_y = m[3] * X + m[4] * Y + m[5] + (H - 1) / 2
+    flat = x.reshape(x.shape[:-3] + (H * W, C))
+
+    def sample(iy: jnp.ndarray, ix: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        inside = (ix >= 0) & (ix < W) & (iy >= 0) & (iy < H)
+        index = jnp.clip(iy, 0, H - 1) * W + jnp.clip(ix, 0, W - 1)
+        values = jnp.take(flat, index.reshape(-1), axis=-2).reshape(x.shape)
+        return values, inside[..., None]
+
+    if interpolation == "nearest":
+        values, inside = sample(jnp.round(src_y).astype(jnp.int32),
+                                jnp.round(src_x).astype(jnp.int32))
+        return jnp.where(inside, values, fill)
+    x0, y0 = jnp.floor(src_x), jnp.floor(src_y)
+    fx, fy = (src_x - x0)[..., None], (src_y - y0)[..., None]
+    x0, y0 = x0.astype(jnp.int32), y0.astype(jnp.int32)
+    sampled = mask = 0.0
+    for dy, wy in ((0, 1.0 - fy), (1, fy)):
+        for dx, wx in ((0, 1.0 - fx), (1, fx)):
+            values, inside = sample(y0 + dy, x0 + dx)
+            weight = jnp.where(inside, wy * wx, 0.0)
+            sampled = sampled + weight * values
+            mask = mask + weight
+    return mask * (sampled - fill) + fill
+
+
+def _check_warp_args(images: Any, interpolation: str, fill: Any, fn: str) -> None:
+    _image.check(images, fn=fn)
+    check_choice("interpolation", interpolation, INTERPOLATIONS, fn=fn)
+    _image.check_value("fill", fill, np.shape(images), fn=fn)
+
+
+@_image.float_kernel(static=("interpolation",))
+def _affine(x: jnp.ndarray, angle: Any, translate: Any, scale: Any, shear: Any, fill: Any, *,
+            interpolation: str) -> jnp.ndarray:
+    matrix = _inverse_matrix(angle, translate, scale, shear)
+    return _warp(x, matrix, interpolation, jnp.asarray(fill, x.dtype))
+
+
+def rotate(images: Any, angle: Any, *, interpolation: str = "nearest",
+           fill: Any = 0.0) -> jnp.ndarray:
+    """Rotate images by ``angle`` degrees counter-clockwise about their centre.
+
+    Same size as the input (corners cut off, uncovered pixels set to ``fill``); equal
+    to ``affine(images, angle, (0, 0), 1.0, (0.0, 0.0))``.
+
+    Args:
+      images: ``[N, H, W, C]`` or ``[H, W, C]``.
+      angle: degrees, counter-clockwise (scalar, may be traced).
+      interpolation: ``'nearest'`` (default) or ``'bilinear'``.
+      fill: value for pixels from outside the image: scalar or one per channel.
+
+    Returns:
+      Array of the same shape and dtype.
+
+    PyTorch: ``torchvision.transforms.v2.functional.rotate(expand=False, center=None)``.
+
+    Example:
+      >>> rotate(images, 30.0, interpolation="bilinear")
+    """
+    return affine(images, angle, (0.0, 0.0), 1.0, (0.0, 0.0), interpolation=interpolation,
+                  fill=fill)
+
+
+def affine(images: Any, angle: Any, translate: Any, scale: Any, shear: Any, *,
+           interpolation: str = "nearest", fill: Any = 0.0) -> jnp.ndarray:
+    """Rotate, scale, shear and translate images about their centre (one warp).
+
+    The forward map in pixel coordinates centred on the image (``x`` right, ``y`` down)
+    is ``M = T(translate) · R(angle) · S(scale) · SHy(shear_y) · SHx(shear_x)`` with
+    ``R`` counter-clockwise on screen and torchvision's shear matrices
+    ``SHx = [[1, -tan(sx)], [0, 1]]``, ``SHy = [[1, 0], [-tan(sy), 1]]``; each output
+    pixel reads the input at ``M^-1`` of its position.
+
+    Args:
+      images: ``[N, H, W, C]`` or ``[H, W, C]``.
+      angle: rotation in degrees, counter-clockwise.
+      translate: ``(tx, ty)`` in pixels (right, down).
+      scale: positive zoom factor.
+      shear: degrees, a number (x only) or ``(shear_x, shear_y)``.
+      interpolation: ``'nearest'`` (default) or ``'bilinear'``.
+      fill: value for pixels from outside the image: scalar or one per channel.
+
+    Returns:
+      Array of the same shape and dtype.
+
+    PyTorch: ``torchvision.transforms.v2.functional.affine`` with the angle negated:
+    torchvision's ``affine`` turns clockwise for positive angles while its ``rotate``
+    turns counter-clockwise; here both turn counter-clockwise and agree, so
+    ``affine(x, a, t, s, sh) == torchvision affine(x, -a, t, s, sh)``.
+
+    Example:
+      >>> affine(images, 15.0, (2, -3), 1.1, (5.0, 0.0))
+    """
+    fn = "affine"
+    check_positive("scale", scale, fn=fn)
+    translate = check_pair("translate", translate, ordered=False, fn=fn)
+    shear = (shear, 0.0) if _random.is_scalar(shear) else check_pair("shear", shear,
+                                                                  ordered=False, fn=fn)
+    _check_warp_args(images, interpolation, fill, fn)
+    return _affine(images, angle, translate, scale, shear, fill, interpolation=interpolation)
+
+
+def random_rotation(key: Any, images: Any, degrees: Any, *, fill: Any = 0.0,
+                    interpolation: str = "nearest") -> jnp.ndarray:
+    """Rotate each sample by its own angle ``~ U(degrees)`` (counter-clockwise).
+
+    Args:
+      key: a ``jax.random`` key.
+      images: ``[N, H, W, C]`` or ``[H, W, C]``.
+      degrees: ``d >= 0`` for ``(-d, d)``, or an ordered pair.
+      fill: value for pixels from outside the image: scalar or one per channel.
+      interpolation: ``'nearest'`` (default) or ``'bilinear'``.
+
+    Returns:
+      Array of the same shape and dtype.
+
+    PyTorch: ``torchvision.transforms.v2.RandomRotation(degrees, fill=fill)``.
+
+    Example:
+      >>> random_rotation(key, images, 15.0)
+    """
+    fn = "random_rotation"
+    degrees = _random.symmetric_range("degrees", degrees, fn=fn)
+    _check_warp_args(images, interpolation, fill, fn)
+    return _random_affine(key, images, degrees, None, None, None, fill,
+                          interpolation=interpolation)
+
+
+def _shear_ranges(shear: Any, fn: str) -> tuple | None:
+    """torchvision's shear argument: number, ``(lo, hi)`` for x, or 4 values (x and y)."""
+    if shear is None:
+        return None
+    if _random.is_scalar(shear):
+        return _random.symmetric_range("shear", shear, fn=fn), (0.0, 0.0)
+    shear = tuple(shear)
+    if len(shear) == 2:
+        return check_pair("shear", shear, fn=fn), (0.0, 0.0)
+    if len(shear) == 4:
+        return check_pair("shear", shear[:2], fn=fn), check_pair("shear", shear[2:], fn=fn)
+    raise ValueError(f"{fn}: shear must be a number, 2 or 4 values, got shear={shear!r}")
+
+
+def random_affine(key: Any, images: Any, degrees: Any, *, translate: Any = None,
+                  scale: Any = None, shear: Any = None, fill: Any = 0.0,
+                  interpolation: str = "nearest") -> jnp.ndarray:
+    """Apply :func:`affine` with parameters drawn per sample (torchvision's ranges).
+
+    ``angle ~ U(degrees)``; ``tx = round(U(-a W, a W))``, ``ty = round(U(-b H, b H))``
+    for ``translate = (a, b)``; ``scale ~ U(scale)``; ``shear_x ~ U(shear[:2])`` and,
+    with four values, ``shear_y ~ U(shear[2:])``. ``None`` leaves that part out.
+
+    Args:
+      key: a ``jax.random`` key.
+      images: ``[N, H, W, C]`` or ``[H, W, C]``.
+      degrees: ``d >= 0`` for ``(-d, d)``, or an ordered pair.
+      translate: ``(a, b)``, fractions of the width and height in ``[0, 1]``.
+      scale: ordered ``(lo, hi)``, positive.
+      shear: ``s >= 0`` for ``(-s, s)``, an ordered pair, or four values.
+      fill: value for pixels from outside the image: scalar or one per channel.
+      interpolation: ``'nearest'`` (default) or ``'bilinear'``.
+
+    Returns:
+      Array of the same shape and dtype.
+
+    PyTorch: ``torchvision.transforms.v2.RandomAffine`` (angles counter-clockwise here,
+    see :func:`affine`; the angle range is symmetric by default, so the distribution is
+    the same).
+
+    Example:
+      >>> random_affine(key, images, 10.0, translate=(0.1, 0.1), scale=(0.9, 1.1))
+    """
+    fn = "random_affine"
+    degrees = _random.symmetric_range("degrees", degrees, fn=fn)
+    if translate is not None:
+        translate = check_pair("translate", translate, ordered=False, fn=fn)
+        _random.check_range_within("translate", translate, 0.0, 1.0, fn=fn)
+    if scale is not None:
+        scale = check_pair("scale", scale, fn=fn)
+        check_positive("scale[0]", scale[0], fn=fn)
+    shears = _shear_ranges(shear, fn)
+    _check_warp_args(images, interpolation, fill, fn)
+    return _random_affine(key, images, degrees, translate, scale, shears, fill,
+                          interpolation=interpolation)
+
+
+@_image.float_kernel(static=("interpolation",), image_arg=1)
+def _random_affine(key: Any, x: jnp.ndarray, degrees: tuple, translate: tuple | None,
+                   scale: tuple | None, shears: tuple | None, fill: Any, *,
+                   interpolation: str) -> jnp.ndarray:
+    """Draw ``angle, tx, ty, scale, shear_x, shear_y`` per sample (None: left out)."""
+    H, W = x.shape[-3], x.shape[-2]
+    fill = jnp.asarray(fill, x.dtype)
+
+    def one(u: jnp.ndarray, img: jnp.ndarray) -> jnp.ndarray:
+        shift = (0.0, 0.0)
+        if translate is not None:
+            dx, dy = translate[0] * W, translate[1] * H
+            shift = (jnp.round(_random.uniform(u[1], (-dx, dx))),
+                     jnp.round(_random.uniform(u[2], (-dy, dy))))
+        zoom = 1.0 if scale is None else _random.uniform(u[3], scale)
+        skew = (0.0, 0.0)
+        if shears is not None:
+            skew = (_random.uniform(u[4], shears[0]), _random.uniform(u[5], shears[1]))
+        matrix = _inverse_matrix(_random.uniform(u[0], degrees), shift, zoom, skew)
+        return _warp(img, matrix, interpolation, fill)
+
+    return _random.per_sample(one, key, x, 6)

@@ -1,3 +1,0 @@
-"""Training loop pieces: TrainState, jitted train step, evaluate, fit."""
-
-__all__: list[str] = []

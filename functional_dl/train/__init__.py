@@ -1,0 +1,48 @@
+"""Training: ``TrainState``, the jitted data-parallel step, ``evaluate``, ``fit``,
+safetensors checkpoints and a history plot.
+
+    state = fdl.train.create_train_state(key, model, optimizer, (1, 8, 8, 1))
+    result = fdl.train.fit(state, model, fdl.losses.cross_entropy, optimizer,
+                           (x_train, y_train), epochs=10, batch_size=64,
+                           val_data=(x_val, y_val), metrics={"accuracy": fdl.train.accuracy})
+"""
+
+from ._checkpoint import CheckpointError as CheckpointError
+from ._checkpoint import checkpoint_metadata as checkpoint_metadata
+from ._checkpoint import checkpoint_path as checkpoint_path
+from ._checkpoint import latest_checkpoint as latest_checkpoint
+from ._checkpoint import restore_checkpoint as restore_checkpoint
+from ._checkpoint import save_checkpoint as save_checkpoint
+from ._loop import FitResult as FitResult
+from ._loop import fit as fit
+from ._parallel import DATA_AXIS as DATA_AXIS
+from ._parallel import data_parallel_mesh as data_parallel_mesh
+from ._parallel import replicate as replicate
+from ._parallel import shard_batch as shard_batch
+from ._plot import plot_history as plot_history
+from ._state import TrainState as TrainState
+from ._state import create_train_state as create_train_state
+from ._step import accuracy as accuracy
+from ._step import evaluate as evaluate
+from ._step import make_train_step as make_train_step
+
+__all__ = [
+    "TrainState",
+    "create_train_state",
+    "make_train_step",
+    "evaluate",
+    "accuracy",
+    "fit",
+    "FitResult",
+    "DATA_AXIS",
+    "data_parallel_mesh",
+    "replicate",
+    "shard_batch",
+    "save_checkpoint",
+    "restore_checkpoint",
+    "checkpoint_metadata",
+    "checkpoint_path",
+    "latest_checkpoint",
+    "CheckpointError",
+    "plot_history",
+]

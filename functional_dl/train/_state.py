@@ -1,0 +1,83 @@
+"""The training state: one pytree holding everything a step reads and writes."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ..nn._core import Layer
+
+__all__ = ["TrainState", "create_train_state"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainState:
+    """Everything training reads and writes, as one pytree (jit-, donate- and save-able).
+
+    Fields (keyword-only)::
+
+        params       # pytree: trainable parameters
+        model_state  # pytree: non-trainable state (BatchNorm running statistics)
+        opt_state    # pytree: optimizer state (optax)
+        step         # int32 scalar: number of updates applied so far
+        key          # PRNG key; update k draws its randomness from fold_in(key, k)
+
+    Because the per-step key is derived from ``(key, step)``, a state restored from a
+    checkpoint continues exactly like an uninterrupted run.
+
+    Flax equivalent: ``flax.training.train_state.TrainState`` (which holds the apply
+    function and optimizer too; here they stay outside, so the state is plain data).
+
+    Example:
+        >>> state = create_train_state(jax.random.key(0), model, fdl.optim.adam(1e-3),
+        ...                            (1, 8, 8, 1))
+        >>> state = state.replace(step=state.step + 1)
+    """
+
+    params: Any
+    model_state: Any
+    opt_state: Any
+    step: Any
+    key: Any
+
+    def replace(self, **changes: Any) -> TrainState:
+        """A copy with the given fields replaced."""
+        return dataclasses.replace(self, **changes)
+
+
+jax.tree_util.register_dataclass(
+    TrainState, data_fields=["params", "model_state", "opt_state", "step", "key"],
+    meta_fields=[],
+)
+
+
+def create_train_state(key: Any, model: Layer, optimizer: Any, input_shape: Sequence[int]
+                       ) -> TrainState:
+    """Initialise the model and the optimizer into a :class:`TrainState` at step 0.
+
+    Args:
+        key: a ``jax.random`` key; split into the initialisation key and the key
+            that drives training randomness (dropout).
+        model: a :class:`functional_dl.nn.Layer`.
+        optimizer: an ``optax.GradientTransformation`` (e.g. ``fdl.optim.adam(1e-3)``).
+        input_shape: shape of one input batch, e.g. ``(1, 8, 8, 1)``.
+
+    Returns:
+        ``TrainState(params, model_state, opt_state, step=0, key)``.
+
+    Example:
+        >>> state = create_train_state(jax.random.key(0), model, optimizer, (1, 8, 8, 1))
+    """
+    if not isinstance(model, Layer):
+        raise TypeError(f"create_train_state: model must be a Layer, got model={model!r}")
+    if not hasattr(optimizer, "init") or not hasattr(optimizer, "update"):
+        raise TypeError("create_train_state: optimizer must be an optax GradientTransformation,"
+                        f" got optimizer={optimizer!r}")
+    init_key, train_key = jax.random.split(key)
+    params, model_state = model.init(init_key, tuple(input_shape))
+    return TrainState(params=params, model_state=model_state, opt_state=optimizer.init(params),
+                      step=jnp.zeros((), jnp.int32), key=train_key)

@@ -1,0 +1,259 @@
+"""The jitted training step and evaluation, data-parallel over a device mesh."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from ..data import _num_examples, batches
+from ..nn._core import Layer
+from ._parallel import DATA_AXIS, data_parallel_mesh
+from ._state import TrainState
+
+__all__ = ["accuracy", "make_train_step", "evaluate"]
+
+Metrics = Mapping[str, Callable[[Any, Any], Any]]
+
+
+def accuracy(outputs: Any, targets: Any) -> jax.Array:
+    """Fraction of arg-max predictions equal to the integer targets.
+
+    .. math:: \\mathrm{acc} = \\frac{1}{N}\\sum_i [\\arg\\max_c \\mathrm{outputs}_{ic} = t_i]
+
+    Args:
+        outputs: logits or probabilities ``[..., num_classes]``.
+        targets: integer classes ``[...]``.
+
+    Returns:
+        float32 scalar in ``[0, 1]``.
+
+    Example:
+        >>> accuracy(jnp.array([[0.1, 2.0], [3.0, 0.0]]), jnp.array([1, 1]))
+        Array(0.5, dtype=float32)
+    """
+    return jnp.mean((jnp.argmax(outputs, axis=-1) == targets).astype(jnp.float32))
+
+
+def _metric_items(metrics: Metrics | None, fn: str) -> tuple[tuple[str, Callable], ...]:
+    """``metrics`` as a hashable, sorted tuple of ``(name, function)``."""
+    if metrics is None:
+        return ()
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"{fn}: metrics must be a dict name -> function(outputs, targets), "
+                        f"got metrics={metrics!r}")
+    for name, metric in metrics.items():
+        if name == "loss" or not callable(metric):
+            raise ValueError(f"{fn}: metrics needs callables under names other than 'loss', "
+                             f"got {name!r}: {metric!r}")
+    return tuple(sorted(metrics.items()))
+
+
+def _check_model(model: Any, loss_fn: Any, fn: str) -> None:
+    if not isinstance(model, Layer):
+        raise TypeError(f"{fn}: model must be a Layer, got model={model!r}")
+    if not callable(loss_fn):
+        raise TypeError(f"{fn}: loss_fn must be callable(outputs, targets), got {loss_fn!r}")
+
+
+def _device_mean(mesh: Mesh) -> Callable[[Any], Any]:
+    """``pmean`` over the data axis of a tree's floating leaves (identity on one device)."""
+    if mesh.shape[DATA_AXIS] == 1:
+        return lambda tree: tree
+
+    def mean(tree):
+        return jax.tree_util.tree_map(
+            lambda a: lax.pmean(a, DATA_AXIS) if jnp.issubdtype(a.dtype, jnp.floating) else a,
+            tree)
+
+    return mean
+
+
+# The builders are cached on the functions they use (hashable, unlike a Layer holding a
+# dict of children), so a second fit of the same model reuses the compiled step.
+@functools.lru_cache(maxsize=32)
+def _train_step(apply: Callable, loss_fn: Callable, update: Callable, metric_items: tuple,
+                mesh: Mesh) -> Callable:
+    mean = _device_mean(mesh)
+
+    def local_step(state: TrainState, batch: Any, lr_scale: jax.Array):
+        inputs, targets = batch  # each device sees [batch / devices, ...]
+        key = jax.random.fold_in(state.key, state.step)
+        key = jax.random.fold_in(key, lax.axis_index(DATA_AXIS))  # own dropout per shard
+
+        def objective(params):
+            outputs, model_state = apply(params, state.model_state, inputs, key=key,
+                                         train=True)
+            return loss_fn(outputs, targets), (outputs, model_state)
+
+        (loss, (outputs, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(
+            state.params)
+        # Mean over devices = gradient of the global-batch loss (equal shard sizes). Cross-
+        # device terms through BatchNorm's synchronised statistics arrive in the backward
+        # pass of its lax.pmean.
+        grads, loss = mean((grads, loss))
+        updates, opt_state = update(grads, state.opt_state, state.params)
+        updates = jax.tree_util.tree_map(lambda u: u * lr_scale.astype(u.dtype), updates)
+        new_state = state.replace(
+            params=optax.apply_updates(state.params, updates),
+            model_state=mean(model_state),
+            opt_state=opt_state,
+            step=state.step + 1,
+        )
+        metrics = {"loss": loss}
+        for name, metric in metric_items:
+            metrics[name] = mean(jnp.asarray(metric(outputs, targets), jnp.float32))
+        return new_state, metrics
+
+    # check_vma=False: the classic data-parallel recipe, where each device differentiates
+    # its local loss and the gradients and replicated outputs are averaged explicitly
+    # (with the checker on, gradients of replicated inputs would be summed implicitly).
+    sharded = jax.shard_map(local_step, mesh=mesh, in_specs=(P(), P(DATA_AXIS), P()),
+                            out_specs=(P(), P()), check_vma=False)
+    replicated, split = NamedSharding(mesh, P()), NamedSharding(mesh, P(DATA_AXIS))
+    jitted = jax.jit(sharded, donate_argnums=0, in_shardings=(replicated, split, replicated),
+                     out_shardings=(replicated, replicated))
+
+    @functools.wraps(jitted)
+    def step(state: TrainState, batch: Any, lr_scale: Any = 1.0):
+        if getattr(state.step, "sharding", None) != replicated:
+            # A state not yet on the mesh (fresh from create_train_state) is moved there
+            # first, so that it has the type of the step's output: one trace, one compile.
+            state = jax.device_put(state, replicated)
+        if not isinstance(lr_scale, jax.Array):
+            lr_scale = np.float32(lr_scale)
+        return jitted(state, batch, lr_scale)
+
+    return step
+
+
+def make_train_step(model: Layer, loss_fn: Callable, optimizer: Any, *,
+                    metrics: Metrics | None = None, mesh: Mesh | None = None) -> Callable:
+    """Build the jitted training step ``step(state, batch, lr_scale=1.0) -> (state, metrics)``.
+
+    One step on ``batch = (inputs, targets)``:
+
+    .. code-block:: text
+
+        outputs, model_state = model.apply(params, model_state, inputs,
+                                           key=fold_in(key, step), train=True)
+        loss = loss_fn(outputs, targets)                   # mean over the global batch
+        updates, opt_state = optimizer.update(grad(loss), opt_state, params)
+        params = params + lr_scale * updates;  step += 1
+
+    The step runs under ``jax.shard_map`` over ``mesh`` (default: every device): the state
+    is replicated, the batch is split along its first axis, the loss and metrics are
+    averaged over the ``"data"`` axis, so the update equals the single-device update on
+    the whole batch. Layers reducing over the batch (BatchNorm) should be built with
+    ``axis_name=DATA_AXIS``. The input ``state`` is donated (its buffers are reused):
+    do not use it after the call (a state not yet on the mesh, e.g. fresh from
+    :func:`create_train_state`, is first copied there with :func:`replicate`).
+    ``lr_scale`` multiplies the updates, which scales the learning rate of every
+    optimizer whose update is linear in it (SGD, Adam, AdamW, RMSprop, ...); :func:`fit`
+    drives it from a plateau scheduler.
+
+    Args:
+        model: a :class:`functional_dl.nn.Layer`.
+        loss_fn: ``loss_fn(outputs, targets) -> scalar`` (e.g. ``fdl.losses.cross_entropy``).
+        optimizer: an ``optax.GradientTransformation`` (``fdl.optim.adam(1e-3)``).
+        metrics: extra ``{name: fn(outputs, targets) -> scalar}`` (e.g. ``{"accuracy":
+            accuracy}``), returned with ``"loss"``.
+        mesh: a :func:`data_parallel_mesh`; the batch size must be divisible by its size.
+
+    Returns:
+        The jitted step. Calling :func:`make_train_step` again with the same arguments
+        returns the same compiled function.
+
+    Example:
+        >>> step = make_train_step(model, fdl.losses.cross_entropy, fdl.optim.adam(1e-3),
+        ...                        metrics={"accuracy": accuracy})
+        >>> state, metrics = step(state, (x_batch, y_batch))
+    """
+    _check_model(model, loss_fn, "make_train_step")
+    items = _metric_items(metrics, "make_train_step")
+    if not callable(getattr(optimizer, "update", None)):
+        raise TypeError("make_train_step: optimizer must be an optax GradientTransformation, "
+                        f"got optimizer={optimizer!r}")
+    return _train_step(model.apply, loss_fn, optimizer.update, items,
+                       mesh or data_parallel_mesh())
+
+
+@functools.lru_cache(maxsize=32)
+def _forward(apply: Callable, mesh: Mesh) -> Callable:
+    def local(params, model_state, inputs):
+        outputs, _ = apply(params, model_state, inputs, train=False)
+        return outputs
+
+    return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P(DATA_AXIS)),
+                                 out_specs=P(DATA_AXIS), check_vma=False))
+
+
+@functools.lru_cache(maxsize=32)
+def _scores(loss_fn: Callable, metric_items: tuple) -> Callable:
+    def scores(outputs, targets):
+        out = {"loss": loss_fn(outputs, targets)}
+        for name, metric in metric_items:
+            out[name] = metric(outputs, targets)
+        return out
+
+    return jax.jit(scores)
+
+
+def _pad(a: np.ndarray, size: int) -> np.ndarray:
+    if len(a) == size:
+        return a
+    return np.concatenate([a, np.zeros((size - len(a),) + a.shape[1:], a.dtype)])
+
+
+def evaluate(state: TrainState, model: Layer, loss_fn: Callable, data: Any, *,
+             metrics: Metrics | None = None, batch_size: int = 256,
+             mesh: Mesh | None = None) -> dict[str, float]:
+    """Loss and metrics of the model in evaluation mode over a whole data set.
+
+    The model runs with ``train=False`` on batches of ``batch_size`` (the last one padded,
+    the padding dropped), spread over the devices of ``mesh``; ``loss_fn`` and the
+    metrics are then computed once on all outputs, so the result is exact (not an
+    average of batch averages).
+
+    Args:
+        state: a :class:`TrainState` (not modified).
+        model, loss_fn, metrics, mesh: as in :func:`make_train_step`.
+        data: ``(inputs, targets)`` with ``N`` examples on the leading axis (inputs may
+            be a tuple of arrays).
+        batch_size: examples per forward pass.
+
+    Returns:
+        ``{"loss": float, **{name: float}}``.
+
+    Example:
+        >>> evaluate(state, model, fdl.losses.cross_entropy, (x_test, y_test),
+        ...          metrics={"accuracy": accuracy})
+        {'accuracy': 0.98, 'loss': 0.06}
+    """
+    _check_model(model, loss_fn, "evaluate")
+    if jax.process_count() > 1:
+        raise NotImplementedError("evaluate runs on a single process; with several hosts "
+                                  "evaluate on process 0 with a mesh of its local devices")
+    items = _metric_items(metrics, "evaluate")
+    mesh = mesh or data_parallel_mesh()
+    leaves, treedef = jax.tree_util.tree_flatten(data)
+    n = _num_examples(leaves, "evaluate")
+    devices = mesh.shape[DATA_AXIS]
+    size = -(-min(batch_size, n) // devices) * devices
+    forward = _forward(model.apply, mesh)
+    outputs = []
+    for chunk in batches(None, *leaves, batch_size=size, shuffle=False):
+        inputs, _ = jax.tree_util.tree_unflatten(treedef, [_pad(a, size) for a in chunk])
+        out = forward(state.params, state.model_state, inputs)
+        outputs.append(jax.tree_util.tree_map(lambda o, k=len(chunk[0]): o[:k], out))
+    outputs = jax.tree_util.tree_map(lambda *o: jnp.concatenate(o), *outputs)
+    _, targets = jax.tree_util.tree_unflatten(treedef, leaves)
+    return {k: float(v) for k, v in _scores(loss_fn, items)(outputs, targets).items()}

@@ -1,0 +1,173 @@
+"""Checkpoints: safetensors round trip, atomic writes, corruption and mismatch errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import safetensors.numpy
+
+import functional_dl as fdl
+from functional_dl.train import CheckpointError, restore_checkpoint, save_checkpoint
+
+
+def _tree():
+    params = {"w": jnp.arange(6, dtype=jnp.float32).reshape(2, 3), "b": jnp.ones(3)}
+    opt_state = optax.adam(1e-3).init(params)
+    return {
+        "state": fdl.train.TrainState(params=params, model_state={"mean": jnp.zeros(3)},
+                                      opt_state=opt_state, step=jnp.int32(7),
+                                      key=jax.random.key(3)),
+        "raw_key": jax.random.PRNGKey(5),
+        "bf16": jnp.linspace(-2, 2, 5, dtype=jnp.bfloat16),
+        "f16": np.array([1.5, -0.25], np.float16),
+        "f64": np.array([np.pi]),
+        "ints": [jnp.arange(4, dtype=jnp.int8), np.array([True, False])],
+        "scalars": (3, 2.5, True),
+        "empty": jnp.zeros((0, 4)),
+    }
+
+
+def _assert_identical(a, b):
+    la, ta = jax.tree_util.tree_flatten(a)
+    lb, tb = jax.tree_util.tree_flatten(b)
+    assert ta == tb
+    for x, y in zip(la, lb, strict=True):
+        assert type(x) is type(y) or (isinstance(x, jax.Array) and isinstance(y, jax.Array))
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            assert x.dtype == y.dtype
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        assert np.asarray(x).dtype == np.asarray(y).dtype
+        assert np.shape(x) == np.shape(y)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_round_trip_every_kind_of_leaf(tmp_path):
+    tree = _tree()
+    path = save_checkpoint(tmp_path / "sub" / "ck.safetensors", tree, metadata={"epoch": 2})
+    restored = restore_checkpoint(path, tree)
+    _assert_identical(restored, tree)
+    assert isinstance(restored["state"], fdl.train.TrainState)
+    assert fdl.train.checkpoint_metadata(path) == {"epoch": 2}
+    # the restored key draws the same numbers
+    np.testing.assert_array_equal(jax.random.normal(restored["state"].key, (3,)),
+                                  jax.random.normal(tree["state"].key, (3,)))
+    # an abstract template (no arrays materialised) works too
+    abstract = jax.eval_shape(lambda: {"w": tree["state"].params["w"], "k": tree["raw_key"]})
+    saved = save_checkpoint(tmp_path / "small.safetensors",
+                            {"w": tree["state"].params["w"], "k": tree["raw_key"]})
+    small = restore_checkpoint(saved, abstract)
+    np.testing.assert_array_equal(small["w"], tree["state"].params["w"])
+
+
+def test_file_is_plain_safetensors_with_recorded_structure(tmp_path):
+    tree = _tree()
+    path = save_checkpoint(tmp_path / "ck.safetensors", tree)
+    tensors = safetensors.numpy.load(path.read_bytes())  # readable by any safetensors tool
+    np.testing.assert_array_equal(tensors["['state'].params['w']"], np.arange(6).reshape(2, 3))
+    (size,) = struct.unpack("<Q", path.read_bytes()[:8])
+    header = json.loads(path.read_bytes()[8:8 + size])
+    info = json.loads(header["__metadata__"]["functional_dl.checkpoint"])
+    names = [rec[0] for rec in info["leaves"]]
+    assert names == [jax.tree_util.keystr(p)
+                     for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+    dtypes = dict((rec[0], rec[1]) for rec in info["leaves"])
+    assert dtypes["['bf16']"] == "bfloat16"
+    assert dtypes["['state'].key"] == "key<threefry2x32>"
+    assert "TrainState" in info["treedef"]
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
+
+
+def test_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "ck.safetensors"
+    save_checkpoint(path, {"a": jnp.zeros(3)})
+    before = path.read_bytes()
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, {"a": jnp.ones(3)})
+    assert path.read_bytes() == before  # the old checkpoint is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.safetensors"]
+    with pytest.raises(OSError):
+        save_checkpoint(tmp_path / "new.safetensors", {"a": jnp.ones(3)})
+    assert not (tmp_path / "new.safetensors").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate_data", "truncate_header", "flip_byte",
+                                    "garbage", "empty"])
+def test_corrupted_file_gives_clear_error(tmp_path, damage):
+    tree = {"w": jnp.arange(64, dtype=jnp.float32), "b": jnp.ones(8)}
+    path = save_checkpoint(tmp_path / "ck.safetensors", tree)
+    data = bytearray(path.read_bytes())
+    if damage == "truncate_data":
+        data = data[:-10]
+    elif damage == "truncate_header":
+        data = data[:40]
+    elif damage == "flip_byte":
+        data[-5] ^= 0xFF
+    elif damage == "garbage":
+        data = bytearray(b"not a checkpoint at all" * 4)
+    else:
+        data = bytearray()
+    path.write_bytes(bytes(data))
+    match = "checksum" if damage == "flip_byte" else "corrupted|truncated|not a functional_dl"
+    with pytest.raises(CheckpointError, match=match):
+        restore_checkpoint(path, tree)
+
+
+def test_foreign_safetensors_file_is_rejected(tmp_path):
+    path = tmp_path / "other.safetensors"
+    path.write_bytes(safetensors.numpy.save({"w": np.zeros(3, np.float32)}))
+    with pytest.raises(CheckpointError, match="not a functional_dl checkpoint"):
+        restore_checkpoint(path, {"w": jnp.zeros(3)})
+
+
+def test_structure_mismatch_lists_the_differences(tmp_path):
+    tree = {"w": jnp.zeros((2, 3)), "b": jnp.zeros(3), "n": jnp.int32(0)}
+    path = save_checkpoint(tmp_path / "ck.safetensors", tree)
+    cases = {
+        "missing in the file: \\['extra'\\]": {**tree, "extra": jnp.zeros(1)},
+        "not in the template: \\['b'\\]": {"w": tree["w"], "n": tree["n"]},
+        r"\['w'\]: file has float32\[2, 3\], template has float32\[3, 2\]":
+            {**tree, "w": jnp.zeros((3, 2))},
+        r"\['n'\]: file has int32\[\], template has float32\[\]":
+            {**tree, "n": jnp.float32(0)},
+    }
+    for message, template in cases.items():
+        with pytest.raises(CheckpointError, match=message):
+            restore_checkpoint(path, template)
+    with pytest.raises(CheckpointError, match="does not match the template"):
+        restore_checkpoint(path, [tree["b"], tree["n"], tree["w"]])
+
+
+def test_bad_paths(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint file"):
+        restore_checkpoint(tmp_path / "missing.safetensors", {})
+    with pytest.raises(CheckpointError, match="directory"):
+        save_checkpoint(tmp_path, {"a": jnp.zeros(1)})
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(CheckpointError, match="cannot create the directory"):
+        save_checkpoint(blocker / "ck.safetensors", {"a": jnp.zeros(1)})
+    with pytest.raises(TypeError, match="not an array"):
+        save_checkpoint(tmp_path / "x.safetensors", {"a": object()})
+
+
+def test_latest_checkpoint_orders_by_step(tmp_path):
+    assert fdl.train.latest_checkpoint(tmp_path) is None
+    assert fdl.train.latest_checkpoint(tmp_path / "nope") is None
+    for step in (9, 10, 2):
+        save_checkpoint(fdl.train.checkpoint_path(tmp_path, step), {"s": jnp.int32(step)})
+    (tmp_path / "notes.txt").write_text("ignored")
+    latest = fdl.train.latest_checkpoint(tmp_path)
+    assert latest.name == "step_00000010.safetensors"
+    assert int(restore_checkpoint(latest, {"s": jnp.int32(0)})["s"]) == 10

@@ -1,0 +1,156 @@
+"""``python -m functional_dl``: help, option errors, train/resume, demo and the bench runner."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from functional_dl import _bench, models
+from functional_dl.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = ["demo", "train", "gradcheck", "bench"]
+KEY = jax.random.key(0)
+
+
+def _exit_code(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    return info.value.code, capsys.readouterr()
+
+
+@pytest.mark.parametrize("argv", [["--help"], *[[c, "--help"] for c in COMMANDS]])
+def test_help_everywhere(argv, capsys):
+    code, out = _exit_code(argv, capsys)
+    assert code == 0 and "usage: python -m functional_dl" in out.out
+    if argv == ["--help"]:
+        assert all(c in out.out for c in COMMANDS)
+    if argv[0] == "train":
+        for option in ("--model", "--optimizer", "--schedule", "--epochs", "--seed",
+                       "--checkpoint-dir", "--resume"):
+            assert option in out.out
+
+
+def test_module_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "functional_dl", "train", "--epochs", "x"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "invalid _positive_int value" in proc.stderr
+
+
+@pytest.mark.parametrize("argv,message", [
+    ([], "required: command"),
+    (["fly"], "invalid choice: 'fly'"),
+    (["train", "--model", "resnet"], "invalid choice: 'resnet'"),
+    (["train", "--epochs", "0"], "must be a positive integer"),
+    (["train", "--lr", "-1"], "must be > 0"),
+    (["train", "--bogus"], "unrecognized arguments: --bogus"),
+    (["train", "--resume"], "--resume needs --checkpoint-dir"),
+    (["demo", "--seed", "-3"], "must be >= 0"),
+])
+def test_invalid_options_one_line_exit_2(argv, message, capsys):
+    code, out = _exit_code(argv, capsys)
+    assert code == 2
+    assert message in out.err and out.err.strip().count("\n") == 0, out.err
+
+
+def test_bad_checkpoint_dirs_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, out = _exit_code(["train", "--checkpoint-dir", str(blocker)], capsys)
+    assert code == 2 and "must be a directory" in out.err
+    code, out = _exit_code(["train", "--checkpoint-dir", str(tmp_path / "none"), "--resume"],
+                           capsys)
+    assert code == 2 and "no checkpoint to resume from" in out.err
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "step_00000005.safetensors").write_bytes(b"")
+    code, out = _exit_code(["train", "--checkpoint-dir", str(used)], capsys)
+    assert code == 2 and "already holds checkpoints: add --resume" in out.err
+
+
+def test_train_one_epoch_then_resume(tmp_path, capsys):
+    ckpt, plot = tmp_path / "ckpt", tmp_path / "curves.png"
+    argv = ["train", "--model", "mlp", "--epochs", "1", "--batch-size", "64", "--no-progress",
+            "--checkpoint-dir", str(ckpt), "--schedule", "plateau"]
+    assert main([*argv, "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert "held-out test: loss" in out and "accuracy" in out
+    assert [p.name for p in ckpt.iterdir()] == ["step_00000019.safetensors"]
+    assert plot.stat().st_size > 1000 and str(plot) in out
+    argv[argv.index("--epochs") + 1] = "2"
+    assert main([*argv, "--resume"]) == 0
+    assert "step_00000038.safetensors" in capsys.readouterr().out
+
+
+def test_demo_reaches_the_accuracy_target(tmp_path, capsys):
+    plot = tmp_path / "demo.png"
+    assert main(["demo", "--epochs", "4", "--no-progress", "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert "meets the 97% target" in out and plot.exists()
+
+
+def _abstract_logits(task, inputs):
+    """Output shape of the task's model on ``inputs``, traced without any computation."""
+    params, state = jax.eval_shape(lambda k: task.model.init(k, task.input_shape), KEY)
+    return jax.eval_shape(task.model.apply, params, state, inputs)[0]
+
+
+def test_reference_models_and_reversal_data():
+    (src, tgt_in), tgt_out = models.reversal_data(jax.random.key(0), 64, length=6)
+    np.testing.assert_array_equal(tgt_out, src[:, ::-1])
+    np.testing.assert_array_equal(tgt_in[:, 0], models.BOS)
+    np.testing.assert_array_equal(tgt_in[:, 1:], tgt_out[:, :-1])
+    assert src.min() >= 2 and src.max() <= 11 and src.dtype == np.int32
+    task = models.task("transformer-reversal")
+    assert [len(part[1]) for part in (task.train, task.val, task.test)] == [8192, 512, 512]
+    logits = _abstract_logits(task, task.train[0])
+    assert logits.shape == (8192, 8, 12)
+    task = models.task("cnn")  # (trained by the demo test)
+    assert [len(part[1]) for part in (task.train, task.val, task.test)] == [1258, 270, 269]
+    logits = np.zeros((2, 3, 4))
+    logits[0, :, 1] = logits[1, :2, 1] = 1.0  # sequence 0 all right, sequence 1 one miss
+    assert float(models.sequence_accuracy(logits, np.ones((2, 3), int))) == 0.5
+
+
+FAKE_BENCH = textwrap.dedent("""
+    def run(quick: bool = False) -> list[dict]:
+        n = 10 if quick else 1000
+        return [{"name": f"sum of {n}", "value": 2.0, "unit": "ms", "reference": "numpy",
+                 "ref_value": 4.0, "ratio": 0.5}]
+""")
+
+
+def test_bench_runner_writes_table_and_plot(tmp_path, capsys):
+    (tmp_path / "bench_good.py").write_text(FAKE_BENCH)
+    (tmp_path / "bench_broken.py").write_text("def run(quick=False):\n    raise RuntimeError('x')")
+    (tmp_path / "helper.py").write_text("raise SystemExit('not a bench script')\n")
+    code = main(["bench", "--quick", "--bench-dir", str(tmp_path)])
+    assert code == 1  # one script failed
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| bench_good | sum of 10 | 2 | ms | numpy | 4 | 0.5 |" in text
+    assert "`bench_broken`: RuntimeError: x" in text
+    assert "backend `cpu`" in text and (tmp_path / "RESULTS.png").stat().st_size > 1000
+    assert main(["bench", "--bench-dir", str(tmp_path), "--filter", "good"]) == 0
+    assert "sum of 1000" in (tmp_path / "RESULTS.md").read_text()
+    code, out = _exit_code(["bench", "--bench-dir", str(tmp_path / "none")], capsys)
+    assert code == 2 and "no directory" in out.err
+
+
+def test_every_bench_script_runs_in_quick_mode(tmp_path):
+    scripts = sorted((ROOT / "bench").glob("bench_*.py"))
+    for path in scripts:  # the contract the runner relies on
+        params = inspect.signature(_bench._load(path).run).parameters
+        assert "quick" in params and params["quick"].default is False, path.name
+    rows = _bench.collect(ROOT / "bench", quick=True, log=lambda *a: None)
+    assert {r["script"] for r in rows} == {p.stem for p in scripts}
+    assert not [r for r in rows if "error" in r]
+    _bench.write_results(rows, tmp_path / "RESULTS.md", quick=True)
+    assert (tmp_path / "RESULTS.md").read_text().count("\n| bench_") == len(rows)
