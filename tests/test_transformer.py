@@ -407,7 +407,7 @@ def test_transformer_learns_sequence_reversal():
         logits, _ = model.apply(p, {}, (src, tgt_in))
         return fdl.losses.cross_entropy(logits, tgt_out)
 
-    params, _ = _adam_train(loss, params, [batch(64) for _ in range(300)], 3e-3)
+    params, _ = _adam_train(loss, params, [batch(64) for _ in range(200)], 3e-3)
     src, _, rev = batch(1000)  # held out: fresh random sequences
     out = nn.generate(model, params, jnp.full((1000, 1), bos, jnp.int32), length, src=src)
     exact = np.mean(np.all(np.asarray(out[:, 1:]) == rev, axis=1))
