@@ -182,47 +182,45 @@ def test_blockwise_memory_is_linear_in_sequence_length():
     assert block[1] < 2048 * 2048 * 4  # less than one float32 score matrix per head
 
 
-def test_dropout():
-    q, k, v = _qkv((2, 2, 6, 4), (2, 2, 6, 4))
-    key = jax.random.PRNGKey(0)
-    for impl in IMPLS:
-        assert_close(sdpa(q, k, v, dropout_p=0.0, key=key, **impl), sdpa(q, k, v, **impl))
-        a = sdpa(q, k, v, dropout_p=0.4, key=key, **impl)
-        assert_close(sdpa(q, k, v, dropout_p=0.4, key=key, **impl), a)
-        assert not np.allclose(a, sdpa(q, k, v, dropout_p=0.4, key=jax.random.PRNGKey(1),
-                                       **impl))
-    # rate 1 drops everything: zeros with finite (zero) gradients
-    g = jax.grad(lambda q: jnp.sum(sdpa(q, k, v, dropout_p=1.0, key=key) ** 2))(q)
-    assert np.all(np.asarray(g) == 0)
-    assert np.all(np.asarray(sdpa(q, k, v, dropout_p=1.0, key=key)) == 0)
-
-
 @pytest.mark.parametrize("impl", IMPLS, ids=["plain", "blockwise"])
 def test_dropout_mask_statistics_and_gradient(impl):
     # with v = I the output is the weight matrix itself: P * keep / (1 - p)
     lq, lk, p = 40, 48, 0.25
     q, k, _ = _qkv((4, lq, 8), (4, lk, 8))
     eye = jnp.broadcast_to(jnp.eye(lk), (4, lk, lk))
+    gw = jnp.asarray(np.random.default_rng(8).standard_normal((4, lq, lk)), jnp.float32)
+
+    @jax.jit
+    def fwd_bwd(q, k, v, key):
+        out, vjp = jax.vjp(lambda q, k, v: sdpa(q, k, v, dropout_p=p, key=key, **impl), q, k, v)
+        return out, vjp(gw)
+
     key = jax.random.PRNGKey(3)
-    out = np.asarray(sdpa(q, k, eye, dropout_p=p, key=key, **impl), np.float64)
-    probs = np_attention(q, k, eye)
-    ratio = out / probs
+    out, grads = fwd_bwd(q, k, eye, key)
+    ratio = np.asarray(out, np.float64) / np_attention(q, k, eye)
     assert np.all(np.isclose(ratio, 0) | np.isclose(ratio, 1 / (1 - p), rtol=1e-4))
     kept = np.isclose(ratio, 1 / (1 - p), rtol=1e-4)
     assert abs(kept.mean() - (1 - p)) < 0.02
-    # gradient equals autodiff of the formula with that keep mask
+    # the same key gives the same mask, another key another one
+    assert_close(fwd_bwd(q, k, eye, key)[0], out)
+    assert not np.allclose(fwd_bwd(q, k, eye, jax.random.PRNGKey(4))[0], out)
+    # gradients equal autodiff of the formula with that keep mask
     z = jnp.asarray(kept / (1 - p), jnp.float32)
-    _, _, v = _qkv((4, lq, 8), (4, lk, 8), seed=7)
 
     def ref(q, k, v):
         s = jnp.einsum("bqd,bkd->bqk", q, k) / np.sqrt(8)
         return jnp.einsum("bqk,bkd->bqd", jax.nn.softmax(s, axis=-1) * z, v)
 
-    gw = jnp.asarray(np.random.default_rng(8).standard_normal((4, lq, 8)), jnp.float32)
-    ours = jax.grad(lambda *a: jnp.sum(sdpa(*a, dropout_p=p, key=key, **impl) * gw),
-                    (0, 1, 2))(q, k, v)
-    assert_close(ours, jax.grad(lambda *a: jnp.sum(ref(*a) * gw), (0, 1, 2))(q, k, v),
-                 rtol=1e-4, atol=1e-5)
+    assert_close(grads, jax.vjp(ref, q, k, eye)[1](gw), rtol=1e-4, atol=1e-5)
+    # rate 0 is the identity
+    assert_close(sdpa(q, k, eye, dropout_p=0.0, key=key, **impl), sdpa(q, k, eye, **impl))
+
+
+def test_dropout_rate_one_gives_zeros_with_finite_gradients():
+    q, k, v = _qkv((2, 6, 4), (2, 6, 4))
+    out, vjp = jax.vjp(lambda q: sdpa(q, k, v, dropout_p=1.0, key=jax.random.PRNGKey(0)), q)
+    assert np.all(np.asarray(out) == 0)
+    assert np.all(np.asarray(vjp(jnp.ones_like(out))[0]) == 0)
 
 
 def test_compiles_once():
