@@ -3,7 +3,8 @@
 An optimizer is an ``optax.GradientTransformation`` ``(init, update)`` built with
 ``optax.chain`` from small transforms that each do one thing: ``scale`` (flip the sign
 for ``maximize``), ``add_weight_decay`` (``u + wd·p``), ``trace`` (PyTorch's momentum
-buffer) and ``scale_by_lr`` (``-lr·u``); the moment estimators live in ``_moments.py``.
+buffer) and ``scale_by_lr`` (``-lr·u``); the moment estimators (``scale_by_adam``, ...)
+live in ``_moments_adam.py`` and ``_moments.py``.
 
 Conventions shared by every transform here:
 

@@ -9,9 +9,9 @@ the moment updates are a handful of kernels on long buffers.
 
 Splitting the flat update back into leaves needs each leaf's offset. As compile-time
 constants they would make 2,000 different slicing kernels (minutes of compilation), so
-they are stored in the state, ``group_size`` leaves per int32 vector: leaf ``i`` reads
-entry ``i % group_size`` of vector ``i // group_size``, and XLA compiles at most
-``group_size`` slicing kernels per leaf shape.
+they are stored in the state, ``group_size`` leaves per int32 vector: the ``k``-th packed
+leaf reads entry ``k % group_size`` of vector ``k // group_size``, and XLA compiles at
+most ``group_size`` slicing kernels per leaf shape.
 """
 
 from __future__ import annotations
@@ -31,37 +31,51 @@ __all__ = ["FlattenState", "flatten"]
 class FlattenState(NamedTuple):
     """State of a transformation run on flat buffers."""
 
-    inner: Any  # state of the wrapped transformation over {dtype name: flat buffer}
-    offsets: tuple  # int32 vectors of group_size entries: where each leaf starts
+    inner: Any  # state of the wrapped transformation over the buffers (see _buffers)
+    offsets: tuple  # int32 vectors of group_size entries: where each packed leaf starts
 
 
-def _groups(leaves: list) -> dict[str, list[int]]:
-    """Leaf indices per dtype name, in leaf order."""
-    groups: dict[str, list[int]] = {}
+def _layout(leaves: list, max_leaf_size: int) -> dict[str, list[int]]:
+    """Buffer name -> indices of its leaves: small leaves packed per dtype, large alone."""
+    layout: dict[str, list[int]] = {}
     for i, leaf in enumerate(leaves):
-        groups.setdefault(jnp.dtype(jnp.result_type(leaf)).name, []).append(i)
-    return groups
+        if np.size(leaf) > max_leaf_size:
+            layout[f"leaf{i}"] = [i]
+        else:
+            layout.setdefault(jnp.dtype(jnp.result_type(leaf)).name, []).append(i)
+    return layout
 
 
-def _concat(leaves: list, groups: dict[str, list[int]]) -> dict[str, jax.Array]:
-    return {name: jnp.concatenate([jnp.ravel(leaves[i]) for i in idx])
-            for name, idx in groups.items()}
+def _buffers(leaves: list, layout: dict[str, list[int]]) -> dict[str, jax.Array]:
+    """The leaves of each packed buffer concatenated; a large leaf as it is."""
+    return {name: leaves[idx[0]] if name.startswith("leaf")
+            else jnp.concatenate([jnp.ravel(leaves[i]) for i in idx])
+            for name, idx in layout.items()}
+
+
+def _packed(layout: dict[str, list[int]]) -> list[int]:
+    """Indices of the packed leaves, in the order their offsets are stored."""
+    return [i for name, idx in layout.items() if not name.startswith("leaf") for i in idx]
 
 
 def flatten(
-    inner: optax.GradientTransformation, *, group_size: int = 32
+    inner: optax.GradientTransformation, *, max_leaf_size: int = 65536, group_size: int = 32
 ) -> optax.GradientTransformation:
     """Run ``inner`` on one contiguous buffer per dtype instead of leaf by leaf.
 
-    The result is the same as ``inner`` for any elementwise transformation (every
-    optimizer of ``fdl.optim``; not ones that look at leaf shapes or take a ``mask``
-    matching the parameter tree). Faster for pytrees of many small leaves (hundreds of
-    leaves of a few thousand elements or less); for a few large leaves it only adds
-    copies. ``optax.flatten`` is the same idea with constant offsets (and one dtype).
+    Leaves of at most ``max_leaf_size`` elements are packed into one buffer per dtype;
+    larger leaves stay buffers of their own (packing them would only add copies). The
+    result is the same as ``inner`` for any elementwise transformation (every optimizer
+    of ``fdl.optim``; not ones that look at leaf shapes or take a ``mask`` matching the
+    parameter tree). Faster for pytrees of many small leaves (hundreds of leaves of a few
+    thousand elements or less), with a faster compilation; the state is flat, so read
+    moments through the wrapped transformation's state fields by buffer.
+    ``optax.flatten`` is the same idea with compile-time offsets and one buffer.
 
     Args:
         inner: the transformation to wrap, e.g. ``fdl.optim.adam(1e-3)``.
-        group_size: leaves per offsets vector in the state; bounds the number of
+        max_leaf_size: largest leaf (in elements) that is packed.
+        group_size: packed leaves per offsets vector in the state; bounds the number of
             distinct slicing kernels per leaf shape (compile time) against the number of
             offsets arrays passed per step (run time).
 
@@ -77,34 +91,34 @@ def flatten(
         >>> updates[1].shape
         (2, 2)
     """
-
+    check_int("max_leaf_size", max_leaf_size, minimum=0, fn="flatten")
     check_int("group_size", group_size, minimum=1, fn="flatten")
 
     def init(params):
         leaves = jax.tree.leaves(params)
-        groups = _groups(leaves)
-        offsets = [0] * len(leaves)
-        for idx in groups.values():
-            starts = np.cumsum([0] + [int(np.size(leaves[i])) for i in idx[:-1]])
-            for i, start in zip(idx, starts, strict=True):
-                offsets[i] = start
-        flat = {name: jnp.zeros(sum(int(np.size(leaves[i])) for i in idx), name)
-                for name, idx in groups.items()}
-        chunks = [offsets[i:i + group_size] for i in range(0, len(offsets), group_size)]
-        return FlattenState(inner.init(flat), tuple(jnp.asarray(c, jnp.int32) for c in chunks))
+        layout = _layout(leaves, max_leaf_size)
+        offsets = []
+        for name, idx in layout.items():
+            if not name.startswith("leaf"):
+                offsets += np.cumsum([0] + [int(np.size(leaves[i])) for i in idx[:-1]]).tolist()
+        chunks = [offsets[k:k + group_size] for k in range(0, len(offsets), group_size)]
+        zeros = jax.tree.map(jnp.zeros_like, _buffers(leaves, layout))
+        return FlattenState(inner.init(zeros), tuple(jnp.asarray(c, jnp.int32) for c in chunks))
 
     def update(updates, state, params=None):
         leaves, treedef = jax.tree.flatten(updates)
-        groups = _groups(leaves)
-        flat_params = None if params is None else _concat(jax.tree.leaves(params), groups)
-        flat, inner_state = inner.update(_concat(leaves, groups), state.inner, flat_params)
+        layout = _layout(leaves, max_leaf_size)
+        flat_params = None if params is None else _buffers(jax.tree.leaves(params), layout)
+        flat, inner_state = inner.update(_buffers(leaves, layout), state.inner, flat_params)
         out = [None] * len(leaves)
-        for name, idx in groups.items():
-            for i in idx:
-                size, shape = int(np.size(leaves[i])), jnp.shape(leaves[i])
-                start = state.offsets[i // group_size][i % group_size]
-                out[i] = jax.lax.dynamic_slice(flat[name], (start,), (size,))
-                out[i] = out[i].reshape(shape)
+        for name, idx in layout.items():
+            if name.startswith("leaf"):
+                out[idx[0]] = flat[name]
+        for k, i in enumerate(_packed(layout)):
+            name = jnp.dtype(jnp.result_type(leaves[i])).name
+            start = state.offsets[k // group_size][k % group_size]
+            out[i] = jax.lax.dynamic_slice(flat[name], (start,), (int(np.size(leaves[i])),))
+            out[i] = out[i].reshape(jnp.shape(leaves[i]))
         return treedef.unflatten(out), FlattenState(inner_state, state.offsets)
 
     return optax.GradientTransformation(init, update)
