@@ -17,7 +17,7 @@ $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e ".[test,notebooks]"
+	$(PIP) install --quiet -e ".[test,notebooks,bench]"
 	touch $@
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python

@@ -11,8 +11,10 @@ random erasing. It is measured on 256 x 32x32x3 and 64 x 224x224x3 float images:
   erasing, so that step is a masked ``jnp.where``);
 - ``numpy``: a Python loop over images with NumPy / ``scipy.ndimage.map_coordinates``.
 
-Single ops that dm-pix also has are compared one by one. Rows report images/second
-(higher is better) and ``ratio = reference time / our time`` (> 1: we are faster).
+Single ops that dm-pix also has are compared one by one. Rows carry the median time per
+batch (``value``, ``ref_value`` in ms, with ``ratio = ours / reference``: below 1 we are
+faster) and the throughput (``images_per_s``, ``ref_images_per_s``), which the script
+prints. Ours and the reference are timed alternately.
 
     python bench/bench_augment.py [--quick]
 """
@@ -24,7 +26,6 @@ import math
 import time
 from functools import partial
 
-import dm_pix
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,14 +36,30 @@ import functional_dl.augment as A
 JITTER = dict(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)
 
 
-def _median_seconds(fn, *args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))  # compile / warm up
-    times = []
-    for _ in range(repeats):
+def _pix():
+    """dm-pix, imported for the full run only (the quick smoke run needs NumPy alone)."""
+    import dm_pix
+
+    return dm_pix
+
+
+def _timed_pair(ours, reference, repeats: int) -> tuple[float, float]:
+    """Median wall times of two zero-argument calls, measured alternately.
+
+    Both are warmed up (compiled) first; alternating keeps a changing machine load
+    from favouring either side. Slow pairs (> 3 s per round) are repeated less.
+    """
+    def once(fn) -> float:
         start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        jax.block_until_ready(fn())
+        return time.perf_counter() - start
+
+    once(ours), once(reference)
+    times = [(once(ours), once(reference))]
+    rounds = min(repeats, max(2, int(3.0 / sum(times[0]))))
+    times += [(once(ours), once(reference)) for _ in range(rounds - 1)]
+    a, b = np.median(np.array(times), axis=0)
+    return float(a), float(b)
 
 
 # --- the three pipelines -------------------------------------------------------------------
@@ -68,14 +85,14 @@ def _pix_resized_crop(key, img, size):
     matrix = jnp.array([[sy, 0.0, 0.0, top + 0.5 * sy - 0.5],
                         [0.0, sx, 0.0, left + 0.5 * sx - 0.5],
                         [0.0, 0.0, 1.0, 0.0]])
-    return dm_pix.affine_transform(img, matrix, order=1, mode="nearest")
+    return _pix().affine_transform(img, matrix, order=1, mode="nearest")
 
 
 def _pix_color(keys, img):
-    img = dm_pix.random_brightness(keys[0], img, 0.4)
-    img = dm_pix.random_contrast(keys[1], img, 0.6, 1.4)
-    img = dm_pix.random_saturation(keys[2], img, 0.6, 1.4)
-    return jnp.clip(dm_pix.random_hue(keys[3], img, 0.1), 0.0, 1.0)
+    img = _pix().random_brightness(keys[0], img, 0.4)
+    img = _pix().random_contrast(keys[1], img, 0.6, 1.4)
+    img = _pix().random_saturation(keys[2], img, 0.6, 1.4)
+    return jnp.clip(_pix().random_hue(keys[3], img, 0.1), 0.0, 1.0)
 
 
 def _masked_erase(key, img):
@@ -94,7 +111,7 @@ def pix_pipeline(size: int):
     def one(key, img):
         keys = jax.random.split(key, 7)
         img = _pix_resized_crop(keys[0], img, size)
-        img = dm_pix.random_flip_left_right(keys[1], img)
+        img = _pix().random_flip_left_right(keys[1], img)
         img = _pix_color(keys[2:6], img)
         return _masked_erase(keys[6], img)
 
@@ -169,17 +186,17 @@ def single_ops():
     """``(name, ours(key, x), dm-pix(key, x))`` for ops both libraries have."""
     return [
         ("flip", jax.jit(A.random_horizontal_flip),
-         _per_sample(dm_pix.random_flip_left_right)),
+         _per_sample(_pix().random_flip_left_right)),
         ("hue", jax.jit(partial(A.color_jitter, hue=0.1)),
-         _per_sample(lambda k, im: dm_pix.random_hue(k, im, 0.1))),
+         _per_sample(lambda k, im: _pix().random_hue(k, im, 0.1))),
         ("color b/c/s/h", jax.jit(partial(A.color_jitter, **JITTER)),
          _per_sample(lambda k, im: _pix_color(jax.random.split(k, 4), im))),
         ("gaussian blur k=5", jax.jit(partial(A.gaussian_blur, kernel_size=5)),
-         _per_sample(lambda k, im: dm_pix.gaussian_blur(
+         _per_sample(lambda k, im: _pix().gaussian_blur(
              im, jax.random.uniform(k, (), minval=0.1, maxval=2.0), 5))),
         ("rotation bilinear", jax.jit(partial(A.random_rotation, degrees=30.0,
                                               interpolation="bilinear")),
-         _per_sample(lambda k, im: dm_pix.rotate(
+         _per_sample(lambda k, im: _pix().rotate(
              im, jax.random.uniform(k, (), minval=-0.52, maxval=0.52), order=1,
              mode="constant"))),
     ]
@@ -188,29 +205,28 @@ def single_ops():
 def run(quick: bool = False) -> list[dict]:
     """Benchmark rows (see the module docstring); ``quick`` uses tiny sizes."""
     configs = [(8, 16)] if quick else [(256, 32), (64, 224)]
-    repeats = 2 if quick else 5
+    repeats = 2 if quick else 9
     key = jax.random.key(0)
     rows = []
 
-    def row(name, ours_s, n, reference, ref_s):
-        rows.append(dict(name=name, value=n / ours_s, unit="images/s", reference=reference,
-                         ref_value=n / ref_s, ratio=ref_s / ours_s))
+    def row(name, n, reference, ours_s, ref_s):
+        rows.append(dict(name=name, value=1e3 * ours_s, unit="ms/batch", reference=reference,
+                         ref_value=1e3 * ref_s, ratio=ours_s / ref_s,
+                         images_per_s=n / ours_s, ref_images_per_s=n / ref_s))
 
     for n, size in configs:
         x = jax.random.uniform(key, (n, size, size, 3))
         label = f"{n}x{size}x{size}x3"
-        ours = _median_seconds(fdl_pipeline(size), key, x, repeats=repeats)
+        ours = partial(fdl_pipeline(size), key, x)
         loop = partial(numpy_pipeline, np.random.default_rng(0), np.asarray(x), size)
-        numpy_s = _median_seconds(loop, repeats=max(1, repeats // 2))
-        row(f"pipeline {label}", ours, n, "numpy/scipy loop", numpy_s)
+        row(f"pipeline {label}", n, "numpy/scipy loop", *_timed_pair(ours, loop, repeats))
         if quick:  # the smoke test: one compiled pipeline only
             continue
-        pix = _median_seconds(pix_pipeline(size), key, x, repeats=repeats)
-        row(f"pipeline {label}", ours, n, "dm-pix", pix)
+        pix = partial(pix_pipeline(size), key, x)
+        row(f"pipeline {label}", n, "dm-pix", *_timed_pair(ours, pix, repeats))
         for name, ours_fn, pix_fn in single_ops():
-            ours_s = _median_seconds(ours_fn, key, x, repeats=repeats)
-            row(f"{name} {label}", ours_s, n, "dm-pix", _median_seconds(pix_fn, key, x,
-                                                                         repeats=repeats))
+            row(f"{name} {label}", n, "dm-pix",
+                *_timed_pair(partial(ours_fn, key, x), partial(pix_fn, key, x), repeats))
     return rows
 
 
@@ -220,12 +236,12 @@ def main() -> None:
     args = parser.parse_args()
     print(f"backend: {jax.default_backend()}, device: {jax.devices()[0].device_kind}")
     rows = run(quick=args.quick)
-    print(f"{'name':36s} {'ours':>12s} {'reference':>18s} {'ref':>12s} {'ratio':>7s}")
+    print(f"{'name':28s} {'ours img/s':>11s} {'reference':>17s} {'ref img/s':>10s} "
+          f"{'ours/ref time':>13s}")
     for r in rows:
-        print(f"{r['name']:36s} {r['value']:12.1f} {r['reference']:>18s} {r['ref_value']:12.1f} "
-              f"{r['ratio']:7.2f}")
-    print("values in images/s; ratio = reference time / our time (> 1: faster than reference)")
-
+        print(f"{r['name']:28s} {r['images_per_s']:11.1f} {r['reference']:>17s} "
+              f"{r['ref_images_per_s']:10.1f} {r['ratio']:13.2f}")
+    print("ratio = our time / reference time (< 1: faster than the reference)")
 
 if __name__ == "__main__":
     main()

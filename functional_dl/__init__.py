@@ -12,6 +12,7 @@ from . import augment as augment
 from . import data as data
 from . import grads as grads
 from . import losses as losses
+from . import models as models
 from . import nn as nn
 from . import optim as optim
 from . import schedules as schedules
@@ -25,6 +26,7 @@ __all__ = [
     "data",
     "grads",
     "losses",
+    "models",
     "nn",
     "optim",
     "schedules",

@@ -33,6 +33,7 @@ def default_bench_dir() -> Path:
 def _load(path: Path) -> Any:
     spec = importlib.util.spec_from_file_location(f"_fdl_bench_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses (flax modules) look their module up there
     sys.path.insert(0, str(path.parent))  # scripts may import their neighbours
     try:
         spec.loader.exec_module(module)

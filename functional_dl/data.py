@@ -129,15 +129,17 @@ def _moons(key: Any, n_samples: int, noise: Any) -> tuple[jax.Array, jax.Array]:
     return points[perm] + noise, labels[perm]
 
 
-def _permutation(key: Any, n: int) -> np.ndarray:
-    """A permutation of ``range(n)`` decided by ``key``, drawn on the host.
-
-    NumPy's generator seeded with the key's bits: no device work and no compilation
-    per data-set size, and still a pure function of ``key``.
-    """
+def _host_rng(key: Any) -> np.random.Generator:
+    """A NumPy generator seeded with the bits of ``key``: host-side randomness that is
+    still a pure function of the key, with no device work or compilation per shape."""
     if jax.dtypes.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
         key = jax.random.key_data(key)
-    return np.random.default_rng(np.asarray(key, np.uint32).ravel()).permutation(n)
+    return np.random.default_rng(np.asarray(key, np.uint32).ravel())
+
+
+def _permutation(key: Any, n: int) -> np.ndarray:
+    """A permutation of ``range(n)`` decided by ``key``, drawn on the host."""
+    return _host_rng(key).permutation(n)
 
 
 def _num_examples(arrays: Sequence[Any], fn: str) -> int:

@@ -14,13 +14,16 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from . import data, losses, nn
 from ._checks import check_choice, check_int
+from .data import _host_rng
 from .train import DATA_AXIS, accuracy
 
-__all__ = ["mlp", "cnn", "Task", "task", "TASKS"]
+__all__ = ["mlp", "cnn", "transformer_reversal", "reversal_data", "sequence_accuracy", "BOS",
+           "Task", "task", "TASKS"]
 
 TASKS = ("mlp", "cnn", "transformer-reversal")
 
@@ -47,17 +50,20 @@ def mlp(num_classes: int = 10, hidden: tuple[int, ...] = (256, 128), *,
 
 
 def cnn(num_classes: int = 10, channels: tuple[int, int] = (32, 64), *,
-        dropout: float = 0.25) -> nn.Layer:
+        dropout: float = 0.25, axis_name: Any = DATA_AXIS) -> nn.Layer:
     """A small convolutional network for 8x8 (or larger) images, NHWC.
 
     ``[Conv2d 3x3 (no bias), BatchNorm, ReLU, MaxPool2d 2] * 2, Flatten, Dropout,
     Linear(128), ReLU, Linear(num_classes)``. BatchNorm reduces its batch statistics over
-    the ``"data"`` device axis, so data-parallel training equals single-device training.
+    the ``axis_name`` device axis (``"data"``, bound by :func:`fdl.train.make_train_step`),
+    so data-parallel training equals single-device training; pass ``axis_name=None`` to
+    apply the model outside a data-parallel step.
 
     Args:
         num_classes: number of output logits.
         channels: output channels of the two convolutions.
         dropout: drop rate before the classifier.
+        axis_name: mapped axis over which BatchNorm averages its statistics.
 
     Returns:
         A :class:`~functional_dl.nn.Layer` mapping ``[N, H, W, C]`` to ``[N, num_classes]``.
@@ -68,9 +74,73 @@ def cnn(num_classes: int = 10, channels: tuple[int, int] = (32, 64), *,
     layers = []
     for width in channels:
         layers += [nn.Conv2d(width, 3, padding=1, bias=False),
-                   nn.BatchNorm(axis_name=DATA_AXIS), nn.ReLU(), nn.MaxPool2d(2)]
+                   nn.BatchNorm(axis_name=axis_name), nn.ReLU(), nn.MaxPool2d(2)]
     return nn.Sequential(*layers, nn.Flatten(), nn.Dropout(dropout), nn.Linear(128), nn.ReLU(),
                          nn.Linear(num_classes))
+
+
+def transformer_reversal(vocab_size: int = 12, *, d_model: int = 64, num_heads: int = 4,
+                         num_layers: int = 2, dim_feedforward: int = 128,
+                         dropout: float = 0.0) -> nn.Layer:
+    """An encoder-decoder Transformer sized for the sequence-reversal task.
+
+    ``apply(params, state, (src, tgt_in))`` returns next-token logits ``[N, T, vocab]``
+    (post-norm layers, sinusoidal positions, causal decoder; see
+    :func:`functional_dl.nn.Transformer`).
+
+    Example:
+        >>> params, state = transformer_reversal().init(jax.random.key(0), ((1, 8), (1, 8)))
+    """
+    return nn.Transformer(vocab_size, d_model=d_model, num_heads=num_heads,
+                          num_encoder_layers=num_layers, num_decoder_layers=num_layers,
+                          dim_feedforward=dim_feedforward, dropout=dropout, max_length=64)
+
+
+BOS = 1  # start-of-sequence token of the reversal task (0 is left unused as padding)
+
+
+def reversal_data(key: Any, n_samples: int, *, length: int = 8, vocab_size: int = 12
+                  ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """Random token sequences and their reversals, for teacher-forced training.
+
+    Tokens are drawn uniformly from ``2 .. vocab_size - 1``; the decoder reads the reversed
+    sequence shifted right behind :data:`BOS` and predicts the reversed sequence.
+
+    Args:
+        key: a ``jax.random`` key.
+        n_samples: number of sequences.
+        length: tokens per sequence.
+        vocab_size: size of the vocabulary (two ids are reserved: 0 and ``BOS``).
+
+    Returns:
+        ``((src, tgt_in), tgt_out)``, int32 NumPy arrays ``[n_samples, length]``.
+
+    Example:
+        >>> (src, tgt_in), tgt_out = reversal_data(jax.random.key(0), 4)
+        >>> bool((tgt_out == src[:, ::-1]).all())
+        True
+    """
+    check_int("n_samples", n_samples, minimum=1, fn="reversal_data")
+    check_int("length", length, minimum=1, fn="reversal_data")
+    check_int("vocab_size", vocab_size, minimum=3, fn="reversal_data")
+    src = _host_rng(key).integers(2, vocab_size, (n_samples, length), dtype=np.int32)
+    tgt_out = src[:, ::-1].copy()
+    tgt_in = np.concatenate([np.full((n_samples, 1), BOS, np.int32), tgt_out[:, :-1]], axis=1)
+    return (src, tgt_in), tgt_out
+
+
+def sequence_accuracy(outputs: Any, targets: Any) -> Any:
+    """Fraction of sequences whose every token is predicted: ``mean(all(argmax == t))``.
+
+    Args:
+        outputs: logits ``[N, T, vocab]``.
+        targets: int ``[N, T]``.
+
+    Returns:
+        float32 scalar.
+    """
+    hits = jnp.all(jnp.argmax(outputs, axis=-1) == targets, axis=-1)
+    return jnp.mean(hits.astype(jnp.float32))
 
 
 class Task(NamedTuple):
@@ -116,4 +186,9 @@ def task(name: str, *, seed: int = 0) -> Task:
         train, val, test = _digits()
         model = mlp() if name == "mlp" else cnn()
         return Task(model, losses.cross_entropy, metrics, train, val, test, (1, 8, 8, 1))
-    raise NotImplementedError("task: transformer-reversal needs fdl.nn.Transformer")
+    key = jax.random.PRNGKey(seed)  # raw key: the data are drawn on the host
+    train, val, test = (reversal_data(jax.random.fold_in(key, i), n)
+                        for i, n in enumerate((8192, 512, 512)))
+    metrics = {"token_accuracy": accuracy, "sequence_accuracy": sequence_accuracy}
+    return Task(transformer_reversal(), losses.cross_entropy, metrics, train, val, test,
+                ((1, 8), (1, 8)))

@@ -11,11 +11,11 @@ import pytest
 from scipy import ndimage, stats
 
 import functional_dl.augment as A
-from tests.helpers import FLOAT_DTYPES, assert_close
+from tests.helpers import FLOAT_DTYPES, assert_close, fast_key
 
 RNG = np.random.default_rng(2)
 IMAGES = RNG.random((2, 11, 9, 3)).astype(np.float32)
-KEY = jax.random.key(7)
+KEY = fast_key(7)
 
 
 # --- Gaussian blur ---------------------------------------------------------------------
@@ -155,13 +155,14 @@ def test_mixup_formula_and_beta_distribution(alpha):
 
 @pytest.mark.parametrize("per_sample", [True, False])
 def test_cutmix_lambda_is_the_unpasted_area(per_sample):
-    x = np.broadcast_to(np.arange(8, dtype=np.float32)[:, None, None, None], (8, 6, 5, 3))
-    y = jnp.arange(8) % 6  # integer labels are one-hot encoded with num_classes
+    n = len(MIX_IMAGES)  # the batch size of the mixup test: the sampler compiles once
+    x = np.broadcast_to(np.arange(n, dtype=np.float32)[:, None, None, None], (n, 6, 5, 3))
+    y = jnp.arange(n) % 6  # integer labels are one-hot encoded with num_classes
     out, labels = A.cutmix(KEY, x, y, alpha=1.0, num_classes=6, per_sample=per_sample)
     out, labels = np.asarray(out), np.asarray(labels)
-    own = np.eye(6, dtype=np.float32)[np.arange(8) % 6]
-    kept = np.mean(out[..., 0] == np.arange(8)[:, None, None], axis=(1, 2))
-    pasted = np.mean(out[..., 0] == np.roll(np.arange(8), 1)[:, None, None], axis=(1, 2))
+    own = np.eye(6, dtype=np.float32)[np.arange(n) % 6]
+    kept = np.mean(out[..., 0] == np.arange(n)[:, None, None], axis=(1, 2))
+    pasted = np.mean(out[..., 0] == np.roll(np.arange(n), 1)[:, None, None], axis=(1, 2))
     np.testing.assert_allclose(kept + pasted, 1.0)
     # the label weight of the own class is the fraction of the image left unpasted
     np.testing.assert_allclose(labels, kept[:, None] * own + pasted[:, None] * np.roll(own, 1, 0),
@@ -221,3 +222,12 @@ def test_random_ops_keep_dtype(dtype):
         np.testing.assert_array_equal(out, np.round(np.repeat(gray, 3, -1) * 255))
     else:
         assert_close(out, np.repeat(gray, 3, -1), dtype=dtype)
+
+
+def test_single_channel_images_match_the_first_channel():
+    one = IMAGES[..., :1]
+    for op in (lambda x: A.gaussian_blur_fixed(x, 3, 0.7),
+               lambda x: A.erase(x, 1, 2, 3, 4, 0.5),
+               lambda x: A.rotate(x, 25.0, interpolation="bilinear"),
+               lambda x: A.resized_crop(x, 1, 1, 7, 6, (5, 8))):
+        assert_close(op(one), np.asarray(op(IMAGES))[..., :1])

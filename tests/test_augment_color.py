@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 import functional_dl.augment as A
-from tests.helpers import FLOAT_DTYPES, TraceCounter, assert_close, assert_finite
+from tests.helpers import FLOAT_DTYPES, TraceCounter, assert_close, assert_finite, fast_key
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.random((3, 6, 5, 3)).astype(np.float32)
-KEY = jax.random.key(0)
+KEY = fast_key(0)
 
 
 # --- NumPy references: torchvision v2's documented kernels --------------------------------
@@ -166,7 +166,7 @@ def test_color_jitter_factor_ranges_and_per_sample_draws():
 
 def test_color_jitter_compiles_once():
     for seed in range(3):
-        JITTER_FIXED(jax.random.key(seed), BATCH24 * (0.5 + 0.1 * seed))
+        JITTER_FIXED(fast_key(seed), BATCH24 * (0.5 + 0.1 * seed))
     assert JITTER_TRACES.count == 1
 
 

@@ -8,13 +8,16 @@ import sys
 import textwrap
 from pathlib import Path
 
+import jax
+import numpy as np
 import pytest
 
-from functional_dl import _bench
+from functional_dl import _bench, models
 from functional_dl.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ["demo", "train", "gradcheck", "bench"]
+KEY = jax.random.key(0)
 
 
 def _exit_code(argv, capsys):
@@ -92,6 +95,29 @@ def test_demo_reaches_the_accuracy_target(tmp_path, capsys):
     assert main(["demo", "--epochs", "4", "--no-progress", "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
     assert "meets the 97% target" in out and plot.exists()
+
+
+def _abstract_logits(task, inputs):
+    """Output shape of the task's model on ``inputs``, traced without any computation."""
+    params, state = jax.eval_shape(lambda k: task.model.init(k, task.input_shape), KEY)
+    return jax.eval_shape(task.model.apply, params, state, inputs)[0]
+
+
+def test_reference_models_and_reversal_data():
+    (src, tgt_in), tgt_out = models.reversal_data(jax.random.key(0), 64, length=6)
+    np.testing.assert_array_equal(tgt_out, src[:, ::-1])
+    np.testing.assert_array_equal(tgt_in[:, 0], models.BOS)
+    np.testing.assert_array_equal(tgt_in[:, 1:], tgt_out[:, :-1])
+    assert src.min() >= 2 and src.max() <= 11 and src.dtype == np.int32
+    task = models.task("transformer-reversal")
+    assert [len(part[1]) for part in (task.train, task.val, task.test)] == [8192, 512, 512]
+    logits = _abstract_logits(task, task.train[0])
+    assert logits.shape == (8192, 8, 12)
+    task = models.task("cnn")  # (trained by the demo test)
+    assert [len(part[1]) for part in (task.train, task.val, task.test)] == [1258, 270, 269]
+    logits = np.zeros((2, 3, 4))
+    logits[0, :, 1] = logits[1, :2, 1] = 1.0  # sequence 0 all right, sequence 1 one miss
+    assert float(models.sequence_accuracy(logits, np.ones((2, 3), int))) == 0.5
 
 
 FAKE_BENCH = textwrap.dedent("""

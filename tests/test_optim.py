@@ -353,3 +353,35 @@ def test_schedules_and_traced_hyperparameters_are_accepted():
         return opt.update({"w": jnp.ones(1)}, opt.init(None))[0]
 
     assert_close(jax.jit(step)(0.1)["w"], [-0.1])
+
+
+# --- flatten ---------------------------------------------------------------------------------
+def test_flatten_matches_leafwise_optimizer():
+    """flatten(opt) gives the same updates on a mixed-dtype tree of 10 leaves."""
+    rng = np.random.default_rng(0)
+    shapes = [(3, 2), (5,)] * 5
+    dtypes = [jnp.float32, jnp.float32, jnp.bfloat16] * 3 + [jnp.bfloat16]
+    params = [jnp.asarray(rng.normal(size=s), d) for s, d in zip(shapes, dtypes, strict=True)]
+    grads = [jnp.asarray(rng.normal(size=(3,) + s), d)
+             for s, d in zip(shapes, dtypes, strict=True)]
+
+    @jax.jit
+    def go(params, grads):
+        out = {}
+        for name, make in {
+            "adamw": lambda: fdl.optim.adamw(1e-2, weight_decay=0.1, amsgrad=True),
+        }.items():
+            for opt in (make(), fdl.optim.flatten(make(), group_size=4)):  # 3 offset vectors
+                def step(carry, g, opt=opt):
+                    p, s = carry
+                    u, s = opt.update(g, s, p)
+                    return (fdl.optim.apply_updates(p, u), s), u
+
+                out.setdefault(name, []).append(
+                    jax.lax.scan(step, (params, opt.init(params)), grads)[1])
+        return out
+
+    for name, (leafwise, flat) in go(params, grads).items():
+        for a, b in zip(leafwise, flat, strict=True):
+            assert a.dtype == b.dtype and a.shape == b.shape, name
+            assert_close(b, a, dtype=a.dtype, err_msg=name)

@@ -133,17 +133,24 @@ def test_train_step_equals_hand_written_optax_loop(digits):
     assert counted.count == 1  # compiled once
 
 
+SGD = optax.sgd(0.1)  # shared by the tests below: one compiled step (batches of 40)
+
+
+@jax.jit
+def sgd_step(params, xb, yb, lr):
+    """Reference: one plain SGD step on the test model."""
+    grads = jax.grad(lambda p: xent(forward(p, xb), yb))(params)
+    return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
+
+
 def test_step_donates_its_input_and_lr_scale_scales_sgd(digits):
     x, y = digits["small"]
-    sgd = optax.sgd(0.1)
-    state = fdl.train.replicate(new_state(DETERMINISTIC, sgd), fdl.train.data_parallel_mesh())
-    half = new_state(DETERMINISTIC, optax.sgd(0.05))
-    expected, _ = fdl.train.make_train_step(DETERMINISTIC, xent, optax.sgd(0.05))(
-        half, (x[:32], y[:32]))
+    state = fdl.train.replicate(new_state(DETERMINISTIC, SGD), fdl.train.data_parallel_mesh())
+    expected = sgd_step(new_state(DETERMINISTIC, SGD).params, x[:40], y[:40], 0.05)
     old_leaf = state.params["1_dense"]["w"]
-    scaled, _ = fdl.train.make_train_step(DETERMINISTIC, xent, sgd)(state, (x[:32], y[:32]), 0.5)
+    scaled, _ = fdl.train.make_train_step(DETERMINISTIC, xent, SGD)(state, (x[:40], y[:40]), 0.5)
     assert old_leaf.is_deleted()  # donated
-    assert_close(scaled.params, expected.params)
+    assert_close(scaled.params, expected)
 
 
 def test_evaluate_is_exact_over_padded_batches(digits):
@@ -197,19 +204,13 @@ class HalvingPlateau:
 
 def test_fit_plateau_scales_the_learning_rate_per_epoch(digits):
     x, y = digits["small"]
-    sgd = optax.sgd(0.1)
-    state = new_state(DETERMINISTIC, sgd)
-    twin = new_state(DETERMINISTIC, sgd)  # fit donates `state`; the reference starts here
+    state = new_state(DETERMINISTIC, SGD)
+    twin = new_state(DETERMINISTIC, SGD)  # fit donates `state`; the reference starts here
     key, params = twin.key, twin.params
-    result = fdl.train.fit(state, DETERMINISTIC, xent, sgd, (x, y), epochs=2, batch_size=40,
+    result = fdl.train.fit(state, DETERMINISTIC, xent, SGD, (x, y), epochs=2, batch_size=40,
                            plateau=HalvingPlateau, base_lr=0.1, progress=False)
     assert_close(result.history["lr"], [0.1, 0.05], dtype=np.float32)
     # reference: plain SGD over the documented batch order, lr 0.1 then 0.05
-    @jax.jit
-    def sgd_step(params, xb, yb, lr):
-        grads = jax.grad(lambda p: xent(forward(p, xb), yb))(params)
-        return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
-
     for epoch, lr in enumerate([0.1, 0.05]):
         for xb, yb in fdl.data.batches(jax.random.fold_in(key, epoch), x, y, batch_size=40,
                                        drop_last=True):
@@ -218,11 +219,13 @@ def test_fit_plateau_scales_the_learning_rate_per_epoch(digits):
 
 
 def test_fit_early_stopping(digits):
-    frozen = optax.sgd(0.0)  # nothing improves after the first epoch
-    result = fdl.train.fit(new_state(DETERMINISTIC, frozen), DETERMINISTIC, xent, frozen,
+    # The training loss falls every epoch, so in mode "max" only the first epoch counts as
+    # an improvement: training stops after `patience` more epochs.
+    result = fdl.train.fit(new_state(DETERMINISTIC, SGD), DETERMINISTIC, xent, SGD,
                            digits["small"], epochs=10, batch_size=40, patience=2,
-                           progress=False)
+                           monitor="loss", mode="max", progress=False)
     assert result.stopped_early and len(result.history["loss"]) == 3
+    assert result.history["loss"][2] < result.history["loss"][0]
 
 
 def test_resume_equals_uninterrupted_run_bit_for_bit(digits, tmp_path):

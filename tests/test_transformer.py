@@ -9,7 +9,7 @@ import pytest
 
 import functional_dl as fdl
 from functional_dl import nn
-from tests.helpers import TraceCounter, assert_close, assert_finite
+from tests.helpers import TraceCounter, assert_close, assert_finite, tol
 from tests.test_positional import np_rope
 
 KEY = jax.random.PRNGKey(0)
@@ -118,6 +118,16 @@ def test_mha_kv_cache_equals_full_recompute():
     assert_close(jnp.concatenate(outs, axis=1), full, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_mha_keeps_the_input_dtype(dtype):
+    mha = nn.MultiHeadAttention(2, is_causal=True, rope="interleaved")
+    x = _x((2, 5, 8))
+    params, _ = mha.init(KEY, x.shape)
+    y, _ = jitted(mha)(params, {}, x.astype(dtype))
+    assert y.dtype == dtype
+    assert_close(y, jitted(mha)(params, {}, x)[0], **tol(dtype))
+
+
 def test_mha_bad_input():
     with pytest.raises(ValueError, match="d_model=10.*num_heads=4"):
         nn.MultiHeadAttention(4).init(KEY, (2, 10))
@@ -180,17 +190,32 @@ def test_padded_positions_do_not_change_other_outputs():
     y1, _ = apply(params, {}, x, mask=mask)
     y2, _ = apply(params, {}, x.at[:, 4:].set(100.0), mask=mask)
     assert_close(y1[:, :4], y2[:, :4], rtol=1e-5, atol=1e-5)
-    # the encoder-decoder: extra source padding and padded target tail change nothing else
+
+
+@pytest.fixture(scope="module")
+def seq2seq():
+    """Pre-norm, shared embeddings, learned positions (the reversal test covers the rest)."""
     model = nn.Transformer(10, d_model=16, num_heads=2, num_encoder_layers=1,
-                           num_decoder_layers=1, dim_feedforward=32, dropout=0.0, pad_id=0)
-    params, _ = model.init(KEY, None)
-    src = jnp.array([[3, 4, 5, 0, 0], [6, 7, 8, 9, 2]])
-    tgt = jnp.array([[1, 5, 4, 0], [1, 2, 9, 8]])
-    apply = jitted(model)
-    logits, _ = apply(params, {}, (src, tgt))
-    longer, _ = apply(params, {}, (jnp.pad(src, ((0, 0), (0, 3))), tgt.at[0, 3].set(0)))
-    assert_close(longer, logits, rtol=1e-5, atol=1e-5)
-    assert_finite(logits)
+                           num_decoder_layers=2, dim_feedforward=32, dropout=0.0, max_length=8,
+                           share_embeddings=True, norm_first=True, positional="learned")
+    return model, model.init(KEY, None)[0], jitted(model)
+
+
+def test_transformer_padding_does_not_change_other_outputs(seq2seq):
+    model, params, apply = seq2seq
+    src = jnp.array([[3, 4, 5, 9, 9], [6, 7, 8, 9, 2]])
+    src_mask = jnp.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+    tgt = jnp.array([[1, 5, 4, 6], [1, 2, 9, 8]])
+    logits, _ = apply(params, {}, (src, tgt), src_mask=src_mask)
+    # three more padded source positions and other ids under the padding
+    longer = jnp.pad(src, ((0, 0), (0, 3))).at[0, 3].set(1)
+    longer_mask = jnp.pad(src_mask, ((0, 0), (0, 3)))
+    tgt_mask = jnp.array([[1, 1, 1, 0], [1, 1, 1, 1]], bool)  # a padded target tail
+    logits2, _ = apply(params, {}, (longer, tgt.at[0, 3].set(7)), src_mask=longer_mask,
+                       tgt_mask=tgt_mask)
+    assert_close(logits2[:, :3], logits[:, :3], rtol=1e-5, atol=1e-5)
+    assert_close(logits2[1], logits[1], rtol=1e-5, atol=1e-5)
+    assert_finite(logits2)
 
 
 def test_decoder_layer_is_causal_and_uses_memory():
@@ -315,14 +340,26 @@ def test_lm_bad_input():
         nn.TransformerLM(10, d_model=32, num_heads=4, num_kv_heads=3)
 
 
-def test_transformer_weights_and_bad_input():
-    model = nn.Transformer(10, d_model=16, num_heads=2, num_encoder_layers=1,
-                           num_decoder_layers=2, dim_feedforward=32, max_length=8,
-                           share_embeddings=True, norm_first=True)
-    params, _ = model.init(KEY, None)
-    assert "generator" not in params and "encoder_norm" in params
+def test_transformer_kv_cache_and_generate_equal_full_recompute(seq2seq):
+    model, params, apply = seq2seq
+    src = jnp.array([[3, 4, 5, 0, 0], [6, 7, 8, 9, 2]])
+    tgt = jnp.array([[1, 5, 4, 6, 7, 2], [1, 2, 9, 8, 3, 3]])
+    full, _ = apply(params, {}, (src, tgt))
+    logits, cache = apply(params, {}, (src, tgt[:, :2]), cache_length=6)
+    outs = [logits]
+    for t in range(2, 6):  # no source needed once the memory is cached
+        logits, cache = apply(params, cache, (None, tgt[:, t:t + 1]))
+        outs.append(logits)
+    assert_close(jnp.concatenate(outs, axis=1), full, rtol=1e-5, atol=1e-5)
+    greedy = nn.generate(model, params, tgt[:, :1], 5, src=src)
+    np.testing.assert_array_equal(greedy, _recompute(model, params, tgt[:, :1], 5, src=src))
+
+
+def test_transformer_weights_and_bad_input(seq2seq):
+    model, params, apply = seq2seq
+    assert "generator" not in params and "encoder_norm" in params and "tgt_pos" in params
     src, tgt = jnp.ones((2, 6), jnp.int32), jnp.ones((2, 5), jnp.int32)
-    (logits, weights), _ = jitted(model)(params, {}, (src, tgt), return_weights=True)
+    (logits, weights), _ = apply(params, {}, (src, tgt), return_weights=True)
     assert logits.shape == (2, 5, 10) and len(weights["decoder"]) == 2
     assert weights["decoder"][1]["cross_attn"].shape == (2, 2, 5, 6)
     assert_close(jnp.sum(weights["encoder"][0]["self_attn"], -1), jnp.ones((2, 2, 6)))

@@ -6,14 +6,15 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._checks import check_pair, check_positive
 from . import _image, _random
 
 
-def _check_fits(kx: int, ky: int, x: jnp.ndarray, fn: str) -> None:
+def _check_fits(kx: int, ky: int, images: Any, fn: str) -> None:
     """Reflect padding needs ``k // 2 < size`` along each axis."""
-    H, W = x.shape[-3], x.shape[-2]
+    H, W = np.shape(images)[-3:-1]
     if ky // 2 >= H or kx // 2 >= W:
         raise ValueError(
             f"{fn}: kernel_size too large for reflect padding of a {H}x{W} image "

@@ -79,9 +79,11 @@ def shift_hue(x: jnp.ndarray, factor: Any) -> jnp.ndarray:
     is_r = (r >= g) & (r >= b)
     is_g = ~is_r & (g >= b)
     h6 = jnp.where(is_r, g - b, jnp.where(is_g, b - r + 2.0 * crange, r - g + 4.0 * crange))
-    h = h6 / (6.0 * jnp.where(crange > 0, crange, 1.0))
-    h6 = 6.0 * jnp.mod(h + jnp.asarray(factor, x.dtype), 1.0)
-    ramps = (jnp.abs(h6 - 3.0) - 1.0, 2.0 - jnp.abs(h6 - 2.0), 2.0 - jnp.abs(h6 - 4.0))
+    # 6 h' = (6 h + 6 (factor mod 1)) mod 6, with 6 h in [-1, 5): one wrap each way
+    # (the modulo of the scalar factor is cheap, the per-pixel one is not).
+    t = h6 / jnp.where(crange > 0, crange, 1.0) + 6.0 * jnp.mod(jnp.asarray(factor, x.dtype), 1.0)
+    t = jnp.where(t < 0.0, t + 6.0, jnp.where(t >= 6.0, t - 6.0, t))
+    ramps = (jnp.abs(t - 3.0) - 1.0, 2.0 - jnp.abs(t - 2.0), 2.0 - jnp.abs(t - 4.0))
     return jnp.stack([minc + crange * jnp.clip(ramp, 0.0, 1.0) for ramp in ramps], axis=-1)
 
 

@@ -114,3 +114,4 @@ def float_kernel(*, static: tuple[str, ...] = (), image_arg: int = 0) -> Callabl
         return jax.jit(run, static_argnames=static)
 
     return decorate
+

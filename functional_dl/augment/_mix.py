@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -37,15 +38,19 @@ def _mix_labels(labels: jnp.ndarray, lam: jnp.ndarray) -> jnp.ndarray:
     return lam * labels + (1.0 - lam) * jnp.roll(labels, 1, axis=0)
 
 
-def _lambdas(key: Any, n: int, alpha: Any) -> jnp.ndarray:
-    """``n`` draws of ``lam ~ Beta(alpha, alpha)`` as ``sigmoid(log Ga - log Gb)``."""
-    log_gamma = _random.flat_draw(jax.random.loggamma, key, (n, 2), alpha)
-    return jax.nn.sigmoid(log_gamma[:, 0] - log_gamma[:, 1])
+@functools.partial(jax.jit, static_argnums=1)
+def _draw(key: Any, n: int, alpha: Any, per_sample: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """``lam ~ Beta(alpha, alpha)`` ``[n]`` and two uniforms per sample ``[n, 2]``.
 
-
-def _first_for_all(per_sample: Any, values: jnp.ndarray) -> jnp.ndarray:
-    """``values`` if ``per_sample``, else the first sample's value repeated."""
-    return jnp.where(per_sample, values, values[:1])
+    ``lam = Ga / (Ga + Gb) = sigmoid(log Ga - log Gb)`` with ``Ga, Gb ~ Gamma(alpha)``.
+    Without ``per_sample`` the first sample's draws are used for the whole batch. MixUp
+    and CutMix share this compiled sampler (the gamma sampler is slow to compile).
+    """
+    k_lam, k_box = jax.random.split(key)
+    log_gamma = _random.flat_draw(jax.random.loggamma, k_lam, (n, 2), alpha)
+    lam = jax.nn.sigmoid(log_gamma[:, 0] - log_gamma[:, 1])
+    u = _random.flat_draw(jax.random.uniform, k_box, (n, 2))
+    return jnp.where(per_sample, lam, lam[:1]), jnp.where(per_sample, u, u[:1])
 
 
 def mixup(key: Any, images: Any, labels: Any, *, alpha: Any = 1.0, per_sample: bool = True,
@@ -76,14 +81,13 @@ def mixup(key: Any, images: Any, labels: Any, *, alpha: Any = 1.0, per_sample: b
       >>> images, labels = mixup(key, images, jax.nn.one_hot(y, 10), alpha=0.2)
     """
     labels = _check(images, labels, alpha, num_classes, "mixup")
-    return _mixup(key, images, labels, alpha, per_sample)
+    lam, _ = _draw(key, labels.shape[0], alpha, per_sample)
+    return _mixup(images, labels, lam)
 
 
 @jax.jit
-def _mixup(key: Any, images: Any, labels: jnp.ndarray, alpha: Any,
-           per_sample: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
+def _mixup(images: Any, labels: jnp.ndarray, lam: jnp.ndarray) -> tuple:
     x, restore = _image.to_compute(images)
-    lam = _first_for_all(per_sample, _lambdas(key, x.shape[0], alpha))
     w = lam.astype(x.dtype)[:, None, None, None]
     mixed = w * x + (1.0 - w) * jnp.roll(x, 1, axis=0)
     return restore(mixed), _mix_labels(labels, lam)
@@ -116,18 +120,16 @@ def cutmix(key: Any, images: Any, labels: Any, *, alpha: Any = 1.0, per_sample: 
       >>> images, labels = cutmix(key, images, jax.nn.one_hot(y, 10))
     """
     labels = _check(images, labels, alpha, num_classes, "cutmix")
-    return _cutmix(key, images, labels, alpha, per_sample)
+    lam, u = _draw(key, labels.shape[0], alpha, per_sample)
+    return _cutmix(images, labels, lam, u)
 
 
 @jax.jit
-def _cutmix(key: Any, images: Any, labels: jnp.ndarray, alpha: Any,
-            per_sample: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
+def _cutmix(images: Any, labels: jnp.ndarray, lam: jnp.ndarray, u: jnp.ndarray) -> tuple:
     x = jnp.asarray(images)  # pure selection: no dtype conversion needed
-    N, H, W = x.shape[:3]
-    k_lam, k_box = jax.random.split(key)
-    lam = _lambdas(k_lam, N, alpha)
+    H, W = x.shape[1:3]
 
-    def box(u: jnp.ndarray, img: jnp.ndarray, lam: jnp.ndarray) -> tuple:
+    def box(u: jnp.ndarray, lam: jnp.ndarray) -> tuple:
         r_y, r_x = _random.randint(u[0], H - 1), _random.randint(u[1], W - 1)
         r = 0.5 * jnp.sqrt(1.0 - lam)
         half_h, half_w = (r * H).astype(jnp.int32), (r * W).astype(jnp.int32)
@@ -136,7 +138,6 @@ def _cutmix(key: Any, images: Any, labels: jnp.ndarray, alpha: Any,
         mask = _image.box_mask((H, W), y1, x1, y2 - y1, x2 - x1)
         return mask, 1.0 - (y2 - y1) * (x2 - x1) / (H * W)
 
-    mask, lam = _random.per_sample(box, k_box, x, 2, lam)
-    mask, lam = _first_for_all(per_sample, mask), _first_for_all(per_sample, lam)
+    mask, lam = jax.vmap(box)(u, lam)
     mixed = jnp.where(mask, jnp.roll(x, 1, axis=0), x)
     return mixed, _mix_labels(labels, lam)

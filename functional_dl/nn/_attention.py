@@ -63,16 +63,20 @@ def _dropout_factor(key, dropout_p, shape, dtype):
 
 
 def _plain_formula(q, k, v, bias=None, mask=None, key=None, *, is_causal=False, scale=None,
-                   dropout_p=0.0):
-    """``softmax(scale * q k^T + bias, masked) * z @ v``: the formula autodiff checks against."""
+                   dropout_p=0.0, z=None):
+    """``softmax(scale * q k^T + bias, masked) * z @ v``: the formula autodiff checks against.
+
+    ``z`` is the dropout factor ``keep / (1 - p)``, drawn from ``key`` unless given.
+    """
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     p = _probs(q, k, bias, _valid(mask, is_causal, q.shape[-2], k.shape[-2]), scale)
     if dropout_p > 0.0:
-        p = p * _dropout_factor(key, dropout_p, p.shape, p.dtype)
+        p = p * (_dropout_factor(key, dropout_p, p.shape, p.dtype) if z is None else z)
     return jnp.einsum("...qk,...kd->...qd", p, v)
 
 
-def _plain_backward(q, k, v, bias, mask, key, g, *, is_causal=False, scale=None, dropout_p=0.0):
+def _plain_backward(q, k, v, bias, mask, key, g, *, is_causal=False, scale=None, dropout_p=0.0,
+                    z=None):
     """Hand-derived vjp of the plain formula: ``(dq, dk, dv, dbias)``.
 
     With ``P = softmax(S)``, ``S = scale * q k^T + bias`` and ``out = (P * z) v``::
@@ -86,7 +90,7 @@ def _plain_backward(q, k, v, bias, mask, key, g, *, is_causal=False, scale=None,
     p = _probs(q, k, bias, _valid(mask, is_causal, q.shape[-2], k.shape[-2]), scale)
     dp = jnp.einsum("...qd,...kd->...qk", g, v)
     if dropout_p > 0.0:
-        z = _dropout_factor(key, dropout_p, p.shape, p.dtype)
+        z = _dropout_factor(key, dropout_p, p.shape, p.dtype) if z is None else z
         dv = _blockwise._t_matmul(p * z, g)
         dp = dp * z
     else:
@@ -353,13 +357,17 @@ def _register():
         forward=_jit(lambda q, k, v, b: _plain_formula(q, k, v, b)),
         backward=_jit(lambda q, k, v, b, g: _plain_backward(q, k, v, b, None, None, g)),
         examples=_with(bias), argnums=(0, 1, 2, 3), fd_examples=_with(bias, large=False))
-    key = jax.random.PRNGKey(0)
+
+    def keep_factor():  # a fixed dropout factor keep / (1 - p), keep ~ Bernoulli(0.7)
+        return ((np.random.default_rng(3).random((2, 3, 5, 6)) < 0.7) / 0.7,)
+
     grads.register(
         "scaled_dot_product_attention(dropout_p=0.3)",
-        forward=_jit(lambda q, k, v: _plain_formula(q, k, v, key=key, **_DROP)),
-        backward=_jit(lambda q, k, v, g: _plain_backward(q, k, v, None, None, key, g, **_DROP)[:3]),
-        examples=_qkv_examples, argnums=(0, 1, 2),
-        fd_examples=lambda: _qkv_examples(large=False))
+        forward=_jit(lambda q, k, v, z: _plain_formula(q, k, v, z=z, **_DROP)),
+        backward=_jit(lambda q, k, v, z, g:
+                      _plain_backward(q, k, v, None, None, None, g, z=z, **_DROP)[:3]),
+        examples=_with(keep_factor), argnums=(0, 1, 2),
+        fd_examples=_with(keep_factor, large=False))
 
     @_jit
     def blockwise_vjp(q, k, v, m, b, g):

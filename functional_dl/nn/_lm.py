@@ -52,9 +52,10 @@ def TransformerLM(vocab_size, d_model=512, num_heads=8, num_layers=6, *, num_kv_
 
     ``apply(params, state, tokens, *, key=None, train=False, mask=None, positions=None,
     cache_length=None)``: ``tokens`` int ``[B, L]``; ``mask`` bool ``[B, L]``, True =
-    real token (padded keys are ignored); ``positions`` RoPE positions ``[L]`` or
-    ``[B, L]``; ``cache_length`` / a cache in ``state``: incremental decoding (see
-    :func:`generate`). Returns ``(logits [B, L, V], state)``.
+    real token (padded keys are ignored; when decoding with a cache it covers the cache
+    slots, ``[B, cache_length]``); ``positions`` RoPE positions ``[L]`` or ``[B, L]``;
+    ``cache_length`` / a cache in ``state``: incremental decoding (see :func:`generate`).
+    Returns ``(logits [B, L, V], state)``.
 
     Example:
       >>> lm = TransformerLM(100, d_model=64, num_heads=4, num_layers=2)

@@ -22,14 +22,6 @@ from ._mha import MultiHeadAttention
 
 __all__ = ["TransformerEncoderLayer", "TransformerDecoderLayer", "FeedForward", "norm_layer"]
 
-_TMP = {"relu": jax.nn.relu, "gelu": lambda x: jax.nn.gelu(x, approximate=False),
-        "silu": jax.nn.silu}  # TMP until activations land
-
-
-def _act(name):
-    return getattr(activations, name, None) or _TMP[name]
-
-
 def norm_layer(norm, eps):
     """``LayerNorm(eps)`` for ``norm='layer_norm'``, ``RMSNorm(eps)`` for ``'rms_norm'``."""
     check_choice("norm", norm, ("layer_norm", "rms_norm"), fn="norm_layer")
@@ -64,9 +56,9 @@ def FeedForward(dim_feedforward, *, activation="relu", dropout=0.0, bias=True,
             return linear(h, params[name]["weight"], params[name].get("bias"))
 
         if activation == "swiglu":
-            h = _act("silu")(dense("gate", x)) * dense("up", x)
+            h = activations.silu(dense("gate", x)) * dense("up", x)
         else:
-            h = _act(activation)(dense("linear1", x))
+            h = getattr(activations, activation)(dense("linear1", x))
         h = dropout_op(key, h, dropout, train=train and dropout > 0)
         return dense(names[-1], h), state
 
@@ -140,17 +132,6 @@ def _block(num_heads, *, cross_attention, dim_feedforward, dropout, activation, 
     return Layer(init, apply, name)
 
 
-_APPLY_DOC = """
-    ``apply(params, state, x, *, key=None, train=False, {memory}mask=None, is_causal=None,
-    positions=None, bias=None, cache_length=None, return_weights=False)``: ``x`` is
-    ``[..., L, d]``{memory_doc}; ``mask`` (bool, True = attend, broadcastable to
-    ``[..., H, L, L]``), ``is_causal``, ``positions`` (RoPE) and ``bias`` go to the
-    self-attention; ``cache_length``/a cache in ``state`` decode incrementally as in
-    :func:`MultiHeadAttention`; ``return_weights=True`` returns ``((y, {{"self_attn":
-    w{cross_w}}}), state)``. ``key`` is needed when ``train=True`` and ``dropout > 0``.
-"""
-
-
 def TransformerEncoderLayer(num_heads, dim_feedforward=2048, dropout=0.1, activation="relu",
                             layer_norm_eps=1e-5, *, norm_first=False, bias=True,
                             norm="layer_norm", num_kv_heads=None, rope=None, rope_theta=10000.0,
@@ -174,7 +155,16 @@ def TransformerEncoderLayer(num_heads, dim_feedforward=2048, dropout=0.1, activa
       is_causal: default causal masking of the self-attention.
 
     Params: ``{"self_attn", "norm1", "ffn", "norm2"}``.
-""" + _APPLY_DOC.format(memory="", memory_doc="", cross_w="") + """
+
+    ``apply(params, state, x, *, key=None, train=False, mask=None, is_causal=None,
+    positions=None, bias=None, cache_length=None, return_weights=False)``: ``x`` is
+    ``[..., L, d]``; ``mask`` (bool, True = attend, broadcastable to ``[..., H, L, L]``),
+    ``is_causal``, ``positions`` (RoPE) and ``bias`` go to the self-attention;
+    ``cache_length`` / a cache in ``state`` decode incrementally as in
+    :func:`MultiHeadAttention`; ``return_weights=True`` returns
+    ``((y, {"self_attn": w}), state)``. ``key`` is needed when ``train=True`` and
+    ``dropout > 0``. Returns ``(y [..., L, d], state)``.
+
     PyTorch: ``torch.nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout,
     activation, layer_norm_eps, batch_first=True, norm_first, bias)``; its masks mean
     "do not attend", ours True = attend.
@@ -208,10 +198,16 @@ def TransformerDecoderLayer(num_heads, dim_feedforward=2048, dropout=0.1, activa
     here (PyTorch needs an explicit ``tgt_mask``).
 
     Params: ``{"self_attn", "norm1", "cross_attn", "norm2", "ffn", "norm3"}``.
-""" + _APPLY_DOC.format(memory="memory, memory_mask=None, ",
-                        memory_doc=" and ``memory`` the encoder output ``[..., S, d]`` "
-                                   "with ``memory_mask`` broadcastable to ``[..., H, L, S]``",
-                        cross_w=', "cross_attn": w') + """
+
+    ``apply(params, state, x, *, memory, key=None, train=False, mask=None,
+    memory_mask=None, is_causal=None, positions=None, bias=None, cache_length=None,
+    return_weights=False)``: ``x`` is ``[..., L, d]`` and ``memory`` the encoder output
+    ``[..., S, d]``; ``mask``, ``is_causal``, ``positions``, ``bias`` go to the
+    self-attention, ``memory_mask`` (broadcastable to ``[..., H, L, S]``) to the
+    cross-attention. With ``cache_length`` (prefill) the state also holds the projected
+    memory, so later decoding calls need no ``memory``. ``return_weights=True`` returns
+    ``((y, {"self_attn": w, "cross_attn": w}), state)``.
+
     PyTorch: ``torch.nn.TransformerDecoderLayer(...)(tgt, memory, tgt_mask, memory_mask)``.
 
     Example:

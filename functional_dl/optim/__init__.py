@@ -26,6 +26,8 @@ from ._clip import apply_updates as apply_updates
 from ._clip import clip_grad_norm as clip_grad_norm
 from ._clip import clip_grad_value as clip_grad_value
 from ._clip import global_norm as global_norm
+from ._flatten import FlattenState as FlattenState
+from ._flatten import flatten as flatten
 from ._moments import ScaleByAdadeltaState as ScaleByAdadeltaState
 from ._moments import ScaleByAdagradState as ScaleByAdagradState
 from ._moments import ScaleByLionState as ScaleByLionState
@@ -51,7 +53,7 @@ __all__ = [
     "sgd", "adagrad", "rmsprop", "adam", "adamw", "nadam", "radam", "adamax", "adadelta",
     "lion",
     # gradient utilities
-    "clip_grad_norm", "clip_grad_value", "global_norm", "apply_updates",
+    "clip_grad_norm", "clip_grad_value", "global_norm", "apply_updates", "flatten",
     # building blocks
     "scale", "scale_by_lr", "add_weight_decay", "trace", "scale_by_adam", "scale_by_nadam",
     "scale_by_radam", "scale_by_adamax", "scale_by_rms", "scale_by_adagrad",
@@ -59,4 +61,5 @@ __all__ = [
     # states
     "ScaleState", "TraceState", "ScaleByAdamState", "ScaleByNadamState", "ScaleByAdamaxState",
     "ScaleByRmsState", "ScaleByAdagradState", "ScaleByAdadeltaState", "ScaleByLionState",
+    "FlattenState",
 ]

@@ -50,7 +50,9 @@ def adam(
                     {\\sqrt{\\hat v_t}/\\sqrt{1-\\beta_2^t} + \\epsilon}
 
     ``v̂ = max(v̂_{t-1}, v_t)`` with ``amsgrad``, else ``v_t``. ``weight_decay`` is the
-    coupled L2 penalty (use ``adamw`` for decoupled decay).
+    coupled L2 penalty (use ``adamw`` for decoupled decay). ``betas[0]`` may be a schedule,
+    e.g. ``fdl.schedules.one_cycle_momentum(...)`` next to ``lr=one_cycle_lr(...)`` (PyTorch's
+    ``OneCycleLR`` cycling beta1); the bias correction then uses the current beta1.
 
     Equivalent: ``torch.optim.Adam(params, lr, betas, eps, weight_decay, amsgrad,
     maximize=maximize)``; ``optax.adam(lr, b1, b2, eps)`` for ``weight_decay=0``,

@@ -74,8 +74,9 @@ def clip_grad_norm(max_norm: float, *, norm_type: float = 2.0) -> optax.Gradient
     Example:
         >>> import jax.numpy as jnp, functional_dl as fdl
         >>> t = fdl.optim.clip_grad_norm(1.0)
-        >>> t.update({"g": jnp.array([3.0, 4.0])}, t.init(None))[0]["g"]
-        Array([0.6, 0.8], dtype=float32)
+        >>> clipped, _ = t.update({"g": jnp.array([3.0, 4.0])}, t.init(None))
+        >>> fdl.optim.global_norm(clipped).round(4)
+        Array(1., dtype=float32)
     """
     check_nonnegative("max_norm", max_norm, fn="clip_grad_norm")
     check_positive("norm_type", norm_type, fn="clip_grad_norm")

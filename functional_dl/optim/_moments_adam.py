@@ -80,7 +80,8 @@ def scale_by_adam(
     Example:
         >>> import jax.numpy as jnp, functional_dl as fdl
         >>> t = fdl.optim.scale_by_adam()
-        >>> t.update({"w": jnp.array([2.0, -3.0])}, t.init({"w": jnp.zeros(2)}))[0]["w"]
+        >>> u, _ = t.update({"w": jnp.array([2.0, -3.0])}, t.init({"w": jnp.zeros(2)}))
+        >>> u["w"].round(4)  # the first step is sign(g) (up to eps)
         Array([ 1., -1.], dtype=float32)
     """
     check_beta("b1", b1, "scale_by_adam")
@@ -162,8 +163,8 @@ def scale_by_nadam(
         >>> import jax.numpy as jnp, functional_dl as fdl
         >>> t = fdl.optim.scale_by_nadam()
         >>> u, _ = t.update({"w": jnp.ones(1)}, t.init({"w": jnp.zeros(1)}))
-        >>> bool(jnp.isclose(u["w"][0], 1.0, atol=1e-3))
-        True
+        >>> u["w"].round(3)  # (1-mu_1)/(1-mu_1)·g + mu_2/(1-mu_1·mu_2)·m_1, m_1 = 0.1
+        Array([1.056], dtype=float32)
     """
     check_beta("b1", b1, "scale_by_nadam")
     check_beta("b2", b2, "scale_by_nadam")

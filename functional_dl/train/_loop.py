@@ -3,6 +3,7 @@ scheduling, early stopping, checkpoints and resumption."""
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from ._checkpoint import (
     restore_checkpoint,
     save_checkpoint,
 )
-from ._parallel import DATA_AXIS, data_parallel_mesh, replicate
+from ._parallel import DATA_AXIS, data_parallel_mesh, replicate, shard_batch
 from ._state import TrainState
 from ._step import Metrics, evaluate, make_train_step
 
@@ -46,14 +47,19 @@ class FitResult(NamedTuple):
     stopped_early: bool
 
 
-def _progress_bar(**kwargs: Any) -> Any:
+@functools.cache
+def _bar_class() -> Any:
     """tqdm's notebook widget when Jupyter can show it, else the text bar (terminals)."""
     try:
         import ipywidgets  # noqa: F401  (the widget bar needs it)
         from tqdm.auto import tqdm
     except ImportError:
         from tqdm import tqdm
-    return tqdm(**kwargs)
+    return tqdm
+
+
+def _progress_bar(**kwargs: Any) -> Any:
+    return _bar_class()(**kwargs)
 
 
 def _improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:
@@ -162,9 +168,10 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
                         base_lr, patience, min_delta, mode, checkpoint_dir, resume,
                         keep_checkpoints)
     mesh = mesh or data_parallel_mesh()
-    if batch_size % mesh.shape[DATA_AXIS]:
+    local_devices = mesh.shape[DATA_AXIS] // jax.process_count()
+    if batch_size % local_devices:
         raise ValueError(f"fit: batch_size must be divisible by the number of devices "
-                         f"({mesh.shape[DATA_AXIS]}), got batch_size={batch_size}")
+                         f"({local_devices}), got batch_size={batch_size}")
     steps_per_epoch = num_batches(n, batch_size, drop_last=drop_last)
     if steps_per_epoch == 0:
         raise ValueError(f"fit: batch_size={batch_size} is larger than the {n} training "
@@ -200,6 +207,8 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
         for b, chunk in enumerate(batches(key, *leaves, batch_size=batch_size,
                                           drop_last=drop_last, skip=skip), start=skip):
             batch = jax.tree_util.tree_unflatten(treedef, chunk)
+            if jax.process_count() > 1:  # one process: the step's jit places the batch
+                batch = shard_batch(batch, mesh)
             state, step_metrics = train_step(state, batch, lr_scale)
             values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
             if not math.isfinite(values["loss"]):
@@ -228,7 +237,8 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
         record["time"] = time.perf_counter() - t0
         for k, v in record.items():
             history.setdefault(k, []).append(v)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "time"})
+        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "time"},
+                        refresh=False)
         bar.close()
         if _improved(record[monitor], book["best"], mode, min_delta):
             book["best"], book["bad_epochs"] = record[monitor], 0

@@ -2,19 +2,11 @@
 
 The training step runs under ``jax.shard_map`` over this mesh: every device holds the
 whole :class:`TrainState` (replicated) and one slice of the batch. Inside the step the
-loss and the metrics are averaged over the ``data`` axis (``lax.pmean``), so the
-gradient is the gradient of the global-batch loss and every device applies the same
-update. Layers that need statistics over the whole batch (BatchNorm) reduce them
-through ``axis_name=DATA_AXIS``. On one device the mesh has one entry and the step is
-the plain single-device computation.
-
-Several hosts: call ``jax.distributed.initialize()`` at the start of every process
-(on Cloud TPU / SLURM it finds its peers itself; otherwise pass ``coordinator_address``,
-``num_processes`` and ``process_id``). ``jax.devices()`` then lists the devices of all
-hosts and :func:`data_parallel_mesh` spans them. Each process passes its own slice of
-the data (``x[jax.process_index()::jax.process_count()]``) with the per-process
-``batch_size``; batches are assembled into global arrays with
-``jax.make_array_from_process_local_data`` and only process 0 writes checkpoints.
+loss, gradients and metrics are averaged over the ``data`` axis (``lax.pmean``), so the
+update is the one of the global-batch loss and every device applies it. Layers that
+need statistics over the whole batch (BatchNorm) reduce them through
+``axis_name=DATA_AXIS``. On one device the mesh has one entry and the step is the plain
+single-device computation. Several hosts: see :func:`data_parallel_mesh`.
 """
 
 from __future__ import annotations
@@ -34,6 +26,17 @@ DATA_AXIS = "data"
 
 def data_parallel_mesh(devices: Sequence[Any] | None = None) -> Mesh:
     """A one-dimensional mesh named ``"data"`` over ``devices`` (default: all devices).
+
+    Several hosts: call ``jax.distributed.initialize()`` at the start of every process
+    (on Cloud TPU and SLURM it finds its peers itself; otherwise pass
+    ``coordinator_address``, ``num_processes`` and ``process_id``). ``jax.devices()``
+    then lists the devices of all hosts and this mesh spans them. Each process passes
+    its own part of the training data (e.g. ``x[jax.process_index()::jax.process_count()]``)
+    and the per-process ``batch_size`` (the global batch is ``process_count`` times
+    larger); :func:`shard_batch` assembles the global batch with
+    ``jax.make_array_from_process_local_data``, and only process 0 writes checkpoints.
+    :func:`evaluate` runs on a single process. (Tested on one host with 8 simulated
+    CPU devices, not on a cluster.)
 
     Args:
         devices: the devices to use, e.g. ``jax.devices()[:1]`` for a single device.

@@ -64,10 +64,17 @@ def _check_model(model: Any, loss_fn: Any, fn: str) -> None:
         raise TypeError(f"{fn}: loss_fn must be callable(outputs, targets), got {loss_fn!r}")
 
 
-def _mean_over_devices(tree: Any) -> Any:
-    """``pmean`` over the data axis of the floating leaves (integer leaves kept)."""
-    return jax.tree_util.tree_map(
-        lambda a: lax.pmean(a, DATA_AXIS) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+def _device_mean(mesh: Mesh) -> Callable[[Any], Any]:
+    """``pmean`` over the data axis of a tree's floating leaves (identity on one device)."""
+    if mesh.shape[DATA_AXIS] == 1:
+        return lambda tree: tree
+
+    def mean(tree):
+        return jax.tree_util.tree_map(
+            lambda a: lax.pmean(a, DATA_AXIS) if jnp.issubdtype(a.dtype, jnp.floating) else a,
+            tree)
+
+    return mean
 
 
 # The builders are cached on the functions they use (hashable, unlike a Layer holding a
@@ -75,6 +82,8 @@ def _mean_over_devices(tree: Any) -> Any:
 @functools.lru_cache(maxsize=32)
 def _train_step(apply: Callable, loss_fn: Callable, update: Callable, metric_items: tuple,
                 mesh: Mesh) -> Callable:
+    mean = _device_mean(mesh)
+
     def local_step(state: TrainState, batch: Any, lr_scale: jax.Array):
         inputs, targets = batch  # each device sees [batch / devices, ...]
         key = jax.random.fold_in(state.key, state.step)
@@ -90,23 +99,23 @@ def _train_step(apply: Callable, loss_fn: Callable, update: Callable, metric_ite
         # Mean over devices = gradient of the global-batch loss (equal shard sizes). Cross-
         # device terms through BatchNorm's synchronised statistics arrive in the backward
         # pass of its lax.pmean.
-        grads, loss = lax.pmean((grads, loss), DATA_AXIS)
+        grads, loss = mean((grads, loss))
         updates, opt_state = update(grads, state.opt_state, state.params)
         updates = jax.tree_util.tree_map(lambda u: u * lr_scale.astype(u.dtype), updates)
         new_state = state.replace(
             params=optax.apply_updates(state.params, updates),
-            model_state=_mean_over_devices(model_state),
+            model_state=mean(model_state),
             opt_state=opt_state,
             step=state.step + 1,
         )
         metrics = {"loss": loss}
         for name, metric in metric_items:
-            metrics[name] = lax.pmean(jnp.asarray(metric(outputs, targets), jnp.float32),
-                                      DATA_AXIS)
+            metrics[name] = mean(jnp.asarray(metric(outputs, targets), jnp.float32))
         return new_state, metrics
 
-    # check_vma=False: the replicated outputs are made equal explicitly (pmean above); the
-    # checker cannot differentiate some ops (reduce_window in max pooling) per shard.
+    # check_vma=False: the classic data-parallel recipe, where each device differentiates
+    # its local loss and the gradients and replicated outputs are averaged explicitly
+    # (with the checker on, gradients of replicated inputs would be summed implicitly).
     sharded = jax.shard_map(local_step, mesh=mesh, in_specs=(P(), P(DATA_AXIS), P()),
                             out_specs=(P(), P()), check_vma=False)
     replicated, split = NamedSharding(mesh, P()), NamedSharding(mesh, P(DATA_AXIS))
@@ -230,6 +239,9 @@ def evaluate(state: TrainState, model: Layer, loss_fn: Callable, data: Any, *,
         {'accuracy': 0.98, 'loss': 0.06}
     """
     _check_model(model, loss_fn, "evaluate")
+    if jax.process_count() > 1:
+        raise NotImplementedError("evaluate runs on a single process; with several hosts "
+                                  "evaluate on process 0 with a mesh of its local devices")
     items = _metric_items(metrics, "evaluate")
     mesh = mesh or data_parallel_mesh()
     leaves, treedef = jax.tree_util.tree_flatten(data)

@@ -1,0 +1,228 @@
+"""Causal attention and a TransformerLM train step, against jax.nn and flax.
+
+Cases (float32, ``jit``; ``--quick``: tiny sizes):
+  * causal self-attention forward + backward (vjp w.r.t. q, k, v), batch 1, 8 heads,
+    head dim 64, at sequence lengths 512 ... 8192: ``scaled_dot_product_attention``
+    (its automatic path: blockwise for these lengths) against
+    ``jax.nn.dot_product_attention(is_causal=True)`` (XLA), plus the peak temporary
+    memory of each compiled step (XLA's buffer assignment, ``memory_analysis()``);
+  * sequence length 32768, ours only (timed once; the reference would need a 32 GiB
+    score matrix), with its peak memory against a 16 GiB budget;
+  * a TransformerLM train step (loss, gradients, Adam) against the same architecture
+    written with ``flax.linen`` (``optax.adam`` for both, so only the model differs).
+The two sides are timed interleaved so that both see the same machine load. Reported:
+median milliseconds / MiB and ``ratio = ours / reference`` (lower is better).
+
+    python bench/bench_attention.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import flax.linen as fnn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import functional_dl as fdl
+
+F = fdl.nn.functional
+KEY = jax.random.key(0)
+HEADS, HEAD_DIM = 8, 64
+MIB = 2.0**20
+
+
+# ------------------------------------------------------------------------ attention
+def _attention_steps():
+    """jit of ``(q, k, v, g) -> (out, dq, dk, dv)``, ours ``[B, H, L, D]`` and jax.nn's
+    ``[B, L, H, D]``."""
+
+    def fwd_bwd(f):
+        def step(q, k, v, g):
+            out, vjp = jax.vjp(f, q, k, v)
+            return out, vjp(g)
+
+        return jax.jit(step)
+
+    ours = fwd_bwd(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True))
+    ref = fwd_bwd(lambda q, k, v: jax.nn.dot_product_attention(q, k, v, is_causal=True))
+    return ours, ref
+
+
+def _peak_mib(fn, args) -> float:
+    """Temporary + output bytes of the compiled ``fn(*args)`` (its working memory)."""
+    compiled = fn.lower(*args).compile() if hasattr(fn, "lower") else fn
+    mem = compiled.memory_analysis()
+    return (mem.temp_size_in_bytes + mem.output_size_in_bytes) / MIB
+
+
+def _qkvg(length: int, layout: str):
+    shape = (1, HEADS, length, HEAD_DIM) if layout == "bhld" else (1, length, HEADS, HEAD_DIM)
+    r = np.random.default_rng(length)
+    return tuple(jnp.asarray(r.standard_normal(shape), jnp.float32) for _ in range(4))
+
+
+# --------------------------------------------------------------------------- models
+def _rope_half(x, theta=10000.0):
+    """RoPE, 'half' layout, on ``[B, L, H, D]`` (the flax side's own copy)."""
+    d = x.shape[-1]
+    inv = theta ** (-jnp.arange(0, d, 2, dtype=jnp.float32) / d)
+    ang = jnp.arange(x.shape[1], dtype=jnp.float32)[:, None] * inv  # (L, D/2)
+    cos, sin = jnp.cos(ang)[None, :, None], jnp.sin(ang)[None, :, None]
+    a, b = x[..., : d // 2], x[..., d // 2:]
+    return jnp.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
+
+
+class _FlaxBlock(fnn.Module):
+    d: int
+    heads: int
+    hidden: int
+
+    @fnn.compact
+    def __call__(self, x):
+        bsz, length, _ = x.shape
+        hd = self.d // self.heads
+        h = fnn.RMSNorm(epsilon=1e-6)(x)
+        qkv = fnn.Dense(3 * self.d, use_bias=False)(h).reshape(bsz, length, 3, self.heads, hd)
+        q, k, v = _rope_half(qkv[:, :, 0]), _rope_half(qkv[:, :, 1]), qkv[:, :, 2]
+        o = jax.nn.dot_product_attention(q, k, v, is_causal=True).reshape(bsz, length, self.d)
+        x = x + fnn.Dense(self.d, use_bias=False)(o)
+        h = fnn.RMSNorm(epsilon=1e-6)(x)
+        gate = fnn.Dense(self.hidden, use_bias=False)(h)
+        up = fnn.Dense(self.hidden, use_bias=False)(h)
+        return x + fnn.Dense(self.d, use_bias=False)(jax.nn.silu(gate) * up)
+
+
+class _FlaxLM(fnn.Module):
+    vocab: int
+    d: int
+    heads: int
+    layers: int
+    hidden: int
+
+    @fnn.compact
+    def __call__(self, tokens):
+        x = fnn.Embed(self.vocab, self.d)(tokens)
+        for _ in range(self.layers):
+            x = _FlaxBlock(self.d, self.heads, self.hidden)(x)
+        return fnn.Dense(self.vocab, use_bias=False)(fnn.RMSNorm(epsilon=1e-6)(x))
+
+
+def _lm_steps(vocab, d, heads, layers, batch, length):
+    """Train steps ``(params, opt_state, tokens) -> (params, opt_state, loss)``, both sides."""
+    opt = optax.adam(1e-3)
+    ours = fdl.nn.TransformerLM(vocab, d, heads, layers)
+    hidden = -(-8 * d // 3 // 8) * 8
+    flax_model = _FlaxLM(vocab, d, heads, layers, hidden)
+
+    def make(apply):
+        def loss(params, tokens):
+            logits = apply(params, tokens[:, :-1])
+            return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean()
+
+        def step(params, opt_state, tokens):
+            value, grads = jax.value_and_grad(loss)(params, tokens)
+            updates, opt_state = opt.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, value
+
+        return jax.jit(step)
+
+    tokens = jax.random.randint(KEY, (batch, length + 1), 0, vocab)
+    params, _ = ours.init(KEY, None)
+    f_params = flax_model.init(KEY, tokens[:, :-1])["params"]
+    ours_step = make(lambda p, t: ours.apply(p, {}, t)[0])
+    ref_step = make(lambda p, t: flax_model.apply({"params": p}, t))
+    return (ours_step, (params, opt.init(params), tokens),
+            ref_step, (f_params, opt.init(f_params), tokens))
+
+
+# --------------------------------------------------------------------------- timing
+def _time(fn: Callable, args: tuple) -> float:
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    return time.perf_counter() - t0
+
+
+def _compare(ours, our_args, ref, ref_args, repeats):
+    """Median seconds of both, interleaved after one warm-up run each."""
+    first = {"ours": _time(ours, our_args), "ref": _time(ref, ref_args)}
+    if max(first.values()) > 5.0:  # slow sizes: one more run
+        repeats = 1
+    times = {"ours": [], "ref": []}
+    for _ in range(repeats):
+        times["ours"].append(_time(ours, our_args))
+        times["ref"].append(_time(ref, ref_args))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _row(name, value, unit, reference, ref_value):
+    ratio = None if ref_value is None else value / ref_value
+    return {"name": name, "value": value, "unit": unit, "reference": reference,
+            "ref_value": ref_value, "ratio": ratio}
+
+
+def run(quick: bool = False, *, repeats: int | None = None, long: bool | None = None,
+        only_long: bool = False) -> list[dict]:
+    """Time every case; return rows ``name, value, unit, reference, ref_value, ratio``.
+
+    ``repeats``: timed runs per case (10; quick: 2; slow sizes: 1 after a warm-up).
+    ``long``: include the single 32768-token run (default: not quick); ``only_long``:
+    nothing else.
+    """
+    repeats = repeats or (2 if quick else 10)
+    long = (not quick) if long is None else long
+    lengths = (64, 128) if quick else (512, 1024, 2048, 4096, 8192)
+    if only_long:
+        lengths, long = (), True
+    ours, ref = _attention_steps()
+    rows = []
+    for length in lengths:
+        a, b = _qkvg(length, "bhld"), _qkvg(length, "blhd")
+        t = _compare(ours, a, ref, b, repeats)
+        name = f"causal attention fwd+bwd L={length}"
+        rows.append(_row(name, 1e3 * t["ours"], "ms", "jax.nn.dot_product_attention",
+                         1e3 * t["ref"]))
+        rows.append(_row(f"{name} peak memory", _peak_mib(ours, a), "MiB",
+                         "jax.nn.dot_product_attention", _peak_mib(ref, b)))
+    if long:
+        a = _qkvg(32768, "bhld")
+        compiled = ours.lower(*a).compile()  # one single (timed) run below
+        rows.append(_row("causal attention fwd+bwd L=32768 peak memory", _peak_mib(compiled, a),
+                         "MiB", "16 GiB budget", 16384.0))
+        rows.append(_row("causal attention fwd+bwd L=32768", 1e3 * _time(compiled, a), "ms",
+                         "none (reference needs a 32 GiB score matrix)", None))
+    if only_long:
+        return rows
+    cfg = dict(vocab=64, d=32, heads=4, layers=2, batch=2, length=32) if quick else dict(
+        vocab=1024, d=256, heads=8, layers=4, batch=8, length=256)
+    o, oa, r, ra = _lm_steps(**cfg)
+    t = _compare(o, oa, r, ra, repeats)
+    rows.append(_row(f"TransformerLM train step (d={cfg['d']}, {cfg['layers']} layers, "
+                     f"{cfg['batch']}x{cfg['length']} tokens)", 1e3 * t["ours"], "ms",
+                     "flax.linen", 1e3 * t["ref"]))
+    return rows
+
+
+def _print(rows: list[dict]) -> None:
+    dev = jax.devices()[0]
+    print(f"backend: {jax.default_backend()}  device: {dev.device_kind}")
+    print(f"{'case':<62} {'ours':>11} {'reference':>11} {'unit':>4}  {'ratio':>6}")
+    for r in rows:
+        ref = "-" if r["ref_value"] is None else f"{r['ref_value']:11.1f}"
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:6.3f}"
+        print(f"{r['name']:<62} {r['value']:11.1f} {ref:>11} {r['unit']:>4}  {ratio:>6}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds")
+    parser.add_argument("--no-long", action="store_true", help="skip the 32768-token run")
+    parser.add_argument("--only-long", action="store_true", help="only the 32768-token run")
+    args = parser.parse_args()
+    _print(run(quick=args.quick, long=False if args.no_long else None,
+               only_long=args.only_long))
