@@ -185,9 +185,16 @@ def test_cross_entropy_extreme_and_minus_inf_logits_are_finite():
     assert_finite(jax.grad(lambda a: L.cross_entropy(a, y, label_smoothing=0.1))(x))
 
 
-def test_ignored_rows_with_minus_inf_logits_give_finite_gradients():
-    x = np.array([[-np.inf, 1.0, 2.0, 0.0, 0.0], [0.5, 0.1, -1.0, 0.0, 2.0]], np.float32)
-    y = np.array([-100, 1])  # the ignored row's clipped index points at the −inf logit
+@pytest.mark.parametrize("dtype", [np.float32, jnp.bfloat16])
+def test_ignored_rows_with_minus_inf_logits_give_finite_gradients(dtype):
+    x = np.array([[-np.inf, 1.0, 2.0, 0.0, 0.0], [0.5, 0.1, -1.0, 0.0, 2.0],
+                  [-np.inf] * 5], np.float32)  # the last row: −inf everywhere (padding)
+    y = np.array([-100, 1, -100])  # the first row's clipped index points at the −inf logit
+    loss, g = jax.value_and_grad(lambda a: L.cross_entropy(a, y))(x.astype(dtype))
+    assert_finite((loss, g))
+    assert_close(g[::2], np.zeros((2, 5)))
+    y = np.array([-100, 1])
+    x = x[:2]
     for eps in (0.0, 0.1):
         grads = jax.grad(lambda a, w, eps=eps: L.cross_entropy(a, y, w, label_smoothing=eps),
                          argnums=(0, 1))(x, W)

@@ -1,4 +1,4 @@
-"""Input handling shared by the losses: dtypes, shape checks, safe powers."""
+"""Shared by the losses: input checks and dtypes, the pointwise-loss pattern, safe powers."""
 
 from __future__ import annotations
 

@@ -40,11 +40,11 @@ __all__ = ["cross_entropy", "nll_loss"]
 def _softmax_parts(x, y, v):
     """``(lse, x_y − m, s)`` (``None`` where ``y``/``v`` is), and ``(m, e)`` for the vjp.
 
-    Computed in float32 or wider; ``m`` is the row maximum (0 for an all −inf row).
+    Computed in float32 or wider; ``m`` is the row maximum, at least the lowest finite
+    float (so an all −inf row gets a finite shift without a select per element).
     """
     xf = x.astype(compute_dtype(x.dtype))
-    m = jax.lax.stop_gradient(jnp.max(xf, axis=-1))
-    m = jnp.where(jnp.isfinite(m), m, 0)
+    m = jax.lax.stop_gradient(jnp.max(xf, axis=-1, initial=jnp.finfo(xf.dtype).min))
     e = jnp.exp(xf - m[..., None])
     lse = jnp.log(jnp.sum(e, axis=-1))
     zy = None if y is None else jnp.take_along_axis(xf, y[..., None], axis=-1)[..., 0] - m
@@ -148,7 +148,8 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, label_smooth
     combination of weight, ignore_index and smoothing). A fully ignored batch gives
     ``0/0 = NaN`` for ``'mean'`` (as PyTorch) with a zero, finite gradient; ``'sum'``
     gives 0. A non-ignored target outside ``[0, C)`` gives a NaN loss for its element
-    (PyTorch raises an error; a jitted function cannot).
+    (PyTorch raises an error; a jitted function cannot). Ignored rows add nothing to the
+    gradient either, even when their logits are all −inf (padding).
 
     Probability targets (floating, shape ``[..., C]``): ``t' = t·(1 − ε) + ε/C`` and
     ``loss_n = −Σ_c w_c·t'_c·log p_n[c]``; ``'mean'`` divides by the number of
