@@ -1,6 +1,6 @@
 """The core shared by batch, layer and group norm: ``(x - mean) / std * weight + bias``.
 
-Statistics are accumulated in at least float32 in one pass with the shifted-data
+Statistics are accumulated in at least float32 in one pass (one variadic reduction) with the shifted-data
 algorithm: with a shift ``K`` (the first element of each normalised group, held
 constant), ``d = x - K`` gives ``mean = K + E[d]`` and ``var = E[d^2] - E[d]^2``. Because
 ``K`` is a sample, ``(mean - K)^2`` is of the order of ``var`` and the subtraction loses
@@ -15,6 +15,7 @@ keeps only ``x`` and two small statistics for the backward pass).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -35,6 +36,10 @@ def affine(xhat: Any, x: Any, weight: Any, bias: Any) -> Any:
     return y
 
 
+def _add_pairs(a: tuple, b: tuple) -> tuple:
+    return a[0] + b[0], a[1] + b[1]
+
+
 def _moments(x: Any, axes: tuple[int, ...], axis_name: Any):
     """``(shift, d_mean, var)`` over ``axes`` (keepdims): mean = shift + d_mean."""
     xf = x.astype(stat_dtype(x.dtype))
@@ -43,8 +48,17 @@ def _moments(x: Any, axes: tuple[int, ...], axis_name: Any):
     if axis_name is not None:  # one shift for every device
         shift = jax.lax.pmean(shift, axis_name)
     d = xf - shift
-    m1 = jnp.mean(d, axis=axes, keepdims=True)
-    m2 = jnp.mean(d * d, axis=axes, keepdims=True)
+    if axes == tuple(range(x.ndim - len(axes), x.ndim)):
+        # trailing axes (layer norm): one variadic reduction reads ``x`` once for both
+        # sums (on CPU two separate row reductions are ~1.4x slower)
+        zero = jnp.zeros((), d.dtype)
+        s1, s2 = jax.lax.reduce((d, d * d), (zero, zero), _add_pairs, axes)
+        n = math.prod(x.shape[a] for a in axes)
+        keep = tuple(1 if a in axes else s for a, s in enumerate(x.shape))
+        m1, m2 = (s1 / n).reshape(keep), (s2 / n).reshape(keep)
+    else:  # leading axes (batch norm): XLA already fuses the two column reductions
+        m1 = jnp.mean(d, axis=axes, keepdims=True)
+        m2 = jnp.mean(d * d, axis=axes, keepdims=True)
     if axis_name is not None:
         m1, m2 = jax.lax.pmean((m1, m2), axis_name)
     return shift, m1, jnp.maximum(m2 - m1 * m1, 0.0)
