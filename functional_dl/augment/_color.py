@@ -230,7 +230,10 @@ def _color_jitter(key: Any, x: jnp.ndarray, ranges: tuple) -> jnp.ndarray:
         img = shift_hue(img, _random.uniform(u[7], ranges[3]))
         return blend_steps(img, False)
 
-    return _random.per_sample(one, key, x, 8)
+    # several steps, each a full-size intermediate: run in cache-sized chunks of images
+    steps = num_blends + (ranges[3] is not None)
+    chunk = _random.CHUNK_ELEMENTS if steps > 1 else None
+    return _random.per_sample(one, key, x, 8, chunk_elements=chunk)
 
 
 def random_grayscale(key: Any, images: Any, *, p: Any = 0.1) -> jnp.ndarray:
@@ -262,3 +265,16 @@ def _random_grayscale(key: Any, x: jnp.ndarray, p: Any) -> jnp.ndarray:
         return jnp.where(_random.bernoulli(u[0], p), gray, img)
 
     return _random.per_sample(one, key, x, 1)
+
+
+def _jitter_gain(keywords: dict) -> int:
+    """Chunks pay off from two enabled steps (each a full-size intermediate)."""
+    def enabled(v: Any) -> bool:
+        return not (v is None or (isinstance(v, (int, float)) and v == 0))
+
+    steps = sum(enabled(keywords.get(k)) for k in ("brightness", "contrast", "saturation", "hue"))
+    return 2 if steps >= 2 else 1
+
+
+_random.register_chunkable(color_jitter, _jitter_gain)
+_random.register_chunkable(random_grayscale)

@@ -101,7 +101,8 @@ def _random_erasing(key: Any, x: jnp.ndarray, p: Any, scale: tuple, ratio: tuple
     k_params, k_noise = jax.random.split(key)
     noise = ()
     if value is None:
-        noise = (_random.flat_draw(jax.random.normal, k_noise, x.shape).astype(x.dtype),)
+        draw = _random.batch_draw if x.ndim == 4 else _random.flat_draw
+        noise = (draw(jax.random.normal, k_noise, x.shape).astype(x.dtype),)
 
     def one(u: jnp.ndarray, img: jnp.ndarray, *noise: jnp.ndarray) -> jnp.ndarray:
         v = noise[0] if noise else jnp.asarray(value, img.dtype)
@@ -114,3 +115,7 @@ def _random_erasing(key: Any, x: jnp.ndarray, p: Any, scale: tuple, ratio: tuple
         return jnp.where(mask, v, img)
 
     return _random.per_sample(one, k_params, x, 2 * tries + 3, *noise)
+
+
+# per-pixel noise would be drawn for the whole batch in every chunk: keep it whole
+_random.register_chunkable(random_erasing, lambda kw: int(kw.get("value") != "random"))

@@ -62,7 +62,7 @@ def random_horizontal_flip(key: Any, images: Any, *, p: Any = 0.5) -> jnp.ndarra
     return _random_horizontal_flip(key, images, p)
 
 
-@jax.jit
+@_random.windowed_jit
 def _random_horizontal_flip(key: Any, images: Any, p: Any) -> jnp.ndarray:
     def one(u: jnp.ndarray, img: jnp.ndarray) -> jnp.ndarray:
         # Read column W - 1 - j or j: a gather with per-sample indices. (Selecting
@@ -260,3 +260,7 @@ def _random_resized_crop(key: Any, x: jnp.ndarray, scale: tuple, ratio: tuple, *
         return _resized_crop(img, *box, size, interpolation)
 
     return _random.per_sample(one, key, x, 2 * tries + 2)
+
+
+_random.register_chunkable(random_horizontal_flip)
+_random.register_chunkable(random_resized_crop)

@@ -18,11 +18,11 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_int, check_ndim
+from . import _random
 
 _UINT8_MAX = 255.0
 
@@ -111,7 +111,7 @@ def float_kernel(*, static: tuple[str, ...] = (), image_arg: int = 0) -> Callabl
             args[image_arg], restore = to_compute(args[image_arg])
             return restore(kernel(*args, **kwargs))
 
-        return jax.jit(run, static_argnames=static)
+        return _random.windowed_jit(run, static=static)
 
     return decorate
 

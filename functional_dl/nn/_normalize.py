@@ -1,11 +1,12 @@
 """The core shared by batch, layer and group norm: ``(x - mean) / std * weight + bias``.
 
-Statistics are accumulated in at least float32 in one pass (one variadic reduction) with the shifted-data
-algorithm: with a shift ``K`` (the first element of each normalised group, held
-constant), ``d = x - K`` gives ``mean = K + E[d]`` and ``var = E[d^2] - E[d]^2``. Because
-``K`` is a sample, ``(mean - K)^2`` is of the order of ``var`` and the subtraction loses
-almost nothing, unlike ``E[x^2] - E[x]^2``, which loses every digit at mean 1e4 and
-std 1e-2 in float32. The output is computed from ``d - E[d]``, so it stays accurate
+Statistics are accumulated in at least float32 in one pass with the shifted-data
+algorithm (over trailing axes, both sums in one variadic reduction): with a shift ``K``
+(the first element of each normalised group, held constant), ``d = x - K`` gives
+``mean = K + E[d]`` and ``var = E[d^2] - E[d]^2``. Because ``K`` is a sample,
+``(mean - K)^2`` is of the order of ``var`` and the subtraction loses almost nothing,
+unlike ``E[x^2] - E[x]^2``, which loses every digit at mean 1e4 and std 1e-2 in
+float32. The output is computed from ``d - E[d]``, so it stays accurate
 even where ``mean`` itself is not representable to that precision.
 
 :func:`normalize` differentiates with the closed-form backward of
