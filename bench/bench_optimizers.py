@@ -7,6 +7,11 @@ optimizer measured in the same run, and two bandwidths against the memory-bandwi
 roofline of this machine, measured here as a large NumPy copy: the effective one (the
 bytes an ideal step must move: read p, g and each moment, write p and each moment; best
 of ours and flatten) and the one of the kernels XLA runs (the bytes they do move).
+Two floors are timed with them: a donated step that does nothing but take and return
+the same arrays as optax's step (``floor``) and as the flattened one (``flatten
+floor``). On the many-leaf trees the floor is most of optax's step: passing thousands of
+arrays in and out of a jitted call costs microseconds each, and no arithmetic with the
+same arrays can run below it.
 
     python bench/bench_optimizers.py [--quick] [--trees 2000x256] [--opts adam]
 """
@@ -65,10 +70,18 @@ def _tree(n: int, shape: tuple, seed: int) -> dict:
     return {f"p{i:04d}": jax.random.normal(k, shape, jnp.float32) for i, k in enumerate(keys)}
 
 
-def _compiled_step(opt: optax.GradientTransformation, params: dict, grads: dict):
-    """The donated step compiled ahead of time, its compile time, a fresh state."""
+def _compiled_step(opt: optax.GradientTransformation, params: dict, grads: dict,
+                   noop: bool = False):
+    """The donated step compiled ahead of time, its compile time, a fresh state.
+
+    ``noop``: a step that returns the params and state it is given, with the same
+    arguments and results as ``opt``'s step: the floor set by passing the arrays in and
+    out of a jitted call, whatever the arithmetic.
+    """
 
     def step(params, state, grads):
+        if noop:
+            return params, state
         updates, state = opt.update(grads, state, params)
         return fdl.optim.apply_updates(params, updates), state
 
@@ -86,16 +99,20 @@ def bench_tree(tree_name: str, n: int, shape: tuple, opt_names: list[str], reps:
     rows = []
     for k, opt_name in enumerate(opt_names):
         ours_fn, optax_fn, arrays, kernel_arrays = OPTIMIZERS[opt_name]
-        impls = {"ours": ours_fn(), "flatten": fdl.optim.flatten(ours_fn()), "optax": optax_fn()}
+        impls = {"ours": ours_fn(), "flatten": fdl.optim.flatten(ours_fn()), "optax": optax_fn(),
+                 "floor": ("noop", optax_fn()),
+                 "flatten floor": ("noop", fdl.optim.flatten(ours_fn()))}
         # The implementation set up first runs measurably faster (up to 1.5x on the
         # many-leaf trees, for identical programs: where its buffers land in memory), so
         # the setup order rotates from one optimizer to the next.
-        names = list(impls)
-        impls = {name: impls[name] for name in names[k % 3:] + names[:k % 3]}
+        names = list(impls)[:3]
+        impls = {name: impls[name] for name in names[k % 3:] + names[:k % 3] + list(impls)[3:]}
         runs = {}
         for key, opt in impls.items():
             params = jax.tree.map(jnp.copy, params0)
-            compiled, compile_s, state = _compiled_step(opt, params, grads)
+            noop = type(opt) is tuple  # ("noop", optimizer whose arrays it passes)
+            compiled, compile_s, state = _compiled_step(opt[1] if noop else opt, params, grads,
+                                                        noop=noop)
             params, state = compiled(params, state, grads)  # warm-up
             jax.block_until_ready(params)
             runs[key] = [compiled, compile_s, params, state, []]
@@ -125,6 +142,10 @@ def bench_tree(tree_name: str, n: int, shape: tuple, opt_names: list[str], reps:
             rows.append(dict(name=f"{label} compile{suffix}", value=compile_s[key], unit="s",
                              reference="optax", ref_value=compile_s["optax"],
                              ratio=compile_s[key] / compile_s["optax"]))
+        for key in ("floor", "flatten floor"):
+            rows.append(dict(name=f"{label} {key} (no-op step)", value=step[key] * 1e3,
+                             unit="ms", reference="optax", ref_value=step["optax"] * 1e3,
+                             ratio=step[key] / step["optax"]))
         copy_gbs = roofline.gbs()
         best = min(step["ours"], step["flatten"])
         gbs = arrays * numel * 4 / best / 1e9
