@@ -47,7 +47,7 @@ def _timed_pair(ours, reference, repeats: int) -> tuple[float, float]:
     """Median wall times of two zero-argument calls, measured alternately.
 
     Both are warmed up (compiled) first; alternating keeps a changing machine load
-    from favouring either side. Slow pairs (> 3 s per round) are repeated less.
+    from favouring either side. Pairs slower than 2 s per round get fewer rounds (at least 5).
     """
     def once(fn) -> float:
         start = time.perf_counter()
@@ -56,7 +56,7 @@ def _timed_pair(ours, reference, repeats: int) -> tuple[float, float]:
 
     once(ours), once(reference)
     times = [(once(ours), once(reference))]
-    rounds = min(repeats, max(2, int(3.0 / sum(times[0]))))
+    rounds = min(repeats, max(5, int(10.0 / sum(times[0]))))
     times += [(once(ours), once(reference)) for _ in range(rounds - 1)]
     a, b = np.median(np.array(times), axis=0)
     return float(a), float(b)
