@@ -10,7 +10,8 @@ the parameters are then derived with the helpers below (``uniform``, ``randint``
 intermediate images of a chunk stay in cache). Inside a chunk the ops still draw the
 rows of the whole batch and keep their own: a trace-time *sample window* ``(total,
 offset)``, carried into every jitted kernel as arguments by :func:`windowed_jit`,
-tells :func:`per_sample` which rows those are. The result is bit-for-bit the same.
+tells :func:`per_sample` which rows those are. The draws are the same, so the result is
+that of the whole batch up to float rounding (the compiler fuses a chunk differently).
 """
 
 from __future__ import annotations
@@ -242,7 +243,8 @@ def compose(*augmentations: Callable) -> Callable:
     binding keywords), at least one of them is a ``color_jitter`` of two or more steps,
     and the images are large, the batch runs through the whole chain in chunks of a
     few images (``jax.lax.map``). Each op still draws the parameters of its own rows of
-    the whole batch, so the output equals the unchunked chain's; the intermediate images
+    the whole batch, so the output is the unchunked chain's (up to float rounding, which
+    can move a uint8 value by one); the intermediate images
     of a chunk stay in cache (about 1.5x faster for the usual crop, flip, jitter,
     erasing pipeline at 224x224 on CPU). Other chains keep the whole batch together.
 
