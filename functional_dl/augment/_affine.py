@@ -63,7 +63,8 @@ def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) ->
     def sample(iy: jnp.ndarray, ix: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
         inside = (ix >= 0) & (ix < W) & (iy >= 0) & (iy < H)
         index = jnp.clip(iy, 0, H - 1) * W + jnp.clip(ix, 0, W - 1)
-        values = jnp.take(flat, index.reshape(-1), axis=-2).reshape(x.shape)
+        # in range after clipping: mode 'clip' avoids a bounds test per element
+        values = jnp.take(flat, index.reshape(-1), axis=-2, mode="clip").reshape(x.shape)
         return values, inside[..., None]
 
     if interpolation == "nearest":

