@@ -43,11 +43,13 @@ def _pix():
     return dm_pix
 
 
-def _timed_pair(ours, reference, repeats: int) -> tuple[float, float]:
+def _timed_pair(ours, reference, min_rounds: int, budget_s: float) -> tuple[float, float]:
     """Median wall times of two zero-argument calls, measured alternately.
 
     Both are warmed up (compiled) first; alternating keeps a changing machine load
-    from favouring either side. Pairs slower than 2 s per round get fewer rounds (at least 5).
+    from favouring either side. The pair runs for about ``budget_s`` seconds, at least
+    ``min_rounds`` and at most 1000 rounds, so that sub-millisecond ops get enough
+    rounds for a stable median.
     """
     def once(fn) -> float:
         start = time.perf_counter()
@@ -56,7 +58,7 @@ def _timed_pair(ours, reference, repeats: int) -> tuple[float, float]:
 
     once(ours), once(reference)
     times = [(once(ours), once(reference))]
-    rounds = min(repeats, max(5, int(10.0 / sum(times[0]))))
+    rounds = max(min_rounds, min(1000, int(budget_s / sum(times[0]))))
     times += [(once(ours), once(reference)) for _ in range(rounds - 1)]
     a, b = np.median(np.array(times), axis=0)
     return float(a), float(b)
@@ -205,7 +207,8 @@ def single_ops():
 def run(quick: bool = False) -> list[dict]:
     """Benchmark rows (see the module docstring); ``quick`` uses tiny sizes."""
     configs = [(8, 16)] if quick else [(256, 32), (64, 224)]
-    repeats = 2 if quick else 9
+    min_rounds, budget_s = (2, 0.0) if quick else (5, 10.0)
+    timed = partial(_timed_pair, min_rounds=min_rounds, budget_s=budget_s)
     key = jax.random.key(0)
     rows = []
 
@@ -219,14 +222,14 @@ def run(quick: bool = False) -> list[dict]:
         label = f"{n}x{size}x{size}x3"
         ours = partial(fdl_pipeline(size), key, x)
         loop = partial(numpy_pipeline, np.random.default_rng(0), np.asarray(x), size)
-        row(f"pipeline {label}", n, "numpy/scipy loop", *_timed_pair(ours, loop, repeats))
+        row(f"pipeline {label}", n, "numpy/scipy loop", *timed(ours, loop))
         if quick:  # the smoke test: one compiled pipeline only
             continue
         pix = partial(pix_pipeline(size), key, x)
-        row(f"pipeline {label}", n, "dm-pix", *_timed_pair(ours, pix, repeats))
+        row(f"pipeline {label}", n, "dm-pix", *timed(ours, pix))
         for name, ours_fn, pix_fn in single_ops():
             row(f"{name} {label}", n, "dm-pix",
-                *_timed_pair(partial(ours_fn, key, x), partial(pix_fn, key, x), repeats))
+                *timed(partial(ours_fn, key, x), partial(pix_fn, key, x)))
     return rows
 
 

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from .._checks import check_choice, check_nonnegative, is_concrete
 from . import _image, _random
-from ._hsv import shift_hue
+from ._hsv import shift_hue_planes
 
 # ITU-R 601 luma weights, as torchvision's rgb_to_grayscale.
 _LUMA = (0.2989, 0.587, 0.114)
@@ -22,7 +22,11 @@ def _gray(x: jnp.ndarray) -> jnp.ndarray:
     """Luma ``[..., H, W, 1]`` of an RGB image (a one-channel image is its own luma)."""
     if x.shape[-1] == 1:
         return x
-    r, g, b = x[..., 0:1], x[..., 1:2], x[..., 2:3]
+    return _luma(x[..., 0:1], x[..., 1:2], x[..., 2:3])
+
+
+def _luma(r: jnp.ndarray, g: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
+    """``0.2989 r + 0.587 g + 0.114 b``."""
     return r * _LUMA[0] + g * _LUMA[1] + b * _LUMA[2]
 
 
@@ -213,22 +217,25 @@ def _color_jitter(key: Any, x: jnp.ndarray, ranges: tuple) -> jnp.ndarray:
         order = perm[jnp.argsort(off[perm], stable=True)][:num_blends]
         before_hue = jnp.sum(~off[perm] & (jnp.arange(4) < jnp.argmax(perm == 3)))
 
-        def blend_steps(img: jnp.ndarray, first: bool | None) -> jnp.ndarray:
+        def blend_steps(p: jnp.ndarray, first: bool | None) -> jnp.ndarray:
             for step in range(num_blends):
                 op = order[step]
                 ref = 0.0
                 if need_gray:
-                    gray = _gray(img)
-                    ref = jnp.where(op == 1, _contrast_ref(gray), jnp.where(op == 2, gray, 0.0))
+                    gray = _luma(p[0], p[1], p[2])
+                    ref = jnp.where(op == 1, jnp.mean(gray), jnp.where(op == 2, gray, 0.0))
                 active = True if first is None else (step < before_hue) == first
-                img = jnp.where(active, _blend(img, ref, factors[op]), img)
-            return img
+                p = jnp.where(active, _blend(p, ref, factors[op]), p)
+            return p
 
+        # Channel planes [3, H, W]: the per-pixel formulas (luma, hue) vectorise over
+        # contiguous pixels once, instead of once per output channel with channels last.
+        p = jnp.moveaxis(img, -1, 0)
         if ranges[3] is None:
-            return blend_steps(img, None)
-        img = blend_steps(img, True)
-        img = shift_hue(img, _random.uniform(u[7], ranges[3]))
-        return blend_steps(img, False)
+            return jnp.moveaxis(blend_steps(p, None), 0, -1)
+        p = blend_steps(p, True)
+        p = shift_hue_planes(p, _random.uniform(u[7], ranges[3]))
+        return jnp.moveaxis(blend_steps(p, False), 0, -1)
 
     # several steps, each a full-size intermediate: run in cache-sized chunks of images
     steps = num_blends + (ranges[3] is not None)

@@ -70,7 +70,18 @@ def shift_hue(x: jnp.ndarray, factor: Any) -> jnp.ndarray:
     """
     if x.shape[-1] == 1:
         return x
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    return jnp.moveaxis(shift_hue_planes(jnp.moveaxis(x, -1, 0), factor), 0, -1)
+
+
+def shift_hue_planes(planes: jnp.ndarray, factor: Any) -> jnp.ndarray:
+    """:func:`shift_hue` on channel planes ``[3, ...]`` (channel axis first).
+
+    Per-pixel quantities (hue, min, range) feed all three output channels. With the
+    channels as planes each output plane is one vectorised formula over contiguous
+    pixels; with channels last XLA evaluates the per-pixel formula once per output
+    channel (2x slower on CPU).
+    """
+    r, g, b = planes[0], planes[1], planes[2]
     maxc = jnp.maximum(jnp.maximum(r, g), b)
     minc = jnp.minimum(jnp.minimum(r, g), b)
     crange = maxc - minc
@@ -81,10 +92,11 @@ def shift_hue(x: jnp.ndarray, factor: Any) -> jnp.ndarray:
     h6 = jnp.where(is_r, g - b, jnp.where(is_g, b - r + 2.0 * crange, r - g + 4.0 * crange))
     # 6 h' = (6 h + 6 (factor mod 1)) mod 6, with 6 h in [-1, 5): one wrap each way
     # (the modulo of the scalar factor is cheap, the per-pixel one is not).
-    t = h6 / jnp.where(crange > 0, crange, 1.0) + 6.0 * jnp.mod(jnp.asarray(factor, x.dtype), 1.0)
+    shift = 6.0 * jnp.mod(jnp.asarray(factor, planes.dtype), 1.0)
+    t = h6 / jnp.where(crange > 0, crange, 1.0) + shift
     t = jnp.where(t < 0.0, t + 6.0, jnp.where(t >= 6.0, t - 6.0, t))
     ramps = (jnp.abs(t - 3.0) - 1.0, 2.0 - jnp.abs(t - 2.0), 2.0 - jnp.abs(t - 4.0))
-    return jnp.stack([minc + crange * jnp.clip(ramp, 0.0, 1.0) for ramp in ramps], axis=-1)
+    return jnp.stack([minc + crange * jnp.clip(ramp, 0.0, 1.0) for ramp in ramps])
 
 
 _hue = _image.float_kernel()(shift_hue)
