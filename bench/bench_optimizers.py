@@ -92,47 +92,55 @@ def _compiled_step(opt: optax.GradientTransformation, params: dict, grads: dict,
 
 
 def bench_tree(tree_name: str, n: int, shape: tuple, opt_names: list[str], reps: int,
-               roofline: Roofline) -> list[dict]:
+               roofline: Roofline, trials: bool = True) -> list[dict]:
     grads = _tree(n, shape, seed=1)
     params0 = _tree(n, shape, seed=0)
     numel = n * int(np.prod(shape))
     rows = []
-    for k, opt_name in enumerate(opt_names):
+    for opt_name in opt_names:
         ours_fn, optax_fn, arrays, kernel_arrays = OPTIMIZERS[opt_name]
         impls = {"ours": ours_fn(), "flatten": fdl.optim.flatten(ours_fn()), "optax": optax_fn(),
                  "floor": ("noop", optax_fn()),
                  "flatten floor": ("noop", fdl.optim.flatten(ours_fn()))}
-        # The implementation set up first runs measurably faster (up to 1.5x on the
-        # many-leaf trees, for identical programs: where its buffers land in memory), so
-        # the setup order rotates from one optimizer to the next.
-        names = list(impls)[:3]
-        impls = {name: impls[name] for name in names[k % 3:] + names[:k % 3] + list(impls)[3:]}
         runs = {}
         for key, opt in impls.items():
-            params = jax.tree.map(jnp.copy, params0)
             noop = type(opt) is tuple  # ("noop", optimizer whose arrays it passes)
-            compiled, compile_s, state = _compiled_step(opt[1] if noop else opt, params, grads,
-                                                        noop=noop)
-            params, state = compiled(params, state, grads)  # warm-up
-            jax.block_until_ready(params)
-            runs[key] = [compiled, compile_s, params, state, []]
-        gc.disable()  # as timeit does: no collection pauses inside the timed calls
-        # interleaved, so load changes hit every implementation alike; the order rotates so
-        # that none always runs right after the large copy (which flushes the caches)
-        order = [None, *runs.values()]
-        for rep in range(reps):
-            for run in order[rep % len(order):] + order[:rep % len(order)]:
-                if run is None:
-                    roofline.measure()
-                    continue
-                compiled, _, params, state, times = run
-                t0 = time.perf_counter()
-                params, state = compiled(params, state, grads)
+            opt = opt[1] if noop else opt
+            compiled, compile_s, _ = _compiled_step(opt, params0, grads, noop=noop)
+            runs[key] = [compiled, compile_s, opt, []]
+        # The implementation whose arrays are set up first runs measurably faster (up to
+        # 1.5x on the many-leaf trees for identical programs: where its buffers land in
+        # memory). So the timing runs in as many trials as there are implementations,
+        # each with fresh arrays set up in a rotated order, and pools the trials.
+        names = list(runs)
+        for trial in range(len(names) if trials else 1):
+            live = {}
+            for key in names[trial:] + names[:trial]:
+                compiled, _, opt, _ = runs[key]
+                params = jax.tree.map(jnp.copy, params0)
+                params, state = compiled(params, opt.init(params), grads)  # warm-up
                 jax.block_until_ready(params)
-                times.append(time.perf_counter() - t0)
-                run[2], run[3] = params, state
-        gc.enable()
-        step = {k: float(np.median(r[4])) for k, r in runs.items()}
+                live[key] = [params, state]
+            gc.disable()  # as timeit does: no collection pauses inside the timed calls
+            # interleaved, so load changes hit every implementation alike; the order
+            # rotates so that none always runs right after the large copy (which flushes
+            # the caches)
+            order = [None, *names]
+            for rep in range(reps):
+                for key in order[rep % len(order):] + order[:rep % len(order)]:
+                    if key is None:
+                        roofline.measure()
+                        continue
+                    compiled, times = runs[key][0], runs[key][3]
+                    params, state = live[key]
+                    t0 = time.perf_counter()
+                    params, state = compiled(params, state, grads)
+                    jax.block_until_ready(params)
+                    times.append(time.perf_counter() - t0)
+                    live[key] = [params, state]
+            gc.enable()
+            del live
+        step = {k: float(np.median(r[3])) for k, r in runs.items()}
         compile_s = {k: r[1] for k, r in runs.items()}
         label = f"{opt_name} {tree_name}"
         for key, suffix in (("ours", ""), ("flatten", " flatten")):
@@ -171,7 +179,8 @@ def run(quick: bool = False, trees: list[str] | None = None,
     rows = []
     for name in trees:
         n, shape = table[name]
-        rows += bench_tree(name, n, shape, opts, reps=3 if quick else 30, roofline=roofline)
+        rows += bench_tree(name, n, shape, opts, reps=3 if quick else 12, roofline=roofline,
+                           trials=not quick)
     return rows
 
 
