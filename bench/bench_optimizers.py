@@ -7,11 +7,13 @@ optimizer measured in the same run, and two bandwidths against the memory-bandwi
 roofline of this machine, measured here as a large NumPy copy: the effective one (the
 bytes an ideal step must move: read p, g and each moment, write p and each moment; best
 of ours and flatten) and the one of the kernels XLA runs (the bytes they do move).
-Two floors are timed with them: a donated step that does nothing but take and return
-the same arrays as optax's step (``floor``) and as the flattened one (``flatten
-floor``). On the many-leaf trees the floor is most of optax's step: passing thousands of
-arrays in and out of a jitted call costs microseconds each, and no arithmetic with the
-same arrays can run below it.
+An A/A control times a second compile of the optax step in the same trials: its ratio to
+the first is the spread that two identical programs show here. XLA's cost analysis gives
+the bytes each compiled step reads and writes (deterministic). Two floors are timed with
+them: a donated step that does nothing but take and return the same arrays as optax's
+step (``floor``) and as the flattened one (``flatten floor``). On the many-leaf trees the
+floor is most of optax's step: passing thousands of arrays in and out of a jitted call
+costs microseconds each, and no arithmetic with the same arrays can run below it.
 
     python bench/bench_optimizers.py [--quick] [--trees 2000x256] [--opts adam]
 """
@@ -70,6 +72,13 @@ def _tree(n: int, shape: tuple, seed: int) -> dict:
     return {f"p{i:04d}": jax.random.normal(k, shape, jnp.float32) for i, k in enumerate(keys)}
 
 
+def _traffic(compiled) -> float:
+    """MB read and written by a compiled step, by XLA's cost analysis (deterministic)."""
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return cost["bytes accessed"] / 1e6
+
+
 def _compiled_step(opt: optax.GradientTransformation, params: dict, grads: dict,
                    noop: bool = False):
     """The donated step compiled ahead of time, its compile time, a fresh state.
@@ -100,6 +109,7 @@ def bench_tree(tree_name: str, n: int, shape: tuple, opt_names: list[str], reps:
     for opt_name in opt_names:
         ours_fn, optax_fn, arrays, kernel_arrays = OPTIMIZERS[opt_name]
         impls = {"ours": ours_fn(), "flatten": fdl.optim.flatten(ours_fn()), "optax": optax_fn(),
+                 "optax copy": optax_fn(),  # A/A control: what identical programs measure
                  "floor": ("noop", optax_fn()),
                  "flatten floor": ("noop", fdl.optim.flatten(ours_fn()))}
         runs = {}
@@ -150,6 +160,14 @@ def bench_tree(tree_name: str, n: int, shape: tuple, opt_names: list[str], reps:
             rows.append(dict(name=f"{label} compile{suffix}", value=compile_s[key], unit="s",
                              reference="optax", ref_value=compile_s["optax"],
                              ratio=compile_s[key] / compile_s["optax"]))
+        rows.append(dict(name=f"{label} step, A/A control (optax vs itself)",
+                         value=step["optax copy"] * 1e3, unit="ms", reference="optax",
+                         ref_value=step["optax"] * 1e3,
+                         ratio=step["optax copy"] / step["optax"]))
+        traffic = {k: _traffic(runs[k][0]) for k in ("ours", "optax")}
+        rows.append(dict(name=f"{label} bytes accessed (XLA cost analysis)",
+                         value=traffic["ours"], unit="MB", reference="optax",
+                         ref_value=traffic["optax"], ratio=traffic["ours"] / traffic["optax"]))
         for key in ("floor", "flatten floor"):
             rows.append(dict(name=f"{label} {key} (no-op step)", value=step[key] * 1e3,
                              unit="ms", reference="optax", ref_value=step["optax"] * 1e3,

@@ -65,8 +65,10 @@ def zeros_like_moment(params: Any, state_dtype: Any = None, fill: float = 0.0) -
 
 
 def increment(count: jax.Array) -> jax.Array:
-    """``count + 1`` for an int32 step counter."""
-    return count + jnp.ones_like(count)
+    """``count + 1`` for an int32 step counter, saturating at the int32 maximum (as
+    ``optax.safe_increment``) instead of wrapping to a negative step."""
+    top = jnp.iinfo(jnp.int32).max
+    return jnp.where(count < top, count + jnp.ones_like(count), top).astype(count.dtype)
 
 
 def zero_count() -> jax.Array:
@@ -74,9 +76,16 @@ def zero_count() -> jax.Array:
     return jnp.zeros([], jnp.int32)
 
 
-def step_as_float(count: jax.Array) -> jax.Array:
-    """The 1-based step ``t = count + 1`` as a default-float scalar."""
-    return increment(count).astype(jnp.result_type(float))
+def advance(count: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(new_count, step, t)`` for the update that ``count`` updates have preceded.
+
+    ``new_count = count + 1`` is the counter to store, ``step = new_count - 1`` this
+    update's 0-based step (what schedules take) and ``t = new_count`` as a default float
+    (the 1-based step of bias corrections). All three derive from the new counter: when
+    the old one is read as well, XLA copies the donated counter to keep it readable.
+    """
+    new_count = increment(count)
+    return new_count, new_count - 1, new_count.astype(jnp.result_type(float))
 
 
 def ema(beta: Any, m: jax.Array, x: jax.Array) -> jax.Array:
@@ -161,9 +170,10 @@ def scale(factor: ScalarOrSchedule) -> optax.GradientTransformation:
 
     def update(updates, state, params=None):
         del params
-        f = value_at(factor, state.count)
+        count, step, _ = advance(state.count)
+        f = value_at(factor, step)
         updates = jax.tree.map(lambda u: (f * u).astype(u.dtype), updates)
-        return updates, ScaleState(count=increment(state.count))
+        return updates, ScaleState(count=count)
 
     return optax.GradientTransformation(init, update)
 
@@ -247,7 +257,8 @@ def add_weight_decay(weight_decay: float, mask: Any = None) -> optax.GradientTra
 class TraceState(NamedTuple):
     """State of PyTorch's momentum buffer."""
 
-    count: jax.Array  # int32 scalar: updates done so far
+    count: jax.Array | None  # int32 scalar: updates done so far; None where nothing reads
+    # it (a constant momentum without dampening: then optax.trace's state, plus this field)
     momentum_buffer: Any  # pytree like params, in the moment dtype: b_t
 
 
@@ -265,7 +276,8 @@ def trace(
         u_t = g_t + \\mu_t b_t \\text{ (Nesterov) or } b_t
 
     The buffer starts at zero and the first step uses the factor 1 instead of
-    ``1 - dampening``, which gives ``b_1 = g_1`` exactly as PyTorch. ``momentum`` may be a
+    ``1 - dampening``, which gives ``b_1 = g_1`` exactly as PyTorch (without dampening
+    ``μ·0 + g_1`` is ``g_1`` already, and no step counter is kept). ``momentum`` may be a
     schedule ``step -> mu`` (e.g. ``fdl.schedules.one_cycle_momentum``). Equal to
     ``optax.trace`` when ``dampening == 0``.
 
@@ -290,15 +302,19 @@ def trace(
         check_nonnegative("momentum", momentum, fn="trace")
     check_nonnegative("dampening", dampening, fn="trace")
 
+    counted = callable(momentum) or is_active(dampening)
+
     def init(params):
         buf = zeros_like_moment(params, state_dtype)
-        return TraceState(count=zero_count(), momentum_buffer=buf)
+        return TraceState(count=zero_count() if counted else None, momentum_buffer=buf)
 
     def update(updates, state, params=None):
         del params
-        mu = value_at(momentum, state.count)
+        count, step, _ = advance(state.count) if counted else (None, 0, None)
+        mu = value_at(momentum, step)
         # b_1 = g_1 (factor 1 on the first step), then (1 - dampening)
-        c = jnp.where(state.count == 0, 1.0, 1.0 - dampening).astype(mu.dtype)
+        c = jnp.where(step == 0, 1.0, 1.0 - dampening) if counted else jnp.ones([])
+        c = c.astype(mu.dtype)
 
         def leaf(g, b):
             dt = b.dtype
@@ -307,7 +323,7 @@ def trace(
             return u.astype(g.dtype), b
 
         updates, buf = leafwise(leaf, 2, updates, state.momentum_buffer)
-        return updates, TraceState(count=increment(state.count), momentum_buffer=buf)
+        return updates, TraceState(count=count, momentum_buffer=buf)
 
     return optax.GradientTransformation(init, update)
 

@@ -14,9 +14,9 @@ import optax
 from .._checks import check_nonnegative
 from ._base import (
     ScalarOrSchedule,
+    advance,
     check_beta,
     ema,
-    increment,
     leafwise,
     value_at,
     zero_count,
@@ -254,7 +254,8 @@ def scale_by_lion(
 
     def update(updates, state, params=None):
         del params
-        beta1, beta2 = value_at(b1, state.count), value_at(b2, state.count)
+        count, step, _ = advance(state.count)
+        beta1, beta2 = value_at(b1, step), value_at(b2, step)
 
         def leaf(g, m):
             dt = m.dtype
@@ -263,6 +264,6 @@ def scale_by_lion(
             return u.astype(g.dtype), ema(beta2.astype(dt), m, x)
 
         updates, m = leafwise(leaf, 2, updates, state.exp_avg)
-        return updates, ScaleByLionState(increment(state.count), m)
+        return updates, ScaleByLionState(count, m)
 
     return optax.GradientTransformation(init, update)

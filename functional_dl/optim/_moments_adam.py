@@ -19,11 +19,10 @@ import optax
 from .._checks import check_nonnegative
 from ._base import (
     ScalarOrSchedule,
+    advance,
     check_beta,
     ema,
-    increment,
     leafwise,
-    step_as_float,
     value_at,
     zero_count,
     zeros_like_moment,
@@ -97,8 +96,8 @@ def scale_by_adam(
 
     def update(updates, state, params=None):
         del params
-        t = step_as_float(state.count)
-        beta1, beta2 = value_at(b1, state.count), value_at(b2, state.count)
+        count, step, t = advance(state.count)
+        beta1, beta2 = value_at(b1, step), value_at(b2, step)
         inv_bc1 = 1 / (1 - beta1**t)
         inv_sqrt_bc2 = jax.lax.rsqrt(1 - beta2**t)
 
@@ -116,7 +115,7 @@ def scale_by_adam(
         if amsgrad:
             trees += (state.max_exp_avg_sq,)
         updates, m, v, vmax = leafwise(leaf, 4, *trees)
-        return updates, ScaleByAdamState(increment(state.count), m, v, vmax if amsgrad else None)
+        return updates, ScaleByAdamState(count, m, v, vmax if amsgrad else None)
 
     return optax.GradientTransformation(init, update)
 
@@ -180,8 +179,8 @@ def scale_by_nadam(
 
     def update(updates, state, params=None):
         del params
-        t = step_as_float(state.count)
-        beta1, beta2 = value_at(b1, state.count), value_at(b2, state.count)
+        count, step, t = advance(state.count)
+        beta1, beta2 = value_at(b1, step), value_at(b2, step)
         mu = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
         mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
         mu_product = state.mu_product * mu
@@ -199,7 +198,7 @@ def scale_by_nadam(
             return u.astype(g.dtype), m, v
 
         updates, m, v = leafwise(leaf, 3, updates, state.exp_avg, state.exp_avg_sq)
-        return updates, ScaleByNadamState(increment(state.count), mu_product, m, v)
+        return updates, ScaleByNadamState(count, mu_product, m, v)
 
     return optax.GradientTransformation(init, update)
 
@@ -249,8 +248,8 @@ def scale_by_radam(
 
     def update(updates, state, params=None):
         del params
-        t = step_as_float(state.count)
-        beta1, beta2 = value_at(b1, state.count), value_at(b2, state.count)
+        count, step, t = advance(state.count)
+        beta1, beta2 = value_at(b1, step), value_at(b2, step)
         inv_bc1 = 1 / (1 - beta1**t)
         bc2 = 1 - beta2**t
         rho_inf = 2 / (1 - beta2) - 1
@@ -272,7 +271,7 @@ def scale_by_radam(
             return u.astype(g.dtype), m, v
 
         updates, m, v = leafwise(leaf, 3, updates, state.exp_avg, state.exp_avg_sq)
-        return updates, ScaleByAdamState(increment(state.count), m, v, None)
+        return updates, ScaleByAdamState(count, m, v, None)
 
     return optax.GradientTransformation(init, update)
 
@@ -326,8 +325,8 @@ def scale_by_adamax(
 
     def update(updates, state, params=None):
         del params
-        t = step_as_float(state.count)
-        beta1, beta2 = value_at(b1, state.count), value_at(b2, state.count)
+        count, step, t = advance(state.count)
+        beta1, beta2 = value_at(b1, step), value_at(b2, step)
         inv_bc1 = 1 / (1 - beta1**t)
 
         def leaf(g, m, n):
@@ -338,7 +337,7 @@ def scale_by_adamax(
             return (m * inv_bc1.astype(dt) / n).astype(g.dtype), m, n
 
         updates, m, n = leafwise(leaf, 3, updates, state.exp_avg, state.exp_inf)
-        return updates, ScaleByAdamaxState(increment(state.count), m, n)
+        return updates, ScaleByAdamaxState(count, m, n)
 
     return optax.GradientTransformation(init, update)
 
