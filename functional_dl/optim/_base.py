@@ -257,8 +257,8 @@ def add_weight_decay(weight_decay: float, mask: Any = None) -> optax.GradientTra
 class TraceState(NamedTuple):
     """State of PyTorch's momentum buffer."""
 
-    count: jax.Array | None  # int32 scalar: updates done so far; None where nothing reads
-    # it (a constant momentum without dampening: then optax.trace's state, plus this field)
+    count: jax.Array | None  # int32 scalar: updates done so far; None for a constant
+    # momentum without dampening, where nothing reads it
     momentum_buffer: Any  # pytree like params, in the moment dtype: b_t
 
 
