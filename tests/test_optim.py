@@ -251,6 +251,61 @@ def test_state_dtype_override():
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(u))
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_bfloat16_state_dtype_updates_in_float32(name):
+    """state_dtype=bfloat16 stores the moments in bf16 but applies the decay rates in
+    float32: 20 steps follow the float32-state updates to bf16 accuracy (with beta2 =
+    0.999 rounded to 1, v would stay 0 and Adam's step would be m/eps ~ 1e4x too large)."""
+    kw = {"alpha": 0.999} if name == "rmsprop" else {}
+    kw |= {"momentum": 0.9} if name == "sgd" else {}
+    runs = {}
+    for dtype in (jnp.float32, jnp.bfloat16):
+        opt = make(name, state_dtype=dtype, **kw)
+        params = _tree(0)
+        state = opt.init(params)
+        out = []
+        for k in range(20):
+            updates, state = opt.update(_tree(1 + k % 3), state, params)
+            out.append(updates)
+        assert all(x.dtype == dtype for x in jax.tree.leaves(state)
+                   if jnp.issubdtype(x.dtype, jnp.floating) and x.ndim), name
+        runs[dtype] = out
+    scale = max(float(jnp.max(jnp.abs(u))) for u in jax.tree.leaves(runs[jnp.float32]))
+    assert_close(runs[jnp.bfloat16], runs[jnp.float32], rtol=0.05, atol=0.05 * scale)
+
+
+@pytest.mark.parametrize("name, args, kwargs", [
+    ("sgd", (0.1, 0.9, 0.0, 1e-2, True),
+     dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True)),
+    ("adagrad", (0.1, 0.01, 1e-2, 0.1, 1e-9),
+     dict(lr=0.1, lr_decay=0.01, weight_decay=1e-2, initial_accumulator_value=0.1, eps=1e-9)),
+    ("rmsprop", (0.01, 0.9, 1e-6, 1e-2, 0.5, True),
+     dict(lr=0.01, alpha=0.9, eps=1e-6, weight_decay=1e-2, momentum=0.5, centered=True)),
+    ("adam", (1e-2, (0.8, 0.99), 1e-6, 1e-2, True),
+     dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=1e-2, amsgrad=True)),
+    ("adamw", (1e-2, (0.8, 0.99), 1e-6, 0.1, False, {"w": True, "b": False}),
+     dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1,
+          mask={"w": True, "b": False})),
+    ("nadam", (1e-2, (0.8, 0.99), 1e-6, 1e-2, 0.01, True),
+     dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=1e-2, momentum_decay=0.01,
+          decoupled_weight_decay=True)),
+    ("adadelta", (0.5, 0.8, 1e-5, 1e-2),
+     dict(lr=0.5, rho=0.8, eps=1e-5, weight_decay=1e-2)),
+])
+def test_arguments_in_pytorch_order_may_be_positional(name, args, kwargs):
+    """As torch.optim: hyperparameters in PyTorch's order work positionally (API.md)."""
+    positional = getattr(fdl.optim, name)(*args)
+    keyword = getattr(fdl.optim, name)(**kwargs)
+    params = _tree(0)
+    results = []
+    for opt in (positional, keyword):
+        state = opt.init(params)
+        for k in range(3):
+            updates, state = opt.update(_tree(1 + k), state, params)
+        results.append(updates)
+    assert_close(results[0], results[1], rtol=0, atol=0)
+
+
 def test_apply_updates_keeps_each_leaf_dtype():
     params = {"a": jnp.ones(2, jnp.bfloat16), "b": jnp.ones(2, jnp.float16), "c": None,
               "d": jnp.ones(2, jnp.float32)}
@@ -354,6 +409,7 @@ BAD = [
     ("sgd", dict(lr=0.1, weight_decay=-1.0), "weight_decay"),
     ("sgd", dict(lr=0.1, nesterov=True), "nesterov"),
     ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "nesterov"),
+    ("sgd", dict(lr=0.1, momentum=lambda s: 0.9, dampening=0.1, nesterov=True), "nesterov"),
     ("sgd", dict(lr=0.1, dampening=-0.1), "dampening"),
     ("adam", dict(lr=-1e-3), "lr"),
     ("adam", dict(betas=(1.0, 0.999)), "betas[0]"),

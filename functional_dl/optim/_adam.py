@@ -31,11 +31,11 @@ def _check(fn: str, lr: Any, betas: Any, eps: float, weight_decay: float) -> tup
 
 def adam(
     lr: ScalarOrSchedule = 1e-3,
-    *,
     betas: tuple = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
     amsgrad: bool = False,
+    *,
     maximize: bool = False,
     state_dtype: Any = None,
 ) -> optax.GradientTransformation:
@@ -85,12 +85,12 @@ def adam(
 
 def adamw(
     lr: ScalarOrSchedule = 1e-3,
-    *,
     betas: tuple = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 1e-2,
     amsgrad: bool = False,
     mask: Any = None,
+    *,
     maximize: bool = False,
     state_dtype: Any = None,
 ) -> optax.GradientTransformation:
@@ -137,12 +137,12 @@ def adamw(
 
 def nadam(
     lr: ScalarOrSchedule = 2e-3,
-    *,
     betas: tuple = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
     momentum_decay: float = 4e-3,
     decoupled_weight_decay: bool = False,
+    *,
     maximize: bool = False,
     state_dtype: Any = None,
 ) -> optax.GradientTransformation:
@@ -185,11 +185,11 @@ def nadam(
 
 def radam(
     lr: ScalarOrSchedule = 1e-3,
-    *,
     betas: tuple = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
     decoupled_weight_decay: bool = False,
+    *,
     maximize: bool = False,
     state_dtype: Any = None,
 ) -> optax.GradientTransformation:
@@ -228,10 +228,10 @@ def radam(
 
 def adamax(
     lr: ScalarOrSchedule = 2e-3,
-    *,
     betas: tuple = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
+    *,
     maximize: bool = False,
     state_dtype: Any = None,
 ) -> optax.GradientTransformation:
@@ -267,10 +267,10 @@ def adamax(
 
 def lion(
     lr: ScalarOrSchedule = 1e-4,
-    *,
     betas: tuple = (0.9, 0.99),
     weight_decay: float = 0.0,
     mask: Any = None,
+    *,
     maximize: bool = False,
     state_dtype: Any = None,
 ) -> optax.GradientTransformation:

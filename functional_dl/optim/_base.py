@@ -12,7 +12,9 @@ Conventions shared by every transform here:
   ``step -> value`` evaluated at the transform's own ``count`` (0 at the first update).
 - Moments are stored in ``state_dtype``; by default ``float32`` for ``bfloat16``/``float16``
   parameters (so ``beta2 = 0.999`` does not round to 1 and small increments do not vanish),
-  the parameter's own dtype otherwise. All arithmetic of a leaf happens in that dtype.
+  the parameter's own dtype otherwise. All arithmetic of a leaf happens in that dtype
+  promoted to at least float32 (``leafwise``): a ``bfloat16`` ``state_dtype`` saves memory
+  and rounds each stored moment, but its decay rates are applied in float32.
 - Updates leave a transform with the dtype they came in with.
 """
 
@@ -116,11 +118,22 @@ def check_betas(betas: Any, fn: str) -> tuple:
     return b1, b2
 
 
-def leafwise(fn: Callable[..., tuple], n_out: int, *trees: Any) -> tuple:
-    """Map ``fn`` over the leaves of ``trees`` (structure of the first) and unzip its outputs."""
-    treedef = jax.tree.structure(trees[0])
-    flat = [treedef.flatten_up_to(t) for t in trees]
-    outs = [fn(*leaves) for leaves in zip(*flat, strict=True)]
+def leafwise(fn: Callable[..., tuple], n_out: int, updates: Any, *states: Any) -> tuple:
+    """Map ``fn(g, *state_leaves) -> (u, *new_state_leaves)`` over the leaves of ``updates``
+    and the state trees (same structure) and unzip its ``n_out`` outputs into trees.
+
+    State leaves enter ``fn`` in their dtype promoted to at least float32, and the new
+    state leaves are stored back in their own dtype: a ``bfloat16`` moment is updated in
+    float32 (``0.999·v`` would otherwise round ``beta2`` to 1) and rounded once when stored.
+    """
+    treedef = jax.tree.structure(updates)
+    flat = [treedef.flatten_up_to(t) for t in (updates, *states)]
+    outs = []
+    for g, *old in zip(*flat, strict=True):
+        out = fn(g, *(s.astype(jnp.promote_types(s.dtype, jnp.float32)) for s in old))
+        stored = [x if i >= len(old) or x is None else x.astype(old[i].dtype)
+                  for i, x in enumerate(out[1:])]
+        outs.append((out[0], *stored))
     return tuple(treedef.unflatten([o[i] for o in outs]) for i in range(n_out))
 
 

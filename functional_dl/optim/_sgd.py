@@ -23,11 +23,11 @@ __all__ = ["sgd", "rmsprop", "adagrad", "adadelta"]
 
 def sgd(
     lr: ScalarOrSchedule,
-    *,
     momentum: ScalarOrSchedule = 0.0,
     dampening: float = 0.0,
     weight_decay: float = 0.0,
     nesterov: bool = False,
+    *,
     maximize: bool = False,
     state_dtype: Any = None,
 ) -> optax.GradientTransformation:
@@ -76,12 +76,15 @@ def sgd(
         check_nonnegative("momentum", momentum, fn=fn)
     check_nonnegative("dampening", dampening, fn=fn)
     check_nonnegative("weight_decay", weight_decay, fn=fn)
-    if nesterov and not callable(momentum) and is_concrete(momentum) and is_concrete(dampening):
-        if float(momentum) <= 0 or float(dampening) != 0:
-            raise ValueError(
-                "sgd: nesterov=True requires momentum > 0 and dampening == 0 (as PyTorch), "
-                f"got momentum={momentum!r}, dampening={dampening!r}"
-            )
+    # what is known here is checked (a schedule or traced value can only be checked as
+    # far as the other argument goes)
+    no_momentum = not callable(momentum) and is_concrete(momentum) and float(momentum) <= 0
+    damped = is_concrete(dampening) and float(dampening) != 0
+    if nesterov and (no_momentum or damped):
+        raise ValueError(
+            "sgd: nesterov=True requires momentum > 0 and dampening == 0 (as PyTorch), "
+            f"got momentum={momentum!r}, dampening={dampening!r}"
+        )
     direction = None
     if is_active(momentum):
         direction = trace(momentum, dampening=dampening, nesterov=nesterov,
@@ -91,12 +94,12 @@ def sgd(
 
 def rmsprop(
     lr: ScalarOrSchedule = 1e-2,
-    *,
     alpha: float = 0.99,
     eps: float = 1e-8,
     weight_decay: float = 0.0,
     momentum: ScalarOrSchedule = 0.0,
     centered: bool = False,
+    *,
     maximize: bool = False,
     state_dtype: Any = None,
 ) -> optax.GradientTransformation:
@@ -147,11 +150,11 @@ def rmsprop(
 
 def adagrad(
     lr: ScalarOrSchedule = 1e-2,
-    *,
     lr_decay: float = 0.0,
     weight_decay: float = 0.0,
     initial_accumulator_value: float = 0.0,
     eps: float = 1e-10,
+    *,
     maximize: bool = False,
     state_dtype: Any = None,
 ) -> optax.GradientTransformation:
@@ -202,10 +205,10 @@ def adagrad(
 
 def adadelta(
     lr: ScalarOrSchedule = 1.0,
-    *,
     rho: float = 0.9,
     eps: float = 1e-6,
     weight_decay: float = 0.0,
+    *,
     maximize: bool = False,
     state_dtype: Any = None,
 ) -> optax.GradientTransformation:
