@@ -9,6 +9,7 @@ import optax
 import pytest
 from scipy.special import log_softmax, softmax
 
+import functional_dl as fdl
 import functional_dl.losses as L
 from functional_dl.losses._cross_entropy import _cross_entropy_formula
 from tests.helpers import assert_close, assert_finite
@@ -229,6 +230,38 @@ def test_out_of_range_targets_give_nan_not_a_plausible_loss(bad_target):
         assert np.isnan(L.nll_loss(X, y, w))
     assert np.isnan(L.multi_margin_loss(X, y))
     assert np.isnan(L.softmax_focal_loss(X, y))
+    # the gradient has NaN in the bad element's logits too (a training step on the batch
+    # turns the parameters into NaN), and finite elsewhere, fused or hand-derived
+    losses = {
+        "cross_entropy": lambda a: L.cross_entropy(a, y, W, label_smoothing=0.1),
+        "cross_entropy jit": jax.jit(lambda a: L.cross_entropy(a, y)),
+        "nll_loss": lambda a: L.nll_loss(a, y, W),
+        "multi_margin_loss": lambda a: L.multi_margin_loss(a, y, p=2),
+        "softmax_focal_loss": lambda a: L.softmax_focal_loss(a, y),
+    }
+    for name, fn in losses.items():
+        g = np.asarray(jax.grad(fn)(X))
+        assert np.any(np.isnan(g[0, 1])), name
+        assert np.all(np.isfinite(np.delete(g.reshape(-1, C), 1, axis=0))), name
+    hand_derived = [e for name, e in fdl.grads.registry().items()
+                    if name.startswith(("cross_entropy", "nll_loss", "multi_margin_loss",
+                                        "softmax_focal_loss")) and "probability" not in name]
+    assert len(hand_derived) == 7
+    for entry in hand_derived:
+        g = np.ones(np.shape(entry.forward(X, y)), np.float32)
+        hand = np.asarray(entry.backward(X, y, g))
+        assert np.any(np.isnan(hand[0, 1])), entry.name
+        assert np.all(np.isfinite(np.delete(hand.reshape(-1, C), 1, axis=0))), entry.name
+
+
+def test_nll_loss_fully_ignored_batch():
+    """As cross_entropy: 'mean' over no element is NaN with a zero gradient, also by the
+    registered hand-derived backward."""
+    y = np.full((2, 3), -100)
+    assert np.isnan(L.nll_loss(X, y)) and float(L.nll_loss(X, y, reduction="sum")) == 0.0
+    assert_close(jax.grad(lambda a: L.nll_loss(a, y, W))(X), np.zeros_like(X))
+    from functional_dl.losses._cross_entropy import _nll_backward
+    assert_close(_nll_backward(X, y, W, -100, np.float32(1.0)), np.zeros_like(X))
 
 
 def test_cross_entropy_bad_input_raises():

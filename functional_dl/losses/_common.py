@@ -103,6 +103,17 @@ def class_target_masks(target: jnp.ndarray, num_classes: int, ignore_index: Any 
     return valid, bad, jnp.clip(target, 0, num_classes - 1)
 
 
+def poison(bad: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
+    """``x`` with NaN where ``bad`` (an out-of-range class target), in value and gradient.
+
+    ``x·(NaN if bad else 1)``: a plain ``where(bad, nan, x)`` would give those elements a
+    zero gradient, and a training step on a batch with one bad label would go on
+    silently from the other elements instead of turning the parameters into NaN.
+    """
+    x = jnp.asarray(x)
+    return x * jnp.where(bad, jnp.nan, 1).astype(x.dtype)
+
+
 def pow0(base: jnp.ndarray, exponent: Any) -> jnp.ndarray:
     """``base ** exponent`` for ``base >= 0`` with ``0 ** e = 0`` (``e > 0``), ``0 ** 0 = 1``.
 

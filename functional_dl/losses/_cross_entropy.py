@@ -30,6 +30,7 @@ from ._common import (
     check_class_weight,
     class_target_masks,
     compute_dtype,
+    poison,
 )
 from ._reduction import check_reduction, reduce_loss
 
@@ -120,7 +121,7 @@ def _ce_int(x, target, weight, ignore_index, eps, stats):
     loss = w_y * jnp.where(valid, lse - xy, 0)  # ignored rows: no inf·0, not even in grads
     if smooth:
         loss = (1 - eps) * loss + eps / num_classes * jnp.where(valid, jnp.sum(v) * lse - s, 0)
-    return jnp.where(bad, jnp.nan, loss), jnp.sum(w_y)
+    return poison(bad, loss), jnp.sum(w_y)
 
 
 def _ce_prob(x, target, weight, eps, stats):
@@ -148,7 +149,9 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, label_smooth
     combination of weight, ignore_index and smoothing). A fully ignored batch gives
     ``0/0 = NaN`` for ``'mean'`` (as PyTorch) with a zero, finite gradient; ``'sum'``
     gives 0. A non-ignored target outside ``[0, C)`` gives a NaN loss for its element
-    (PyTorch raises an error; a jitted function cannot). Ignored rows add nothing to the
+    and a NaN gradient for its logits (PyTorch raises an error; a jitted function cannot),
+    so a training step on such a batch turns the parameters into NaN, never silently
+    trains on the other elements. Ignored rows add nothing to the
     gradient either, even when their logits are all −inf (padding).
 
     Probability targets (floating, shape ``[..., C]``): ``t' = t·(1 − ε) + ε/C`` and
@@ -212,7 +215,8 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean")
 
     ``loss_n = −w[y_n]·input_n[y_n]``, 0 where ``y_n == ignore_index``; ``'mean'``
     divides by ``Σ_n w[y_n]`` over the non-ignored elements (NaN when all are ignored,
-    as in PyTorch). A non-ignored target outside ``[0, C)`` gives a NaN loss.
+    as in PyTorch). A non-ignored target outside ``[0, C)`` gives a NaN loss and a NaN
+    gradient for its element.
 
     Args:
       input: log-probabilities ``[..., C]`` (e.g. ``log_softmax`` output).
@@ -251,7 +255,7 @@ def _nll_terms(x, target, weight, ignore_index):
     w_y = _target_weight(weight, y, valid, x.dtype)
     xy = jnp.take_along_axis(x, y[..., None], axis=-1)[..., 0]
     loss = -w_y * jnp.where(valid, xy, 0)  # an ignored −inf log-probability stays out
-    return jnp.where(bad, jnp.nan, loss), jnp.sum(w_y)
+    return poison(bad, loss), jnp.sum(w_y)
 
 
 # ------------------------------------------------ plain formulas and hand backward
@@ -297,7 +301,7 @@ def _cross_entropy_backward(x, target, weight, g, *, ignore_index=-100, eps=0.0,
     valid, bad, y = class_target_masks(target, num_classes, ignore_index)
     w_y = _target_weight(weight, y, valid, cd)
     c = _reduce_cotangent(g, jnp.sum(w_y), reduction, y.shape)
-    c = jnp.where(valid & ~bad, c, 0)
+    c = poison(bad, jnp.where(valid, c, 0))
     g_lse = c * ((1 - eps) * w_y + eps / num_classes * jnp.sum(w))
     return _stats_backward(x, None, y, w, m, lse, g_lse, -c * (1 - eps) * w_y,
                            -c * eps / num_classes)[0]
@@ -309,10 +313,12 @@ def _nll_formula(x, target, weight, ignore_index):
 
 
 def _nll_backward(x, target, weight, ignore_index, g):
-    """d/dx of the weighted mean: −w[y]/Σw[y]·onehot(y) per element (0 if ignored)."""
-    valid, _, y = class_target_masks(target, x.shape[-1], ignore_index)
+    """d/dx of the weighted mean: −w[y]/Σw[y]·onehot(y) per element (0 if ignored, also
+    when all are; NaN for a target outside ``[0, C)``)."""
+    valid, bad, y = class_target_masks(target, x.shape[-1], ignore_index)
     w_y = _target_weight(weight, y, valid, x.dtype)
-    c = g * w_y / jnp.sum(w_y)
+    den = jnp.sum(w_y)
+    c = poison(bad, g * w_y / jnp.where(den == 0, 1, den))
     return jnp.where(jnp.arange(x.shape[-1]) == y[..., None], -c[..., None], 0)
 
 

@@ -18,6 +18,7 @@ from ._common import (
     class_target_masks,
     compute_dtype,
     dpow0,
+    poison,
     pow0,
 )
 from ._reduction import check_reduction, reduce_loss
@@ -47,17 +48,17 @@ def _multi_margin_formula(x, target, weight=None, *, p=1, margin=1.0):
     h, y, bad = _margins(x, target, margin)
     w_y = 1.0 if weight is None else jnp.take(weight, y)
     loss = w_y * jnp.sum(h if p == 1 else h * h, axis=-1) / x.shape[-1]
-    return jnp.where(bad, jnp.nan, loss)
+    return poison(bad, loss)
 
 
 def _multi_margin_backward(x, target, weight, g, *, p=1, margin=1.0):
     """With ``h_i = margin − x_y + x_i`` (i ≠ y) and ``k_i = w[y]/C·p·max(0, h_i)^(p−1)``
     (``[h_i > 0]`` for p = 1): ``dx_i = g·k_i`` for i ≠ y and ``dx_y = −g·Σ_i k_i``.
     """
-    h, y, _ = _margins(x, target, margin)
+    h, y, bad = _margins(x, target, margin)
     w_y = 1.0 if weight is None else jnp.take(weight, y)
     k = (h > 0).astype(x.dtype) if p == 1 else 2 * h
-    k = (g * w_y / x.shape[-1])[..., None] * k
+    k = poison(bad, g * w_y / x.shape[-1])[..., None] * k
     onehot = jnp.arange(x.shape[-1]) == y[..., None]
     return k - jnp.where(onehot, jnp.sum(k, axis=-1, keepdims=True), 0)
 
@@ -67,7 +68,7 @@ def multi_margin_loss(input, target, *, p=1, margin=1.0, weight=None, reduction=
 
     ``loss_n = Σ_{i ≠ y_n} max(0, margin − x_n[y_n] + x_n[i])^p · w[y_n] / C``;
     ``'mean'`` divides by the number of elements (not by the weights). The gradient of
-    ``max(0, ·)`` at 0 is 0. A target outside ``[0, C)`` gives a NaN loss.
+    ``max(0, ·)`` at 0 is 0. A target outside ``[0, C)`` gives a NaN loss and gradient.
 
     Args:
       input: scores ``[..., C]`` (class axis last).
@@ -119,7 +120,7 @@ def _softmax_focal_formula(x, target, alpha=None, *, gamma=2.0):
     on = t != 0
     terms = jnp.where(on, a * t * pow0(q, gamma) * jnp.where(on, logp, 0), 0)
     loss = -jnp.sum(terms, axis=-1)
-    return loss if bad is None else jnp.where(bad, jnp.nan, loss)
+    return loss if bad is None else poison(bad, loss)
 
 
 def _softmax_focal_backward(x, target, alpha, g, *, gamma=2.0):
@@ -127,7 +128,8 @@ def _softmax_focal_backward(x, target, alpha, g, *, gamma=2.0):
     ``A_c = −g·α_c·t_c·(q_c^γ − γ·q_c^(γ−1)·p_c·ℓ_c)`` and
     ``dx_j = A_j − p_j·Σ_c A_c``.
     """
-    t, a, logp, q, _ = _focal_parts(x, target, alpha)
+    t, a, logp, q, bad = _focal_parts(x, target, alpha)
+    g = g if bad is None else poison(bad, g)
     on = t != 0
     logp_on = jnp.where(on, logp, 0)
     p = jnp.exp(logp)
@@ -143,7 +145,7 @@ def softmax_focal_loss(input, target, *, gamma=2.0, alpha=None, reduction="mean"
     integer targets ``t`` is one-hot, i.e. ``loss_n = −α_y·(1 − p_y)^γ·log p_y``.
     ``γ = 0`` with ``alpha=None`` is :func:`cross_entropy`. ``1 − p`` is computed as
     ``−expm1(log p)``; classes with ``t_c = 0`` add nothing, even at a −inf logit.
-    A target index outside ``[0, C)`` gives a NaN loss.
+    A target index outside ``[0, C)`` gives a NaN loss and gradient.
 
     Args:
       input: logits ``[..., C]`` (class axis last).
