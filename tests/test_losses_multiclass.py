@@ -83,13 +83,14 @@ def softmax_focal_reference(x, t, gamma, alpha=None, reduction="mean"):
 
 
 # ---------------------------------------------------------------------- cross_entropy
-INT_OPTIONS = list(itertools.product([None, W], [-100, 7], [0.0, 0.1], REDUCTIONS))
+# ignore_index: -100 (none ignored), 7 (outside the classes), 3 (a real class: Y[1, 2])
+INT_OPTIONS = list(itertools.product([None, W], [-100, 7, 3], [0.0, 0.1], REDUCTIONS))
 
 
 @pytest.mark.parametrize("weight,ignore_index,label_smoothing,reduction", INT_OPTIONS)
 def test_cross_entropy_integer_targets_match_pytorch(weight, ignore_index, label_smoothing,
                                                      reduction):
-    y = Y if ignore_index == -100 else Y_IGN
+    y = Y_IGN if ignore_index == 7 else Y
     kw = dict(ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction)
     got = L.cross_entropy(X, y, weight, **kw)
     assert got.shape == (() if reduction != "none" else y.shape)

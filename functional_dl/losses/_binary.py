@@ -244,6 +244,8 @@ def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, reduction="mean"
     ``p_t = p·y + (1 − p)·(1 − y)`` and ``α_t = α·y + (1 − α)·(1 − y)``; a negative
     ``alpha`` disables the α weighting. ``1 − p_t`` is computed as
     ``σ(x)(1 − y) + σ(−x)·y``, so values and gradients are finite at any logit.
+    Gradient (``q = 1 − p_t``, ``ce = BCE_with_logits``):
+    ``α_t·[(σ(x) − y)·q^γ + ce·γ·q^(γ−1)·σ(x)·σ(−x)·(1 − 2y)]``.
 
     Args:
       input: logits ``x``, any shape ``[...]``.

@@ -101,7 +101,7 @@ def gan_discriminator_loss(real_logits, fake_logits, *, reduction="mean"):
     ``loss = −log σ(real) − log(1 − σ(fake)) = softplus(−real) + softplus(fake)``.
     ``'mean'``/``'sum'`` reduce the real and the fake terms separately and add them
     (so the two batches may differ in size); ``'none'`` needs equal shapes and returns
-    the per-element sum.
+    the per-element sum. Gradient: ``−σ(−real)`` and ``σ(fake)``.
 
     Args:
       real_logits: discriminator logits on real samples, any shape.
@@ -143,7 +143,8 @@ def gan_generator_loss(fake_logits, *, non_saturating=True, reduction="mean"):
     ``non_saturating=True``: ``loss = −log σ(fake) = softplus(−fake)``, strong
     gradients while the discriminator wins. ``False``: the original minimax objective
     ``loss = log(1 − σ(fake)) = −softplus(fake)``, whose gradient ``−σ(fake)``
-    vanishes when ``fake`` is very negative.
+    vanishes when ``fake`` is very negative. Gradient: ``−σ(−fake)`` (non-saturating)
+    or ``−σ(fake)``.
 
     Args:
       fake_logits: discriminator logits on generated samples, any shape.

@@ -66,7 +66,9 @@ def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean
     ``cos = Σ x1·x2 / sqrt((Σ x1² + ε)(Σ x2² + ε))`` with ``ε = 1e-12`` over the last
     axis; ``loss = 1 − cos`` for ``y = 1``, ``max(0, cos − margin)`` for ``y = −1``,
     and 0 for any other target value (as PyTorch). Zero vectors give ``cos = 0``: no
-    NaN in values or gradients.
+    NaN in values or gradients. Gradient: ``∂cos/∂x1 = x2/sqrt(m1·m2) − cos·x1/m1``
+    (``m = Σ x² + ε``; the same for x2), times −1 for ``y = 1`` and
+    ``[cos >= margin]`` for ``y = −1``.
 
     Args:
       input1: embeddings ``[..., D]``.
@@ -147,7 +149,11 @@ def triplet_margin_loss(anchor, positive, negative, *, margin=1.0, p=2.0, eps=1e
     ``d(x, y) = ‖x − y + eps‖_p`` over the last axis (``eps`` is added to the
     difference, as PyTorch). ``swap=True`` uses ``min(d(a, neg), d(pos, neg))`` as the
     negative distance (Balntas et al., 2016). Coinciding points give finite gradients
-    (the norm's gradient at 0 is 0).
+    (the norm's gradient at 0 is 0). Gradient, where the hinge is active, with
+    ``u(x, y) = ∂d(x, y)/∂x = (|δ|^(p−1)·sign δ)/d^(p−1)``, ``δ = x − y + eps``:
+    ``da = u(a, pos) − u(a, neg)``, ``dpos = −u(a, pos)``, ``dneg = u(a, neg)`` (with
+    ``swap`` choosing ``d(pos, neg)``: ``dpos = −u(a, pos) − u(pos, neg)``,
+    ``dneg = u(pos, neg)``, ``da = u(a, pos)``).
 
     Args:
       anchor: embeddings ``[..., D]``.
@@ -252,7 +258,9 @@ def dice_loss(input, target, *, smooth=1.0, reduction="mean"):
 
     For each sample ``n`` and class ``c``, summing over the spatial axes (all but the
     first and the last): ``loss[n, c] = 1 − (2·Σ p·t + smooth) / (Σ p + Σ t + smooth)``.
-    ``smooth > 0`` keeps empty classes finite (loss 0 when both are empty).
+    ``smooth > 0`` keeps empty classes finite (loss 0 when both are empty). Gradient,
+    with ``I = Σ p·t`` and ``U = Σ p + Σ t``:
+    ``∂loss/∂p = −(2t·(U + smooth) − (2I + smooth)) / (U + smooth)²`` (same for t with p).
 
     Args:
       input: probabilities ``[N, ..., C]`` (apply softmax or sigmoid first).

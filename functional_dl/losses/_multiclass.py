@@ -69,6 +69,8 @@ def multi_margin_loss(input, target, *, p=1, margin=1.0, weight=None, reduction=
     ``loss_n = Σ_{i ≠ y_n} max(0, margin − x_n[y_n] + x_n[i])^p · w[y_n] / C``;
     ``'mean'`` divides by the number of elements (not by the weights). The gradient of
     ``max(0, ·)`` at 0 is 0. A target outside ``[0, C)`` gives a NaN loss and gradient.
+    Gradient, with ``h_i = margin − x_y + x_i``: ``dx_i = w[y]/C·p·max(0, h_i)^(p−1)``
+    (``[h_i > 0]`` for p = 1) for ``i ≠ y``, and ``dx_y = −Σ_{i≠y} dx_i``.
 
     Args:
       input: scores ``[..., C]`` (class axis last).
@@ -145,7 +147,9 @@ def softmax_focal_loss(input, target, *, gamma=2.0, alpha=None, reduction="mean"
     integer targets ``t`` is one-hot, i.e. ``loss_n = −α_y·(1 − p_y)^γ·log p_y``.
     ``γ = 0`` with ``alpha=None`` is :func:`cross_entropy`. ``1 − p`` is computed as
     ``−expm1(log p)``; classes with ``t_c = 0`` add nothing, even at a −inf logit.
-    A target index outside ``[0, C)`` gives a NaN loss and gradient.
+    A target index outside ``[0, C)`` gives a NaN loss and gradient. Gradient, with
+    ``ℓ = log p``, ``q = 1 − p`` and ``A_c = −α_c·t_c·(q_c^γ − γ·q_c^(γ−1)·p_c·ℓ_c)``:
+    ``dx_j = A_j − p_j·Σ_c A_c``.
 
     Args:
       input: logits ``[..., C]`` (class axis last).
