@@ -41,10 +41,13 @@ CASES: list[tuple[str, Callable, str | None, Callable | None]] = [
     ("elu", A.elu, "jax.nn.elu", jax.nn.elu),
     ("selu", A.selu, "jax.nn.selu", jax.nn.selu),
     ("celu", A.celu, "jax.nn.celu", jax.nn.celu),
-    ("gelu", A.gelu, "jax.nn.gelu(approximate=False)",
-     lambda x: jax.nn.gelu(x, approximate=False)),
-    ("gelu(approximate='tanh')", lambda x: A.gelu(x, approximate="tanh"),
-     "jax.nn.gelu(approximate=True)", lambda x: jax.nn.gelu(x, approximate=True)),
+    ("gelu", A.gelu, "jax.nn.gelu(approximate=False)", lambda x: jax.nn.gelu(x, approximate=False)),
+    (
+        "gelu(approximate='tanh')",
+        lambda x: A.gelu(x, approximate="tanh"),
+        "jax.nn.gelu(approximate=True)",
+        lambda x: jax.nn.gelu(x, approximate=True),
+    ),
     ("silu", A.silu, "jax.nn.silu", jax.nn.silu),
     ("mish", A.mish, "jax.nn.mish", jax.nn.mish),
     ("softplus", A.softplus, "jax.nn.softplus", jax.nn.softplus),
@@ -56,8 +59,12 @@ CASES: list[tuple[str, Callable, str | None, Callable | None]] = [
     ("softmax", A.softmax, "jax.nn.softmax", jax.nn.softmax),
     ("log_softmax", A.log_softmax, "jax.nn.log_softmax", jax.nn.log_softmax),
     ("glu", A.glu, "jax.nn.glu", jax.nn.glu),
-    ("prelu", lambda x: A.prelu(x, jnp.full(x.shape[-1:], _PRELU_W, x.dtype)),
-     "jnp.where(x > 0, x, w * x)", _prelu_ref),
+    (
+        "prelu",
+        lambda x: A.prelu(x, jnp.full(x.shape[-1:], _PRELU_W, x.dtype)),
+        "jnp.where(x > 0, x, w * x)",
+        _prelu_ref,
+    ),
 ]
 
 
@@ -77,8 +84,13 @@ def _time(fn: Callable, *args) -> float:
     return time.perf_counter() - t0
 
 
-def run(quick: bool = False, *, size: int | None = None, repeats: int | None = None,
-        only: str | None = None) -> list[dict]:
+def run(
+    quick: bool = False,
+    *,
+    size: int | None = None,
+    repeats: int | None = None,
+    only: str | None = None,
+) -> list[dict]:
     """Time every case; return rows ``name, value, unit, reference, ref_value, ratio``.
 
     ``size`` (side of the square input) and ``repeats`` override the defaults
@@ -106,14 +118,16 @@ def run(quick: bool = False, *, size: int | None = None, repeats: int | None = N
             order.reverse()
         ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
         ref_ms = ms.get("ref")
-        rows.append({
-            "name": name,
-            "value": ms["ours"],
-            "unit": "ms",
-            "reference": ref_name,
-            "ref_value": ref_ms,
-            "ratio": ms["ours"] / ref_ms if ref_ms else None,
-        })
+        rows.append(
+            {
+                "name": name,
+                "value": ms["ours"],
+                "unit": "ms",
+                "reference": ref_name,
+                "ref_value": ref_ms,
+                "ratio": ms["ours"] / ref_ms if ref_ms else None,
+            }
+        )
     return rows
 
 
@@ -126,8 +140,10 @@ def _print(rows: list[dict]) -> None:
         ratio = f"{r['ratio']:6.3f}" if r["ratio"] is not None else f"{'-':>6}"
         print(f"{r['name']:<26} {r['value']:9.2f} {ref}  {ratio}  {r['reference']}")
     ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
-    print(f"times in {rows[0]['unit']} (median); geometric-mean ratio "
-          f"{float(np.exp(np.mean(np.log(ratios)))):.3f}, worst {max(ratios):.3f}")
+    print(
+        f"times in {rows[0]['unit']} (median); geometric-mean ratio "
+        f"{float(np.exp(np.mean(np.log(ratios)))):.3f}, worst {max(ratios):.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def _rope_half(x, theta=10000.0):
     inv = theta ** (-jnp.arange(0, d, 2, dtype=jnp.float32) / d)
     ang = jnp.arange(x.shape[1], dtype=jnp.float32)[:, None] * inv  # (L, D/2)
     cos, sin = jnp.cos(ang)[None, :, None], jnp.sin(ang)[None, :, None]
-    a, b = x[..., : d // 2], x[..., d // 2:]
+    a, b = x[..., : d // 2], x[..., d // 2 :]
     return jnp.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
 
 
@@ -137,8 +137,12 @@ def _lm_steps(vocab, d, heads, layers, batch, length):
     f_params = flax_model.init(KEY, tokens[:, :-1])["params"]
     ours_step = make(lambda p, t: ours.apply(p, {}, t)[0])
     ref_step = make(lambda p, t: flax_model.apply({"params": p}, t))
-    return (ours_step, (params, opt.init(params), tokens),
-            ref_step, (f_params, opt.init(f_params), tokens))
+    return (
+        ours_step,
+        (params, opt.init(params), tokens),
+        ref_step,
+        (f_params, opt.init(f_params), tokens),
+    )
 
 
 # --------------------------------------------------------------------------- timing
@@ -162,12 +166,23 @@ def _compare(ours, our_args, ref, ref_args, repeats):
 
 def _row(name, value, unit, reference, ref_value):
     ratio = None if ref_value is None else value / ref_value
-    return {"name": name, "value": value, "unit": unit, "reference": reference,
-            "ref_value": ref_value, "ratio": ratio}
+    return {
+        "name": name,
+        "value": value,
+        "unit": unit,
+        "reference": reference,
+        "ref_value": ref_value,
+        "ratio": ratio,
+    }
 
 
-def run(quick: bool = False, *, repeats: int | None = None, long: bool | None = None,
-        only_long: bool = False) -> list[dict]:
+def run(
+    quick: bool = False,
+    *,
+    repeats: int | None = None,
+    long: bool | None = None,
+    only_long: bool = False,
+) -> list[dict]:
     """Time every case; return rows ``name, value, unit, reference, ref_value, ratio``.
 
     ``repeats``: timed runs per case (10; quick: 2; slow sizes: 1 after a warm-up).
@@ -185,26 +200,58 @@ def run(quick: bool = False, *, repeats: int | None = None, long: bool | None = 
         a, b = _qkvg(length, "bhld"), _qkvg(length, "blhd")
         t = _compare(ours, a, ref, b, repeats)
         name = f"causal attention fwd+bwd L={length}"
-        rows.append(_row(name, 1e3 * t["ours"], "ms", "jax.nn.dot_product_attention",
-                         1e3 * t["ref"]))
-        rows.append(_row(f"{name} peak memory", _peak_mib(ours, a), "MiB",
-                         "jax.nn.dot_product_attention", _peak_mib(ref, b)))
+        rows.append(
+            _row(name, 1e3 * t["ours"], "ms", "jax.nn.dot_product_attention", 1e3 * t["ref"])
+        )
+        rows.append(
+            _row(
+                f"{name} peak memory",
+                _peak_mib(ours, a),
+                "MiB",
+                "jax.nn.dot_product_attention",
+                _peak_mib(ref, b),
+            )
+        )
     if long:
         a = _qkvg(32768, "bhld")
         compiled = ours.lower(*a).compile()  # one single (timed) run below
-        rows.append(_row("causal attention fwd+bwd L=32768 peak memory", _peak_mib(compiled, a),
-                         "MiB", "16 GiB budget", 16384.0))
-        rows.append(_row("causal attention fwd+bwd L=32768", 1e3 * _time(compiled, a), "ms",
-                         "none (reference needs a 32 GiB score matrix)", None))
+        rows.append(
+            _row(
+                "causal attention fwd+bwd L=32768 peak memory",
+                _peak_mib(compiled, a),
+                "MiB",
+                "16 GiB budget",
+                16384.0,
+            )
+        )
+        rows.append(
+            _row(
+                "causal attention fwd+bwd L=32768",
+                1e3 * _time(compiled, a),
+                "ms",
+                "none (reference needs a 32 GiB score matrix)",
+                None,
+            )
+        )
     if only_long:
         return rows
-    cfg = dict(vocab=64, d=32, heads=4, layers=2, batch=2, length=32) if quick else dict(
-        vocab=1024, d=256, heads=8, layers=4, batch=8, length=256)
+    cfg = (
+        dict(vocab=64, d=32, heads=4, layers=2, batch=2, length=32)
+        if quick
+        else dict(vocab=1024, d=256, heads=8, layers=4, batch=8, length=256)
+    )
     o, oa, r, ra = _lm_steps(**cfg)
     t = _compare(o, oa, r, ra, repeats)
-    rows.append(_row(f"TransformerLM train step (d={cfg['d']}, {cfg['layers']} layers, "
-                     f"{cfg['batch']}x{cfg['length']} tokens)", 1e3 * t["ours"], "ms",
-                     "flax.linen", 1e3 * t["ref"]))
+    rows.append(
+        _row(
+            f"TransformerLM train step (d={cfg['d']}, {cfg['layers']} layers, "
+            f"{cfg['batch']}x{cfg['length']} tokens)",
+            1e3 * t["ours"],
+            "ms",
+            "flax.linen",
+            1e3 * t["ref"],
+        )
+    )
     return rows
 
 
@@ -224,5 +271,4 @@ if __name__ == "__main__":
     parser.add_argument("--no-long", action="store_true", help="skip the 32768-token run")
     parser.add_argument("--only-long", action="store_true", help="only the 32768-token run")
     args = parser.parse_args()
-    _print(run(quick=args.quick, long=False if args.no_long else None,
-               only_long=args.only_long))
+    _print(run(quick=args.quick, long=False if args.no_long else None, only_long=args.only_long))

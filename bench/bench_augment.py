@@ -51,6 +51,7 @@ def _timed_pair(ours, reference, min_rounds: int, budget_s: float) -> tuple[floa
     ``min_rounds`` and at most 1000 rounds, so that sub-millisecond ops get enough
     rounds for a stable median.
     """
+
     def once(fn) -> float:
         start = time.perf_counter()
         jax.block_until_ready(fn())
@@ -66,11 +67,16 @@ def _timed_pair(ours, reference, min_rounds: int, budget_s: float) -> tuple[floa
 
 # --- the three pipelines -------------------------------------------------------------------
 
+
 def fdl_pipeline(size: int):
-    return jax.jit(A.compose(partial(A.random_resized_crop, size=size),
-                             A.random_horizontal_flip,
-                             partial(A.color_jitter, **JITTER),
-                             A.random_erasing))
+    return jax.jit(
+        A.compose(
+            partial(A.random_resized_crop, size=size),
+            A.random_horizontal_flip,
+            partial(A.color_jitter, **JITTER),
+            A.random_erasing,
+        )
+    )
 
 
 def _pix_resized_crop(key, img, size):
@@ -84,9 +90,13 @@ def _pix_resized_crop(key, img, size):
     top = jax.random.uniform(k_top, ()) * (H - h)
     left = jax.random.uniform(k_left, ()) * (W - w)
     sy, sx = h / size, w / size
-    matrix = jnp.array([[sy, 0.0, 0.0, top + 0.5 * sy - 0.5],
-                        [0.0, sx, 0.0, left + 0.5 * sx - 0.5],
-                        [0.0, 0.0, 1.0, 0.0]])
+    matrix = jnp.array(
+        [
+            [sy, 0.0, 0.0, top + 0.5 * sy - 0.5],
+            [0.0, sx, 0.0, left + 0.5 * sx - 0.5],
+            [0.0, 0.0, 1.0, 0.0],
+        ]
+    )
     return _pix().affine_transform(img, matrix, order=1, mode="nearest")
 
 
@@ -125,8 +135,14 @@ def _np_hue(img, shift):
     rng = maxc - minc
     safe = np.where(rng > 0, rng, 1.0)
     r, g, b = img[..., 0], img[..., 1], img[..., 2]
-    h = np.where(r == maxc, (g - b) / safe,
-                 np.where(g == maxc, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe)) / 6.0
+    h = (
+        np.where(
+            r == maxc,
+            (g - b) / safe,
+            np.where(g == maxc, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe),
+        )
+        / 6.0
+    )
     h6 = 6.0 * ((h + shift) % 1.0)
     ramps = (np.abs(h6 - 3) - 1, 2 - np.abs(h6 - 2), 2 - np.abs(h6 - 4))
     return np.stack([minc + rng * np.clip(q, 0, 1) for q in ramps], -1)
@@ -150,8 +166,13 @@ def numpy_pipeline(rng: np.random.Generator, images: np.ndarray, size: int) -> n
         ys = top + np.maximum((np.arange(size) + 0.5) * h / size - 0.5, 0)
         xs = left + np.maximum((np.arange(size) + 0.5) * w / size - 0.5, 0)
         grid = np.meshgrid(ys, xs, indexing="ij")
-        y = np.stack([ndimage.map_coordinates(img[..., c], grid, order=1, mode="nearest")
-                      for c in range(img.shape[-1])], -1)
+        y = np.stack(
+            [
+                ndimage.map_coordinates(img[..., c], grid, order=1, mode="nearest")
+                for c in range(img.shape[-1])
+            ],
+            -1,
+        )
         if rng.random() < 0.5:
             y = y[:, ::-1]
         for op in rng.permutation(4):  # colour jitter in a random order
@@ -172,13 +193,14 @@ def numpy_pipeline(rng: np.random.Generator, images: np.ndarray, size: int) -> n
                 if eh < size and ew < size:
                     i, j = rng.integers(0, size - eh + 1), rng.integers(0, size - ew + 1)
                     y = y.copy()
-                    y[i:i + eh, j:j + ew] = 0.0
+                    y[i : i + eh, j : j + ew] = 0.0
                     break
         out[n] = y
     return out
 
 
 # --- single ops that dm-pix has -------------------------------------------------------------
+
 
 def _per_sample(fn):
     return jax.jit(lambda key, x: jax.vmap(fn)(jax.random.split(key, x.shape[0]), x))
@@ -187,20 +209,38 @@ def _per_sample(fn):
 def single_ops():
     """``(name, ours(key, x), dm-pix(key, x))`` for ops both libraries have."""
     return [
-        ("flip", jax.jit(A.random_horizontal_flip),
-         _per_sample(_pix().random_flip_left_right)),
-        ("hue", jax.jit(partial(A.color_jitter, hue=0.1)),
-         _per_sample(lambda k, im: _pix().random_hue(k, im, 0.1))),
-        ("color b/c/s/h", jax.jit(partial(A.color_jitter, **JITTER)),
-         _per_sample(lambda k, im: _pix_color(jax.random.split(k, 4), im))),
-        ("gaussian blur k=5", jax.jit(partial(A.gaussian_blur, kernel_size=5)),
-         _per_sample(lambda k, im: _pix().gaussian_blur(
-             im, jax.random.uniform(k, (), minval=0.1, maxval=2.0), 5))),
-        ("rotation bilinear", jax.jit(partial(A.random_rotation, degrees=30.0,
-                                              interpolation="bilinear")),
-         _per_sample(lambda k, im: _pix().rotate(
-             im, jax.random.uniform(k, (), minval=-0.52, maxval=0.52), order=1,
-             mode="constant"))),
+        ("flip", jax.jit(A.random_horizontal_flip), _per_sample(_pix().random_flip_left_right)),
+        (
+            "hue",
+            jax.jit(partial(A.color_jitter, hue=0.1)),
+            _per_sample(lambda k, im: _pix().random_hue(k, im, 0.1)),
+        ),
+        (
+            "color b/c/s/h",
+            jax.jit(partial(A.color_jitter, **JITTER)),
+            _per_sample(lambda k, im: _pix_color(jax.random.split(k, 4), im)),
+        ),
+        (
+            "gaussian blur k=5",
+            jax.jit(partial(A.gaussian_blur, kernel_size=5)),
+            _per_sample(
+                lambda k, im: _pix().gaussian_blur(
+                    im, jax.random.uniform(k, (), minval=0.1, maxval=2.0), 5
+                )
+            ),
+        ),
+        (
+            "rotation bilinear",
+            jax.jit(partial(A.random_rotation, degrees=30.0, interpolation="bilinear")),
+            _per_sample(
+                lambda k, im: _pix().rotate(
+                    im,
+                    jax.random.uniform(k, (), minval=-0.52, maxval=0.52),
+                    order=1,
+                    mode="constant",
+                )
+            ),
+        ),
     ]
 
 
@@ -213,9 +253,18 @@ def run(quick: bool = False) -> list[dict]:
     rows = []
 
     def row(name, n, reference, ours_s, ref_s):
-        rows.append(dict(name=name, value=1e3 * ours_s, unit="ms/batch", reference=reference,
-                         ref_value=1e3 * ref_s, ratio=ours_s / ref_s,
-                         images_per_s=n / ours_s, ref_images_per_s=n / ref_s))
+        rows.append(
+            dict(
+                name=name,
+                value=1e3 * ours_s,
+                unit="ms/batch",
+                reference=reference,
+                ref_value=1e3 * ref_s,
+                ratio=ours_s / ref_s,
+                images_per_s=n / ours_s,
+                ref_images_per_s=n / ref_s,
+            )
+        )
 
     for n, size in configs:
         x = jax.random.uniform(key, (n, size, size, 3))
@@ -228,8 +277,12 @@ def run(quick: bool = False) -> list[dict]:
         pix = partial(pix_pipeline(size), key, x)
         row(f"pipeline {label}", n, "dm-pix", *timed(ours, pix))
         for name, ours_fn, pix_fn in single_ops():
-            row(f"{name} {label}", n, "dm-pix",
-                *timed(partial(ours_fn, key, x), partial(pix_fn, key, x)))
+            row(
+                f"{name} {label}",
+                n,
+                "dm-pix",
+                *timed(partial(ours_fn, key, x), partial(pix_fn, key, x)),
+            )
     return rows
 
 
@@ -239,12 +292,17 @@ def main() -> None:
     args = parser.parse_args()
     print(f"backend: {jax.default_backend()}, device: {jax.devices()[0].device_kind}")
     rows = run(quick=args.quick)
-    print(f"{'name':28s} {'ours img/s':>11s} {'reference':>17s} {'ref img/s':>10s} "
-          f"{'ours/ref time':>13s}")
+    print(
+        f"{'name':28s} {'ours img/s':>11s} {'reference':>17s} {'ref img/s':>10s} "
+        f"{'ours/ref time':>13s}"
+    )
     for r in rows:
-        print(f"{r['name']:28s} {r['images_per_s']:11.1f} {r['reference']:>17s} "
-              f"{r['ref_images_per_s']:10.1f} {r['ratio']:13.2f}")
+        print(
+            f"{r['name']:28s} {r['images_per_s']:11.1f} {r['reference']:>17s} "
+            f"{r['ref_images_per_s']:10.1f} {r['ratio']:13.2f}"
+        )
     print("ratio = our time / reference time (< 1: faster than the reference)")
+
 
 if __name__ == "__main__":
     main()

@@ -41,8 +41,14 @@ def _fwd_bwd(f: Callable) -> Callable:
     return jax.jit(step)
 
 
-def _op_case(name: str, ours: Callable, module: fnn.Module, x: jax.Array, our_params: tuple,
-             mutable: list | bool = False):
+def _op_case(
+    name: str,
+    ours: Callable,
+    module: fnn.Module,
+    x: jax.Array,
+    our_params: tuple,
+    mutable: list | bool = False,
+):
     """``(ours_fn, ours_args, ref_fn, ref_args)`` for a single op and its flax module."""
     variables = module.init(KEY, x)
     params = variables["params"]
@@ -112,8 +118,13 @@ def _model_case(name, ours: fdl.nn.Layer, flax_model: fnn.Module, x, y):
             logits = flax_model.apply({"params": params}, x)
         return _ce(logits, y), aux
 
-    return (name, _train_step(our_loss, opt), (params, state, opt.init(params), x, y),
-            _train_step(flax_loss, opt), (f_params, f_aux, opt.init(f_params), x, y))
+    return (
+        name,
+        _train_step(our_loss, opt),
+        (params, state, opt.init(params), x, y),
+        _train_step(flax_loss, opt),
+        (f_params, f_aux, opt.init(f_params), x, y),
+    )
 
 
 def _cases(quick: bool, only: str | None) -> list[Callable]:
@@ -130,38 +141,66 @@ def _cases(quick: bool, only: str | None) -> list[Callable]:
     ones, zeros = jnp.ones(c), jnp.zeros(c)
 
     def conv():
-        return _op_case("conv2d 3x3 (padding=1)", lambda x, w, b: F.conv2d(x, w, b, padding=1),
-                        fnn.Conv(2 * c, (3, 3), padding=1), arr(n, hw, hw, c),
-                        (arr(3, 3, c, 2 * c) * 0.1, arr(2 * c) * 0.1))
+        return _op_case(
+            "conv2d 3x3 (padding=1)",
+            lambda x, w, b: F.conv2d(x, w, b, padding=1),
+            fnn.Conv(2 * c, (3, 3), padding=1),
+            arr(n, hw, hw, c),
+            (arr(3, 3, c, 2 * c) * 0.1, arr(2 * c) * 0.1),
+        )
 
     def batch_norm():
-        return _op_case("batch_norm (training)",
-                        lambda x, w, b: F.batch_norm(x, zeros, ones, w, b, training=True)[0],
-                        fnn.BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5),
-                        arr(n, hw, hw, c), (ones, zeros), mutable=["batch_stats"])
+        return _op_case(
+            "batch_norm (training)",
+            lambda x, w, b: F.batch_norm(x, zeros, ones, w, b, training=True)[0],
+            fnn.BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5),
+            arr(n, hw, hw, c),
+            (ones, zeros),
+            mutable=["batch_stats"],
+        )
 
     def layer_norm():
-        return _op_case("layer_norm", lambda x, w, b: F.layer_norm(x, w, b),
-                        fnn.LayerNorm(epsilon=1e-5), arr(rows, d), (jnp.ones(d), jnp.zeros(d)))
+        return _op_case(
+            "layer_norm",
+            lambda x, w, b: F.layer_norm(x, w, b),
+            fnn.LayerNorm(epsilon=1e-5),
+            arr(rows, d),
+            (jnp.ones(d), jnp.zeros(d)),
+        )
 
     def mlp():
         nn = fdl.nn
-        model = nn.Sequential(nn.Linear(hidden), nn.ReLU(), nn.Linear(hidden), nn.ReLU(),
-                              nn.Linear(10))
-        return _model_case(f"MLP train step (784-{hidden}-{hidden}-10)", model,
-                           _FlaxMLP(hidden), arr(mlp_n, 784), jnp.arange(mlp_n) % 10)
+        model = nn.Sequential(
+            nn.Linear(hidden), nn.ReLU(), nn.Linear(hidden), nn.ReLU(), nn.Linear(10)
+        )
+        return _model_case(
+            f"MLP train step (784-{hidden}-{hidden}-10)",
+            model,
+            _FlaxMLP(hidden),
+            arr(mlp_n, 784),
+            jnp.arange(mlp_n) % 10,
+        )
 
     def cnn():
         nn, layers = fdl.nn, []
         for ch in (width, 2 * width):
             layers += [nn.Conv2d(ch, 3, padding=1), nn.BatchNorm(), nn.ReLU(), nn.MaxPool2d(2)]
         model = nn.Sequential(*layers, nn.Flatten(), nn.Linear(10))
-        return _model_case(f"CNN train step (conv-bn-relu-pool x2, {cnn_hw}x{cnn_hw})", model,
-                           _FlaxCNN(width), arr(cnn_n, cnn_hw, cnn_hw, 1),
-                           jnp.arange(cnn_n) % 10)
+        return _model_case(
+            f"CNN train step (conv-bn-relu-pool x2, {cnn_hw}x{cnn_hw})",
+            model,
+            _FlaxCNN(width),
+            arr(cnn_n, cnn_hw, cnn_hw, 1),
+            jnp.arange(cnn_n) % 10,
+        )
 
-    named = {"conv2d": conv, "batch_norm": batch_norm, "layer_norm": layer_norm, "MLP": mlp,
-             "CNN": cnn}
+    named = {
+        "conv2d": conv,
+        "batch_norm": batch_norm,
+        "layer_norm": layer_norm,
+        "MLP": mlp,
+        "CNN": cnn,
+    }
     return [build for name, build in named.items() if only is None or only in name]
 
 
@@ -171,8 +210,7 @@ def _time(fn: Callable, args: tuple) -> float:
     return time.perf_counter() - t0
 
 
-def run(quick: bool = False, *, repeats: int | None = None, only: str | None = None
-        ) -> list[dict]:
+def run(quick: bool = False, *, repeats: int | None = None, only: str | None = None) -> list[dict]:
     """Time every case; return rows ``name, value, unit, reference, ref_value, ratio``.
 
     ``repeats`` overrides the number of timed runs (20; quick: 3); ``only`` keeps the
@@ -190,9 +228,16 @@ def run(quick: bool = False, *, repeats: int | None = None, only: str | None = N
             times["ours"].append(_time(ours, our_args))
             times["ref"].append(_time(ref, ref_args))
         ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
-        rows.append({"name": name, "value": ms["ours"], "unit": "ms",
-                     "reference": "flax.linen", "ref_value": ms["ref"],
-                     "ratio": ms["ours"] / ms["ref"]})
+        rows.append(
+            {
+                "name": name,
+                "value": ms["ours"],
+                "unit": "ms",
+                "reference": "flax.linen",
+                "ref_value": ms["ref"],
+                "ratio": ms["ours"] / ms["ref"],
+            }
+        )
     return rows
 
 
@@ -203,8 +248,10 @@ def _print(rows: list[dict]) -> None:
     for r in rows:
         print(f"{r['name']:<42} {r['value']:9.3f} {r['ref_value']:9.3f}  {r['ratio']:6.3f}")
     ratios = [r["ratio"] for r in rows]
-    print(f"times in {rows[0]['unit']} (median, forward + backward); geometric-mean ratio "
-          f"{float(np.exp(np.mean(np.log(ratios)))):.3f}, worst {max(ratios):.3f}")
+    print(
+        f"times in {rows[0]['unit']} (median, forward + backward); geometric-mean ratio "
+        f"{float(np.exp(np.mean(np.log(ratios)))):.3f}, worst {max(ratios):.3f}"
+    )
 
 
 if __name__ == "__main__":

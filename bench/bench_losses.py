@@ -49,14 +49,22 @@ def _cases(n: int, c: int) -> list[tuple[str, Callable, str, Callable, tuple, bo
     probs = jax.random.uniform(key_y, (n, c), jnp.float32)
     shape = f"[{n}, {c}]"
     return [
-        (f"cross_entropy {shape}", L.cross_entropy,
-         "optax softmax_cross_entropy_with_integer_labels",
-         lambda x, y: jnp.mean(optax.losses.softmax_cross_entropy_with_integer_labels(x, y)),
-         (logits, labels), True),
-        (f"bce_with_logits {shape}", L.binary_cross_entropy_with_logits,
-         "optax sigmoid_binary_cross_entropy",
-         lambda x, y: jnp.mean(optax.losses.sigmoid_binary_cross_entropy(x, y)),
-         (logits, probs), False),
+        (
+            f"cross_entropy {shape}",
+            L.cross_entropy,
+            "optax softmax_cross_entropy_with_integer_labels",
+            lambda x, y: jnp.mean(optax.losses.softmax_cross_entropy_with_integer_labels(x, y)),
+            (logits, labels),
+            True,
+        ),
+        (
+            f"bce_with_logits {shape}",
+            L.binary_cross_entropy_with_logits,
+            "optax sigmoid_binary_cross_entropy",
+            lambda x, y: jnp.mean(optax.losses.sigmoid_binary_cross_entropy(x, y)),
+            (logits, probs),
+            False,
+        ),
     ]
 
 
@@ -70,8 +78,12 @@ def _time(fn: Callable, *args) -> tuple[float, float]:
 def _memory(compiled) -> tuple[float, float]:
     """(peak, temporaries) in MiB from the compiled executable's memory analysis."""
     m = compiled.memory_analysis()
-    peak = (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
-            - m.alias_size_in_bytes)
+    peak = (
+        m.argument_size_in_bytes
+        + m.output_size_in_bytes
+        + m.temp_size_in_bytes
+        - m.alias_size_in_bytes
+    )
     return peak / MIB, m.temp_size_in_bytes / MIB
 
 
@@ -84,12 +96,19 @@ def _traffic(compiled) -> float:
 
 def _row(name, value, unit, reference, ref_value):
     ratio = value / ref_value if ref_value else (1.0 if value == ref_value else None)
-    return {"name": name, "value": value, "unit": unit, "reference": reference,
-            "ref_value": ref_value, "ratio": ratio}
+    return {
+        "name": name,
+        "value": value,
+        "unit": unit,
+        "reference": reference,
+        "ref_value": ref_value,
+        "ratio": ratio,
+    }
 
 
-def run(quick: bool = False, *, repeats: int | None = None, size: tuple[int, int] | None = None
-        ) -> list[dict]:
+def run(
+    quick: bool = False, *, repeats: int | None = None, size: tuple[int, int] | None = None
+) -> list[dict]:
     """Time and measure every case; return rows ``name, value, unit, reference,
     ref_value, ratio`` (per case: wall and CPU time, peak memory, temporaries, bytes
     accessed, and for ``cross_entropy`` the A/A control of the reference against itself).
@@ -104,31 +123,43 @@ def run(quick: bool = False, *, repeats: int | None = None, size: tuple[int, int
         rounds = repeats or (3 if quick else 15 if control else 5)
         fns = {"ours": ours, "ref": ref} | ({"ref copy": ref} if control else {})
         # each key is its own jit, so the control is a second compile of the same program
-        compiled = {k: jax.jit(jax.value_and_grad(f)).lower(*args).compile()
-                    for k, f in fns.items()}
+        compiled = {
+            k: jax.jit(jax.value_and_grad(f)).lower(*args).compile() for k, f in fns.items()
+        }
         times: dict[str, list[tuple[float, float]]] = {k: [] for k in fns}
         for fn in compiled.values():  # warm up
             _time(fn, *args)
         keys = list(compiled)
         for i in range(rounds):  # interleaved, so all see the same machine load
-            for k in keys[i % len(keys):] + keys[:i % len(keys)]:
+            for k in keys[i % len(keys) :] + keys[: i % len(keys)]:
                 times[k].append(_time(compiled[k], *args))
-        ms = {k: [1e3 * statistics.median(t[i] for t in v) for i in (0, 1)]
-              for k, v in times.items()}
+        ms = {
+            k: [1e3 * statistics.median(t[i] for t in v) for i in (0, 1)] for k, v in times.items()
+        }
         mem = {k: _memory(fn) for k, fn in compiled.items()}
         rows.append(_row(f"{name} fwd+bwd time", ms["ours"][0], "ms", ref_name, ms["ref"][0]))
         if control:
-            rows.append(_row(f"{name} fwd+bwd time, A/A control (reference vs itself)",
-                             ms["ref copy"][0], "ms", ref_name, ms["ref"][0]))
-        rows.append(_row(f"{name} fwd+bwd CPU time", ms["ours"][1], "ms", ref_name,
-                         ms["ref"][1]))
-        rows.append(_row(f"{name} peak memory", mem["ours"][0], "MiB", ref_name,
-                         mem["ref"][0]))
-        rows.append(_row(f"{name} temporaries", mem["ours"][1], "MiB", ref_name,
-                         mem["ref"][1]))
-        rows.append(_row(f"{name} bytes accessed (XLA cost analysis)",
-                         _traffic(compiled["ours"]), "MiB", ref_name,
-                         _traffic(compiled["ref"])))
+            rows.append(
+                _row(
+                    f"{name} fwd+bwd time, A/A control (reference vs itself)",
+                    ms["ref copy"][0],
+                    "ms",
+                    ref_name,
+                    ms["ref"][0],
+                )
+            )
+        rows.append(_row(f"{name} fwd+bwd CPU time", ms["ours"][1], "ms", ref_name, ms["ref"][1]))
+        rows.append(_row(f"{name} peak memory", mem["ours"][0], "MiB", ref_name, mem["ref"][0]))
+        rows.append(_row(f"{name} temporaries", mem["ours"][1], "MiB", ref_name, mem["ref"][1]))
+        rows.append(
+            _row(
+                f"{name} bytes accessed (XLA cost analysis)",
+                _traffic(compiled["ours"]),
+                "MiB",
+                ref_name,
+                _traffic(compiled["ref"]),
+            )
+        )
     return rows
 
 
@@ -139,8 +170,10 @@ def _print(rows: list[dict]) -> None:
     print(f"{'case':<{width}} {'ours':>10} {'reference':>10} {'unit':>4}  {'ratio':>6}  reference")
     for r in rows:
         ratio = f"{r['ratio']:6.3f}" if r["ratio"] is not None else f"{'-':>6}"
-        print(f"{r['name']:<{width}} {r['value']:10.2f} {r['ref_value']:10.2f} {r['unit']:>4}"
-              f"  {ratio}  {r['reference']}")
+        print(
+            f"{r['name']:<{width}} {r['value']:10.2f} {r['ref_value']:10.2f} {r['unit']:>4}"
+            f"  {ratio}  {r['reference']}"
+        )
 
 
 if __name__ == "__main__":

@@ -33,19 +33,26 @@ import optax
 import functional_dl as fdl
 
 # name -> (number of leaves, leaf shape)
-PYTREES = {"16x1M": (16, (1_000_000,)), "1000x64x64": (1000, (64, 64)),
-           "2000x256": (2000, (256,))}
+PYTREES = {"16x1M": (16, (1_000_000,)), "1000x64x64": (1000, (64, 64)), "2000x256": (2000, (256,))}
 QUICK_PYTREES = {"8x1k": (8, (1024,))}  # smoke test: every code path, a few seconds
 
 # name -> (ours, optax, arrays an ideal step reads + writes per parameter, arrays the XLA
 # CPU kernels read + write: one kernel per output array (no multi-output fusion), so each
 # moment is written by its own kernel and read again by the parameter's)
 OPTIMIZERS: dict[str, tuple[Callable, Callable, int, int]] = {
-    "sgd(momentum=0.9)": (lambda: fdl.optim.sgd(1e-3, momentum=0.9),
-                          lambda: optax.sgd(1e-3, momentum=0.9), 5, 6),
+    "sgd(momentum=0.9)": (
+        lambda: fdl.optim.sgd(1e-3, momentum=0.9),
+        lambda: optax.sgd(1e-3, momentum=0.9),
+        5,
+        6,
+    ),
     "adam": (lambda: fdl.optim.adam(1e-3), lambda: optax.adam(1e-3), 7, 10),
-    "adamw": (lambda: fdl.optim.adamw(1e-3, weight_decay=1e-2),
-              lambda: optax.adamw(1e-3, weight_decay=1e-2), 7, 10),
+    "adamw": (
+        lambda: fdl.optim.adamw(1e-3, weight_decay=1e-2),
+        lambda: optax.adamw(1e-3, weight_decay=1e-2),
+        7,
+        10,
+    ),
 }
 
 
@@ -79,8 +86,9 @@ def _traffic(compiled) -> float:
     return cost["bytes accessed"] / 1e6
 
 
-def _compiled_step(opt: optax.GradientTransformation, params: dict, grads: dict,
-                   noop: bool = False):
+def _compiled_step(
+    opt: optax.GradientTransformation, params: dict, grads: dict, noop: bool = False
+):
     """The donated step compiled ahead of time, its compile time, a fresh state.
 
     ``noop``: a step that returns the params and state it is given, with the same
@@ -100,18 +108,29 @@ def _compiled_step(opt: optax.GradientTransformation, params: dict, grads: dict,
     return compiled, time.perf_counter() - t0, state
 
 
-def bench_tree(tree_name: str, n: int, shape: tuple, opt_names: list[str], reps: int,
-               roofline: Roofline, trials: bool = True) -> list[dict]:
+def bench_tree(
+    tree_name: str,
+    n: int,
+    shape: tuple,
+    opt_names: list[str],
+    reps: int,
+    roofline: Roofline,
+    trials: bool = True,
+) -> list[dict]:
     grads = _tree(n, shape, seed=1)
     params0 = _tree(n, shape, seed=0)
     numel = n * int(np.prod(shape))
     rows = []
     for opt_name in opt_names:
         ours_fn, optax_fn, arrays, kernel_arrays = OPTIMIZERS[opt_name]
-        impls = {"ours": ours_fn(), "flatten": fdl.optim.flatten(ours_fn()), "optax": optax_fn(),
-                 "optax copy": optax_fn(),  # A/A control: what identical programs measure
-                 "floor": ("noop", optax_fn()),
-                 "flatten floor": ("noop", fdl.optim.flatten(ours_fn()))}
+        impls = {
+            "ours": ours_fn(),
+            "flatten": fdl.optim.flatten(ours_fn()),
+            "optax": optax_fn(),
+            "optax copy": optax_fn(),  # A/A control: what identical programs measure
+            "floor": ("noop", optax_fn()),
+            "flatten floor": ("noop", fdl.optim.flatten(ours_fn())),
+        }
         runs = {}
         for key, opt in impls.items():
             noop = type(opt) is tuple  # ("noop", optimizer whose arrays it passes)
@@ -137,7 +156,7 @@ def bench_tree(tree_name: str, n: int, shape: tuple, opt_names: list[str], reps:
             # the caches)
             order = [None, *names]
             for rep in range(reps):
-                for key in order[rep % len(order):] + order[:rep % len(order)]:
+                for key in order[rep % len(order) :] + order[: rep % len(order)]:
                     if key is None:
                         roofline.measure()
                         continue
@@ -154,40 +173,89 @@ def bench_tree(tree_name: str, n: int, shape: tuple, opt_names: list[str], reps:
         compile_s = {k: r[1] for k, r in runs.items()}
         label = f"{opt_name} {tree_name}"
         for key, suffix in (("ours", ""), ("flatten", " flatten")):
-            rows.append(dict(name=f"{label} step{suffix}", value=step[key] * 1e3, unit="ms",
-                             reference="optax", ref_value=step["optax"] * 1e3,
-                             ratio=step[key] / step["optax"]))
-            rows.append(dict(name=f"{label} compile{suffix}", value=compile_s[key], unit="s",
-                             reference="optax", ref_value=compile_s["optax"],
-                             ratio=compile_s[key] / compile_s["optax"]))
-        rows.append(dict(name=f"{label} step, A/A control (optax vs itself)",
-                         value=step["optax copy"] * 1e3, unit="ms", reference="optax",
-                         ref_value=step["optax"] * 1e3,
-                         ratio=step["optax copy"] / step["optax"]))
+            rows.append(
+                dict(
+                    name=f"{label} step{suffix}",
+                    value=step[key] * 1e3,
+                    unit="ms",
+                    reference="optax",
+                    ref_value=step["optax"] * 1e3,
+                    ratio=step[key] / step["optax"],
+                )
+            )
+            rows.append(
+                dict(
+                    name=f"{label} compile{suffix}",
+                    value=compile_s[key],
+                    unit="s",
+                    reference="optax",
+                    ref_value=compile_s["optax"],
+                    ratio=compile_s[key] / compile_s["optax"],
+                )
+            )
+        rows.append(
+            dict(
+                name=f"{label} step, A/A control (optax vs itself)",
+                value=step["optax copy"] * 1e3,
+                unit="ms",
+                reference="optax",
+                ref_value=step["optax"] * 1e3,
+                ratio=step["optax copy"] / step["optax"],
+            )
+        )
         traffic = {k: _traffic(runs[k][0]) for k in ("ours", "optax")}
-        rows.append(dict(name=f"{label} bytes accessed (XLA cost analysis)",
-                         value=traffic["ours"], unit="MB", reference="optax",
-                         ref_value=traffic["optax"], ratio=traffic["ours"] / traffic["optax"]))
+        rows.append(
+            dict(
+                name=f"{label} bytes accessed (XLA cost analysis)",
+                value=traffic["ours"],
+                unit="MB",
+                reference="optax",
+                ref_value=traffic["optax"],
+                ratio=traffic["ours"] / traffic["optax"],
+            )
+        )
         for key in ("floor", "flatten floor"):
-            rows.append(dict(name=f"{label} {key} (no-op step)", value=step[key] * 1e3,
-                             unit="ms", reference="optax", ref_value=step["optax"] * 1e3,
-                             ratio=step[key] / step["optax"]))
+            rows.append(
+                dict(
+                    name=f"{label} {key} (no-op step)",
+                    value=step[key] * 1e3,
+                    unit="ms",
+                    reference="optax",
+                    ref_value=step["optax"] * 1e3,
+                    ratio=step[key] / step["optax"],
+                )
+            )
         copy_gbs = roofline.gbs()
         best = min(step["ours"], step["flatten"])
         gbs = arrays * numel * 4 / best / 1e9
-        rows.append(dict(name=f"{label} effective GB/s", value=gbs, unit="GB/s",
-                         reference="numpy copy roofline", ref_value=copy_gbs,
-                         ratio=gbs / copy_gbs))
+        rows.append(
+            dict(
+                name=f"{label} effective GB/s",
+                value=gbs,
+                unit="GB/s",
+                reference="numpy copy roofline",
+                ref_value=copy_gbs,
+                ratio=gbs / copy_gbs,
+            )
+        )
         gbs = kernel_arrays * numel * 4 / step["ours"] / 1e9
-        rows.append(dict(name=f"{label} kernel GB/s", value=gbs, unit="GB/s",
-                         reference="numpy copy roofline", ref_value=copy_gbs,
-                         ratio=gbs / copy_gbs))
+        rows.append(
+            dict(
+                name=f"{label} kernel GB/s",
+                value=gbs,
+                unit="GB/s",
+                reference="numpy copy roofline",
+                ref_value=copy_gbs,
+                ratio=gbs / copy_gbs,
+            )
+        )
         del runs
     return rows
 
 
-def run(quick: bool = False, trees: list[str] | None = None,
-        opts: list[str] | None = None) -> list[dict]:
+def run(
+    quick: bool = False, trees: list[str] | None = None, opts: list[str] | None = None
+) -> list[dict]:
     """Rows ``name, value, unit, reference, ref_value, ratio`` (time ratios: lower is better;
     bandwidth ratio: fraction of the roofline, higher is better)."""
     table = QUICK_PYTREES if quick else PYTREES
@@ -197,8 +265,9 @@ def run(quick: bool = False, trees: list[str] | None = None,
     rows = []
     for name in trees:
         n, shape = table[name]
-        rows += bench_tree(name, n, shape, opts, reps=3 if quick else 12, roofline=roofline,
-                           trials=not quick)
+        rows += bench_tree(
+            name, n, shape, opts, reps=3 if quick else 12, roofline=roofline, trials=not quick
+        )
     return rows
 
 
@@ -212,8 +281,10 @@ def main() -> None:
     rows = run(args.quick, args.trees, args.opts)
     print(f"{'name':<48} {'value':>10} {'unit':<5} {'reference':<20} {'ref':>10} {'ratio':>7}")
     for r in rows:
-        print(f"{r['name']:<48} {r['value']:>10.3f} {r['unit']:<5} {r['reference']:<20} "
-              f"{r['ref_value']:>10.3f} {r['ratio']:>7.2f}")
+        print(
+            f"{r['name']:<48} {r['value']:>10.3f} {r['unit']:<5} {r['reference']:<20} "
+            f"{r['ref_value']:>10.3f} {r['ratio']:>7.2f}"
+        )
 
 
 if __name__ == "__main__":

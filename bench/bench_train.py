@@ -42,8 +42,7 @@ def _reference_epoch_fn(model, loss_fn, opt):
         params, model_state, opt_state = state
         for i, (x, y) in enumerate(batches):
             key = jax.random.fold_in(jax.random.key(0), i)
-            params, model_state, opt_state, loss = step(params, model_state, opt_state, key,
-                                                        x, y)
+            params, model_state, opt_state, loss = step(params, model_state, opt_state, key, x, y)
             float(loss)
         return params, model_state, opt_state
 
@@ -55,13 +54,15 @@ def run(quick: bool = False) -> list[dict]:
     name = "mlp" if quick else "cnn"
     task = models.task(name)
     if quick:  # a one-hidden-layer MLP on 128 digits: compiles in a moment
-        task = task._replace(model=models.mlp(hidden=(32,)),
-                             train=(task.train[0][:128], task.train[1][:128]))
+        task = task._replace(
+            model=models.mlp(hidden=(32,)), train=(task.train[0][:128], task.train[1][:128])
+        )
     train = task.train
     batch_size, epochs = 32, (2 if quick else 5)
     opt = fdl.optim.adam(1e-3)
-    batches = list(fdl.data.batches(jax.random.key(0), *train, batch_size=batch_size,
-                                    drop_last=True))
+    batches = list(
+        fdl.data.batches(jax.random.key(0), *train, batch_size=batch_size, drop_last=True)
+    )
 
     # the same network outside a data-parallel step (no device axis to reduce over)
     plain = models.cnn(axis_name=None) if name == "cnn" else task.model
@@ -83,8 +84,16 @@ def run(quick: bool = False) -> list[dict]:
     time_reference(epochs // 2 + 1)
     state = fdl.train.create_train_state(jax.random.key(1), task.model, opt, task.input_shape)
     # the same work as the reference: loss only (no extra metrics), no validation
-    result = fdl.train.fit(state, task.model, task.loss_fn, opt, train, epochs=epochs + 1,
-                           batch_size=batch_size, progress=False)
+    result = fdl.train.fit(
+        state,
+        task.model,
+        task.loss_fn,
+        opt,
+        train,
+        epochs=epochs + 1,
+        batch_size=batch_size,
+        progress=False,
+    )
     time_reference(epochs // 2 + 1)  # before and after, to share the machine's load
     ours = statistics.median(result.history["time"][1:])
     ref = statistics.median(ref_times)
@@ -98,19 +107,31 @@ def run(quick: bool = False) -> list[dict]:
         t_load = time.perf_counter() - t0
         t0 = time.perf_counter()  # reference: every leaf to .npz and back (pickle-free)
         state = result.state
-        leaves = [np.asarray(jax.random.key_data(a) if a is state.key else a)
-                  for a in jax.tree_util.tree_leaves(state)]
+        leaves = [
+            np.asarray(jax.random.key_data(a) if a is state.key else a)
+            for a in jax.tree_util.tree_leaves(state)
+        ]
         np.savez(f"{tmp}/ref.npz", *leaves)
         with np.load(f"{tmp}/ref.npz") as f:
             jax.block_until_ready([jax.device_put(f[k]) for k in f.files])
         t_npz = time.perf_counter() - t0
     return [
-        {"name": f"fit epoch ({name}, {len(batches)} steps of {batch_size})",
-         "value": ours, "unit": "s", "reference": "jitted optax loop", "ref_value": ref,
-         "ratio": ours / ref},
-        {"name": "checkpoint save + restore of the TrainState", "value": t_save + t_load,
-         "unit": "s", "reference": "np.savez + np.load of the leaves", "ref_value": t_npz,
-         "ratio": (t_save + t_load) / t_npz},
+        {
+            "name": f"fit epoch ({name}, {len(batches)} steps of {batch_size})",
+            "value": ours,
+            "unit": "s",
+            "reference": "jitted optax loop",
+            "ref_value": ref,
+            "ratio": ours / ref,
+        },
+        {
+            "name": "checkpoint save + restore of the TrainState",
+            "value": t_save + t_load,
+            "unit": "s",
+            "reference": "np.savez + np.load of the leaves",
+            "ref_value": t_npz,
+            "ratio": (t_save + t_load) / t_npz,
+        },
     ]
 
 

@@ -42,8 +42,9 @@ def _load(path: Path) -> Any:
     return module
 
 
-def collect(bench_dir: Path, *, quick: bool, pattern: str | None = None,
-            log: Any = print) -> list[dict]:
+def collect(
+    bench_dir: Path, *, quick: bool, pattern: str | None = None, log: Any = print
+) -> list[dict]:
     """Run every ``bench_*.py`` of ``bench_dir``; rows tagged with ``script`` (and ``error``)."""
     rows = []
     for path in sorted(Path(bench_dir).glob("bench_*.py")):
@@ -69,9 +70,11 @@ def _machine() -> str:
     import jax
 
     device = jax.devices()[0]
-    return (f"{platform.node() or 'host'}: {platform.system()} {platform.machine()}, "
-            f"{os.cpu_count()} CPU cores; jax {jax.__version__}, backend "
-            f"`{jax.default_backend()}`, {len(jax.devices())} x {device.device_kind}")
+    return (
+        f"{platform.node() or 'host'}: {platform.system()} {platform.machine()}, "
+        f"{os.cpu_count()} CPU cores; jax {jax.__version__}, backend "
+        f"`{jax.default_backend()}`, {len(jax.devices())} x {device.device_kind}"
+    )
 
 
 def _fmt(value: Any) -> str:
@@ -86,22 +89,32 @@ def write_results(rows: list[dict], output: Path, *, quick: bool) -> Path | None
     output.parent.mkdir(parents=True, exist_ok=True)
     plot = _plot(rows, output.with_suffix(".png"))
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    lines = ["# Benchmark results", "",
-             f"Written by `python -m functional_dl bench{' --quick' if quick else ''}` on "
-             f"{stamp}.", "", f"Machine: {_machine()}.", "",
-             "`ratio` = ours / reference, measured in the same run (for times: lower is "
-             "better, 1.0 = as fast as the reference).", ""]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `python -m functional_dl bench{' --quick' if quick else ''}` on {stamp}.",
+        "",
+        f"Machine: {_machine()}.",
+        "",
+        "`ratio` = ours / reference, measured in the same run (for times: lower is "
+        "better, 1.0 = as fast as the reference).",
+        "",
+    ]
     if plot is not None:
         lines += [f"![ratios]({plot.name})", ""]
-    lines += ["| script | figure | value | unit | reference | reference value | ratio |",
-              "|---|---|---:|---|---|---:|---:|"]
+    lines += [
+        "| script | figure | value | unit | reference | reference value | ratio |",
+        "|---|---|---:|---|---|---:|---:|",
+    ]
     errors = []
     for r in rows:
         if "error" in r:
             errors.append(f"- `{r['script']}`: {r['error']}")
             continue
-        lines.append(f"| {r['script']} | {r['name']} | {_fmt(r['value'])} | {r['unit']} | "
-                     f"{_fmt(r['reference'])} | {_fmt(r['ref_value'])} | {_fmt(r['ratio'])} |")
+        lines.append(
+            f"| {r['script']} | {r['name']} | {_fmt(r['value'])} | {r['unit']} | "
+            f"{_fmt(r['reference'])} | {_fmt(r['ref_value'])} | {_fmt(r['ratio'])} |"
+        )
     if errors:
         lines += ["", "Scripts that failed:", "", *errors]
     output.write_text("\n".join(lines) + "\n")
@@ -110,8 +123,14 @@ def write_results(rows: list[dict], output: Path, *, quick: bool) -> Path | None
 
 def _plot(rows: list[dict], path: Path) -> Path | None:
     """Horizontal bars of the ratios (log scale, 1.0 marked); ``None`` without matplotlib."""
-    good = [r for r in rows if "error" not in r and isinstance(r.get("ratio"), (int, float))
-            and r["ratio"] > 0 and math.isfinite(r["ratio"])]
+    good = [
+        r
+        for r in rows
+        if "error" not in r
+        and isinstance(r.get("ratio"), (int, float))
+        and r["ratio"] > 0
+        and math.isfinite(r["ratio"])
+    ]
     try:
         from matplotlib.figure import Figure
     except ImportError:  # pragma: no cover - optional dependency
@@ -133,14 +152,21 @@ def _plot(rows: list[dict], path: Path) -> Path | None:
     return path
 
 
-def run_all(bench_dir: Path, *, quick: bool = False, output: str | Path | None = None,
-            pattern: str | None = None) -> int:
+def run_all(
+    bench_dir: Path,
+    *,
+    quick: bool = False,
+    output: str | Path | None = None,
+    pattern: str | None = None,
+) -> int:
     """Run the scripts, write the results; exit code 1 if a script failed or none ran."""
     rows = collect(bench_dir, quick=quick, pattern=pattern)
     output = Path(output) if output else Path(bench_dir) / "RESULTS.md"
     if not rows:
-        print(f"no bench_*.py scripts{f' matching {pattern!r}' if pattern else ''} in "
-              f"{bench_dir}", file=sys.stderr)
+        print(
+            f"no bench_*.py scripts{f' matching {pattern!r}' if pattern else ''} in {bench_dir}",
+            file=sys.stderr,
+        )
         return 1
     write_results(rows, output, quick=quick)
     print(f"wrote {output}")

@@ -44,9 +44,7 @@ def check_choice(name: str, value: Any, choices: Iterable[Any], *, fn: str | Non
     """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
     choices = tuple(choices)
     if value not in choices:
-        raise ValueError(
-            f"{_where(fn)}{name} must be one of {choices!r}, got {name}={value!r}"
-        )
+        raise ValueError(f"{_where(fn)}{name} must be one of {choices!r}, got {name}={value!r}")
 
 
 def _scalar(name: str, value: Any, fn: str | None) -> float | None:

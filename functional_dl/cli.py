@@ -85,13 +85,23 @@ def _learning_rate(schedule: str, lr: float, total_steps: int, steps_per_epoch: 
     if schedule == "onecycle":
         return schedules.one_cycle_lr(lr, total_steps=total_steps)
     warmup = min(steps_per_epoch, total_steps // 2)
-    return schedules.warmup_cosine(lr, 0.0, warmup_steps=warmup,
-                                   cosine_steps=total_steps - warmup)
+    return schedules.warmup_cosine(lr, 0.0, warmup_steps=warmup, cosine_steps=total_steps - warmup)
 
 
-def _train(model: str, *, optimizer: str, lr: float | None, schedule: str, epochs: int,
-           batch_size: int, seed: int, checkpoint_dir: str | None = None,
-           resume: bool = False, progress: bool = True, plot: str | None = None) -> dict:
+def _train(
+    model: str,
+    *,
+    optimizer: str,
+    lr: float | None,
+    schedule: str,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    checkpoint_dir: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    plot: str | None = None,
+) -> dict:
     """Train a task end to end; returns the test scores and timings."""
     import jax
 
@@ -104,27 +114,45 @@ def _train(model: str, *, optimizer: str, lr: float | None, schedule: str, epoch
     rate = _learning_rate(schedule, lr, steps_per_epoch * epochs, steps_per_epoch)
     extra = {"momentum": 0.9} if optimizer in ("sgd", "rmsprop") else {}
     opt = getattr(optim, optimizer)(rate, **extra)
-    plateau = (schedules.reduce_lr_on_plateau(factor=0.5, patience=2)
-               if schedule == "plateau" else None)
+    plateau = (
+        schedules.reduce_lr_on_plateau(factor=0.5, patience=2) if schedule == "plateau" else None
+    )
     state = train.create_train_state(jax.random.key(seed), task.model, opt, task.input_shape)
-    result = train.fit(state, task.model, task.loss_fn, opt, task.train, epochs=epochs,
-                       batch_size=batch_size, val_data=task.val, metrics=task.metrics,
-                       plateau=plateau, base_lr=lr if plateau else None,
-                       checkpoint_dir=checkpoint_dir, resume=resume, progress=progress)
-    scores = train.evaluate(result.state, task.model, task.loss_fn, task.test,
-                            metrics=task.metrics)
+    result = train.fit(
+        state,
+        task.model,
+        task.loss_fn,
+        opt,
+        task.train,
+        epochs=epochs,
+        batch_size=batch_size,
+        val_data=task.val,
+        metrics=task.metrics,
+        plateau=plateau,
+        base_lr=lr if plateau else None,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        progress=progress,
+    )
+    scores = train.evaluate(result.state, task.model, task.loss_fn, task.test, metrics=task.metrics)
     if plot:
         Path(plot).parent.mkdir(parents=True, exist_ok=True)
         train.plot_history(result.history, path=plot)
-    return {"scores": scores, "seconds": time.perf_counter() - start,
-            "test_size": len(task.test[1]), "history": result.history}
+    return {
+        "scores": scores,
+        "seconds": time.perf_counter() - start,
+        "test_size": len(task.test[1]),
+        "history": result.history,
+    }
 
 
 def _report(out: dict, plot: str | None, checkpoint_dir: str | None) -> None:
     scores = out["scores"]
     extra = "".join(f"  {k} {v:.4f}" for k, v in scores.items() if k != "loss")
-    print(f"held-out test: loss {scores['loss']:.4f}{extra}  ({out['seconds']:.1f} s "
-          f"including compilation)")
+    print(
+        f"held-out test: loss {scores['loss']:.4f}{extra}  ({out['seconds']:.1f} s "
+        f"including compilation)"
+    )
     if checkpoint_dir:
         from .train import latest_checkpoint
 
@@ -144,13 +172,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume and latest_checkpoint(ckpt) is None:
         args.parser.error(f"--resume: no checkpoint to resume from in {ckpt}")
     if not args.resume and ckpt is not None and latest_checkpoint(ckpt) is not None:
-        args.parser.error(f"--checkpoint-dir {ckpt} already holds checkpoints: add --resume "
-                          f"to continue that run, or choose an empty directory")
+        args.parser.error(
+            f"--checkpoint-dir {ckpt} already holds checkpoints: add --resume "
+            f"to continue that run, or choose an empty directory"
+        )
     try:
-        out = _train(args.model, optimizer=args.optimizer, lr=args.lr, schedule=args.schedule,
-                     epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                     checkpoint_dir=ckpt, resume=args.resume, progress=not args.no_progress,
-                     plot=args.plot)
+        out = _train(
+            args.model,
+            optimizer=args.optimizer,
+            lr=args.lr,
+            schedule=args.schedule,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            checkpoint_dir=ckpt,
+            resume=args.resume,
+            progress=not args.no_progress,
+            plot=args.plot,
+        )
     except (FloatingPointError, ValueError) as exc:
         print(f"{args.parser.prog}: error: {exc}", file=sys.stderr)
         return 1
@@ -160,12 +199,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     print("Training the CNN (conv-batchnorm-relu-pool x2, linear) on scikit-learn's 8x8 digits")
-    out = _train("cnn", optimizer="adam", lr=3e-3, schedule="cosine", epochs=args.epochs,
-                 batch_size=32, seed=args.seed, progress=not args.no_progress, plot=args.plot)
+    out = _train(
+        "cnn",
+        optimizer="adam",
+        lr=3e-3,
+        schedule="cosine",
+        epochs=args.epochs,
+        batch_size=32,
+        seed=args.seed,
+        progress=not args.no_progress,
+        plot=args.plot,
+    )
     _report(out, args.plot, None)
     accuracy = out["scores"]["accuracy"]
-    print(f"held-out accuracy {accuracy:.2%} on {out['test_size']} unseen digits "
-          f"({'meets' if accuracy >= 0.97 else 'misses'} the 97% target)")
+    print(
+        f"held-out accuracy {accuracy:.2%} on {out['test_size']} unseen digits "
+        f"({'meets' if accuracy >= 0.97 else 'misses'} the 97% target)"
+    )
     return 0 if accuracy >= 0.97 else 1
 
 
@@ -180,56 +230,95 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m functional_dl`` argument parser."""
-    parser = _Parser(prog="python -m functional_dl", description=__doc__.split("\n")[0],
-                     epilog=__doc__.split("\n", 2)[2],
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="python -m functional_dl",
+        description=__doc__.split("\n")[0],
+        epilog=__doc__.split("\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("demo", help="train the CNN on the digits and plot its curves",
-                       description="Train the CNN on scikit-learn's digits; print the "
-                                   "held-out accuracy and the time; plot the curves.")
+    p = sub.add_parser(
+        "demo",
+        help="train the CNN on the digits and plot its curves",
+        description="Train the CNN on scikit-learn's digits; print the "
+        "held-out accuracy and the time; plot the curves.",
+    )
     p.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default 10)")
     p.add_argument("--seed", type=_nonnegative_int, default=0, help="random seed (default 0)")
-    p.add_argument("--plot", default="runs/demo/curves.png",
-                   help="where to write the training curves (default runs/demo/curves.png)")
+    p.add_argument(
+        "--plot",
+        default="runs/demo/curves.png",
+        help="where to write the training curves (default runs/demo/curves.png)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_demo, parser=p)
 
-    p = sub.add_parser("train", help="train a reference model",
-                       description="Train a reference model with checkpoints and resumption.")
-    p.add_argument("--model", choices=("mlp", "cnn", "transformer-reversal"), default="cnn",
-                   help="the model and its task (default cnn)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
-                   help="fdl.optim optimizer (default adam; sgd and rmsprop use momentum 0.9)")
-    p.add_argument("--lr", type=_positive_float, default=None,
-                   help="(peak) learning rate (default 3e-3; 0.05 for sgd/adagrad)")
-    p.add_argument("--schedule", choices=SCHEDULES, default="cosine",
-                   help="learning-rate schedule over the whole run (default cosine)")
+    p = sub.add_parser(
+        "train",
+        help="train a reference model",
+        description="Train a reference model with checkpoints and resumption.",
+    )
+    p.add_argument(
+        "--model",
+        choices=("mlp", "cnn", "transformer-reversal"),
+        default="cnn",
+        help="the model and its task (default cnn)",
+    )
+    p.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default="adam",
+        help="fdl.optim optimizer (default adam; sgd and rmsprop use momentum 0.9)",
+    )
+    p.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=None,
+        help="(peak) learning rate (default 3e-3; 0.05 for sgd/adagrad)",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default="cosine",
+        help="learning-rate schedule over the whole run (default cosine)",
+    )
     p.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default 10)")
     p.add_argument("--batch-size", type=_positive_int, default=32, help="default 32")
     p.add_argument("--seed", type=_nonnegative_int, default=0, help="random seed (default 0)")
-    p.add_argument("--checkpoint-dir", default=None,
-                   help="write a checkpoint there after every epoch")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the latest checkpoint in --checkpoint-dir")
+    p.add_argument(
+        "--checkpoint-dir", default=None, help="write a checkpoint there after every epoch"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the latest checkpoint in --checkpoint-dir",
+    )
     p.add_argument("--plot", default=None, help="write the training curves to this file")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_train, parser=p)
 
-    p = sub.add_parser("gradcheck", help="check every hand-derived gradient",
-                       description="Compare every registered hand-derived gradient with "
-                                   "jax.grad and finite differences.")
+    p = sub.add_parser(
+        "gradcheck",
+        help="check every hand-derived gradient",
+        description="Compare every registered hand-derived gradient with "
+        "jax.grad and finite differences.",
+    )
     p.add_argument("--filter", default=None, help="only entries whose name contains this")
     p.add_argument("--seed", type=int, default=0, help="seed of the random cotangents")
     p.set_defaults(func=_cmd_gradcheck, parser=p)
 
-    p = sub.add_parser("bench", help="run the benchmarks and write bench/RESULTS.md",
-                       description="Run run(quick=...) of every bench/bench_*.py; write a "
-                                   "table of figures, references and ratios, and a plot.")
+    p = sub.add_parser(
+        "bench",
+        help="run the benchmarks and write bench/RESULTS.md",
+        description="Run run(quick=...) of every bench/bench_*.py; write a "
+        "table of figures, references and ratios, and a plot.",
+    )
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
     p.add_argument("--bench-dir", default=None, help="folder of bench_*.py (default bench/)")
-    p.add_argument("--output", default=None,
-                   help="the Markdown file to write (default <bench-dir>/RESULTS.md)")
+    p.add_argument(
+        "--output", default=None, help="the Markdown file to write (default <bench-dir>/RESULTS.md)"
+    )
     p.add_argument("--filter", default=None, help="only scripts whose name contains this")
     p.set_defaults(func=_cmd_bench, parser=p)
     return parser

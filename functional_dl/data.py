@@ -82,8 +82,9 @@ def load_sample_images() -> np.ndarray:
     return np.stack(images).astype(np.float32) / 255.0
 
 
-def make_moons(key: Any, n_samples: int = 100, *, noise: float | None = None
-               ) -> tuple[jax.Array, jax.Array]:
+def make_moons(
+    key: Any, n_samples: int = 100, *, noise: float | None = None
+) -> tuple[jax.Array, jax.Array]:
     """Two interleaving half circles, a toy binary classification problem.
 
     The outer moon is ``(cos t, sin t)`` and the inner one ``(1 - cos t, 0.5 - sin t)``
@@ -148,19 +149,25 @@ def _num_examples(arrays: Sequence[Any], fn: str) -> int:
         raise ValueError(f"{fn}: expected at least one array, got none")
     sizes = [np.shape(a)[0] if np.ndim(a) else None for a in arrays]
     if None in sizes:
-        raise ValueError(f"{fn}: every array needs a leading example axis, got shapes "
-                         f"{[tuple(np.shape(a)) for a in arrays]}")
+        raise ValueError(
+            f"{fn}: every array needs a leading example axis, got shapes "
+            f"{[tuple(np.shape(a)) for a in arrays]}"
+        )
     if len(set(sizes)) != 1:
-        raise ValueError(f"{fn}: arrays must have the same number of examples (leading "
-                         f"axis), got sizes {sizes}")
+        raise ValueError(
+            f"{fn}: arrays must have the same number of examples (leading axis), got sizes {sizes}"
+        )
     if sizes[0] == 0:
-        raise ValueError(f"{fn}: the data set is empty (0 examples), shapes "
-                         f"{[tuple(np.shape(a)) for a in arrays]}")
+        raise ValueError(
+            f"{fn}: the data set is empty (0 examples), shapes "
+            f"{[tuple(np.shape(a)) for a in arrays]}"
+        )
     return int(sizes[0])
 
 
-def random_split(key: Any, data: Sequence[Any], lengths: Sequence[float]
-                 ) -> list[tuple[np.ndarray, ...]]:
+def random_split(
+    key: Any, data: Sequence[Any], lengths: Sequence[float]
+) -> list[tuple[np.ndarray, ...]]:
     """Randomly split a data set (a tuple of arrays of equal length) into parts.
 
     ``lengths`` are either example counts summing to ``N`` or fractions summing to 1;
@@ -192,12 +199,16 @@ def random_split(key: Any, data: Sequence[Any], lengths: Sequence[float]
     else:
         counts = [int(v) for v in lengths]
         if counts != lengths or sum(counts) != n:
-            raise ValueError(f"random_split: lengths must be counts summing to {n} or "
-                             f"fractions summing to 1, got lengths={lengths}")
+            raise ValueError(
+                f"random_split: lengths must be counts summing to {n} or "
+                f"fractions summing to 1, got lengths={lengths}"
+            )
     perm = _permutation(key, n)
     bounds = np.cumsum([0] + counts)
-    return [tuple(a[perm[lo:hi]] for a in arrays)
-            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [
+        tuple(a[perm[lo:hi]] for a in arrays)
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
 
 
 def mean_std(x: Any, *, axis: int | Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -248,8 +259,14 @@ def num_batches(num_examples: int, batch_size: int, *, drop_last: bool = False) 
     return num_examples // batch_size if drop_last else -(-num_examples // batch_size)
 
 
-def batches(key: Any, *arrays: Any, batch_size: int, shuffle: bool = True,
-            drop_last: bool = False, skip: int = 0) -> Iterator[tuple[np.ndarray, ...]]:
+def batches(
+    key: Any,
+    *arrays: Any,
+    batch_size: int,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    skip: int = 0,
+) -> Iterator[tuple[np.ndarray, ...]]:
     """Iterate over one epoch of mini-batches, in an order decided by ``key``.
 
     Every example appears exactly once per epoch (with ``drop_last`` the last partial
@@ -285,5 +302,7 @@ def batches(key: Any, *arrays: Any, batch_size: int, shuffle: bool = True,
         order = np.arange(n)
     count = num_batches(n, batch_size, drop_last=drop_last)
     # Validation above runs at call time; the generator only slices.
-    return (tuple(a[order[b * batch_size:(b + 1) * batch_size]] for a in arrays)
-            for b in range(skip, count))
+    return (
+        tuple(a[order[b * batch_size : (b + 1) * batch_size]] for a in arrays)
+        for b in range(skip, count)
+    )

@@ -22,14 +22,24 @@ from ._checks import check_choice, check_int
 from .data import _host_rng
 from .train import DATA_AXIS, accuracy
 
-__all__ = ["mlp", "cnn", "transformer_reversal", "reversal_data", "sequence_accuracy", "BOS",
-           "Task", "task", "TASKS"]
+__all__ = [
+    "mlp",
+    "cnn",
+    "transformer_reversal",
+    "reversal_data",
+    "sequence_accuracy",
+    "BOS",
+    "Task",
+    "task",
+    "TASKS",
+]
 
 TASKS = ("mlp", "cnn", "transformer-reversal")
 
 
-def mlp(num_classes: int = 10, hidden: tuple[int, ...] = (256, 128), *,
-        dropout: float = 0.1) -> nn.Layer:
+def mlp(
+    num_classes: int = 10, hidden: tuple[int, ...] = (256, 128), *, dropout: float = 0.1
+) -> nn.Layer:
     """A multi-layer perceptron: ``Flatten, [Linear, ReLU, Dropout] * len(hidden), Linear``.
 
     Args:
@@ -49,8 +59,13 @@ def mlp(num_classes: int = 10, hidden: tuple[int, ...] = (256, 128), *,
     return nn.Sequential(*layers, nn.Linear(num_classes))
 
 
-def cnn(num_classes: int = 10, channels: tuple[int, int] = (32, 64), *,
-        dropout: float = 0.25, axis_name: Any = DATA_AXIS) -> nn.Layer:
+def cnn(
+    num_classes: int = 10,
+    channels: tuple[int, int] = (32, 64),
+    *,
+    dropout: float = 0.25,
+    axis_name: Any = DATA_AXIS,
+) -> nn.Layer:
     """A small convolutional network for 8x8 (or larger) images, NHWC.
 
     ``[Conv2d 3x3 (no bias), BatchNorm, ReLU, MaxPool2d 2] * 2, Flatten, Dropout,
@@ -73,15 +88,31 @@ def cnn(num_classes: int = 10, channels: tuple[int, int] = (32, 64), *,
     """
     layers = []
     for width in channels:
-        layers += [nn.Conv2d(width, 3, padding=1, bias=False),
-                   nn.BatchNorm(axis_name=axis_name), nn.ReLU(), nn.MaxPool2d(2)]
-    return nn.Sequential(*layers, nn.Flatten(), nn.Dropout(dropout), nn.Linear(128), nn.ReLU(),
-                         nn.Linear(num_classes))
+        layers += [
+            nn.Conv2d(width, 3, padding=1, bias=False),
+            nn.BatchNorm(axis_name=axis_name),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        ]
+    return nn.Sequential(
+        *layers,
+        nn.Flatten(),
+        nn.Dropout(dropout),
+        nn.Linear(128),
+        nn.ReLU(),
+        nn.Linear(num_classes),
+    )
 
 
-def transformer_reversal(vocab_size: int = 12, *, d_model: int = 64, num_heads: int = 4,
-                         num_layers: int = 2, dim_feedforward: int = 128,
-                         dropout: float = 0.0) -> nn.Layer:
+def transformer_reversal(
+    vocab_size: int = 12,
+    *,
+    d_model: int = 64,
+    num_heads: int = 4,
+    num_layers: int = 2,
+    dim_feedforward: int = 128,
+    dropout: float = 0.0,
+) -> nn.Layer:
     """An encoder-decoder Transformer sized for the sequence-reversal task.
 
     ``apply(params, state, (src, tgt_in))`` returns next-token logits ``[N, T, vocab]``
@@ -91,16 +122,24 @@ def transformer_reversal(vocab_size: int = 12, *, d_model: int = 64, num_heads: 
     Example:
         >>> params, state = transformer_reversal().init(jax.random.key(0), ((1, 8), (1, 8)))
     """
-    return nn.Transformer(vocab_size, d_model=d_model, num_heads=num_heads,
-                          num_encoder_layers=num_layers, num_decoder_layers=num_layers,
-                          dim_feedforward=dim_feedforward, dropout=dropout, max_length=64)
+    return nn.Transformer(
+        vocab_size,
+        d_model=d_model,
+        num_heads=num_heads,
+        num_encoder_layers=num_layers,
+        num_decoder_layers=num_layers,
+        dim_feedforward=dim_feedforward,
+        dropout=dropout,
+        max_length=64,
+    )
 
 
 BOS = 1  # start-of-sequence token of the reversal task (0 is left unused as padding)
 
 
-def reversal_data(key: Any, n_samples: int, *, length: int = 8, vocab_size: int = 12
-                  ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+def reversal_data(
+    key: Any, n_samples: int, *, length: int = 8, vocab_size: int = 12
+) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
     """Random token sequences and their reversals, for teacher-forced training.
 
     Tokens are drawn uniformly from ``2 .. vocab_size - 1``; the decoder reads the reversed
@@ -187,8 +226,10 @@ def task(name: str, *, seed: int = 0) -> Task:
         model = mlp() if name == "mlp" else cnn()
         return Task(model, losses.cross_entropy, metrics, train, val, test, (1, 8, 8, 1))
     key = jax.random.PRNGKey(seed)  # raw key: the data are drawn on the host
-    train, val, test = (reversal_data(jax.random.fold_in(key, i), n)
-                        for i, n in enumerate((8192, 512, 512)))
+    train, val, test = (
+        reversal_data(jax.random.fold_in(key, i), n) for i, n in enumerate((8192, 512, 512))
+    )
     metrics = {"token_accuracy": accuracy, "sequence_accuracy": sequence_accuracy}
-    return Task(transformer_reversal(), losses.cross_entropy, metrics, train, val, test,
-                ((1, 8), (1, 8)))
+    return Task(
+        transformer_reversal(), losses.cross_entropy, metrics, train, val, test, ((1, 8), (1, 8))
+    )

@@ -26,8 +26,15 @@ def tol(dtype: Any = np.float32) -> dict[str, float]:
     return {"rtol": rtol, "atol": atol}
 
 
-def assert_close(actual: Any, expected: Any, *, dtype: Any = None, rtol: float | None = None,
-                 atol: float | None = None, err_msg: str = "") -> None:
+def assert_close(
+    actual: Any,
+    expected: Any,
+    *,
+    dtype: Any = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    err_msg: str = "",
+) -> None:
     """Assert two pytrees are elementwise close, with the dtype's default tolerance."""
     a_leaves = jax.tree_util.tree_leaves(actual)
     e_leaves = jax.tree_util.tree_leaves(expected)
@@ -40,7 +47,8 @@ def assert_close(actual: Any, expected: Any, *, dtype: Any = None, rtol: float |
             d = np.float32
         t = tol(d)
         np.testing.assert_allclose(
-            np.asarray(a, np.float64), np.asarray(e, np.float64),
+            np.asarray(a, np.float64),
+            np.asarray(e, np.float64),
             rtol=t["rtol"] if rtol is None else rtol,
             atol=t["atol"] if atol is None else atol,
             err_msg=err_msg,

@@ -65,44 +65,75 @@ ELEMENTWISE = {
     "tanh": (A.tanh, np.tanh, lambda x: 1 - np.tanh(x) ** 2),
     "relu": (A.relu, lambda x: np.maximum(x, 0), lambda x: (x > 0) * 1.0),
     "relu6": (A.relu6, lambda x: np.clip(x, 0, 6), lambda x: ((x > 0) & (x < 6)) * 1.0),
-    "leaky_relu": (A.leaky_relu, lambda x: np.where(x > 0, x, 0.01 * x),
-                   lambda x: np.where(x > 0, 1.0, 0.01)),
-    "leaky_relu(negative_slope=0.2)": (partial(A.leaky_relu, negative_slope=0.2),
-                                       lambda x: np.where(x > 0, x, 0.2 * x),
-                                       lambda x: np.where(x > 0, 1.0, 0.2)),
+    "leaky_relu": (
+        A.leaky_relu,
+        lambda x: np.where(x > 0, x, 0.01 * x),
+        lambda x: np.where(x > 0, 1.0, 0.01),
+    ),
+    "leaky_relu(negative_slope=0.2)": (
+        partial(A.leaky_relu, negative_slope=0.2),
+        lambda x: np.where(x > 0, x, 0.2 * x),
+        lambda x: np.where(x > 0, 1.0, 0.2),
+    ),
     "elu": (A.elu, np_elu, np_elu_grad),
-    "elu(alpha=0.5)": (partial(A.elu, alpha=0.5), partial(np_elu, alpha=0.5),
-                       partial(np_elu_grad, alpha=0.5)),
-    "selu": (A.selu, lambda x: SELU_SCALE * np_elu(x, SELU_ALPHA),
-             lambda x: SELU_SCALE * np_elu_grad(x, SELU_ALPHA)),
-    "celu": (A.celu, lambda x: np.maximum(0, x) + np.minimum(0, np.expm1(np.minimum(x, 0))),
-             lambda x: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0)))),
+    "elu(alpha=0.5)": (
+        partial(A.elu, alpha=0.5),
+        partial(np_elu, alpha=0.5),
+        partial(np_elu_grad, alpha=0.5),
+    ),
+    "selu": (
+        A.selu,
+        lambda x: SELU_SCALE * np_elu(x, SELU_ALPHA),
+        lambda x: SELU_SCALE * np_elu_grad(x, SELU_ALPHA),
+    ),
+    "celu": (
+        A.celu,
+        lambda x: np.maximum(0, x) + np.minimum(0, np.expm1(np.minimum(x, 0))),
+        lambda x: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0))),
+    ),
     "celu(alpha=2.0)": (
         partial(A.celu, alpha=2.0),
         lambda x: np.maximum(0, x) + np.minimum(0, 2 * np.expm1(np.minimum(x, 0) / 2)),
-        lambda x: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0) / 2))),
-    "gelu": (A.gelu, lambda x: 0.5 * x * (1 + sp.erf(x / math.sqrt(2))),
-             lambda x: 0.5 * (1 + sp.erf(x / math.sqrt(2)))
-             + x * np.exp(-0.5 * np.minimum(x * x, 1e300)) / math.sqrt(2 * math.pi)),
-    "gelu(approximate='tanh')": (partial(A.gelu, approximate="tanh"), np_gelu_tanh,
-                                 np_gelu_tanh_grad),
-    "silu": (A.silu, lambda x: x * sp.expit(x),
-             lambda x: sp.expit(x) * (1 + x * sp.expit(-x))),
+        lambda x: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0) / 2)),
+    ),
+    "gelu": (
+        A.gelu,
+        lambda x: 0.5 * x * (1 + sp.erf(x / math.sqrt(2))),
+        lambda x: (
+            0.5 * (1 + sp.erf(x / math.sqrt(2)))
+            + x * np.exp(-0.5 * np.minimum(x * x, 1e300)) / math.sqrt(2 * math.pi)
+        ),
+    ),
+    "gelu(approximate='tanh')": (
+        partial(A.gelu, approximate="tanh"),
+        np_gelu_tanh,
+        np_gelu_tanh_grad,
+    ),
+    "silu": (A.silu, lambda x: x * sp.expit(x), lambda x: sp.expit(x) * (1 + x * sp.expit(-x))),
     "mish": (A.mish, lambda x: x * np.tanh(np.logaddexp(0, x)), np_mish_grad),
-    "softplus": (A.softplus, np_softplus,
-                 lambda x: np.where(x > 20, 1.0, sp.expit(x))),
+    "softplus": (A.softplus, np_softplus, lambda x: np.where(x > 20, 1.0, sp.expit(x))),
     "softplus(beta=2.0, threshold=5.0)": (
-        partial(A.softplus, beta=2.0, threshold=5.0), partial(np_softplus, beta=2.0, threshold=5.0),
-        lambda x: np.where(2 * x > 5, 1.0, sp.expit(2 * x))),
+        partial(A.softplus, beta=2.0, threshold=5.0),
+        partial(np_softplus, beta=2.0, threshold=5.0),
+        lambda x: np.where(2 * x > 5, 1.0, sp.expit(2 * x)),
+    ),
     "softsign": (A.softsign, lambda x: x / (1 + np.abs(x)), lambda x: 1 / (1 + np.abs(x)) ** 2),
     "hardtanh": (A.hardtanh, lambda x: np.clip(x, -1, 1), lambda x: ((x > -1) & (x < 1)) * 1.0),
     "hardtanh(min_val=-2.0, max_val=3.0)": (
-        partial(A.hardtanh, min_val=-2.0, max_val=3.0), lambda x: np.clip(x, -2, 3),
-        lambda x: ((x > -2) & (x < 3)) * 1.0),
-    "hardsigmoid": (A.hardsigmoid, lambda x: np.clip(x + 3, 0, 6) / 6,
-                    lambda x: np.where((x > -3) & (x < 3), 1 / 6, 0.0)),
-    "hardswish": (A.hardswish, lambda x: x * np.clip(x + 3, 0, 6) / 6,
-                  lambda x: np.where(x <= -3, 0.0, np.where(x < 3, x / 3 + 0.5, 1.0))),
+        partial(A.hardtanh, min_val=-2.0, max_val=3.0),
+        lambda x: np.clip(x, -2, 3),
+        lambda x: ((x > -2) & (x < 3)) * 1.0,
+    ),
+    "hardsigmoid": (
+        A.hardsigmoid,
+        lambda x: np.clip(x + 3, 0, 6) / 6,
+        lambda x: np.where((x > -3) & (x < 3), 1 / 6, 0.0),
+    ),
+    "hardswish": (
+        A.hardswish,
+        lambda x: x * np.clip(x + 3, 0, 6) / 6,
+        lambda x: np.where(x <= -3, 0.0, np.where(x < 3, x / 3 + 0.5, 1.0)),
+    ),
     "log_sigmoid": (A.log_sigmoid, lambda x: -np.logaddexp(0, -x), lambda x: sp.expit(-x)),
 }
 NAMES = list(ELEMENTWISE)
@@ -198,13 +229,22 @@ def test_kink_gradients_follow_pytorch():
 
 
 JAX_NN = {  # same definition; the derivative differs only at kinks (checked above)
-    "sigmoid": jax.nn.sigmoid, "relu": jax.nn.relu, "relu6": jax.nn.relu6,
-    "leaky_relu": jax.nn.leaky_relu, "elu": jax.nn.elu, "selu": jax.nn.selu,
-    "celu": jax.nn.celu, "gelu": partial(jax.nn.gelu, approximate=False),
+    "sigmoid": jax.nn.sigmoid,
+    "relu": jax.nn.relu,
+    "relu6": jax.nn.relu6,
+    "leaky_relu": jax.nn.leaky_relu,
+    "elu": jax.nn.elu,
+    "selu": jax.nn.selu,
+    "celu": jax.nn.celu,
+    "gelu": partial(jax.nn.gelu, approximate=False),
     "gelu(approximate='tanh')": partial(jax.nn.gelu, approximate=True),
-    "silu": jax.nn.silu, "mish": jax.nn.mish, "softsign": jax.nn.soft_sign,
-    "hardtanh": jax.nn.hard_tanh, "hardsigmoid": jax.nn.hard_sigmoid,
-    "hardswish": jax.nn.hard_swish, "log_sigmoid": jax.nn.log_sigmoid,
+    "silu": jax.nn.silu,
+    "mish": jax.nn.mish,
+    "softsign": jax.nn.soft_sign,
+    "hardtanh": jax.nn.hard_tanh,
+    "hardsigmoid": jax.nn.hard_sigmoid,
+    "hardswish": jax.nn.hard_swish,
+    "log_sigmoid": jax.nn.log_sigmoid,
     "softplus": jax.nn.softplus,
 }
 
@@ -237,8 +277,9 @@ def test_finite_differences_first_and_second_order(name):
         assert_close(d1, (f(x + H) - f(x - H)) / (2 * H), dtype=jnp.float32, err_msg=name)
         assert_close(jax.jvp(f, (x,), (jnp.ones_like(x),))[1], d1, err_msg=name)
         df = partial(_grad, f)
-        assert_close(_grad(df, x), (df(x + H) - df(x - H)) / (2 * H), dtype=jnp.float32,
-                     err_msg=name)
+        assert_close(
+            _grad(df, x), (df(x + H) - df(x - H)) / (2 * H), dtype=jnp.float32, err_msg=name
+        )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -474,8 +515,9 @@ BAD_INPUT = [
 ]
 
 
-@pytest.mark.parametrize("call,exc,word", BAD_INPUT,
-                         ids=[f"{i}-{w}" for i, (_, _, w) in enumerate(BAD_INPUT)])
+@pytest.mark.parametrize(
+    "call,exc,word", BAD_INPUT, ids=[f"{i}-{w}" for i, (_, _, w) in enumerate(BAD_INPUT)]
+)
 def test_bad_input_raises_naming_the_argument(call, exc, word):
     with pytest.raises(exc, match=word):
         call()
@@ -484,6 +526,7 @@ def test_bad_input_raises_naming_the_argument(call, exc, word):
 @pytest.mark.parametrize("module", ["_piecewise", "_exponential", "_smooth", "_softmax"])
 def test_docstring_examples(module):
     mod = importlib.import_module(f"functional_dl.activations.{module}")
-    result = doctest.testmod(mod, extraglobs={"fdl": fdl, "jnp": jnp},
-                             optionflags=doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testmod(
+        mod, extraglobs={"fdl": fdl, "jnp": jnp}, optionflags=doctest.NORMALIZE_WHITESPACE
+    )
     assert result.attempted > 0 and result.failed == 0, result

@@ -21,9 +21,18 @@ OPTIONAL_DATA_ARGS = {"weight", "bias", "b", "where", "pos_weight", "mask", "pos
 
 # Random ops: the key is the first positional argument.
 RANDOM_OPS = {
-    "augment": ["random_horizontal_flip", "random_resized_crop", "color_jitter",
-                "random_rotation", "random_affine", "random_grayscale", "gaussian_blur",
-                "random_erasing", "mixup", "cutmix"],
+    "augment": [
+        "random_horizontal_flip",
+        "random_resized_crop",
+        "color_jitter",
+        "random_rotation",
+        "random_affine",
+        "random_grayscale",
+        "gaussian_blur",
+        "random_erasing",
+        "mixup",
+        "cutmix",
+    ],
     "nn.functional": ["dropout"],
 }
 
@@ -95,8 +104,11 @@ def test_no_rng_argument_names(qualname, obj):
 
 
 DATA_CALLABLES = [
-    (q, o) for path in DATA_FUNCTION_MODULES if _module(path) is not None
-    for q, o in _public_callables(path) if inspect.isfunction(o) or hasattr(o, "__wrapped__")
+    (q, o)
+    for path in DATA_FUNCTION_MODULES
+    if _module(path) is not None
+    for q, o in _public_callables(path)
+    if inspect.isfunction(o) or hasattr(o, "__wrapped__")
 ]
 
 
@@ -125,7 +137,8 @@ def test_losses_take_keyword_only_reduction(qualname, obj):
 
 RANDOM_CALLABLES = [
     (f"{path}.{name}", getattr(_module(path), name))
-    for path, names in RANDOM_OPS.items() for name in names
+    for path, names in RANDOM_OPS.items()
+    for name in names
     if hasattr(_module(path), name)
 ]
 
@@ -149,32 +162,32 @@ def test_api_names_present():
 # The names of API.md, per module: each must exist and be exported.
 API_NAMES = {
     "activations": "sigmoid tanh relu relu6 leaky_relu elu selu celu gelu silu swish mish "
-                   "softplus softsign hardtanh hardsigmoid hardswish log_sigmoid softmax "
-                   "log_softmax glu prelu",
+    "softplus softsign hardtanh hardsigmoid hardswish log_sigmoid softmax "
+    "log_softmax glu prelu",
     "losses": "mse_loss l1_loss smooth_l1_loss huber_loss binary_cross_entropy "
-              "binary_cross_entropy_with_logits hinge_loss sigmoid_focal_loss cross_entropy "
-              "nll_loss multi_margin_loss softmax_focal_loss kl_div gan_discriminator_loss "
-              "gan_generator_loss cosine_embedding_loss triplet_margin_loss margin_ranking_loss "
-              "dice_loss",
+    "binary_cross_entropy_with_logits hinge_loss sigmoid_focal_loss cross_entropy "
+    "nll_loss multi_margin_loss softmax_focal_loss kl_div gan_discriminator_loss "
+    "gan_generator_loss cosine_embedding_loss triplet_margin_loss margin_ranking_loss "
+    "dice_loss",
     "optim": "sgd adagrad rmsprop adam adamw nadam radam adamax adadelta lion clip_grad_norm "
-             "clip_grad_value apply_updates global_norm",
+    "clip_grad_value apply_updates global_norm",
     "schedules": "step_lr multi_step_lr exponential_lr linear_lr cosine_annealing_lr "
-                 "cosine_annealing_warm_restarts one_cycle_lr one_cycle_momentum warmup_cosine "
-                 "reduce_lr_on_plateau",
+    "cosine_annealing_warm_restarts one_cycle_lr one_cycle_momentum warmup_cosine "
+    "reduce_lr_on_plateau",
     "nn.functional": "linear conv2d max_pool2d avg_pool2d batch_norm layer_norm rms_norm "
-                     "group_norm dropout embedding scaled_dot_product_attention rope "
-                     "sinusoidal_positional_encoding alibi_bias",
+    "group_norm dropout embedding scaled_dot_product_attention rope "
+    "sinusoidal_positional_encoding alibi_bias",
     "nn": "Linear Conv2d MaxPool2d AvgPool2d Flatten BatchNorm LayerNorm RMSNorm GroupNorm "
-          "Dropout Embedding MultiHeadAttention TransformerEncoderLayer TransformerDecoderLayer "
-          "Transformer TransformerLM ReLU GELU Sequential Residual",
+    "Dropout Embedding MultiHeadAttention TransformerEncoderLayer TransformerDecoderLayer "
+    "Transformer TransformerLM ReLU GELU Sequential Residual",
     "nn.init": "xavier_uniform xavier_normal kaiming_uniform kaiming_normal lecun_normal "
-               "orthogonal normal zeros ones",
+    "orthogonal normal zeros ones",
     "grads": "registry check",
     "augment": "random_horizontal_flip random_resized_crop center_crop color_jitter "
-               "random_rotation random_affine random_grayscale gaussian_blur random_erasing "
-               "mixup cutmix compose hflip resized_crop rotate affine adjust_brightness "
-               "adjust_contrast adjust_saturation adjust_hue rgb_to_grayscale rgb_to_hsv "
-               "hsv_to_rgb gaussian_blur_fixed erase",
+    "random_rotation random_affine random_grayscale gaussian_blur random_erasing "
+    "mixup cutmix compose hflip resized_crop rotate affine adjust_brightness "
+    "adjust_contrast adjust_saturation adjust_hue rgb_to_grayscale rgb_to_hsv "
+    "hsv_to_rgb gaussian_blur_fixed erase",
 }
 
 

@@ -60,15 +60,19 @@ IMPLS = [dict(implementation="plain"), dict(implementation="blockwise", block_si
 
 
 @pytest.mark.parametrize("impl", IMPLS, ids=["plain", "blockwise"])
-@pytest.mark.parametrize("case", [
-    dict(),
-    dict(is_causal=True),
-    dict(scale=0.3),
-    dict(mask="padding"),
-    dict(mask="full", is_causal=True),
-    dict(mask="2d"),
-    dict(bias=True, is_causal=True),
-], ids=["plain", "causal", "scale", "padding", "full+causal", "2d", "bias+causal"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(),
+        dict(is_causal=True),
+        dict(scale=0.3),
+        dict(mask="padding"),
+        dict(mask="full", is_causal=True),
+        dict(mask="2d"),
+        dict(bias=True, is_causal=True),
+    ],
+    ids=["plain", "causal", "scale", "padding", "full+causal", "2d", "bias+causal"],
+)
 def test_matches_numpy_reference(impl, case):
     q, k, v = _qkv((2, 3, 19, 8), (2, 3, 21, 8), dv=5)
     case = dict(case)
@@ -80,8 +84,9 @@ def test_matches_numpy_reference(impl, case):
     elif case.get("mask") == "2d":
         case["mask"] = _mask((19, 21), full_rows=[(7,)])
     if case.get("bias"):
-        case["bias"] = jnp.asarray(np.random.default_rng(3).standard_normal((3, 19, 21)),
-                                   jnp.float32)
+        case["bias"] = jnp.asarray(
+            np.random.default_rng(3).standard_normal((3, 19, 21)), jnp.float32
+        )
     out = sdpa(q, k, v, **case, **impl)
     assert out.shape == (2, 3, 19, 5) and out.dtype == jnp.float32
     assert_close(out, np_attention(q, k, v, **case), rtol=2e-5, atol=2e-6)
@@ -93,15 +98,23 @@ def test_matches_jax_nn_dot_product_attention():
     mask = _mask((2, 1, 12, 12)) | jnp.eye(12, dtype=bool)
     t = lambda x: jnp.swapaxes(x, 1, 2)  # noqa: E731
     for kw in (dict(is_causal=True, scale=0.5), dict(mask=mask)):
-        ref = t(jax.jit(lambda q, k, v, kw=kw: jax.nn.dot_product_attention(q, k, v, **kw))(
-            t(q), t(k), t(v)))
+        ref = t(
+            jax.jit(lambda q, k, v, kw=kw: jax.nn.dot_product_attention(q, k, v, **kw))(
+                t(q), t(k), t(v)
+            )
+        )
         for impl in IMPLS:
             assert_close(sdpa(q, k, v, **kw, **impl), ref, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(is_causal=True), dict(mask="full", bias=True, is_causal=True),
-], ids=["causal", "mask+bias+causal"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(is_causal=True),
+        dict(mask="full", bias=True, is_causal=True),
+    ],
+    ids=["causal", "mask+bias+causal"],
+)
 def test_blockwise_equals_plain_values_and_gradients(kwargs):
     q, k, v = _qkv((2, 2, 70, 16), (2, 2, 90, 16))
     kwargs = dict(kwargs)
@@ -115,12 +128,15 @@ def test_blockwise_equals_plain_values_and_gradients(kwargs):
         out = sdpa(q, k, v, bias=b if use_bias else None, **kwargs, **impl)
         return jnp.sum(out * w)
 
-    vals = [sdpa(q, k, v, bias=bias if use_bias else None, **kwargs, **impl) for impl in
-            (dict(implementation="plain"), dict(implementation="blockwise", block_size=32))]
+    vals = [
+        sdpa(q, k, v, bias=bias if use_bias else None, **kwargs, **impl)
+        for impl in (dict(implementation="plain"), dict(implementation="blockwise", block_size=32))
+    ]
     assert_close(vals[1], vals[0], rtol=1e-5, atol=1e-6)
     g_plain = jax.grad(loss, (0, 1, 2, 3))(q, k, v, bias, dict(implementation="plain"))
-    g_block = jax.grad(loss, (0, 1, 2, 3))(q, k, v, bias,
-                                          dict(implementation="blockwise", block_size=32))
+    g_block = jax.grad(loss, (0, 1, 2, 3))(
+        q, k, v, bias, dict(implementation="blockwise", block_size=32)
+    )
     assert_close(g_block, g_plain, rtol=1e-4, atol=1e-5)
 
 
@@ -131,8 +147,7 @@ def test_fully_masked_rows_output_zero_with_finite_gradients(impl):
     mask = jnp.ones((6, 7), bool).at[2].set(False).at[5].set(False)
     out = sdpa(q, k, v, mask=mask, **impl)
     assert np.all(np.asarray(out[..., 2, :]) == 0) and np.all(np.asarray(out[..., 5, :]) == 0)
-    g = jax.grad(lambda q, k, v: jnp.sum(sdpa(q, k, v, mask=mask, **impl) ** 2),
-                 (0, 1, 2))(q, k, v)
+    g = jax.grad(lambda q, k, v: jnp.sum(sdpa(q, k, v, mask=mask, **impl) ** 2), (0, 1, 2))(q, k, v)
     assert_finite(g)
     assert np.all(np.asarray(g[0][..., 2, :]) == 0)
     # every row masked: all zeros, zero gradients
@@ -148,16 +163,18 @@ def test_dtype_preserved(dtype, impl):
     q, k, v = _qkv((2, 9, 8), (2, 11, 8), dtype=dtype)
     out = sdpa(q, k, v, is_causal=True, **impl)
     assert out.dtype == dtype
-    ref = np_attention(q.astype(jnp.float32), k.astype(jnp.float32), v.astype(jnp.float32),
-                       is_causal=True)
+    ref = np_attention(
+        q.astype(jnp.float32), k.astype(jnp.float32), v.astype(jnp.float32), is_causal=True
+    )
     assert_close(out, ref, **tol(dtype))
 
 
 def test_eager_jit_vmap():
     q, k, v = _qkv((2, 5, 4), (2, 6, 4))
     for impl in IMPLS:
-        assert_eager_jit_vmap(lambda q, k, v, impl=impl: sdpa(q, k, v, is_causal=True, **impl),
-                              q, k, v)
+        assert_eager_jit_vmap(
+            lambda q, k, v, impl=impl: sdpa(q, k, v, is_causal=True, **impl), q, k, v
+        )
 
 
 def test_auto_selects_blockwise_for_long_sequences():
@@ -171,8 +188,14 @@ def test_auto_selects_blockwise_for_long_sequences():
 def test_blockwise_memory_is_linear_in_sequence_length():
     def temp_bytes(length, impl):
         x = jax.ShapeDtypeStruct((1, 2, length, 32), jnp.float32)
-        f = jax.jit(jax.grad(lambda q, k, v: jnp.sum(
-            sdpa(q, k, v, is_causal=True, implementation=impl, block_size=128)), (0, 1, 2)))
+        f = jax.jit(
+            jax.grad(
+                lambda q, k, v: jnp.sum(
+                    sdpa(q, k, v, is_causal=True, implementation=impl, block_size=128)
+                ),
+                (0, 1, 2),
+            )
+        )
         return f.lower(x, x, x).compile().memory_analysis().temp_size_in_bytes
 
     block = [temp_bytes(n, "blockwise") for n in (512, 2048)]

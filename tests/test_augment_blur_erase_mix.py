@@ -20,6 +20,7 @@ KEY = fast_key(7)
 
 # --- Gaussian blur ---------------------------------------------------------------------
 
+
 def np_kernel(k, sigma):
     t = np.linspace(-(k - 1) / 2, (k - 1) / 2, k)
     g = np.exp(-0.5 * (t / sigma) ** 2)
@@ -32,8 +33,9 @@ def scipy_blur(img, kx, ky, sx, sy):
     return ndimage.correlate(img.astype(np.float64), kernel, mode="mirror")
 
 
-@pytest.mark.parametrize("kernel_size,sigma", [(3, 0.8), (5, 2.0), ((7, 3), (1.5, 0.6)),
-                                               ((1, 5), (0.3, 1.2))])
+@pytest.mark.parametrize(
+    "kernel_size,sigma", [(3, 0.8), (5, 2.0), ((7, 3), (1.5, 0.6)), ((1, 5), (0.3, 1.2))]
+)
 def test_gaussian_blur_fixed_matches_scipy(kernel_size, sigma):
     kx, ky = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
     sx, sy = (sigma, sigma) if isinstance(sigma, float) else sigma
@@ -46,8 +48,11 @@ def test_gaussian_blur_fixed_matches_scipy(kernel_size, sigma):
 def test_gaussian_blur_keeps_dtype(dtype):
     out = A.gaussian_blur_fixed(jnp.asarray(IMAGES[0], dtype), 3, 1.0)
     assert out.dtype == dtype
-    assert_close(out, scipy_blur(np.asarray(jnp.asarray(IMAGES[0], dtype), np.float64),
-                                 3, 3, 1.0, 1.0), dtype=dtype)
+    assert_close(
+        out,
+        scipy_blur(np.asarray(jnp.asarray(IMAGES[0], dtype), np.float64), 3, 3, 1.0, 1.0),
+        dtype=dtype,
+    )
 
 
 def test_gaussian_blur_sigma_per_sample():
@@ -67,6 +72,7 @@ def test_gaussian_blur_sigma_per_sample():
 
 
 # --- erasing ----------------------------------------------------------------------------
+
 
 def test_erase_matches_slicing():
     out = A.erase(IMAGES, 2, 3, 4, 5, 0.25)
@@ -99,7 +105,7 @@ def test_random_erasing_box_area_and_ratio_within_ranges():
     for mask in erased:
         rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
         h, w = len(rows), len(cols)
-        assert mask.sum() == h * w and mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all()
+        assert mask.sum() == h * w and mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].all()
         heights.append(h)
         widths.append(w)
     h, w = np.array(heights), np.array(widths)
@@ -145,8 +151,11 @@ def test_mixup_formula_and_beta_distribution(alpha):
     lam = (labels * MIX_LABELS).sum(-1)  # weight of the sample's own class
     w = lam[:, None, None, None]
     assert_close(out, w * MIX_IMAGES + (1 - w) * np.roll(MIX_IMAGES, 1, axis=0))
-    np.testing.assert_allclose(labels, lam[:, None] * MIX_LABELS
-                               + (1 - lam[:, None]) * np.roll(MIX_LABELS, 1, 0), atol=1e-6)
+    np.testing.assert_allclose(
+        labels,
+        lam[:, None] * MIX_LABELS + (1 - lam[:, None]) * np.roll(MIX_LABELS, 1, 0),
+        atol=1e-6,
+    )
     # one lambda per sample, distributed as Beta(alpha, alpha)
     assert stats.kstest(lam, stats.beta(alpha, alpha).cdf).pvalue > 1e-3
     _, shared = A.mixup(KEY, MIX_IMAGES, MIX_LABELS, alpha=alpha, per_sample=False)
@@ -165,32 +174,36 @@ def test_cutmix_lambda_is_the_unpasted_area(per_sample):
     pasted = np.mean(out[..., 0] == np.roll(np.arange(n), 1)[:, None, None], axis=(1, 2))
     np.testing.assert_allclose(kept + pasted, 1.0)
     # the label weight of the own class is the fraction of the image left unpasted
-    np.testing.assert_allclose(labels, kept[:, None] * own + pasted[:, None] * np.roll(own, 1, 0),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        labels, kept[:, None] * own + pasted[:, None] * np.roll(own, 1, 0), atol=1e-6
+    )
     np.testing.assert_allclose(labels.sum(-1), 1.0, rtol=1e-6)
     # one box per sample, or one box for the whole batch (torchvision)
     assert (len(np.unique(kept)) > 1) == per_sample
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: A.gaussian_blur_fixed(IMAGES, 4, 1.0), "kernel_size"),
-    (lambda: A.gaussian_blur_fixed(IMAGES, -3, 1.0), "kernel_size"),
-    (lambda: A.gaussian_blur_fixed(IMAGES, 3, 0.0), "sigma"),
-    (lambda: A.gaussian_blur_fixed(IMAGES, 23, 1.0), "kernel_size"),
-    (lambda: A.gaussian_blur(KEY, IMAGES, 3, sigma=(2.0, 1.0)), "sigma"),
-    (lambda: A.gaussian_blur(KEY, IMAGES, 3, sigma=(-1.0, 1.0)), "sigma"),
-    (lambda: A.gaussian_blur(KEY, IMAGES[0, 0], 3), "images"),
-    (lambda: A.erase(IMAGES, -1, 0, 2, 2, 0.0), "top"),
-    (lambda: A.erase(IMAGES, 0, 0, 2, 2, (0.0, 1.0)), "value"),
-    (lambda: A.random_erasing(KEY, IMAGES, p=2.0), "p"),
-    (lambda: A.random_erasing(KEY, IMAGES, scale=(0.5, 1.5)), "scale"),
-    (lambda: A.random_erasing(KEY, IMAGES, ratio=(3.0, 0.3)), "ratio"),
-    (lambda: A.random_erasing(KEY, IMAGES, value="noise"), "value"),
-    (lambda: A.mixup(KEY, IMAGES, LABELS[:2], alpha=0.0), "alpha"),
-    (lambda: A.mixup(KEY, IMAGES[0], LABELS[:2]), "images"),
-    (lambda: A.mixup(KEY, IMAGES, LABELS), "labels"),
-    (lambda: A.cutmix(KEY, IMAGES, jnp.arange(2)), "num_classes"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: A.gaussian_blur_fixed(IMAGES, 4, 1.0), "kernel_size"),
+        (lambda: A.gaussian_blur_fixed(IMAGES, -3, 1.0), "kernel_size"),
+        (lambda: A.gaussian_blur_fixed(IMAGES, 3, 0.0), "sigma"),
+        (lambda: A.gaussian_blur_fixed(IMAGES, 23, 1.0), "kernel_size"),
+        (lambda: A.gaussian_blur(KEY, IMAGES, 3, sigma=(2.0, 1.0)), "sigma"),
+        (lambda: A.gaussian_blur(KEY, IMAGES, 3, sigma=(-1.0, 1.0)), "sigma"),
+        (lambda: A.gaussian_blur(KEY, IMAGES[0, 0], 3), "images"),
+        (lambda: A.erase(IMAGES, -1, 0, 2, 2, 0.0), "top"),
+        (lambda: A.erase(IMAGES, 0, 0, 2, 2, (0.0, 1.0)), "value"),
+        (lambda: A.random_erasing(KEY, IMAGES, p=2.0), "p"),
+        (lambda: A.random_erasing(KEY, IMAGES, scale=(0.5, 1.5)), "scale"),
+        (lambda: A.random_erasing(KEY, IMAGES, ratio=(3.0, 0.3)), "ratio"),
+        (lambda: A.random_erasing(KEY, IMAGES, value="noise"), "value"),
+        (lambda: A.mixup(KEY, IMAGES, LABELS[:2], alpha=0.0), "alpha"),
+        (lambda: A.mixup(KEY, IMAGES[0], LABELS[:2]), "images"),
+        (lambda: A.mixup(KEY, IMAGES, LABELS), "labels"),
+        (lambda: A.cutmix(KEY, IMAGES, jnp.arange(2)), "num_classes"),
+    ],
+)
 def test_bad_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -198,9 +211,13 @@ def test_bad_input_raises(call, match):
 
 # --- compose and dtypes -----------------------------------------------------------------
 
+
 def test_compose_applies_in_order_with_split_keys():
-    augs = (partial(A.random_erasing, p=1.0, scale=(0.1, 0.4), ratio=(0.5, 2.0), value=-1.0),
-            A.random_horizontal_flip, partial(A.random_grayscale, p=0.5))
+    augs = (
+        partial(A.random_erasing, p=1.0, scale=(0.1, 0.4), ratio=(0.5, 2.0), value=-1.0),
+        A.random_horizontal_flip,
+        partial(A.random_grayscale, p=0.5),
+    )
     out = A.compose(*augs)(KEY, BATCH64)
     k1, k2, k3 = jax.random.split(KEY, 3)
     ref = augs[2](k3, augs[1](k2, augs[0](k1, BATCH64)))
@@ -216,10 +233,13 @@ def _op_by_op(augs, key, images):
     return images
 
 
-CHUNKED_PIPELINE = (partial(A.random_resized_crop, size=(10, 12)), A.random_horizontal_flip,
-                    partial(A.color_jitter, brightness=0.4, contrast=0.4, saturation=0.4,
-                            hue=0.1),
-                    partial(A.random_erasing, p=0.7, value=0.25), A.random_grayscale)
+CHUNKED_PIPELINE = (
+    partial(A.random_resized_crop, size=(10, 12)),
+    A.random_horizontal_flip,
+    partial(A.color_jitter, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1),
+    partial(A.random_erasing, p=0.7, value=0.25),
+    A.random_grayscale,
+)
 
 
 def test_compose_in_chunks_equals_the_whole_batch(monkeypatch):
@@ -231,8 +251,9 @@ def test_compose_in_chunks_equals_the_whole_batch(monkeypatch):
     monkeypatch.setattr(_random, "CHUNK_ELEMENTS", 2 * 13 * 15 * 3)
     pipeline = A.compose(*CHUNKED_PIPELINE)
     keys = jax.random.split(KEY, len(CHUNKED_PIPELINE))
-    assert _random._compose_chunk(lambda ks, x: _op_by_op(CHUNKED_PIPELINE, KEY, x), keys,
-                                  images) == 2
+    assert (
+        _random._compose_chunk(lambda ks, x: _op_by_op(CHUNKED_PIPELINE, KEY, x), keys, images) == 2
+    )
     ref = _op_by_op(CHUNKED_PIPELINE, KEY, images)
     for out in (pipeline(KEY, images), jax.jit(pipeline)(KEY, images)):
         assert out.shape == (6, 10, 12, 3)
@@ -265,8 +286,14 @@ def test_per_sample_in_chunks_equals_vmap():
     whole = _random.per_sample(fn, KEY, images, 2)
     chunked = _random.per_sample(fn, KEY, images, 2, chunk_elements=3 * 5 * 4 * 3)
     assert_close(chunked, whole, rtol=1e-6, atol=1e-7)  # ulps: fused multiply-adds
-    assert [_random.chunk_size(12, 60, c) for c in (None, 60, 150, 240, 10**6, 1)] == \
-        [12, 1, 2, 4, 12, 1]
+    assert [_random.chunk_size(12, 60, c) for c in (None, 60, 150, 240, 10**6, 1)] == [
+        12,
+        1,
+        2,
+        4,
+        12,
+        1,
+    ]
 
 
 def test_color_jitter_in_chunks_equals_vmap(monkeypatch):
@@ -298,8 +325,10 @@ def test_random_ops_keep_dtype(dtype):
 
 def test_single_channel_images_match_the_first_channel():
     one = IMAGES[..., :1]
-    for op in (lambda x: A.gaussian_blur_fixed(x, 3, 0.7),
-               lambda x: A.erase(x, 1, 2, 3, 4, 0.5),
-               lambda x: A.rotate(x, 25.0, interpolation="bilinear"),
-               lambda x: A.resized_crop(x, 1, 1, 7, 6, (5, 8))):
+    for op in (
+        lambda x: A.gaussian_blur_fixed(x, 3, 0.7),
+        lambda x: A.erase(x, 1, 2, 3, 4, 0.5),
+        lambda x: A.rotate(x, 25.0, interpolation="bilinear"),
+        lambda x: A.resized_crop(x, 1, 1, 7, 6, (5, 8)),
+    ):
         assert_close(op(one), np.asarray(op(IMAGES))[..., :1])

@@ -20,6 +20,7 @@ KEY = fast_key(0)
 
 # --- NumPy references: torchvision v2's documented kernels --------------------------------
 
+
 def np_gray(x):
     return 0.2989 * x[..., 0:1] + 0.587 * x[..., 1:2] + 0.114 * x[..., 2:3]
 
@@ -53,16 +54,20 @@ NP_OPS = [np_brightness, np_contrast, np_saturation, np_hue]
 
 # --- deterministic ops ------------------------------------------------------------------
 
-@pytest.mark.parametrize("op,ref,factor", [
-    (A.adjust_brightness, np_brightness, 1.7),
-    (A.adjust_brightness, np_brightness, 0.0),
-    (A.adjust_contrast, np_contrast, 0.4),
-    (A.adjust_contrast, np_contrast, 2.5),
-    (A.adjust_saturation, np_saturation, 0.0),
-    (A.adjust_saturation, np_saturation, 1.8),
-    (A.adjust_hue, np_hue, 0.3),
-    (A.adjust_hue, np_hue, -0.5),
-])
+
+@pytest.mark.parametrize(
+    "op,ref,factor",
+    [
+        (A.adjust_brightness, np_brightness, 1.7),
+        (A.adjust_brightness, np_brightness, 0.0),
+        (A.adjust_contrast, np_contrast, 0.4),
+        (A.adjust_contrast, np_contrast, 2.5),
+        (A.adjust_saturation, np_saturation, 0.0),
+        (A.adjust_saturation, np_saturation, 1.8),
+        (A.adjust_hue, np_hue, 0.3),
+        (A.adjust_hue, np_hue, -0.5),
+    ],
+)
 def test_adjust_matches_numpy_reference(op, ref, factor):
     assert_close(op(IMAGES, factor), ref(IMAGES.astype(np.float64), factor), dtype=np.float32)
 
@@ -71,8 +76,9 @@ def test_single_image_and_one_channel():
     assert_close(A.adjust_contrast(IMAGES[0], 0.3), np_contrast(IMAGES[0], 0.3))
     gray = IMAGES[..., :1]
     # contrast on one channel blends with the image mean; saturation and hue leave it alone
-    assert_close(A.adjust_contrast(gray, 0.3), np_blend(gray, gray.mean((1, 2, 3), keepdims=True),
-                                                        0.3))
+    assert_close(
+        A.adjust_contrast(gray, 0.3), np_blend(gray, gray.mean((1, 2, 3), keepdims=True), 0.3)
+    )
     np.testing.assert_array_equal(A.adjust_saturation(gray, 0.3), gray)
     np.testing.assert_array_equal(A.adjust_hue(gray, 0.3), gray)
 
@@ -81,19 +87,25 @@ def test_rgb_to_grayscale():
     assert_close(A.rgb_to_grayscale(IMAGES), np_gray(IMAGES.astype(np.float64)), dtype=np.float32)
     three = np.asarray(A.rgb_to_grayscale(IMAGES, num_output_channels=3))
     assert three.shape == IMAGES.shape
-    assert_close(three, np.repeat(np_gray(IMAGES.astype(np.float64)), 3, axis=-1),
-                 dtype=np.float32)
+    assert_close(three, np.repeat(np_gray(IMAGES.astype(np.float64)), 3, axis=-1), dtype=np.float32)
 
 
 def test_hsv_round_trip_matches_colorsys():
-    pixels = np.concatenate([RNG.random((40, 3)), [[0, 0, 0], [1, 1, 1], [0.5, 0.5, 0.5],
-                                                   [1, 0, 0], [0, 1, 0], [0, 0, 1]]])
+    pixels = np.concatenate(
+        [
+            RNG.random((40, 3)),
+            [[0, 0, 0], [1, 1, 1], [0.5, 0.5, 0.5], [1, 0, 0], [0, 1, 0], [0, 0, 1]],
+        ]
+    )
     pixels = pixels.astype(np.float32)
     hsv = np.asarray(A.rgb_to_hsv(pixels))
     ref = np.array([colorsys.rgb_to_hsv(*p.astype(np.float64)) for p in pixels])
     # hue is an angle: compare on the circle
-    assert_close(np.exp(2j * np.pi * hsv[:, 0]).view(np.float32).reshape(-1, 2),
-                 np.exp(2j * np.pi * ref[:, 0]).view(np.float64).reshape(-1, 2), dtype=np.float32)
+    assert_close(
+        np.exp(2j * np.pi * hsv[:, 0]).view(np.float32).reshape(-1, 2),
+        np.exp(2j * np.pi * ref[:, 0]).view(np.float64).reshape(-1, 2),
+        dtype=np.float32,
+    )
     assert_close(hsv[:, 1:], ref[:, 1:], dtype=np.float32)
     assert np.all((hsv[:, 0] >= 0) & (hsv[:, 0] < 1))
     rgb_ref = np.array([colorsys.hsv_to_rgb(*h) for h in ref])
@@ -124,8 +136,9 @@ def test_uint8_round_trip():
 
 # --- random ops -------------------------------------------------------------------------
 
-FIXED_FACTORS = dict(brightness=(1.4, 1.4), contrast=(0.5, 0.5), saturation=(0.3, 0.3),
-                     hue=(0.2, 0.2))
+FIXED_FACTORS = dict(
+    brightness=(1.4, 1.4), contrast=(0.5, 0.5), saturation=(0.3, 0.3), hue=(0.2, 0.2)
+)
 JITTER_TRACES = TraceCounter(lambda k, x: A.color_jitter(k, x, **FIXED_FACTORS))
 JITTER_FIXED = jax.jit(JITTER_TRACES)
 BATCH24 = np.repeat(IMAGES[:1], 24, axis=0)
@@ -181,20 +194,23 @@ def test_random_grayscale_p0_p1_and_mix():
     assert np.all(is_gray ^ is_same) and 4 <= is_gray.sum() <= 28
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: A.adjust_brightness(IMAGES, -0.1), "factor"),
-    (lambda: A.adjust_contrast(IMAGES, -1.0), "factor"),
-    (lambda: A.adjust_hue(IMAGES, 0.7), "factor"),
-    (lambda: A.adjust_contrast(IMAGES[..., :2], 0.5), "images"),
-    (lambda: A.rgb_to_grayscale(IMAGES, num_output_channels=2), "num_output_channels"),
-    (lambda: A.rgb_to_grayscale(IMAGES[0, 0]), "images"),
-    (lambda: A.color_jitter(KEY, IMAGES, brightness=-0.2), "brightness"),
-    (lambda: A.color_jitter(KEY, IMAGES, contrast=(1.5, 0.5)), "contrast"),
-    (lambda: A.color_jitter(KEY, IMAGES, hue=0.6), "hue"),
-    (lambda: A.color_jitter(KEY, IMAGES, saturation=(-0.5, 1.0)), "saturation"),
-    (lambda: A.random_grayscale(KEY, IMAGES, p=1.5), "p"),
-    (lambda: A.random_grayscale(KEY, IMAGES[0, 0], p=0.5), "images"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: A.adjust_brightness(IMAGES, -0.1), "factor"),
+        (lambda: A.adjust_contrast(IMAGES, -1.0), "factor"),
+        (lambda: A.adjust_hue(IMAGES, 0.7), "factor"),
+        (lambda: A.adjust_contrast(IMAGES[..., :2], 0.5), "images"),
+        (lambda: A.rgb_to_grayscale(IMAGES, num_output_channels=2), "num_output_channels"),
+        (lambda: A.rgb_to_grayscale(IMAGES[0, 0]), "images"),
+        (lambda: A.color_jitter(KEY, IMAGES, brightness=-0.2), "brightness"),
+        (lambda: A.color_jitter(KEY, IMAGES, contrast=(1.5, 0.5)), "contrast"),
+        (lambda: A.color_jitter(KEY, IMAGES, hue=0.6), "hue"),
+        (lambda: A.color_jitter(KEY, IMAGES, saturation=(-0.5, 1.0)), "saturation"),
+        (lambda: A.random_grayscale(KEY, IMAGES, p=1.5), "p"),
+        (lambda: A.random_grayscale(KEY, IMAGES[0, 0], p=0.5), "images"),
+    ],
+)
 def test_bad_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
         call()

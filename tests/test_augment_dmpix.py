@@ -39,7 +39,7 @@ def test_rotate_bilinear_agrees_with_dm_pix_inside_the_image():
     rotate = jax.jit(lambda x: dm_pix.rotate(x, math.radians(angle), order=1, mode="constant"))
     ref = np.asarray(rotate(IMAGES[0]))
     rows, cols = np.meshgrid(np.arange(12) - 5.5, np.arange(10) - 4.5, indexing="ij")
-    inside = rows ** 2 + cols ** 2 <= 4.4 ** 2
+    inside = rows**2 + cols**2 <= 4.4**2
     assert inside.sum() > 50
     assert_close(ours[inside], ref[inside])
 

@@ -21,6 +21,7 @@ KEY = fast_key(3)
 
 # --- flips and centre crop ----------------------------------------------------------------
 
+
 def test_hflip_and_random_flip():
     np.testing.assert_array_equal(A.hflip(IMAGES), IMAGES[:, :, ::-1])
     x8 = (IMAGES[0, ..., :1] * 255).astype(np.uint8)  # one channel, uint8
@@ -36,15 +37,31 @@ def test_hflip_and_random_flip():
     np.testing.assert_array_equal(A.random_horizontal_flip(KEY, out), batch)
 
 
-@pytest.mark.parametrize("H,W,h,w", [(5, 5, 2, 2), (4, 7, 1, 3), (6, 6, 1, 5), (10, 12, 3, 6),
-                                     (3, 4, 6, 4), (3, 4, 2, 9), (5, 5, 5, 5)])
+@pytest.mark.parametrize(
+    "H,W,h,w",
+    [
+        (5, 5, 2, 2),
+        (4, 7, 1, 3),
+        (6, 6, 1, 5),
+        (10, 12, 3, 6),
+        (3, 4, 6, 4),
+        (3, 4, 2, 9),
+        (5, 5, 5, 5),
+    ],
+)
 def test_center_crop_index_formula(H, W, h, w):
     x = np.arange(H * W, dtype=np.float32).reshape(H, W, 1) + 1
-    padded = np.pad(x, [((h - H) // 2 if h > H else 0, (h - H + 1) // 2 if h > H else 0),
-                        ((w - W) // 2 if w > W else 0, (w - W + 1) // 2 if w > W else 0), (0, 0)])
+    padded = np.pad(
+        x,
+        [
+            ((h - H) // 2 if h > H else 0, (h - H + 1) // 2 if h > H else 0),
+            ((w - W) // 2 if w > W else 0, (w - W + 1) // 2 if w > W else 0),
+            (0, 0),
+        ],
+    )
     top = int(round((padded.shape[0] - h) / 2))  # Python rounds half to even
     left = int(round((padded.shape[1] - w) / 2))
-    np.testing.assert_array_equal(A.center_crop(x, (h, w)), padded[top:top + h, left:left + w])
+    np.testing.assert_array_equal(A.center_crop(x, (h, w)), padded[top : top + h, left : left + w])
 
 
 def test_center_crop_h5_crop2_starts_at_row_2():
@@ -55,6 +72,7 @@ def test_center_crop_h5_crop2_starts_at_row_2():
 
 
 # --- resized crop ---------------------------------------------------------------------------
+
 
 def np_crop(img, top, left, height, width):
     """torchvision's crop: zero padding for parts of the box outside the image."""
@@ -74,26 +92,32 @@ def np_resize(img, out_h, out_w, mode):
     for i in range(out_h):
         for j in range(out_w):
             if mode == "nearest":
-                out[i, j] = img[min(int(math.floor(i * h / out_h)), h - 1),
-                                min(int(math.floor(j * w / out_w)), w - 1)]
+                out[i, j] = img[
+                    min(int(math.floor(i * h / out_h)), h - 1),
+                    min(int(math.floor(j * w / out_w)), w - 1),
+                ]
                 continue
             y = max((i + 0.5) * h / out_h - 0.5, 0.0)
             x = max((j + 0.5) * w / out_w - 0.5, 0.0)
             y0, x0 = int(y), int(x)
             y1, x1 = y0 + (y0 < h - 1), x0 + (x0 < w - 1)
             ly, lx = y - y0, x - x0
-            out[i, j] = ((1 - ly) * ((1 - lx) * img[y0, x0] + lx * img[y0, x1])
-                         + ly * ((1 - lx) * img[y1, x0] + lx * img[y1, x1]))
+            out[i, j] = (1 - ly) * ((1 - lx) * img[y0, x0] + lx * img[y0, x1]) + ly * (
+                (1 - lx) * img[y1, x0] + lx * img[y1, x1]
+            )
     return out
 
 
-@pytest.mark.parametrize("box,size,mode", [
-    ((2, 3, 7, 5), (9, 4), "bilinear"),
-    ((0, 0, 12, 10), (5, 7), "bilinear"),
-    ((-2, 6, 6, 7), (6, 6), "bilinear"),  # partly outside: zeros, as torchvision's crop
-    ((1, 2, 7, 5), (9, 4), "nearest"),
-    ((3, 1, 4, 8), (11, 3), "nearest"),
-])
+@pytest.mark.parametrize(
+    "box,size,mode",
+    [
+        ((2, 3, 7, 5), (9, 4), "bilinear"),
+        ((0, 0, 12, 10), (5, 7), "bilinear"),
+        ((-2, 6, 6, 7), (6, 6), "bilinear"),  # partly outside: zeros, as torchvision's crop
+        ((1, 2, 7, 5), (9, 4), "nearest"),
+        ((3, 1, 4, 8), (11, 3), "nearest"),
+    ],
+)
 def test_resized_crop_matches_torch_formula(box, size, mode):
     out = A.resized_crop(IMAGES, *box, size, interpolation=mode)
     ref = np.stack([np_resize(np_crop(img, *box), *size, mode) for img in IMAGES])
@@ -108,8 +132,11 @@ def test_resized_crop_upsampling_agrees_with_jax_image_resize():
     np.testing.assert_allclose(A.resized_crop(IMAGES, 3, 2, 6, 4, (6, 4)), IMAGES[:, 3:9, 2:6])
 
 
-RRC_TRACES = TraceCounter(lambda k, x, s, r: A.random_resized_crop(
-    k, x, (16, 16), scale=s, ratio=r, interpolation="nearest"))
+RRC_TRACES = TraceCounter(
+    lambda k, x, s, r: A.random_resized_crop(
+        k, x, (16, 16), scale=s, ratio=r, interpolation="nearest"
+    )
+)
 RRC = jax.jit(RRC_TRACES)
 
 
@@ -149,11 +176,14 @@ def test_random_resized_crop_boxes_within_scale_and_ratio():
     np.testing.assert_array_equal(RRC(KEY, x, scale, ratio), out)
 
 
-@pytest.mark.parametrize("ratio,expected", [
-    ((2.0, 3.0), (4, 0, 8, 16)),  # W / H below the range: w = W, h = round(W / 2)
-    ((0.25, 0.5), (0, 4, 16, 8)),  # W / H above the range: h = H, w = round(H * 0.5)
-    ((0.5, 2.0), (0, 0, 16, 16)),  # W / H within the range: the whole image
-])
+@pytest.mark.parametrize(
+    "ratio,expected",
+    [
+        ((2.0, 3.0), (4, 0, 8, 16)),  # W / H below the range: w = W, h = round(W / 2)
+        ((0.25, 0.5), (0, 4, 16, 8)),  # W / H above the range: h = H, w = round(H * 0.5)
+        ((0.5, 2.0), (0, 0, 16, 16)),  # W / H within the range: the whole image
+    ],
+)
 def test_random_resized_crop_fallback_is_torchvision_centre_crop(ratio, expected):
     out = np.asarray(RRC(KEY, COORDS, (2.0, 3.0), ratio))  # area > image: every try fails
     for got in zip(*_boxes(out), strict=True):
@@ -162,6 +192,7 @@ def test_random_resized_crop_fallback_is_torchvision_centre_crop(ratio, expected
 
 
 # --- rotation and affine ---------------------------------------------------------------
+
 
 def np_inverse_affine(angle, translate, scale, shear):
     """torchvision's _get_inverse_affine_matrix, centre (0, 0), with our angle negated."""
@@ -186,8 +217,9 @@ def scipy_warp(img, m, order, fill):
     offset = center - matrix @ center + np.array([m[5], m[2]])
 
     def warp(a):
-        return ndimage.affine_transform(a, matrix, offset=offset, order=order,
-                                        mode="grid-constant", cval=0.0)
+        return ndimage.affine_transform(
+            a, matrix, offset=offset, order=order, mode="grid-constant", cval=0.0
+        )
 
     sampled = np.stack([warp(img[..., c].astype(np.float64)) for c in range(img.shape[2])], -1)
     mask = warp(np.ones((H, W)))[..., None]
@@ -196,12 +228,15 @@ def scipy_warp(img, m, order, fill):
     return mask * (sampled - fill) + fill
 
 
-@pytest.mark.parametrize("params,mode,fill", [
-    ((30.0, (0, 0), 1.0, (0.0, 0.0)), "nearest", 0.0),
-    ((-50.0, (2, -1), 0.8, (10.0, 0.0)), "nearest", 0.5),
-    ((20.0, (-3, 2), 1.3, (-15.0, 8.0)), "bilinear", 0.0),
-    ((75.0, (1, 1), 0.9, (0.0, -5.0)), "bilinear", 0.25),
-])
+@pytest.mark.parametrize(
+    "params,mode,fill",
+    [
+        ((30.0, (0, 0), 1.0, (0.0, 0.0)), "nearest", 0.0),
+        ((-50.0, (2, -1), 0.8, (10.0, 0.0)), "nearest", 0.5),
+        ((20.0, (-3, 2), 1.3, (-15.0, 8.0)), "bilinear", 0.0),
+        ((75.0, (1, 1), 0.9, (0.0, -5.0)), "bilinear", 0.25),
+    ],
+)
 def test_affine_matches_scipy(params, mode, fill):
     out = A.affine(IMAGES, *params, interpolation=mode, fill=fill)
     m = np_inverse_affine(*params)
@@ -218,12 +253,20 @@ def test_rotate_is_counter_clockwise_and_agrees_with_affine_and_scipy(mode, orde
     sq = IMAGES[0, :10]
     assert_close(A.rotate(sq, 90.0, interpolation=mode), np.rot90(sq, 1, axes=(0, 1)))
     out = A.rotate(IMAGES, 33.0, interpolation=mode)
-    np.testing.assert_array_equal(out, A.affine(IMAGES, 33.0, (0, 0), 1.0, (0.0, 0.0),
-                                                interpolation=mode))
-    rot = ndimage.rotate(IMAGES[1].astype(np.float64), 33.0, reshape=False, order=order,
-                         mode="grid-constant", cval=0.0)
-    ones = ndimage.rotate(np.ones((12, 10, 3)), 33.0, reshape=False, order=order,
-                          mode="grid-constant", cval=0.0)
+    np.testing.assert_array_equal(
+        out, A.affine(IMAGES, 33.0, (0, 0), 1.0, (0.0, 0.0), interpolation=mode)
+    )
+    rot = ndimage.rotate(
+        IMAGES[1].astype(np.float64),
+        33.0,
+        reshape=False,
+        order=order,
+        mode="grid-constant",
+        cval=0.0,
+    )
+    ones = ndimage.rotate(
+        np.ones((12, 10, 3)), 33.0, reshape=False, order=order, mode="grid-constant", cval=0.0
+    )
     assert_close(out[1], rot * ones if order == 1 else rot, dtype=np.float32)
 
 
@@ -239,8 +282,9 @@ def test_vmap_over_samples():
         np.testing.assert_array_equal(out[n], A.random_horizontal_flip(keys[n], IMAGES[n]))
 
 
-RANDOM_AFFINE = jax.jit(lambda k, x, d, t, s, sh: A.random_affine(
-    k, x, d, translate=t, scale=s, shear=sh, fill=0.5))
+RANDOM_AFFINE = jax.jit(
+    lambda k, x, d, t, s, sh: A.random_affine(k, x, d, translate=t, scale=s, shear=sh, fill=0.5)
+)
 
 
 def test_random_affine_degenerate_ranges_equal_affine():
@@ -252,10 +296,12 @@ def test_random_affine_degenerate_ranges_equal_affine():
 
 def test_random_affine_draws_integer_translations_per_sample():
     batch = np.repeat(IMAGES[:1], 12, axis=0)
-    out = np.asarray(RANDOM_AFFINE(KEY, batch, (0.0, 0.0), (0.2, 0.0), (1.0, 1.0),
-                                   (0.0, 0.0, 0.0, 0.0)))
-    shifts = {tx: np.asarray(A.affine(IMAGES[0], 0.0, (tx, 0), 1.0, 0.0, fill=0.5))
-              for tx in range(-2, 3)}  # max_dx = 0.2 * W = 2
+    out = np.asarray(
+        RANDOM_AFFINE(KEY, batch, (0.0, 0.0), (0.2, 0.0), (1.0, 1.0), (0.0, 0.0, 0.0, 0.0))
+    )
+    shifts = {
+        tx: np.asarray(A.affine(IMAGES[0], 0.0, (tx, 0), 1.0, 0.0, fill=0.5)) for tx in range(-2, 3)
+    }  # max_dx = 0.2 * W = 2
     found = [next(tx for tx, ref in shifts.items() if np.array_equal(ref, o)) for o in out]
     assert len(set(found)) >= 3
 
@@ -289,26 +335,29 @@ def test_random_resized_crop_gradient_finite():
     assert float(jnp.sum(g)) > 0
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: A.hflip(IMAGES[0, 0]), "images"),
-    (lambda: A.center_crop(IMAGES, 0), "size"),
-    (lambda: A.center_crop(IMAGES, (3, 2, 1)), "size"),
-    (lambda: A.resized_crop(IMAGES, 0, 0, 0, 4, 8), "height"),
-    (lambda: A.resized_crop(IMAGES, 0, 0, 4, 4, 8, interpolation="cubic"), "interpolation"),
-    (lambda: A.random_resized_crop(KEY, IMAGES, 8, scale=(0.9, 0.1)), "scale"),
-    (lambda: A.random_resized_crop(KEY, IMAGES, 8, ratio=(2.0, 0.5)), "ratio"),
-    (lambda: A.random_resized_crop(KEY, IMAGES, 8, ratio=(0.0, 0.5)), "ratio"),
-    (lambda: A.random_resized_crop(KEY, IMAGES, -3), "size"),
-    (lambda: A.random_resized_crop(KEY, IMAGES[None], 8), "images"),
-    (lambda: A.random_horizontal_flip(KEY, IMAGES, p=-0.1), "p"),
-    (lambda: A.affine(IMAGES, 0.0, (0, 0), 0.0, 0.0), "scale"),
-    (lambda: A.rotate(IMAGES, 10.0, fill=(0.0, 1.0)), "fill"),
-    (lambda: A.random_rotation(KEY, IMAGES, -5.0), "degrees"),
-    (lambda: A.random_rotation(KEY, IMAGES, (30.0, -30.0)), "degrees"),
-    (lambda: A.random_affine(KEY, IMAGES, 5.0, translate=(0.1, 1.5)), "translate"),
-    (lambda: A.random_affine(KEY, IMAGES, 5.0, scale=(1.2, 0.8)), "scale"),
-    (lambda: A.random_affine(KEY, IMAGES, 5.0, shear=(1.0, 2.0, 3.0)), "shear"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: A.hflip(IMAGES[0, 0]), "images"),
+        (lambda: A.center_crop(IMAGES, 0), "size"),
+        (lambda: A.center_crop(IMAGES, (3, 2, 1)), "size"),
+        (lambda: A.resized_crop(IMAGES, 0, 0, 0, 4, 8), "height"),
+        (lambda: A.resized_crop(IMAGES, 0, 0, 4, 4, 8, interpolation="cubic"), "interpolation"),
+        (lambda: A.random_resized_crop(KEY, IMAGES, 8, scale=(0.9, 0.1)), "scale"),
+        (lambda: A.random_resized_crop(KEY, IMAGES, 8, ratio=(2.0, 0.5)), "ratio"),
+        (lambda: A.random_resized_crop(KEY, IMAGES, 8, ratio=(0.0, 0.5)), "ratio"),
+        (lambda: A.random_resized_crop(KEY, IMAGES, -3), "size"),
+        (lambda: A.random_resized_crop(KEY, IMAGES[None], 8), "images"),
+        (lambda: A.random_horizontal_flip(KEY, IMAGES, p=-0.1), "p"),
+        (lambda: A.affine(IMAGES, 0.0, (0, 0), 0.0, 0.0), "scale"),
+        (lambda: A.rotate(IMAGES, 10.0, fill=(0.0, 1.0)), "fill"),
+        (lambda: A.random_rotation(KEY, IMAGES, -5.0), "degrees"),
+        (lambda: A.random_rotation(KEY, IMAGES, (30.0, -30.0)), "degrees"),
+        (lambda: A.random_affine(KEY, IMAGES, 5.0, translate=(0.1, 1.5)), "translate"),
+        (lambda: A.random_affine(KEY, IMAGES, 5.0, scale=(1.2, 0.8)), "scale"),
+        (lambda: A.random_affine(KEY, IMAGES, 5.0, shear=(1.0, 2.0, 3.0)), "shear"),
+    ],
+)
 def test_bad_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
         call()

@@ -21,9 +21,13 @@ def _tree():
     params = {"w": jnp.arange(6, dtype=jnp.float32).reshape(2, 3), "b": jnp.ones(3)}
     opt_state = optax.adam(1e-3).init(params)
     return {
-        "state": fdl.train.TrainState(params=params, model_state={"mean": jnp.zeros(3)},
-                                      opt_state=opt_state, step=jnp.int32(7),
-                                      key=jax.random.key(3)),
+        "state": fdl.train.TrainState(
+            params=params,
+            model_state={"mean": jnp.zeros(3)},
+            opt_state=opt_state,
+            step=jnp.int32(7),
+            key=jax.random.key(3),
+        ),
         "raw_key": jax.random.PRNGKey(5),
         "bf16": jnp.linspace(-2, 2, 5, dtype=jnp.bfloat16),
         "f16": np.array([1.5, -0.25], np.float16),
@@ -56,12 +60,14 @@ def test_round_trip_every_kind_of_leaf(tmp_path):
     assert isinstance(restored["state"], fdl.train.TrainState)
     assert fdl.train.checkpoint_metadata(path) == {"epoch": 2}
     # the restored key draws the same numbers
-    np.testing.assert_array_equal(jax.random.normal(restored["state"].key, (3,)),
-                                  jax.random.normal(tree["state"].key, (3,)))
+    np.testing.assert_array_equal(
+        jax.random.normal(restored["state"].key, (3,)), jax.random.normal(tree["state"].key, (3,))
+    )
     # an abstract template (no arrays materialised) works too
     abstract = jax.eval_shape(lambda: {"w": tree["state"].params["w"], "k": tree["raw_key"]})
-    saved = save_checkpoint(tmp_path / "small.safetensors",
-                            {"w": tree["state"].params["w"], "k": tree["raw_key"]})
+    saved = save_checkpoint(
+        tmp_path / "small.safetensors", {"w": tree["state"].params["w"], "k": tree["raw_key"]}
+    )
     small = restore_checkpoint(saved, abstract)
     np.testing.assert_array_equal(small["w"], tree["state"].params["w"])
 
@@ -72,11 +78,12 @@ def test_file_is_plain_safetensors_with_recorded_structure(tmp_path):
     tensors = safetensors.numpy.load(path.read_bytes())  # readable by any safetensors tool
     np.testing.assert_array_equal(tensors["['state'].params['w']"], np.arange(6).reshape(2, 3))
     (size,) = struct.unpack("<Q", path.read_bytes()[:8])
-    header = json.loads(path.read_bytes()[8:8 + size])
+    header = json.loads(path.read_bytes()[8 : 8 + size])
     info = json.loads(header["__metadata__"]["functional_dl.checkpoint"])
     names = [rec[0] for rec in info["leaves"]]
-    assert names == [jax.tree_util.keystr(p)
-                     for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+    assert names == [
+        jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]
+    ]
     dtypes = dict((rec[0], rec[1]) for rec in info["leaves"])
     assert dtypes["['bf16']"] == "bfloat16"
     assert dtypes["['state'].key"] == "key<threefry2x32>"
@@ -102,8 +109,9 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     assert not (tmp_path / "new.safetensors").exists()
 
 
-@pytest.mark.parametrize("damage", ["truncate_data", "truncate_header", "flip_byte",
-                                    "garbage", "empty"])
+@pytest.mark.parametrize(
+    "damage", ["truncate_data", "truncate_header", "flip_byte", "garbage", "empty"]
+)
 def test_corrupted_file_gives_clear_error(tmp_path, damage):
     tree = {"w": jnp.arange(64, dtype=jnp.float32), "b": jnp.ones(8)}
     path = save_checkpoint(tmp_path / "ck.safetensors", tree)
@@ -137,10 +145,11 @@ def test_structure_mismatch_lists_the_differences(tmp_path):
     cases = {
         "missing in the file: \\['extra'\\]": {**tree, "extra": jnp.zeros(1)},
         "not in the template: \\['b'\\]": {"w": tree["w"], "n": tree["n"]},
-        r"\['w'\]: file has float32\[2, 3\], template has float32\[3, 2\]":
-            {**tree, "w": jnp.zeros((3, 2))},
-        r"\['n'\]: file has int32\[\], template has float32\[\]":
-            {**tree, "n": jnp.float32(0)},
+        r"\['w'\]: file has float32\[2, 3\], template has float32\[3, 2\]": {
+            **tree,
+            "w": jnp.zeros((3, 2)),
+        },
+        r"\['n'\]: file has int32\[\], template has float32\[\]": {**tree, "n": jnp.float32(0)},
     }
     for message, template in cases.items():
         with pytest.raises(CheckpointError, match=message):

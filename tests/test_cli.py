@@ -33,28 +33,43 @@ def test_help_everywhere(argv, capsys):
     if argv == ["--help"]:
         assert all(c in out.out for c in COMMANDS)
     if argv[0] == "train":
-        for option in ("--model", "--optimizer", "--schedule", "--epochs", "--seed",
-                       "--checkpoint-dir", "--resume"):
+        for option in (
+            "--model",
+            "--optimizer",
+            "--schedule",
+            "--epochs",
+            "--seed",
+            "--checkpoint-dir",
+            "--resume",
+        ):
             assert option in out.out
 
 
 def test_module_entry_point():
-    proc = subprocess.run([sys.executable, "-m", "functional_dl", "train", "--epochs", "x"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "functional_dl", "train", "--epochs", "x"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "invalid _positive_int value" in proc.stderr
 
 
-@pytest.mark.parametrize("argv,message", [
-    ([], "required: command"),
-    (["fly"], "invalid choice: 'fly'"),
-    (["train", "--model", "resnet"], "invalid choice: 'resnet'"),
-    (["train", "--epochs", "0"], "must be a positive integer"),
-    (["train", "--lr", "-1"], "must be > 0"),
-    (["train", "--bogus"], "unrecognized arguments: --bogus"),
-    (["train", "--resume"], "--resume needs --checkpoint-dir"),
-    (["demo", "--seed", "-3"], "must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        ([], "required: command"),
+        (["fly"], "invalid choice: 'fly'"),
+        (["train", "--model", "resnet"], "invalid choice: 'resnet'"),
+        (["train", "--epochs", "0"], "must be a positive integer"),
+        (["train", "--lr", "-1"], "must be > 0"),
+        (["train", "--bogus"], "unrecognized arguments: --bogus"),
+        (["train", "--resume"], "--resume needs --checkpoint-dir"),
+        (["demo", "--seed", "-3"], "must be >= 0"),
+    ],
+)
 def test_invalid_options_one_line_exit_2(argv, message, capsys):
     code, out = _exit_code(argv, capsys)
     assert code == 2
@@ -66,8 +81,9 @@ def test_bad_checkpoint_dirs_exit_2(tmp_path, capsys):
     blocker.write_text("x")
     code, out = _exit_code(["train", "--checkpoint-dir", str(blocker)], capsys)
     assert code == 2 and "must be a directory" in out.err
-    code, out = _exit_code(["train", "--checkpoint-dir", str(tmp_path / "none"), "--resume"],
-                           capsys)
+    code, out = _exit_code(
+        ["train", "--checkpoint-dir", str(tmp_path / "none"), "--resume"], capsys
+    )
     assert code == 2 and "no checkpoint to resume from" in out.err
     used = tmp_path / "used"
     used.mkdir()
@@ -78,8 +94,20 @@ def test_bad_checkpoint_dirs_exit_2(tmp_path, capsys):
 
 def test_train_one_epoch_then_resume(tmp_path, capsys):
     ckpt, plot = tmp_path / "ckpt", tmp_path / "curves.png"
-    argv = ["train", "--model", "mlp", "--epochs", "1", "--batch-size", "64", "--no-progress",
-            "--checkpoint-dir", str(ckpt), "--schedule", "plateau"]
+    argv = [
+        "train",
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--no-progress",
+        "--checkpoint-dir",
+        str(ckpt),
+        "--schedule",
+        "plateau",
+    ]
     assert main([*argv, "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
     assert "held-out test: loss" in out and "accuracy" in out

@@ -101,8 +101,10 @@ def test_mean_std_and_normalize():
 
 
 def _indices(key, n, batch_size, **kw):
-    return [b[0] for b in fdl.data.batches(key, np.arange(n), np.arange(n) * 2,
-                                           batch_size=batch_size, **kw)]
+    return [
+        b[0]
+        for b in fdl.data.batches(key, np.arange(n), np.arange(n) * 2, batch_size=batch_size, **kw)
+    ]
 
 
 def test_batches_cover_every_example_once_per_epoch():

@@ -29,16 +29,24 @@ def _examples():
 
 
 def test_check_passes_for_a_correct_backward(scratch_entry):
-    name = scratch_entry("_test_square", forward=lambda x: x**3,
-                         backward=lambda x, g: 3 * x**2 * g, examples=_examples)
+    name = scratch_entry(
+        "_test_square",
+        forward=lambda x: x**3,
+        backward=lambda x, g: 3 * x**2 * g,
+        examples=_examples,
+    )
     r = grads.check(name)
     assert r.passed and r.finite
     assert r.max_abs_autodiff < 1e-12 and r.max_rel_fd < 1e-5
 
 
 def test_check_fails_for_a_wrong_backward(scratch_entry):
-    name = scratch_entry("_test_wrong", forward=lambda x: x**3,
-                         backward=lambda x, g: 2 * x**2 * g, examples=_examples)
+    name = scratch_entry(
+        "_test_wrong",
+        forward=lambda x: x**3,
+        backward=lambda x, g: 2 * x**2 * g,
+        examples=_examples,
+    )
     r = grads.check(name)
     assert not r.passed
     assert r.max_abs_autodiff > 1.0
@@ -47,23 +55,32 @@ def test_check_fails_for_a_wrong_backward(scratch_entry):
 def test_check_fails_when_backward_and_forward_agree_but_fd_does_not(scratch_entry):
     # autodiff is blinded on purpose (stop_gradient) and agrees with a wrong backward
     # of zero; only the finite differences see the true derivative 2x
-    name = scratch_entry("_test_fd", forward=lambda x: jax.lax.stop_gradient(x**2),
-                         backward=lambda x, g: jnp.zeros_like(x), examples=_examples)
+    name = scratch_entry(
+        "_test_fd",
+        forward=lambda x: jax.lax.stop_gradient(x**2),
+        backward=lambda x, g: jnp.zeros_like(x),
+        examples=_examples,
+    )
     r = grads.check(name)
     assert r.max_abs_autodiff == 0.0
     assert not r.passed and r.max_abs_fd > 0.1
 
 
 def test_multiple_argnums(scratch_entry):
-    name = scratch_entry("_test_mul", forward=lambda a, b: a * b,
-                         backward=lambda a, b, g: (g * b, g * a),
-                         examples=lambda: [(np.arange(4.0), np.ones(4) * 2)], argnums=(0, 1))
+    name = scratch_entry(
+        "_test_mul",
+        forward=lambda a, b: a * b,
+        backward=lambda a, b, g: (g * b, g * a),
+        examples=lambda: [(np.arange(4.0), np.ones(4) * 2)],
+        argnums=(0, 1),
+    )
     assert grads.check(name).passed
 
 
 def test_duplicate_name_raises(scratch_entry):
-    name = scratch_entry("_test_dup", forward=lambda x: x, backward=lambda x, g: g,
-                         examples=_examples)
+    name = scratch_entry(
+        "_test_dup", forward=lambda x: x, backward=lambda x, g: g, examples=_examples
+    )
     with pytest.raises(ValueError, match="_test_dup"):
         grads.register(name, forward=lambda x: x, backward=lambda x, g: g, examples=_examples)
 

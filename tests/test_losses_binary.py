@@ -74,8 +74,11 @@ P = rng.uniform(0.02, 0.98, size=SHAPE).astype(np.float32)
 P[0, 0] = [0.0, 1.0, 0.0, 1.0]  # exact 0 and 1
 Y_P = Y.copy()
 Y_P[0, 0] = [1.0, 0.0, 0.0, 1.0]  # wrong and right at the ends
-WEIGHTS = {"none": None, "per_class": rng.uniform(0.5, 2, size=4).astype(np.float32),
-           "full": rng.uniform(0.5, 2, size=SHAPE).astype(np.float32)}
+WEIGHTS = {
+    "none": None,
+    "per_class": rng.uniform(0.5, 2, size=4).astype(np.float32),
+    "full": rng.uniform(0.5, 2, size=SHAPE).astype(np.float32),
+}
 POS_WEIGHT = np.array([0.5, 1.0, 2.0, 4.0], np.float32)
 
 
@@ -97,16 +100,20 @@ def test_bce_matches_pytorch_with_exact_zero_and_one(weight, reduction):
 
 def test_bce_gradient_is_pytorchs_backward_and_finite_at_zero_and_one():
     w = WEIGHTS["full"]
-    gp, gy = jax.grad(lambda p, y: L.binary_cross_entropy(p, y, w, reduction="sum"),
-                      argnums=(0, 1))(P, Y_P)
+    gp, gy = jax.grad(
+        lambda p, y: L.binary_cross_entropy(p, y, w, reduction="sum"), argnums=(0, 1)
+    )(P, Y_P)
     assert_finite((gp, gy))
     assert_close(gp, torch_bce_grad_input(f64(P), f64(Y_P), f64(w)), rtol=2e-5)
     assert_close(gy, torch_bce_grad_target(f64(P), f64(Y_P), f64(w)), rtol=2e-5)
 
 
 def test_bce_out_of_range_probability_is_nan():
-    out = L.binary_cross_entropy(np.array([1.5, -0.1, 0.5], np.float32),
-                                 np.array([1.0, 0.0, 1.0], np.float32), reduction="none")
+    out = L.binary_cross_entropy(
+        np.array([1.5, -0.1, 0.5], np.float32),
+        np.array([1.0, 0.0, 1.0], np.float32),
+        reduction="none",
+    )
     assert np.isnan(out[0]) and np.isnan(out[1]) and np.isfinite(out[2])
 
 
@@ -131,8 +138,7 @@ def test_bce_logits_gradients_are_pytorchs_backward(pos_weight):
 
     gx, gy = jax.grad(loss, argnums=(0, 1))(X, SOFT)
     assert_close(gx, torch_bce_logits_grad_input(f64(X), f64(SOFT), f64(w), f64(pw)))
-    assert_close(gy, torch_bce_logits_grad_target(f64(X), f64(SOFT), f64(w), f64(pw)),
-                 rtol=2e-6)
+    assert_close(gy, torch_bce_logits_grad_target(f64(X), f64(SOFT), f64(w), f64(pw)), rtol=2e-6)
 
 
 def test_bce_logits_weight_gradients_match_autodiff_and_finite_differences():
@@ -143,15 +149,19 @@ def test_bce_logits_weight_gradients_match_autodiff_and_finite_differences():
         return jnp.mean(w * _bce_logits_formula(x, y, jnp.broadcast_to(pw, x.shape)))
 
     args = (X, SOFT, WEIGHTS["per_class"], POS_WEIGHT)
-    assert_close(jax.grad(fused, argnums=(0, 1, 2, 3))(*args),
-                 jax.grad(plain, argnums=(0, 1, 2, 3))(*args))
+    assert_close(
+        jax.grad(fused, argnums=(0, 1, 2, 3))(*args), jax.grad(plain, argnums=(0, 1, 2, 3))(*args)
+    )
     check_grads_x64(fused, *args)
 
 
 def test_bce_logits_against_optax():
     for y in (Y, SOFT):
-        assert_close(L.binary_cross_entropy_with_logits(X, y, reduction="none"),
-                     optax.losses.sigmoid_binary_cross_entropy(X, y), rtol=2e-6)
+        assert_close(
+            L.binary_cross_entropy_with_logits(X, y, reduction="none"),
+            optax.losses.sigmoid_binary_cross_entropy(X, y),
+            rtol=2e-6,
+        )
 
 
 def test_bce_logits_extreme_logits_are_exact_and_finite():
@@ -161,8 +171,9 @@ def test_bce_logits_extreme_logits_are_exact_and_finite():
     out = L.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction="none")
     want = (1 - f64(y)) * np.logaddexp(0, f64(x)) + 3.0 * f64(y) * np.logaddexp(0, -f64(x))
     assert_close(out, want)
-    g = jax.grad(lambda a: L.binary_cross_entropy_with_logits(a, y, pos_weight=pw,
-                                                              reduction="sum"))(x)
+    g = jax.grad(
+        lambda a: L.binary_cross_entropy_with_logits(a, y, pos_weight=pw, reduction="sum")
+    )(x)
     assert_finite(g)
     assert_close(g, torch_bce_logits_grad_input(f64(x), f64(y), 1.0, 3.0))
     # tiny losses keep their relative accuracy (no cancellation in (1 − y)·x − log σ(x))

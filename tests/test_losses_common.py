@@ -46,48 +46,66 @@ PUBLIC = {
     "smooth_l1_loss(beta=0.0)": functools.partial(L.smooth_l1_loss, beta=0.0, **_none),
     "huber_loss(delta=1.0)": functools.partial(L.huber_loss, delta=1.0, **_none),
     "binary_cross_entropy": functools.partial(L.binary_cross_entropy, **_none),
-    "binary_cross_entropy_with_logits":
-        functools.partial(L.binary_cross_entropy_with_logits, **_none),
-    "binary_cross_entropy_with_logits(pos_weight)":
-        lambda x, y, pw: L.binary_cross_entropy_with_logits(x, y, pos_weight=pw, **_none),
+    "binary_cross_entropy_with_logits": functools.partial(
+        L.binary_cross_entropy_with_logits, **_none
+    ),
+    "binary_cross_entropy_with_logits(pos_weight)": lambda x, y, pw: (
+        L.binary_cross_entropy_with_logits(x, y, pos_weight=pw, **_none)
+    ),
     "hinge_loss": functools.partial(L.hinge_loss, **_none),
-    "sigmoid_focal_loss(alpha=0.25, gamma=2.0)":
-        functools.partial(L.sigmoid_focal_loss, alpha=0.25, gamma=2.0, **_none),
-    "sigmoid_focal_loss(alpha=-1.0, gamma=0.5)":
-        functools.partial(L.sigmoid_focal_loss, alpha=-1.0, gamma=0.5, **_none),
-    "sigmoid_focal_loss(alpha=0.75, gamma=0.0)":
-        functools.partial(L.sigmoid_focal_loss, alpha=0.75, gamma=0.0, **_none),
+    "sigmoid_focal_loss(alpha=0.25, gamma=2.0)": functools.partial(
+        L.sigmoid_focal_loss, alpha=0.25, gamma=2.0, **_none
+    ),
+    "sigmoid_focal_loss(alpha=-1.0, gamma=0.5)": functools.partial(
+        L.sigmoid_focal_loss, alpha=-1.0, gamma=0.5, **_none
+    ),
+    "sigmoid_focal_loss(alpha=0.75, gamma=0.0)": functools.partial(
+        L.sigmoid_focal_loss, alpha=0.75, gamma=0.0, **_none
+    ),
     "cross_entropy": L.cross_entropy,
-    "cross_entropy(weight, ignore_index=1, label_smoothing=0.1)":
-        lambda x, y: L.cross_entropy(x, y, EXAMPLE_WEIGHT, ignore_index=1, label_smoothing=0.1),
-    "cross_entropy(probability targets, weight, label_smoothing=0.2, reduction='none')":
-        lambda x, t: L.cross_entropy(x, t, EXAMPLE_WEIGHT, label_smoothing=0.2, **_none),
-    "nll_loss(weight, ignore_index=1)":
-        lambda x, y: L.nll_loss(x, y, EXAMPLE_WEIGHT, ignore_index=1),
-    "multi_margin_loss(p=1, margin=1.0)":
-        functools.partial(L.multi_margin_loss, p=1, margin=1.0, **_none),
-    "multi_margin_loss(p=2, margin=0.5, weight)":
-        functools.partial(L.multi_margin_loss, p=2, margin=0.5, weight=EXAMPLE_WEIGHT, **_none),
+    "cross_entropy(weight, ignore_index=1, label_smoothing=0.1)": lambda x, y: L.cross_entropy(
+        x, y, EXAMPLE_WEIGHT, ignore_index=1, label_smoothing=0.1
+    ),
+    "cross_entropy(probability targets, weight, label_smoothing=0.2, reduction='none')": (
+        lambda x, t: L.cross_entropy(x, t, EXAMPLE_WEIGHT, label_smoothing=0.2, **_none)
+    ),
+    "nll_loss(weight, ignore_index=1)": lambda x, y: L.nll_loss(
+        x, y, EXAMPLE_WEIGHT, ignore_index=1
+    ),
+    "multi_margin_loss(p=1, margin=1.0)": functools.partial(
+        L.multi_margin_loss, p=1, margin=1.0, **_none
+    ),
+    "multi_margin_loss(p=2, margin=0.5, weight)": functools.partial(
+        L.multi_margin_loss, p=2, margin=0.5, weight=EXAMPLE_WEIGHT, **_none
+    ),
     "softmax_focal_loss(gamma=2.0)": functools.partial(L.softmax_focal_loss, gamma=2.0, **_none),
-    "softmax_focal_loss(gamma=0.5, alpha)":
-        functools.partial(L.softmax_focal_loss, gamma=0.5, alpha=_ALPHA, **_none),
+    "softmax_focal_loss(gamma=0.5, alpha)": functools.partial(
+        L.softmax_focal_loss, gamma=0.5, alpha=_ALPHA, **_none
+    ),
     "kl_div(log_target=False)": functools.partial(L.kl_div, log_target=False, **_none),
     "kl_div(log_target=True)": functools.partial(L.kl_div, log_target=True, **_none),
     "gan_discriminator_loss": functools.partial(L.gan_discriminator_loss, **_none),
-    "gan_generator_loss(non_saturating=True)":
-        functools.partial(L.gan_generator_loss, non_saturating=True, **_none),
-    "gan_generator_loss(non_saturating=False)":
-        functools.partial(L.gan_generator_loss, non_saturating=False, **_none),
-    "cosine_embedding_loss(margin=0.1)":
-        lambda a, b, y: L.cosine_embedding_loss(a, b, y, margin=0.1, **_none),
-    "triplet_margin_loss(p=2.0, swap=False)":
-        functools.partial(L.triplet_margin_loss, p=2.0, swap=False, **_none),
-    "triplet_margin_loss(p=1.0, swap=True, margin=0.5)":
-        functools.partial(L.triplet_margin_loss, p=1.0, swap=True, margin=0.5, **_none),
-    "triplet_margin_loss(p=3.0, eps=0.0)":
-        functools.partial(L.triplet_margin_loss, p=3.0, eps=0.0, **_none),
-    "margin_ranking_loss(margin=0.5)":
-        lambda a, b, y: L.margin_ranking_loss(a, b, y, margin=0.5, **_none),
+    "gan_generator_loss(non_saturating=True)": functools.partial(
+        L.gan_generator_loss, non_saturating=True, **_none
+    ),
+    "gan_generator_loss(non_saturating=False)": functools.partial(
+        L.gan_generator_loss, non_saturating=False, **_none
+    ),
+    "cosine_embedding_loss(margin=0.1)": lambda a, b, y: L.cosine_embedding_loss(
+        a, b, y, margin=0.1, **_none
+    ),
+    "triplet_margin_loss(p=2.0, swap=False)": functools.partial(
+        L.triplet_margin_loss, p=2.0, swap=False, **_none
+    ),
+    "triplet_margin_loss(p=1.0, swap=True, margin=0.5)": functools.partial(
+        L.triplet_margin_loss, p=1.0, swap=True, margin=0.5, **_none
+    ),
+    "triplet_margin_loss(p=3.0, eps=0.0)": functools.partial(
+        L.triplet_margin_loss, p=3.0, eps=0.0, **_none
+    ),
+    "margin_ranking_loss(margin=0.5)": lambda a, b, y: L.margin_ranking_loss(
+        a, b, y, margin=0.5, **_none
+    ),
     "dice_loss(smooth=1.0)": functools.partial(L.dice_loss, smooth=1.0, **_none),
 }
 
@@ -148,12 +166,15 @@ CASES = {
     "huber_loss": (functools.partial(L.huber_loss, delta=0.5), (X, Y)),
     "binary_cross_entropy": (lambda p, y, **kw: L.binary_cross_entropy(p, y, W, **kw), (P, B)),
     "binary_cross_entropy_with_logits": (
-        lambda x, y, **kw: L.binary_cross_entropy_with_logits(x, y, W, pos_weight=W[::-1],
-                                                              **kw), (X, B)),
+        lambda x, y, **kw: L.binary_cross_entropy_with_logits(x, y, W, pos_weight=W[::-1], **kw),
+        (X, B),
+    ),
     "hinge_loss": (L.hinge_loss, (X, PM)),
     "sigmoid_focal_loss": (L.sigmoid_focal_loss, (X, B)),
-    "cross_entropy": (lambda x, y, **kw: L.cross_entropy(x, y, W, ignore_index=1,
-                                                          label_smoothing=0.1, **kw), (X, I)),
+    "cross_entropy": (
+        lambda x, y, **kw: L.cross_entropy(x, y, W, ignore_index=1, label_smoothing=0.1, **kw),
+        (X, I),
+    ),
     "nll_loss": (lambda x, y, **kw: L.nll_loss(x, y, W, **kw), (LOGQ, I)),
     "multi_margin_loss": (functools.partial(L.multi_margin_loss, p=2), (X, I)),
     "softmax_focal_loss": (L.softmax_focal_loss, (X, I)),
@@ -182,8 +203,9 @@ def _cast(args, dtype):
     return tuple(a.astype(dtype) if np.issubdtype(a.dtype, np.floating) else a for a in args)
 
 
-@pytest.mark.parametrize("dtype", [d for d in FLOAT_DTYPES if d != jnp.float32],
-                         ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(
+    "dtype", [d for d in FLOAT_DTYPES if d != jnp.float32], ids=lambda d: np.dtype(d).name
+)
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_dtype_preserved_and_half_precision_accurate(name, dtype):
     """Half-precision inputs give half-precision outputs and gradients, as accurate as
@@ -239,4 +261,3 @@ def test_docstring_example_runs(name):
     exec(compile(ast.Module(setup, type_ignores=[]), name, "exec"), namespace)
     value = eval(compile(ast.Expression(last.value), name, "eval"), namespace)
     assert value.shape == () and np.isfinite(value)
-

@@ -44,10 +44,14 @@ def test_kl_div_matches_pytorch(reduction, log_target):
 
 def test_kl_div_against_optax_and_batchmean_is_the_true_kl():
     x, p = LOGQ[1], P[1]  # no zero-probability entries with −inf here
-    assert_close(L.kl_div(x, p, reduction="none").sum(-1), optax.losses.kl_divergence(x, p),
-                 rtol=2e-6)
-    assert_close(L.kl_div(x, np.log(p), log_target=True, reduction="none").sum(-1),
-                 optax.losses.kl_divergence_with_log_targets(x, np.log(p)), rtol=2e-6)
+    assert_close(
+        L.kl_div(x, p, reduction="none").sum(-1), optax.losses.kl_divergence(x, p), rtol=2e-6
+    )
+    assert_close(
+        L.kl_div(x, np.log(p), log_target=True, reduction="none").sum(-1),
+        optax.losses.kl_divergence_with_log_targets(x, np.log(p)),
+        rtol=2e-6,
+    )
     kl = np.sum(p * (np.log(p) - x), axis=-1).mean()
     assert_close(L.kl_div(x, p, reduction="batchmean"), kl, rtol=2e-6)
     assert_close(L.kl_div(x, p), kl / x.shape[-1], rtol=2e-6)  # 'mean' also divides by C
@@ -84,10 +88,16 @@ def test_gan_losses_match_bce_formulas(reduction):
     else:
         want = np_reduce(softplus(-REAL), reduction) + np_reduce(softplus(FAKE), reduction)
     assert_close(got, want, rtol=2e-6)
-    assert_close(L.gan_generator_loss(FAKE, reduction=reduction),
-                 np_reduce(softplus(-FAKE), reduction), rtol=2e-6)
-    assert_close(L.gan_generator_loss(FAKE, non_saturating=False, reduction=reduction),
-                 np_reduce(-softplus(FAKE), reduction), rtol=2e-6)
+    assert_close(
+        L.gan_generator_loss(FAKE, reduction=reduction),
+        np_reduce(softplus(-FAKE), reduction),
+        rtol=2e-6,
+    )
+    assert_close(
+        L.gan_generator_loss(FAKE, non_saturating=False, reduction=reduction),
+        np_reduce(-softplus(FAKE), reduction),
+        rtol=2e-6,
+    )
     bce = optax.losses.sigmoid_binary_cross_entropy
     if reduction == "none":
         assert_close(got, bce(REAL, jnp.ones_like(REAL)) + bce(FAKE, jnp.zeros_like(FAKE)))
@@ -99,15 +109,17 @@ def test_gan_batches_of_different_sizes_and_extreme_logits():
     with pytest.raises(ValueError, match="real_logits and fake_logits must have the same shape"):
         L.gan_discriminator_loss(REAL, FAKE[:2], reduction="none")
     x = np.array([-1e4, 1e4, -100.0, 0.0], np.float32)
-    for fn in (lambda a: L.gan_discriminator_loss(a, a), L.gan_generator_loss,
-               lambda a: L.gan_generator_loss(a, non_saturating=False)):
+    for fn in (
+        lambda a: L.gan_discriminator_loss(a, a),
+        L.gan_generator_loss,
+        lambda a: L.gan_generator_loss(a, non_saturating=False),
+    ):
         assert_finite((fn(x), jax.grad(fn)(x)))
 
 
 def test_non_saturating_generator_keeps_its_gradient_when_the_discriminator_wins():
     fake = np.array([-10.0], np.float32)  # the discriminator is confident: fake
     g_ns = jax.grad(lambda a: L.gan_generator_loss(a, reduction="sum"))(fake)
-    g_sat = jax.grad(lambda a: L.gan_generator_loss(a, non_saturating=False,
-                                                    reduction="sum"))(fake)
+    g_sat = jax.grad(lambda a: L.gan_generator_loss(a, non_saturating=False, reduction="sum"))(fake)
     assert_close(g_ns, -1 / (1 + np.exp(-10.0)) * np.ones(1))  # −σ(−f) ≈ −1
     assert_close(g_sat, -1 / (1 + np.exp(10.0)) * np.ones(1))  # −σ(f) ≈ −4.5e-5

@@ -67,8 +67,13 @@ def torch_triplet(a, pos, neg, margin=1.0, p=2.0, eps=1e-6, swap=False, reductio
     return np_reduce(np.maximum(margin + dist(a, pos) - d_neg, 0), reduction)
 
 
-TRIPLET_OPTIONS = [dict(), dict(p=1.0, margin=0.5), dict(p=3.0, eps=0.0), dict(swap=True),
-                   dict(p=1.5, swap=True, margin=2.0)]
+TRIPLET_OPTIONS = [
+    dict(),
+    dict(p=1.0, margin=0.5),
+    dict(p=3.0, eps=0.0),
+    dict(swap=True),
+    dict(p=1.5, swap=True, margin=2.0),
+]
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -84,8 +89,9 @@ def test_triplet_against_optax_and_coinciding_points():
     got = L.triplet_margin_loss(A[1], B[1], N[1], eps=0.0, reduction="none")
     assert_close(got, optax.losses.triplet_margin_loss(A[1], B[1], N[1], eps=0.0), rtol=2e-6)
     for kw in TRIPLET_OPTIONS + [dict(eps=0.0)]:
-        grads = jax.grad(lambda a, b, n, kw=kw: L.triplet_margin_loss(a, b, n, **kw),
-                         argnums=(0, 1, 2))(A, B, N)
+        grads = jax.grad(
+            lambda a, b, n, kw=kw: L.triplet_margin_loss(a, b, n, **kw), argnums=(0, 1, 2)
+        )(A, B, N)
         assert_finite(grads, str(kw))
 
 
@@ -109,9 +115,10 @@ def test_margin_ranking_matches_pytorch(margin, reduction):
 
 def test_clamp_min_kinks_pass_the_gradient_as_pytorch():
     # max(0, z) written as clamp_min in PyTorch: the gradient at z = 0 is 1
-    g1, g2 = jax.grad(lambda a, b: L.margin_ranking_loss(a, b, np.array([1.0, -1.0]),
-                                                         reduction="sum"),
-                      argnums=(0, 1))(np.array([1.0, 2.0]), np.array([1.0, 2.0]))
+    g1, g2 = jax.grad(
+        lambda a, b: L.margin_ranking_loss(a, b, np.array([1.0, -1.0]), reduction="sum"),
+        argnums=(0, 1),
+    )(np.array([1.0, 2.0]), np.array([1.0, 2.0]))
     assert_close(g1, np.array([-1.0, 1.0]))
     assert_close(g2, np.array([1.0, -1.0]))
     with pytest.raises(ValueError, match="input1 and target must have the same shape"):
@@ -136,8 +143,9 @@ def test_dice_matches_formula_and_optax(smooth, reduction):
     assert got.shape == ((2, 3) if reduction == "none" else ())
     assert_close(got, dice_reference(PROBS, MASKS, smooth, reduction), rtol=2e-5)
     if reduction == "none":
-        want = optax.losses.dice_loss(PROBS, MASKS, smooth=smooth / 2, apply_softmax=False,
-                                      reduction="none")
+        want = optax.losses.dice_loss(
+            PROBS, MASKS, smooth=smooth / 2, apply_softmax=False, reduction="none"
+        )
         assert_close(got, want, rtol=2e-5)
 
 

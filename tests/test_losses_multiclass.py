@@ -26,8 +26,9 @@ W = np.array([0.5, 2.0, 1.0, 1.5, 0.25], np.float32)
 
 
 # ------------------------------------------------------------------- PyTorch in NumPy
-def torch_cross_entropy(x, y, weight=None, ignore_index=-100, label_smoothing=0.0,
-                        reduction="mean"):
+def torch_cross_entropy(
+    x, y, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"
+):
     """aten cross_entropy_loss: nll_loss of log_softmax plus the smoothing term."""
     logp = log_softmax(np.asarray(x, np.float64), axis=-1)
     n_classes = logp.shape[-1]
@@ -88,8 +89,9 @@ INT_OPTIONS = list(itertools.product([None, W], [-100, 7, 3], [0.0, 0.1], REDUCT
 
 
 @pytest.mark.parametrize("weight,ignore_index,label_smoothing,reduction", INT_OPTIONS)
-def test_cross_entropy_integer_targets_match_pytorch(weight, ignore_index, label_smoothing,
-                                                     reduction):
+def test_cross_entropy_integer_targets_match_pytorch(
+    weight, ignore_index, label_smoothing, reduction
+):
     y = Y_IGN if ignore_index == 7 else Y
     kw = dict(ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction)
     got = L.cross_entropy(X, y, weight, **kw)
@@ -97,34 +99,43 @@ def test_cross_entropy_integer_targets_match_pytorch(weight, ignore_index, label
     assert_close(got, torch_cross_entropy(X, y, weight, **kw), rtol=2e-6)
 
 
-@pytest.mark.parametrize("weight,label_smoothing,reduction",
-                         list(itertools.product([None, W], [0.0, 0.2], REDUCTIONS)))
+@pytest.mark.parametrize(
+    "weight,label_smoothing,reduction", list(itertools.product([None, W], [0.0, 0.2], REDUCTIONS))
+)
 def test_cross_entropy_probability_targets_match_pytorch(weight, label_smoothing, reduction):
     kw = dict(label_smoothing=label_smoothing, reduction=reduction)
-    assert_close(L.cross_entropy(X, T, weight, **kw), torch_cross_entropy(X, T, weight, **kw),
-                 rtol=2e-6)
+    assert_close(
+        L.cross_entropy(X, T, weight, **kw), torch_cross_entropy(X, T, weight, **kw), rtol=2e-6
+    )
     # ignore_index does not apply to probability targets
-    assert_close(L.cross_entropy(X, T, weight, ignore_index=0, **kw),
-                 L.cross_entropy(X, T, weight, **kw))
+    assert_close(
+        L.cross_entropy(X, T, weight, ignore_index=0, **kw), L.cross_entropy(X, T, weight, **kw)
+    )
 
 
 def test_cross_entropy_against_optax():
     onehot = jax.nn.one_hot(Y, C)
-    assert_close(L.cross_entropy(X, Y, reduction="none"),
-                 optax.losses.softmax_cross_entropy_with_integer_labels(X, Y), rtol=2e-6)
-    assert_close(L.cross_entropy(X, T, reduction="none"), optax.losses.softmax_cross_entropy(X, T),
-                 rtol=2e-6)
+    assert_close(
+        L.cross_entropy(X, Y, reduction="none"),
+        optax.losses.softmax_cross_entropy_with_integer_labels(X, Y),
+        rtol=2e-6,
+    )
+    assert_close(
+        L.cross_entropy(X, T, reduction="none"), optax.losses.softmax_cross_entropy(X, T), rtol=2e-6
+    )
     for eps in (0.1, 0.3):
         want = optax.losses.softmax_cross_entropy(X, optax.losses.smooth_labels(onehot, eps))
-        assert_close(L.cross_entropy(X, Y, label_smoothing=eps, reduction="none"), want,
-                     rtol=2e-6)
+        assert_close(L.cross_entropy(X, Y, label_smoothing=eps, reduction="none"), want, rtol=2e-6)
         want = optax.losses.softmax_cross_entropy(X, optax.losses.smooth_labels(T, eps))
-        assert_close(L.cross_entropy(X, T, label_smoothing=eps, reduction="none"), want,
-                     rtol=2e-6)
+        assert_close(L.cross_entropy(X, T, label_smoothing=eps, reduction="none"), want, rtol=2e-6)
 
 
-GRAD_OPTIONS = [(None, -100, 0.0, "mean"), (W, 7, 0.1, "mean"), (W, -100, 0.3, "sum"),
-                (None, 7, 0.2, "none")]
+GRAD_OPTIONS = [
+    (None, -100, 0.0, "mean"),
+    (W, 7, 0.1, "mean"),
+    (W, -100, 0.3, "sum"),
+    (None, 7, 0.2, "none"),
+]
 
 
 @pytest.mark.parametrize("weight,ignore_index,eps,reduction", GRAD_OPTIONS)
@@ -138,6 +149,7 @@ def test_cross_entropy_fused_gradient_equals_autodiff(weight, ignore_index, eps,
         def scalar(x, w):
             out = fn(x, w)
             return jnp.sum(out * g) if reduction == "none" else out
+
         return jax.grad(scalar, argnums=(0, 1))
 
     opts = dict(ignore_index=ignore_index, reduction=reduction)
@@ -161,8 +173,9 @@ def test_cross_entropy_probability_target_gradients():
 
     assert_close(jax.grad(fused, argnums=(0, 1))(X, T), jax.grad(plain, argnums=(0, 1))(X, T))
     check_grads_x64(fused, X, T)
-    check_grads_x64(lambda x, w: L.cross_entropy(x, Y_IGN, w, ignore_index=7,
-                                                 label_smoothing=0.1), X, W)
+    check_grads_x64(
+        lambda x, w: L.cross_entropy(x, Y_IGN, w, ignore_index=7, label_smoothing=0.1), X, W
+    )
 
 
 def test_cross_entropy_uses_the_fused_backward():
@@ -170,9 +183,14 @@ def test_cross_entropy_uses_the_fused_backward():
 
 
 def test_cross_entropy_extreme_and_minus_inf_logits_are_finite():
-    x = np.array([[1e4, -1e4, 0.0, 3.0, -2.0],
-                  [0.5, -np.inf, -np.inf, -np.inf, -np.inf],
-                  [-1e4, 1e4, 1e4, -np.inf, 0.0]], np.float32)
+    x = np.array(
+        [
+            [1e4, -1e4, 0.0, 3.0, -2.0],
+            [0.5, -np.inf, -np.inf, -np.inf, -np.inf],
+            [-1e4, 1e4, 1e4, -np.inf, 0.0],
+        ],
+        np.float32,
+    )
     y = np.array([1, 0, 2])
     for w in (None, W):
         loss = L.cross_entropy(x, y, w, reduction="none")
@@ -189,8 +207,9 @@ def test_cross_entropy_extreme_and_minus_inf_logits_are_finite():
 
 @pytest.mark.parametrize("dtype", [np.float32, jnp.bfloat16])
 def test_ignored_rows_with_minus_inf_logits_give_finite_gradients(dtype):
-    x = np.array([[-np.inf, 1.0, 2.0, 0.0, 0.0], [0.5, 0.1, -1.0, 0.0, 2.0],
-                  [-np.inf] * 5], np.float32)  # the last row: −inf everywhere (padding)
+    x = np.array(
+        [[-np.inf, 1.0, 2.0, 0.0, 0.0], [0.5, 0.1, -1.0, 0.0, 2.0], [-np.inf] * 5], np.float32
+    )  # the last row: −inf everywhere (padding)
     y = np.array([-100, 1, -100])  # the first row's clipped index points at the −inf logit
     loss, g = jax.value_and_grad(lambda a: L.cross_entropy(a, y))(x.astype(dtype))
     assert_finite((loss, g))
@@ -198,8 +217,9 @@ def test_ignored_rows_with_minus_inf_logits_give_finite_gradients(dtype):
     y = np.array([-100, 1])
     x = x[:2]
     for eps in (0.0, 0.1):
-        grads = jax.grad(lambda a, w, eps=eps: L.cross_entropy(a, y, w, label_smoothing=eps),
-                         argnums=(0, 1))(x, W)
+        grads = jax.grad(
+            lambda a, w, eps=eps: L.cross_entropy(a, y, w, label_smoothing=eps), argnums=(0, 1)
+        )(x, W)
         assert_finite(grads)
         assert_close(grads[0][0], np.zeros(5))
     logp = log_softmax(x, -1).astype(np.float32)
@@ -213,8 +233,10 @@ def test_cross_entropy_fully_ignored_batch():
     assert np.isnan(L.cross_entropy(X, y, W, label_smoothing=0.1))
     assert float(L.cross_entropy(X, y, reduction="sum")) == 0.0
     assert_close(L.cross_entropy(X, y, reduction="none"), np.zeros((2, 3)))
-    for fn in (lambda a: L.cross_entropy(a, y, W, label_smoothing=0.1),
-               jax.jit(lambda a: L.cross_entropy(a, y))):
+    for fn in (
+        lambda a: L.cross_entropy(a, y, W, label_smoothing=0.1),
+        jax.jit(lambda a: L.cross_entropy(a, y)),
+    ):
         assert_close(jax.grad(fn)(X), np.zeros_like(X))
 
 
@@ -227,8 +249,9 @@ def test_out_of_range_targets_give_nan_not_a_plausible_loss(bad_target):
         per = L.cross_entropy(X, y, w, reduction="none")
         assert np.isnan(per[0, 1]) and np.all(np.isfinite(np.delete(per.ravel(), 1)))
         assert np.isnan(L.cross_entropy(X, y, w))
-        assert np.isnan(jax.jit(lambda a, b, w=w: L.cross_entropy(a, b, w, label_smoothing=0.1))(
-            X, y))
+        assert np.isnan(
+            jax.jit(lambda a, b, w=w: L.cross_entropy(a, b, w, label_smoothing=0.1))(X, y)
+        )
         assert np.isnan(L.nll_loss(X, y, w))
     assert np.isnan(L.multi_margin_loss(X, y))
     assert np.isnan(L.softmax_focal_loss(X, y))
@@ -245,9 +268,12 @@ def test_out_of_range_targets_give_nan_not_a_plausible_loss(bad_target):
         g = np.asarray(jax.grad(fn)(X))
         assert np.any(np.isnan(g[0, 1])), name
         assert np.all(np.isfinite(np.delete(g.reshape(-1, C), 1, axis=0))), name
-    hand_derived = [e for name, e in fdl.grads.registry().items()
-                    if name.startswith(("cross_entropy", "nll_loss", "multi_margin_loss",
-                                        "softmax_focal_loss")) and "probability" not in name]
+    hand_derived = [
+        e
+        for name, e in fdl.grads.registry().items()
+        if name.startswith(("cross_entropy", "nll_loss", "multi_margin_loss", "softmax_focal_loss"))
+        and "probability" not in name
+    ]
     assert len(hand_derived) == 7
     for entry in hand_derived:  # (their example weights are float64: truncated here)
         g = np.ones(np.shape(entry.forward(X, y)), np.float32)
@@ -263,6 +289,7 @@ def test_nll_loss_fully_ignored_batch():
     assert np.isnan(L.nll_loss(X, y)) and float(L.nll_loss(X, y, reduction="sum")) == 0.0
     assert_close(jax.grad(lambda a: L.nll_loss(a, y, W))(X), np.zeros_like(X))
     from functional_dl.losses._cross_entropy import _nll_backward
+
     assert_close(_nll_backward(X, y, W, -100, np.float32(1.0)), np.zeros_like(X))
 
 
@@ -283,8 +310,9 @@ def test_cross_entropy_bad_input_raises():
 
 
 # --------------------------------------------------------------------------- nll_loss
-@pytest.mark.parametrize("weight,ignore_index,reduction",
-                         list(itertools.product([None, W], [-100, 7], REDUCTIONS)))
+@pytest.mark.parametrize(
+    "weight,ignore_index,reduction", list(itertools.product([None, W], [-100, 7], REDUCTIONS))
+)
 def test_nll_matches_pytorch_and_composes_to_cross_entropy(weight, ignore_index, reduction):
     y = Y if ignore_index == -100 else Y_IGN
     logp = log_softmax(X, -1).astype(np.float32)
@@ -295,8 +323,9 @@ def test_nll_matches_pytorch_and_composes_to_cross_entropy(weight, ignore_index,
 
 
 # ------------------------------------------------------------------ multi_margin_loss
-@pytest.mark.parametrize("p,margin,weight,reduction",
-                         list(itertools.product([1, 2], [1.0, 0.3], [None, W], REDUCTIONS)))
+@pytest.mark.parametrize(
+    "p,margin,weight,reduction", list(itertools.product([1, 2], [1.0, 0.3], [None, W], REDUCTIONS))
+)
 def test_multi_margin_matches_pytorch(p, margin, weight, reduction):
     kw = dict(p=p, margin=margin, weight=weight, reduction=reduction)
     assert_close(L.multi_margin_loss(X, Y, **kw), torch_multi_margin(X, Y, **kw), rtol=2e-6)
@@ -311,8 +340,9 @@ def test_multi_margin_gradient_zero_at_the_kink_and_bad_p():
 
 
 # ----------------------------------------------------------------- softmax_focal_loss
-@pytest.mark.parametrize("gamma,alpha,reduction",
-                         list(itertools.product([0.0, 0.5, 2.0], [None, 0.25, W], REDUCTIONS)))
+@pytest.mark.parametrize(
+    "gamma,alpha,reduction", list(itertools.product([0.0, 0.5, 2.0], [None, 0.25, W], REDUCTIONS))
+)
 def test_softmax_focal_matches_formula(gamma, alpha, reduction):
     for t in (Y, T):
         got = L.softmax_focal_loss(X, t, gamma=gamma, alpha=alpha, reduction=reduction)

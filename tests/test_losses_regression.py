@@ -77,19 +77,26 @@ def test_matches_pytorch_formula(name, fn, ref, kw, reduction):
 
 def test_against_optax():
     assert_close(L.mse_loss(X, Y, reduction="none"), optax.losses.squared_error(X, Y))
-    assert_close(L.huber_loss(X, Y, delta=2.5, reduction="none"),
-                 optax.losses.huber_loss(X, Y, delta=2.5), rtol=2e-6)
+    assert_close(
+        L.huber_loss(X, Y, delta=2.5, reduction="none"),
+        optax.losses.huber_loss(X, Y, delta=2.5),
+        rtol=2e-6,
+    )
     # smooth L1 is Huber divided by beta
-    assert_close(L.smooth_l1_loss(X, Y, beta=0.5, reduction="none"),
-                 optax.losses.huber_loss(X, Y, delta=0.5) / 0.5, rtol=2e-6)
+    assert_close(
+        L.smooth_l1_loss(X, Y, beta=0.5, reduction="none"),
+        optax.losses.huber_loss(X, Y, delta=0.5) / 0.5,
+        rtol=2e-6,
+    )
 
 
 @pytest.mark.parametrize("name,fn,ref,kw", CASES, ids=IDS)
 def test_gradient_follows_pytorch_backward_at_kinks(name, fn, ref, kw):
     x = jnp.asarray(X)
     got = jax.grad(lambda a: fn(a, Y, reduction="sum", **kw))(x)
-    assert_close(got, torch_grads(name, X.astype(np.float64) - Y, **{"beta": 1.0, "delta": 1.0,
-                                                                      **kw}))
+    assert_close(
+        got, torch_grads(name, X.astype(np.float64) - Y, **{"beta": 1.0, "delta": 1.0, **kw})
+    )
     got_target = jax.grad(lambda b: fn(X, b, reduction="sum", **kw))(jnp.asarray(Y))
     assert_close(got_target, -got)
 
@@ -97,8 +104,12 @@ def test_gradient_follows_pytorch_backward_at_kinks(name, fn, ref, kw):
 def test_gradients_against_finite_differences():
     r = np.random.default_rng(1)
     x, y = r.normal(size=(3, 4)), r.normal(size=(3, 4))
-    for fn, kw in [(L.mse_loss, {}), (L.l1_loss, {}), (L.smooth_l1_loss, {"beta": 0.7}),
-                   (L.huber_loss, {"delta": 0.7})]:
+    for fn, kw in [
+        (L.mse_loss, {}),
+        (L.l1_loss, {}),
+        (L.smooth_l1_loss, {"beta": 0.7}),
+        (L.huber_loss, {"delta": 0.7}),
+    ]:
         check_grads_x64(lambda a, b, fn=fn, kw=kw: fn(a, b, **kw), x, y)
 
 

@@ -69,10 +69,20 @@ SCRIPT = textwrap.dedent(r"""
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("multidevice")
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
-           "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+        "JAX_PLATFORMS": "cpu",
+        "PYTHONPATH": str(ROOT),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     def load(name):
@@ -91,8 +101,7 @@ def test_eight_devices_equal_one_device(runs):
         assert_close(eight[name], one[name], rtol=1e-4, atol=1e-5, err_msg=name)
     for metric, values in meta1["history"].items():
         if metric != "time":
-            assert_close(meta8["history"][metric], values, rtol=1e-4, atol=1e-5,
-                         err_msg=metric)
+            assert_close(meta8["history"][metric], values, rtol=1e-4, atol=1e-5, err_msg=metric)
     assert meta8["history"]["val_accuracy"][-1] > 0.6  # it learns (10 classes)
 
 
@@ -105,5 +114,4 @@ def test_batch_norm_needs_the_cross_device_reduction(runs):
 
 def test_batch_size_must_divide_over_devices(runs):
     message = (runs[1] / "error.txt").read_text()
-    assert "batch_size must be divisible by the number of devices (8), got batch_size=12" \
-        in message
+    assert "batch_size must be divisible by the number of devices (8), got batch_size=12" in message

@@ -32,7 +32,8 @@ def assert_grads_equal(model, x_shape, n_classes, *, train=True):
                 return ce_loss(model.apply(p, state, x, key=key, train=train)[0], labels)
 
             (loss_hand, _), hand = backprop.cross_entropy_value_and_grad(
-                model, params, state, x, labels, key=key, train=train)
+                model, params, state, x, labels, key=key, train=train
+            )
             return loss_hand, hand, *jax.value_and_grad(loss)(params)
 
         loss, hand, ref_loss, auto = both(params, state, x, labels, key)
@@ -48,8 +49,15 @@ def test_mlp_manual_backprop_equals_jax_grad():
 
 
 def test_cnn_manual_backprop_equals_jax_grad():
-    model = nn.Sequential(nn.Conv2d(6, 3, padding=1), nn.BatchNorm(), nn.ReLU(),
-                          nn.MaxPool2d(2), nn.Dropout(0.25), nn.Flatten(), nn.Linear(10))
+    model = nn.Sequential(
+        nn.Conv2d(6, 3, padding=1),
+        nn.BatchNorm(),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Dropout(0.25),
+        nn.Flatten(),
+        nn.Linear(10),
+    )
     assert_grads_equal(model, (8, 8, 8, 1), 10, train=True)
 
 
@@ -85,10 +93,12 @@ def test_layer_backward_equals_vjp(name):
     def both(params, x, g):  # (autodiff, hand-derived) in training and in eval mode
         out = []
         for train in (True, False):
-            _, vjp = jax.vjp(lambda p, x, t=train: layer.apply(p, state, x, key=key, train=t)[0],
-                             params, x)
-            out.append((vjp(g), backprop.backward(layer, params, state, x, g, key=key,
-                                                  train=train)))
+            _, vjp = jax.vjp(
+                lambda p, x, t=train: layer.apply(p, state, x, key=key, train=t)[0], params, x
+            )
+            out.append(
+                (vjp(g), backprop.backward(layer, params, state, x, g, key=key, train=train))
+            )
         return out
 
     y, _ = jax.eval_shape(lambda p, x: layer.apply(p, state, x), params, x)

@@ -25,8 +25,10 @@ def np_conv2d(x, w, b, stride, pads, dilation, groups):
     for n in range(x.shape[0]):
         for oc in range(o):
             grp = oc // og
-            acc = sum(correlate(x[n, :, :, grp * cg + c], wd[:, :, c, oc], mode="valid")
-                      for c in range(cg))
+            acc = sum(
+                correlate(x[n, :, :, grp * cg + c], wd[:, :, c, oc], mode="valid")
+                for c in range(cg)
+            )
             acc = acc[:: stride[0], :: stride[1]]
             if out is None:
                 out = np.zeros((x.shape[0], *acc.shape, o))
@@ -36,13 +38,15 @@ def np_conv2d(x, w, b, stride, pads, dilation, groups):
 
 CONV_CASES = [  # x shape, w shape, kwargs, explicit pads for the reference
     ((2, 6, 7, 3), (3, 3, 3, 4), {}, ((0, 0), (0, 0))),
-    ((1, 7, 6, 4), (3, 2, 2, 6), {"stride": 2, "padding": (1, 2), "groups": 2},
-     ((1, 1), (2, 2))),
-    ((1, 9, 8, 2), (2, 3, 2, 3), {"stride": (3, 2), "dilation": (2, 1), "padding": 1},
-     ((1, 1), (1, 1))),
+    ((1, 7, 6, 4), (3, 2, 2, 6), {"stride": 2, "padding": (1, 2), "groups": 2}, ((1, 1), (2, 2))),
+    (
+        (1, 9, 8, 2),
+        (2, 3, 2, 3),
+        {"stride": (3, 2), "dilation": (2, 1), "padding": 1},
+        ((1, 1), (1, 1)),
+    ),
     ((2, 5, 6, 2), (4, 3, 2, 2), {"padding": "same"}, ((1, 2), (1, 1))),
-    ((1, 5, 5, 4), (3, 3, 1, 4), {"padding": "same", "dilation": 2, "groups": 4},
-     ((2, 2), (2, 2))),
+    ((1, 5, 5, 4), (3, 3, 1, 4), {"padding": "same", "dilation": 2, "groups": 4}, ((2, 2), (2, 2))),
     ((1, 4, 4, 2), (2, 2, 2, 1), {"padding": "valid", "stride": 3}, ((0, 0), (0, 0))),
 ]
 
@@ -55,8 +59,9 @@ def test_conv2d_matches_scipy_correlate(xs, ws, kw, pads):
     dil = kw.get("dilation", 1)
     dil = dil if isinstance(dil, tuple) else (dil, dil)
     expected = np_conv2d(x, w, b, stride, pads, dil, kw.get("groups", 1))
-    got = F.conv2d(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32),
-                   jnp.asarray(b, jnp.float32), **kw)
+    got = F.conv2d(
+        jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32), **kw
+    )
     assert_close(got, expected)
 
 
@@ -91,18 +96,25 @@ def np_pool(x, k, s, p, kind, count_include_pad=True):
     out = np.empty((n, ho, wo, c))
     for i in range(ho):
         for j in range(wo):
-            win = xp[:, i * s[0]:i * s[0] + k[0], j * s[1]:j * s[1] + k[1], :]
+            win = xp[:, i * s[0] : i * s[0] + k[0], j * s[1] : j * s[1] + k[1], :]
             if kind == "max":
                 out[:, i, j] = win.max(axis=(1, 2))
             else:
-                cnt = k[0] * k[1] if count_include_pad else valid[
-                    i * s[0]:i * s[0] + k[0], j * s[1]:j * s[1] + k[1]].sum()
+                cnt = (
+                    k[0] * k[1]
+                    if count_include_pad
+                    else valid[i * s[0] : i * s[0] + k[0], j * s[1] : j * s[1] + k[1]].sum()
+                )
                 out[:, i, j] = win.sum(axis=(1, 2)) / cnt
     return out
 
 
-POOL_CASES = [((2, 2), None, (0, 0)), ((3, 3), (2, 2), (1, 1)), ((3, 2), (1, 2), (1, 0)),
-              ((2, 3), (2, 1), (1, 1))]
+POOL_CASES = [
+    ((2, 2), None, (0, 0)),
+    ((3, 3), (2, 2), (1, 1)),
+    ((3, 2), (1, 2), (1, 0)),
+    ((2, 3), (2, 1), (1, 1)),
+]
 
 
 @pytest.mark.parametrize("k,s,p", POOL_CASES)
@@ -112,8 +124,10 @@ def test_pooling_matches_window_loops(k, s, p):
     s_ = k if s is None else s
     assert_close(F.max_pool2d(xf, k, stride=s, padding=p), np_pool(x, k, s_, p, "max"))
     for cip in (True, False):
-        assert_close(F.avg_pool2d(xf, k, stride=s, padding=p, count_include_pad=cip),
-                     np_pool(x, k, s_, p, "avg", cip))
+        assert_close(
+            F.avg_pool2d(xf, k, stride=s, padding=p, count_include_pad=cip),
+            np_pool(x, k, s_, p, "avg", cip),
+        )
 
 
 def test_max_pool_matches_lax_and_routes_ties_to_first():
@@ -160,8 +174,7 @@ def test_batch_norm_training_and_eval_match_textbook():
     x = RNG.standard_normal((4, 3, 2, 5)) * 3 + 1
     rm, rv, w, b = RNG.standard_normal(5), 1 + RNG.random(5), RNG.standard_normal(5), RNG.random(5)
     f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
-    y, nm, nv = F.batch_norm(f32(x), f32(rm), f32(rv), f32(w), f32(b), training=True,
-                             momentum=0.2)
+    y, nm, nv = F.batch_norm(f32(x), f32(rm), f32(rv), f32(w), f32(b), training=True, momentum=0.2)
     ey, em, ev = np_batch_norm_train(x, rm, rv, w, b, 0.2, 1e-5)
     assert_close(y, ey.reshape(x.shape))
     assert_close((nm, nv), (em, ev))
@@ -182,16 +195,23 @@ def test_batch_norm_axis_name_equals_full_batch():
     # two shards of a batch under a named vmap: statistics over the whole batch
     x = jnp.asarray(RNG.standard_normal((8, 3, 4)), jnp.float32)
     full = F.batch_norm(x, jnp.zeros(4), jnp.ones(4), training=True)
-    shard = jax.vmap(lambda xs: F.batch_norm(xs, jnp.zeros(4), jnp.ones(4), training=True,
-                                             axis_name="d"), axis_name="d")
+    shard = jax.vmap(
+        lambda xs: F.batch_norm(xs, jnp.zeros(4), jnp.ones(4), training=True, axis_name="d"),
+        axis_name="d",
+    )
     y, nm, nv = jax.jit(shard)(x.reshape(2, 4, 3, 4))
     assert_close(y.reshape(x.shape), full[0])
     assert_close((nm[0], nv[0]), full[1:])
     g = jnp.asarray(RNG.standard_normal(x.shape), jnp.float32)
     dx_full, _, _ = batch_norm_backward(x, None, None, None, None, g, training=True)
-    dx_shard = jax.jit(jax.vmap(lambda xs, gs: batch_norm_backward(xs, None, None, None, None, gs,
-                                                           training=True, axis_name="d")[0],
-                        axis_name="d"))(x.reshape(2, 4, 3, 4), g.reshape(2, 4, 3, 4))
+    dx_shard = jax.jit(
+        jax.vmap(
+            lambda xs, gs: batch_norm_backward(
+                xs, None, None, None, None, gs, training=True, axis_name="d"
+            )[0],
+            axis_name="d",
+        )
+    )(x.reshape(2, 4, 3, 4), g.reshape(2, 4, 3, 4))
     assert_close(dx_shard.reshape(x.shape), dx_full)
 
 
@@ -229,8 +249,9 @@ OPS = {
     "conv2d": lambda x: F.conv2d(x, jnp.asarray(W), jnp.asarray(C4), padding=1, groups=2),
     "max_pool2d": lambda x: F.max_pool2d(x, 3, stride=2, padding=1),
     "avg_pool2d": lambda x: F.avg_pool2d(x, 2, count_include_pad=False),
-    "batch_norm": lambda x: F.batch_norm(x, jnp.zeros(4), jnp.ones(4), jnp.asarray(C4),
-                                         jnp.asarray(C4), training=True),
+    "batch_norm": lambda x: F.batch_norm(
+        x, jnp.zeros(4), jnp.ones(4), jnp.asarray(C4), jnp.asarray(C4), training=True
+    ),
 }
 
 

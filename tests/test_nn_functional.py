@@ -43,10 +43,13 @@ def np_group_norm(x, g, w, b, eps):
 def test_linear_matches_numpy():
     x, w, b = RNG.standard_normal((2, 3, 4)), RNG.standard_normal((4, 5)), RNG.standard_normal(5)
     expected = np.einsum("nti,io->nto", x, w) + b
-    assert_close(F.linear(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32),
-                          jnp.asarray(b, jnp.float32)), expected)
-    assert_close(F.linear(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32)),
-                 expected - b)
+    assert_close(
+        F.linear(
+            jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32)
+        ),
+        expected,
+    )
+    assert_close(F.linear(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32)), expected - b)
 
 
 def test_linear_bad_shapes():
@@ -89,8 +92,10 @@ def test_norm_accurate_for_large_mean_small_spread(op):
 
 def test_rms_norm_matches_numpy_and_default_eps():
     x, w = RNG.standard_normal((3, 5)), RNG.standard_normal(5)
-    assert_close(F.rms_norm(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32)),
-                 np_rms_norm(x, w, np.finfo(np.float32).eps))
+    assert_close(
+        F.rms_norm(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32)),
+        np_rms_norm(x, w, np.finfo(np.float32).eps),
+    )
     tiny = jnp.full((1, 4), 1e-5, jnp.float32)  # eps = finfo(float32).eps dominates here
     assert_close(F.rms_norm(tiny), np_rms_norm(np.full((1, 4), 1e-5), 1.0, 2.0**-23))
     assert_close(F.rms_norm(tiny, eps=1e-3), np_rms_norm(np.full((1, 4), 1e-5), 1.0, 1e-3))
@@ -100,8 +105,9 @@ def test_group_norm_matches_numpy():
     x, w, b = RNG.standard_normal((2, 3, 3, 6)), RNG.standard_normal(6), RNG.standard_normal(6)
     gn = jax.jit(F.group_norm, static_argnums=1)
     for g in (1, 2, 3, 6):
-        got = gn(jnp.asarray(x, jnp.float32), g, jnp.asarray(w, jnp.float32),
-                 jnp.asarray(b, jnp.float32))
+        got = gn(
+            jnp.asarray(x, jnp.float32), g, jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32)
+        )
         assert_close(got, np_group_norm(x, g, w, b, 1e-5), err_msg=f"num_groups={g}")
 
 
@@ -215,7 +221,8 @@ def test_public_norms_differentiate_like_the_plain_formula():
         "rms_norm": (lambda x, w: F.rms_norm(x, w, eps=1e-6), (x, w)),
         "batch_norm(training=True)": (
             lambda x, rm, rv, w, b: F.batch_norm(x, rm, rv, w, b, training=True)[0],
-            (x, jnp.zeros(6), jnp.ones(6), w, b)),
+            (x, jnp.zeros(6), jnp.ones(6), w, b),
+        ),
     }
     g = jnp.asarray(RNG.standard_normal(x.shape), jnp.float32)
     for name, (public, args) in cases.items():

@@ -39,11 +39,19 @@ CASES = [
     ("xavier_normal", {}, "normal", math.sqrt(2 / (FAN_IN + FAN_OUT))),
     ("kaiming_uniform", {}, "uniform", math.sqrt(2) * math.sqrt(3 / FAN_IN)),
     ("kaiming_uniform", {"a": math.sqrt(5)}, "uniform", 1 / math.sqrt(FAN_IN)),
-    ("kaiming_uniform", {"mode": "fan_out", "nonlinearity": "relu"}, "uniform",
-     math.sqrt(2) * math.sqrt(3 / FAN_OUT)),
+    (
+        "kaiming_uniform",
+        {"mode": "fan_out", "nonlinearity": "relu"},
+        "uniform",
+        math.sqrt(2) * math.sqrt(3 / FAN_OUT),
+    ),
     ("kaiming_normal", {"nonlinearity": "relu"}, "normal", math.sqrt(2 / FAN_IN)),
-    ("kaiming_normal", {"mode": "fan_out", "nonlinearity": "tanh"}, "normal",
-     5 / 3 / math.sqrt(FAN_OUT)),
+    (
+        "kaiming_normal",
+        {"mode": "fan_out", "nonlinearity": "tanh"},
+        "normal",
+        5 / 3 / math.sqrt(FAN_OUT),
+    ),
     ("lecun_normal", {}, "normal", 1 / math.sqrt(FAN_IN)),
     ("normal", {"std": 0.02}, "normal", 0.02),
 ]

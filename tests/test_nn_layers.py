@@ -71,8 +71,9 @@ def test_dropout_layer_needs_key_in_training():
 
 
 def test_sequential_mlp_jits_once():
-    model = nn.Sequential(nn.Linear(16), nn.LayerNorm(), nn.Dropout(0.1), nn.RMSNorm(),
-                          nn.Linear(3))
+    model = nn.Sequential(
+        nn.Linear(16), nn.LayerNorm(), nn.Dropout(0.1), nn.RMSNorm(), nn.Linear(3)
+    )
     params, state = model.init(KEY, (5, 7))
     assert list(params) == ["0_linear", "1_layer_norm", "2_dropout", "3_rms_norm", "4_linear"]
     counter = TraceCounter(lambda p, s, x, k: model.apply(p, s, x, key=k, train=True))
@@ -143,10 +144,21 @@ def test_group_norm_and_pool_layers():
 
 def every_layer_model():
     return nn.Sequential(
-        nn.Conv2d(8, 3, padding="same"), nn.BatchNorm(), nn.ReLU(), nn.GroupNorm(2),
-        nn.MaxPool2d(2), nn.AvgPool2d(3, stride=1, padding=1), nn.Dropout(0.2),
-        nn.Residual(nn.Sequential(nn.Conv2d(8, 1), nn.GELU())), nn.Flatten(),
-        nn.Linear(32), nn.LayerNorm(), nn.SiLU(), nn.RMSNorm(), nn.Tanh(), nn.Linear(10),
+        nn.Conv2d(8, 3, padding="same"),
+        nn.BatchNorm(),
+        nn.ReLU(),
+        nn.GroupNorm(2),
+        nn.MaxPool2d(2),
+        nn.AvgPool2d(3, stride=1, padding=1),
+        nn.Dropout(0.2),
+        nn.Residual(nn.Sequential(nn.Conv2d(8, 1), nn.GELU())),
+        nn.Flatten(),
+        nn.Linear(32),
+        nn.LayerNorm(),
+        nn.SiLU(),
+        nn.RMSNorm(),
+        nn.Tanh(),
+        nn.Linear(10),
     )
 
 

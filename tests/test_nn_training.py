@@ -70,9 +70,17 @@ def test_mlp_reaches_97_percent(digits):
 def test_cnn_reaches_97_percent(digits):
     xtr, ytr, xte, yte = digits
     model = nn.Sequential(
-        nn.Conv2d(8, 3, padding=1), nn.BatchNorm(), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 3, padding=1), nn.BatchNorm(), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dropout(0.2), nn.Linear(10),
+        nn.Conv2d(8, 3, padding=1),
+        nn.BatchNorm(),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 3, padding=1),
+        nn.BatchNorm(),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(0.2),
+        nn.Linear(10),
     )
     params, state, losses = train(model, xtr, ytr, epochs=6, lr=1e-2)
     assert float(losses.mean()) < 0.2

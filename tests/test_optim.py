@@ -14,8 +14,18 @@ import functional_dl as fdl
 from tests.helpers import TraceCounter, assert_close, assert_finite, tol
 from tests.test_optim_reference import ref_adam, ref_adamw, run_numpy, trajectory
 
-NAMES = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "nadam", "radam", "adamax", "adadelta",
-         "lion"]
+NAMES = [
+    "sgd",
+    "adagrad",
+    "rmsprop",
+    "adam",
+    "adamw",
+    "nadam",
+    "radam",
+    "adamax",
+    "adadelta",
+    "lion",
+]
 
 
 def make(name, **kw):
@@ -26,8 +36,10 @@ def make(name, **kw):
 
 def _tree(seed=0, dtype=np.float32):
     rng = np.random.default_rng(seed)
-    return {"w": jnp.asarray(rng.normal(size=(4, 3)), dtype),
-            "b": jnp.asarray(rng.normal(size=(3,)), dtype)}
+    return {
+        "w": jnp.asarray(rng.normal(size=(4, 3)), dtype),
+        "b": jnp.asarray(rng.normal(size=(3,)), dtype),
+    }
 
 
 # --- composition -------------------------------------------------------------------------
@@ -42,8 +54,10 @@ def test_chain_with_clip_grad_norm_matches_reference():
     expected = run_numpy(ref_adamw, params, clipped, lr=1e-2, weight_decay=0.1)
     opt = optax.chain(fdl.optim.clip_grad_norm(1.0), fdl.optim.adamw(1e-2, weight_decay=0.1))
     ours = jax.jit(trajectory, static_argnums=0)(
-        opt, [jnp.asarray(p, jnp.float32) for p in params],
-        [jnp.asarray(g, jnp.float32) for g in grads])
+        opt,
+        [jnp.asarray(p, jnp.float32) for p in params],
+        [jnp.asarray(g, jnp.float32) for g in grads],
+    )
     assert_close(ours, expected, **tol(np.float32))
 
 
@@ -58,8 +72,9 @@ def test_optax_masked_and_adamw_mask():
         for key, opt in {
             "masked": optax.masked(fdl.optim.adam(1e-2), mask),
             "adamw_tree": fdl.optim.adamw(1e-2, weight_decay=0.5, mask=mask),
-            "adamw_fn": fdl.optim.adamw(1e-2, weight_decay=0.5,
-                                        mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p)),
+            "adamw_fn": fdl.optim.adamw(
+                1e-2, weight_decay=0.5, mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p)
+            ),
         }.items():
             outs[key] = opt.update(grads, opt.init(params), params)[0]
         return outs
@@ -127,23 +142,36 @@ def test_jitted_donated_step_compiles_once(name):
 
 def _compiled_entry(opt, params):
     """Instructions of the optimized entry computation of a jitted, donated step."""
+
     def step(params, state, grads):
         updates, state = opt.update(grads, state, params)
         return fdl.optim.apply_updates(params, updates), state
 
     text = jax.jit(step, donate_argnums=(0, 1)).lower(params, opt.init(params), params)
     text = text.compile().as_text().split("ENTRY")[1]
-    return [re.search(r"\s([a-z][\w-]*)\(", line.split(" = ", 1)[1]).group(1)
-            for line in text.splitlines() if " = " in line]
+    return [
+        re.search(r"\s([a-z][\w-]*)\(", line.split(" = ", 1)[1]).group(1)
+        for line in text.splitlines()
+        if " = " in line
+    ]
 
 
-@pytest.mark.parametrize("name, ours, ref", [
-    ("sgd(momentum)", lambda: fdl.optim.sgd(1e-2, momentum=0.9),
-     lambda: optax.sgd(1e-2, momentum=0.9)),
-    ("adam", lambda: fdl.optim.adam(1e-3), lambda: optax.adam(1e-3)),
-    ("adamw", lambda: fdl.optim.adamw(1e-3, weight_decay=1e-2),
-     lambda: optax.adamw(1e-3, weight_decay=1e-2)),
-])
+@pytest.mark.parametrize(
+    "name, ours, ref",
+    [
+        (
+            "sgd(momentum)",
+            lambda: fdl.optim.sgd(1e-2, momentum=0.9),
+            lambda: optax.sgd(1e-2, momentum=0.9),
+        ),
+        ("adam", lambda: fdl.optim.adam(1e-3), lambda: optax.adam(1e-3)),
+        (
+            "adamw",
+            lambda: fdl.optim.adamw(1e-3, weight_decay=1e-2),
+            lambda: optax.adamw(1e-3, weight_decay=1e-2),
+        ),
+    ],
+)
 def test_step_compiles_to_the_same_kernels_and_buffers_as_optax(name, ours, ref):
     """The donated step moves as many arrays and runs as many kernels as optax's, and
     copies nothing (reading the old step counter next to the new one made XLA copy it;
@@ -227,8 +255,9 @@ def test_low_precision_training_tracks_float32(dtype):
 
     def run(params):
         opt = fdl.optim.adam(3e-2)
-        loss = lambda p: sum(jnp.sum((p[k].astype(jnp.float32) - target[k]) ** 2)  # noqa: E731
-                             for k in p)
+
+        def loss(p):
+            return sum(jnp.sum((p[k].astype(jnp.float32) - target[k]) ** 2) for k in p)
 
         def body(carry, _):
             p, s = carry
@@ -267,31 +296,61 @@ def test_bfloat16_state_dtype_updates_in_float32(name):
         for k in range(20):
             updates, state = opt.update(_tree(1 + k % 3), state, params)
             out.append(updates)
-        assert all(x.dtype == dtype for x in jax.tree.leaves(state)
-                   if jnp.issubdtype(x.dtype, jnp.floating) and x.ndim), name
+        assert all(
+            x.dtype == dtype
+            for x in jax.tree.leaves(state)
+            if jnp.issubdtype(x.dtype, jnp.floating) and x.ndim
+        ), name
         runs[dtype] = out
     scale = max(float(jnp.max(jnp.abs(u))) for u in jax.tree.leaves(runs[jnp.float32]))
     assert_close(runs[jnp.bfloat16], runs[jnp.float32], rtol=0.05, atol=0.05 * scale)
 
 
-@pytest.mark.parametrize("name, args, kwargs", [
-    ("sgd", (0.1, 0.9, 0.0, 1e-2, True),
-     dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True)),
-    ("adagrad", (0.1, 0.01, 1e-2, 0.1, 1e-9),
-     dict(lr=0.1, lr_decay=0.01, weight_decay=1e-2, initial_accumulator_value=0.1, eps=1e-9)),
-    ("rmsprop", (0.01, 0.9, 1e-6, 1e-2, 0.5, True),
-     dict(lr=0.01, alpha=0.9, eps=1e-6, weight_decay=1e-2, momentum=0.5, centered=True)),
-    ("adam", (1e-2, (0.8, 0.99), 1e-6, 1e-2, True),
-     dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=1e-2, amsgrad=True)),
-    ("adamw", (1e-2, (0.8, 0.99), 1e-6, 0.1, False, {"w": True, "b": False}),
-     dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1,
-          mask={"w": True, "b": False})),
-    ("nadam", (1e-2, (0.8, 0.99), 1e-6, 1e-2, 0.01, True),
-     dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=1e-2, momentum_decay=0.01,
-          decoupled_weight_decay=True)),
-    ("adadelta", (0.5, 0.8, 1e-5, 1e-2),
-     dict(lr=0.5, rho=0.8, eps=1e-5, weight_decay=1e-2)),
-])
+@pytest.mark.parametrize(
+    "name, args, kwargs",
+    [
+        (
+            "sgd",
+            (0.1, 0.9, 0.0, 1e-2, True),
+            dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True),
+        ),
+        (
+            "adagrad",
+            (0.1, 0.01, 1e-2, 0.1, 1e-9),
+            dict(lr=0.1, lr_decay=0.01, weight_decay=1e-2, initial_accumulator_value=0.1, eps=1e-9),
+        ),
+        (
+            "rmsprop",
+            (0.01, 0.9, 1e-6, 1e-2, 0.5, True),
+            dict(lr=0.01, alpha=0.9, eps=1e-6, weight_decay=1e-2, momentum=0.5, centered=True),
+        ),
+        (
+            "adam",
+            (1e-2, (0.8, 0.99), 1e-6, 1e-2, True),
+            dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=1e-2, amsgrad=True),
+        ),
+        (
+            "adamw",
+            (1e-2, (0.8, 0.99), 1e-6, 0.1, False, {"w": True, "b": False}),
+            dict(
+                lr=1e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1, mask={"w": True, "b": False}
+            ),
+        ),
+        (
+            "nadam",
+            (1e-2, (0.8, 0.99), 1e-6, 1e-2, 0.01, True),
+            dict(
+                lr=1e-2,
+                betas=(0.8, 0.99),
+                eps=1e-6,
+                weight_decay=1e-2,
+                momentum_decay=0.01,
+                decoupled_weight_decay=True,
+            ),
+        ),
+        ("adadelta", (0.5, 0.8, 1e-5, 1e-2), dict(lr=0.5, rho=0.8, eps=1e-5, weight_decay=1e-2)),
+    ],
+)
 def test_arguments_in_pytorch_order_may_be_positional(name, args, kwargs):
     """As torch.optim: hyperparameters in PyTorch's order work positionally (API.md)."""
     positional = getattr(fdl.optim, name)(*args)
@@ -307,8 +366,12 @@ def test_arguments_in_pytorch_order_may_be_positional(name, args, kwargs):
 
 
 def test_apply_updates_keeps_each_leaf_dtype():
-    params = {"a": jnp.ones(2, jnp.bfloat16), "b": jnp.ones(2, jnp.float16), "c": None,
-              "d": jnp.ones(2, jnp.float32)}
+    params = {
+        "a": jnp.ones(2, jnp.bfloat16),
+        "b": jnp.ones(2, jnp.float16),
+        "c": None,
+        "d": jnp.ones(2, jnp.float32),
+    }
     updates = {"a": jnp.full(2, 1e-3), "b": jnp.full(2, 0.5), "c": None, "d": jnp.full(2, 0.25)}
     new = fdl.optim.apply_updates(params, updates)
     assert new["a"].dtype == jnp.bfloat16 and new["b"].dtype == jnp.float16
@@ -391,8 +454,9 @@ def convergence_runs():
     r0 = {"x": jnp.float32(-1.2), "y": jnp.float32(1.0)}
     q0 = {"x": jnp.array([1.0, -1.0, 0.5]), "y": jnp.float32(2.0)}
     opts = {k: make_opt() for k, make_opt in CONVERGENCE.items()}
-    return jax.jit(lambda: {k: (run(o, rosenbrock, r0), run(o, quadratic, q0))
-                            for k, o in opts.items()})()
+    return jax.jit(
+        lambda: {k: (run(o, rosenbrock, r0), run(o, quadratic, q0)) for k, o in opts.items()}
+    )()
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -452,6 +516,7 @@ def test_schedules_and_traced_hyperparameters_are_accepted():
     """A schedule (or a traced value) cannot be checked at construction; it must not raise."""
     fdl.optim.sgd(lambda s: 0.1, momentum=lambda s: 0.9, nesterov=True)
     fdl.optim.adam(betas=(lambda s: 0.9, 0.999))
+
     def step(lr):
         opt = fdl.optim.sgd(lr)
         return opt.update({"w": jnp.ones(1)}, opt.init(None))[0]
@@ -467,8 +532,7 @@ def test_flatten_matches_leafwise_optimizer():
     shapes = [(3, 2), (5,)] * 5
     dtypes = [jnp.float32, jnp.float32, jnp.bfloat16] * 3 + [jnp.bfloat16]
     params = [jnp.asarray(rng.normal(size=s), d) for s, d in zip(shapes, dtypes, strict=True)]
-    grads = [jnp.asarray(rng.normal(size=(3,) + s), d)
-             for s, d in zip(shapes, dtypes, strict=True)]
+    grads = [jnp.asarray(rng.normal(size=(3,) + s), d) for s, d in zip(shapes, dtypes, strict=True)]
 
     @jax.jit
     def go(params, grads):
@@ -478,13 +542,15 @@ def test_flatten_matches_leafwise_optimizer():
         }.items():
             flat = fdl.optim.flatten(make(), max_leaf_size=5, group_size=2)  # 3 offset vectors
             for opt in (make(), flat):
+
                 def step(carry, g, opt=opt):
                     p, s = carry
                     u, s = opt.update(g, s, p)
                     return (fdl.optim.apply_updates(p, u), s), u
 
                 out.setdefault(name, []).append(
-                    jax.lax.scan(step, (params, opt.init(params)), grads)[1])
+                    jax.lax.scan(step, (params, opt.init(params)), grads)[1]
+                )
         return out
 
     for name, (leafwise, flat) in go(params, grads).items():

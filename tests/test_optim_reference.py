@@ -63,8 +63,9 @@ def _hp(h, t):
 
 # --- PyTorch's algorithms, transcribed from the torch.optim documentation -------------
 # ``maximize`` negates the gradient first, as the implementations of torch.optim do.
-def ref_sgd(t, p, g, st, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
-            nesterov=False, maximize=False):
+def ref_sgd(
+    t, p, g, st, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False
+):
     lr, mu = _hp(lr, t), _hp(momentum, t)
     g = -g if maximize else g
     if weight_decay:
@@ -75,8 +76,19 @@ def ref_sgd(t, p, g, st, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
     return p - lr * g
 
 
-def ref_adam(t, p, g, st, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-             amsgrad=False, maximize=False, decoupled=False):
+def ref_adam(
+    t,
+    p,
+    g,
+    st,
+    lr=1e-3,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    weight_decay=0.0,
+    amsgrad=False,
+    maximize=False,
+    decoupled=False,
+):
     lr, b1, b2 = _hp(lr, t), _hp(betas[0], t), _hp(betas[1], t)
     g = -g if maximize else g
     if decoupled:
@@ -98,8 +110,19 @@ def ref_adamw(t, p, g, st, weight_decay=1e-2, **hp):
     return ref_adam(t, p, g, st, weight_decay=weight_decay, decoupled=True, **hp)
 
 
-def ref_rmsprop(t, p, g, st, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                centered=False, maximize=False):
+def ref_rmsprop(
+    t,
+    p,
+    g,
+    st,
+    lr=1e-2,
+    alpha=0.99,
+    eps=1e-8,
+    weight_decay=0.0,
+    momentum=0.0,
+    centered=False,
+    maximize=False,
+):
     g = -g if maximize else g
     if weight_decay:
         g = g + weight_decay * p
@@ -114,8 +137,18 @@ def ref_rmsprop(t, p, g, st, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, mo
     return p - _hp(lr, t) * g / (np.sqrt(v) + eps)
 
 
-def ref_adagrad(t, p, g, st, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-                initial_accumulator_value=0.0, eps=1e-10, maximize=False):
+def ref_adagrad(
+    t,
+    p,
+    g,
+    st,
+    lr=1e-2,
+    lr_decay=0.0,
+    weight_decay=0.0,
+    initial_accumulator_value=0.0,
+    eps=1e-10,
+    maximize=False,
+):
     g = -g if maximize else g
     clr = _hp(lr, t) / (1 + (t - 1) * lr_decay)
     if weight_decay:
@@ -134,8 +167,9 @@ def ref_adadelta(t, p, g, st, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maxim
     return p - _hp(lr, t) * dx
 
 
-def ref_adamax(t, p, g, st, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-               maximize=False):
+def ref_adamax(
+    t, p, g, st, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, maximize=False
+):
     b1, b2 = betas
     g = -g if maximize else g
     if weight_decay:
@@ -145,8 +179,19 @@ def ref_adamax(t, p, g, st, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=
     return p - _hp(lr, t) * st["m"] / ((1 - b1**t) * st["u"])
 
 
-def ref_nadam(t, p, g, st, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-              momentum_decay=4e-3, decoupled_weight_decay=False, maximize=False):
+def ref_nadam(
+    t,
+    p,
+    g,
+    st,
+    lr=2e-3,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    weight_decay=0.0,
+    momentum_decay=4e-3,
+    decoupled_weight_decay=False,
+    maximize=False,
+):
     lr, b1, b2 = _hp(lr, t), _hp(betas[0], t), betas[1]
     g = -g if maximize else g
     if weight_decay and decoupled_weight_decay:
@@ -163,8 +208,18 @@ def ref_nadam(t, p, g, st, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0
     return p - lr * m_hat / (np.sqrt(v_hat) + eps)
 
 
-def ref_radam(t, p, g, st, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-              decoupled_weight_decay=False, maximize=False):
+def ref_radam(
+    t,
+    p,
+    g,
+    st,
+    lr=1e-3,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    maximize=False,
+):
     b1, b2 = betas
     lr = _hp(lr, t)
     g = -g if maximize else g
@@ -218,11 +273,20 @@ CASES = [
     ("adam", ref_adam, dict()),
     ("adam", ref_adam, dict(lr=1e-2, amsgrad=True)),
     ("adam", ref_adam, dict(lr=1e-2, weight_decay=0.1)),
-    ("adam", ref_adam, dict(lr=1e-2, betas=(0.5, 0.9), eps=1e-3, weight_decay=0.1,
-                            amsgrad=True, maximize=True)),
+    (
+        "adam",
+        ref_adam,
+        dict(lr=1e-2, betas=(0.5, 0.9), eps=1e-3, weight_decay=0.1, amsgrad=True, maximize=True),
+    ),
     ("adam", ref_adam, dict(lr=lr_sched(1e-2), betas=(cyc(0.85, 0.95), 0.99))),
-    ("adam", ref_adam, dict(lr=S.one_cycle_lr(1e-2, total_steps=STEPS),
-                            betas=(S.one_cycle_momentum(1e-2, total_steps=STEPS), 0.999))),
+    (
+        "adam",
+        ref_adam,
+        dict(
+            lr=S.one_cycle_lr(1e-2, total_steps=STEPS),
+            betas=(S.one_cycle_momentum(1e-2, total_steps=STEPS), 0.999),
+        ),
+    ),
     ("adamw", ref_adamw, dict()),
     ("adamw", ref_adamw, dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
     ("adamw", ref_adamw, dict(lr=lr_sched(1e-2), betas=(cyc(0.85, 0.95), 0.999), maximize=True)),
@@ -245,8 +309,11 @@ CASES = [
     ("nadam", ref_nadam, dict(lr=lr_sched(1e-2), betas=(cyc(0.85, 0.95), 0.999))),
     ("radam", ref_radam, dict()),
     ("radam", ref_radam, dict(betas=(0.8, 0.99), weight_decay=0.1)),
-    ("radam", ref_radam, dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True,
-                              maximize=True)),
+    (
+        "radam",
+        ref_radam,
+        dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
+    ),
     ("lion", ref_lion, dict()),
     ("lion", ref_lion, dict(lr=1e-3, betas=(0.8, 0.95), weight_decay=0.1, maximize=True)),
 ]
@@ -255,8 +322,9 @@ CASES = [
 def _case_id(case):
     name, _, hp = case
     show = lambda v: "sched" if callable(v) else v  # noqa: E731
-    parts = [f"{k}={tuple(map(show, v)) if isinstance(v, tuple) else show(v)}"
-             for k, v in hp.items()]
+    parts = [
+        f"{k}={tuple(map(show, v)) if isinstance(v, tuple) else show(v)}" for k, v in hp.items()
+    ]
     return f"{name}({','.join(parts)})"
 
 
@@ -278,8 +346,18 @@ def test_matches_pytorch_algorithm_float64(index, float64_runs):
     assert_close(ours, expected, **tol(np.float64))
 
 
-FLOAT32_NAMES = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam",
-                 "radam", "lion"]
+FLOAT32_NAMES = [
+    "sgd",
+    "adam",
+    "adamw",
+    "rmsprop",
+    "adagrad",
+    "adadelta",
+    "adamax",
+    "nadam",
+    "radam",
+    "lion",
+]
 
 
 def _defaults(name):
@@ -307,30 +385,59 @@ def test_matches_pytorch_algorithm_float32(index, float32_runs):
 # --- optax where the rule is the same (100 steps, float32) ---------------------------------
 OPTAX_CASES = [
     ("adam", lambda: fdl.optim.adam(1e-2), lambda: optax.adam(1e-2)),
-    ("adam-betas", lambda: fdl.optim.adam(3e-3, betas=(0.8, 0.99), eps=1e-6),
-     lambda: optax.adam(3e-3, b1=0.8, b2=0.99, eps=1e-6)),
-    ("adam-schedule", lambda: fdl.optim.adam(optax.cosine_decay_schedule(1e-2, 100)),
-     lambda: optax.adam(optax.cosine_decay_schedule(1e-2, 100))),
-    ("adamw", lambda: fdl.optim.adamw(1e-2, weight_decay=0.1),
-     lambda: optax.adamw(1e-2, weight_decay=0.1)),
-    ("adamw-mask", lambda: fdl.optim.adamw(1e-2, weight_decay=0.1, mask=[True, False]),
-     lambda: optax.adamw(1e-2, weight_decay=0.1, mask=[True, False])),
+    (
+        "adam-betas",
+        lambda: fdl.optim.adam(3e-3, betas=(0.8, 0.99), eps=1e-6),
+        lambda: optax.adam(3e-3, b1=0.8, b2=0.99, eps=1e-6),
+    ),
+    (
+        "adam-schedule",
+        lambda: fdl.optim.adam(optax.cosine_decay_schedule(1e-2, 100)),
+        lambda: optax.adam(optax.cosine_decay_schedule(1e-2, 100)),
+    ),
+    (
+        "adamw",
+        lambda: fdl.optim.adamw(1e-2, weight_decay=0.1),
+        lambda: optax.adamw(1e-2, weight_decay=0.1),
+    ),
+    (
+        "adamw-mask",
+        lambda: fdl.optim.adamw(1e-2, weight_decay=0.1, mask=[True, False]),
+        lambda: optax.adamw(1e-2, weight_decay=0.1, mask=[True, False]),
+    ),
     ("sgd", lambda: fdl.optim.sgd(0.05), lambda: optax.sgd(0.05)),
-    ("sgd-momentum", lambda: fdl.optim.sgd(0.05, momentum=0.9),
-     lambda: optax.sgd(0.05, momentum=0.9)),
-    ("sgd-nesterov", lambda: fdl.optim.sgd(0.05, momentum=0.9, nesterov=True),
-     lambda: optax.sgd(0.05, momentum=0.9, nesterov=True)),
-    ("rmsprop", lambda: fdl.optim.rmsprop(1e-3, alpha=0.9),
-     lambda: optax.rmsprop(1e-3, decay=0.9, eps_in_sqrt=False)),
-    ("rmsprop-centered-momentum",
-     lambda: fdl.optim.rmsprop(1e-3, alpha=0.9, centered=True, momentum=0.9),
-     lambda: optax.rmsprop(1e-3, decay=0.9, eps_in_sqrt=False, centered=True, momentum=0.9)),
-    ("adagrad", lambda: fdl.optim.adagrad(0.1, initial_accumulator_value=0.1, eps=0.0),
-     lambda: optax.adagrad(0.1, initial_accumulator_value=0.1, eps=0.0)),
+    (
+        "sgd-momentum",
+        lambda: fdl.optim.sgd(0.05, momentum=0.9),
+        lambda: optax.sgd(0.05, momentum=0.9),
+    ),
+    (
+        "sgd-nesterov",
+        lambda: fdl.optim.sgd(0.05, momentum=0.9, nesterov=True),
+        lambda: optax.sgd(0.05, momentum=0.9, nesterov=True),
+    ),
+    (
+        "rmsprop",
+        lambda: fdl.optim.rmsprop(1e-3, alpha=0.9),
+        lambda: optax.rmsprop(1e-3, decay=0.9, eps_in_sqrt=False),
+    ),
+    (
+        "rmsprop-centered-momentum",
+        lambda: fdl.optim.rmsprop(1e-3, alpha=0.9, centered=True, momentum=0.9),
+        lambda: optax.rmsprop(1e-3, decay=0.9, eps_in_sqrt=False, centered=True, momentum=0.9),
+    ),
+    (
+        "adagrad",
+        lambda: fdl.optim.adagrad(0.1, initial_accumulator_value=0.1, eps=0.0),
+        lambda: optax.adagrad(0.1, initial_accumulator_value=0.1, eps=0.0),
+    ),
     ("adamax", lambda: fdl.optim.adamax(), lambda: optax.adamax(2e-3)),
     ("adadelta", lambda: fdl.optim.adadelta(), lambda: optax.adadelta(1.0)),
-    ("lion", lambda: fdl.optim.lion(1e-3, weight_decay=0.1),
-     lambda: optax.lion(1e-3, weight_decay=0.1)),
+    (
+        "lion",
+        lambda: fdl.optim.lion(1e-3, weight_decay=0.1),
+        lambda: optax.lion(1e-3, weight_decay=0.1),
+    ),
 ]
 
 
@@ -346,8 +453,10 @@ def test_matches_optax_100_steps(index, optax_runs):
     assert_close(ours, theirs, **tol(np.float32))
 
 
-CLIP_TREE = {"a": np.random.default_rng(0).normal(size=(4, 5)) * 3,
-             "b": np.random.default_rng(1).normal(size=(7,))}
+CLIP_TREE = {
+    "a": np.random.default_rng(0).normal(size=(4, 5)) * 3,
+    "b": np.random.default_rng(1).normal(size=(7,)),
+}
 MAX_NORMS = (0.5, 1.0, 100.0)
 
 

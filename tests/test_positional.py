@@ -51,14 +51,20 @@ def test_rope_matches_numpy(layout):
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((2, 3, 5, 8)), jnp.float32)
     pos = np.array([0, 3, 4, 100, 2047])  # arbitrary positions
-    assert_close(F.rope(x, pos, layout=layout), np_rope(x, pos, layout=layout),
-                 rtol=1e-4, atol=1e-5)
+    assert_close(
+        F.rope(x, pos, layout=layout), np_rope(x, pos, layout=layout), rtol=1e-4, atol=1e-5
+    )
     # per-batch positions [B, 1, L] and a custom theta; default positions = arange(L)
     pos_b = np.array([[[0, 1, 2, 3, 4]], [[7, 8, 9, 10, 11]]])
-    assert_close(F.rope(x, pos_b, theta=500.0, layout=layout),
-                 np_rope(x, pos_b, theta=500.0, layout=layout), rtol=1e-4, atol=1e-5)
-    assert_close(F.rope(x, layout=layout), np_rope(x, np.arange(5), layout=layout),
-                 rtol=1e-4, atol=1e-5)
+    assert_close(
+        F.rope(x, pos_b, theta=500.0, layout=layout),
+        np_rope(x, pos_b, theta=500.0, layout=layout),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    assert_close(
+        F.rope(x, layout=layout), np_rope(x, np.arange(5), layout=layout), rtol=1e-4, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("layout", ["interleaved", "half"])
@@ -83,8 +89,12 @@ def test_rope_layouts_agree_after_permutation():
     x = jnp.asarray(rng.standard_normal((3, 6, 12)), jnp.float32)
     pos = jnp.arange(6) * 3
     perm = np.concatenate([np.arange(0, 12, 2), np.arange(1, 12, 2)])  # [0,2,..,1,3,..]
-    assert_close(F.rope(x[..., perm], pos, layout="half"),
-                 F.rope(x, pos, layout="interleaved")[..., perm], rtol=1e-5, atol=1e-5)
+    assert_close(
+        F.rope(x[..., perm], pos, layout="half"),
+        F.rope(x, pos, layout="interleaved")[..., perm],
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
@@ -117,6 +127,7 @@ def test_rope_bad_input():
 # ----------------------------------------------------------------------------- alibi
 def np_alibi_slopes(n):
     """The reference implementation of the ALiBi paper's repository."""
+
     def power_of_2(n):
         start = 2 ** (-(2 ** -(math.log2(n) - 3)))
         return [start * start**i for i in range(n)]
@@ -158,16 +169,18 @@ def hf_t5_bucket(rel, bidirectional, num_buckets, max_distance):
     max_exact = num_buckets // 2
     if rel < max_exact:
         return ret + rel
-    large = max_exact + int(math.log(rel / max_exact) / math.log(max_distance / max_exact)
-                            * (num_buckets - max_exact))
+    large = max_exact + int(
+        math.log(rel / max_exact) / math.log(max_distance / max_exact) * (num_buckets - max_exact)
+    )
     return ret + min(large, num_buckets - 1)
 
 
 @pytest.mark.parametrize("bidirectional", [True, False])
 def test_t5_buckets_match_reference(bidirectional):
     rel = np.arange(-300, 301)
-    out = F.relative_position_bucket(rel, bidirectional=bidirectional, num_buckets=32,
-                                     max_distance=128)
+    out = F.relative_position_bucket(
+        rel, bidirectional=bidirectional, num_buckets=32, max_distance=128
+    )
     ref = [hf_t5_bucket(int(r), bidirectional, 32, 128) for r in rel]
     np.testing.assert_array_equal(np.asarray(out), ref)
 
@@ -184,9 +197,11 @@ def test_relative_position_bias_layer():
             ref[:, i, j] = table[hf_t5_bucket(j - i, True, 16, 32)]
     assert_close(bias, ref)
     grad = jax.grad(lambda t: jnp.sum(F.relative_position_bias(t, rel, max_distance=32)))(
-        params["table"])
-    counts = np.bincount([hf_t5_bucket(j - i, True, 16, 32) for i in range(6) for j in range(6)],
-                         minlength=16)
+        params["table"]
+    )
+    counts = np.bincount(
+        [hf_t5_bucket(j - i, True, 16, 32) for i in range(6) for j in range(6)], minlength=16
+    )
     assert_close(grad, np.repeat(counts[:, None], 4, axis=1).astype(np.float32))
 
 

@@ -83,7 +83,7 @@ class RefExponentialLR(RefScheduler):
         return self.group["lr"] if self.last_epoch == 0 else self.group["lr"] * self.gamma
 
     def closed_form(self):
-        return self.base_lr * self.gamma ** self.last_epoch
+        return self.base_lr * self.gamma**self.last_epoch
 
 
 class RefLinearLR(RefScheduler):
@@ -115,11 +115,16 @@ class RefCosineAnnealingLR(RefScheduler):
         if (k - 1 - T) % (2 * T) == 0:
             return lr + (self.base_lr - eta) * (1 - math.cos(math.pi / T)) / 2
         return (1 + math.cos(math.pi * k / T)) / (1 + math.cos(math.pi * (k - 1) / T)) * (
-            lr - eta) + eta
+            lr - eta
+        ) + eta
 
     def closed_form(self):
-        return self.eta_min + (self.base_lr - self.eta_min) * (
-            1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+        return (
+            self.eta_min
+            + (self.base_lr - self.eta_min)
+            * (1 + math.cos(math.pi * self.last_epoch / self.T_max))
+            / 2
+        )
 
 
 class RefWarmRestarts(RefScheduler):
@@ -128,8 +133,10 @@ class RefWarmRestarts(RefScheduler):
         super().__init__(group)
 
     def get_lr(self):
-        return self.eta_min + (self.base_lr - self.eta_min) * (
-            1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+        return (
+            self.eta_min
+            + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+        )
 
     def step(self, epoch=None):
         assert epoch is None
@@ -145,22 +152,41 @@ class RefWarmRestarts(RefScheduler):
 
 
 class RefOneCycleLR(RefScheduler):
-    def __init__(self, group, max_lr, total_steps, pct_start=0.3, anneal_strategy="cos",
-                 div_factor=25.0, final_div_factor=1e4, three_phase=False,
-                 base_momentum=0.85, max_momentum=0.95):
+    def __init__(
+        self,
+        group,
+        max_lr,
+        total_steps,
+        pct_start=0.3,
+        anneal_strategy="cos",
+        div_factor=25.0,
+        final_div_factor=1e4,
+        three_phase=False,
+        base_momentum=0.85,
+        max_momentum=0.95,
+    ):
         T = self.total_steps = total_steps
-        ph = lambda end, lr0, lr1, m0, m1: dict(end_step=end, start_lr=lr0, end_lr=lr1,  # noqa: E731
-                                                start_momentum=m0, end_momentum=m1)
+
+        def ph(end, lr0, lr1, m0, m1):
+            return dict(end_step=end, start_lr=lr0, end_lr=lr1, start_momentum=m0, end_momentum=m1)
+
         up = ph(float(pct_start * T) - 1, "initial_lr", "max_lr", "max_m", "base_m")
         if three_phase:
-            self.phases = [up, ph(float(2 * pct_start * T) - 2, "max_lr", "initial_lr", "base_m",
-                                  "max_m"),
-                           ph(T - 1, "initial_lr", "min_lr", "max_m", "max_m")]
+            self.phases = [
+                up,
+                ph(float(2 * pct_start * T) - 2, "max_lr", "initial_lr", "base_m", "max_m"),
+                ph(T - 1, "initial_lr", "min_lr", "max_m", "max_m"),
+            ]
         else:
             self.phases = [up, ph(T - 1, "max_lr", "min_lr", "base_m", "max_m")]
         self.anneal = self._cos if anneal_strategy == "cos" else self._linear
-        group.update(initial_lr=max_lr / div_factor, max_lr=max_lr, momentum=max_momentum,
-                     max_m=max_momentum, base_m=base_momentum)
+        group.update(
+            initial_lr=max_lr / div_factor,
+            max_lr=max_lr,
+            momentum=max_momentum,
+            max_m=max_momentum,
+            base_m=base_momentum,
+        )
         group["min_lr"] = group["initial_lr"] / final_div_factor
         super().__init__(group)
 
@@ -239,8 +265,13 @@ ONE_CYCLE_KW = {
     "frac_boundary": dict(total_steps=10, pct_start=0.25),  # phase end 1.5
     "round_down": dict(total_steps=100, pct_start=0.29),  # 0.29*100-1 = 27.999999999999996
     "three_phase": dict(total_steps=50, three_phase=True, pct_start=0.35),
-    "three_linear": dict(total_steps=31, three_phase=True, anneal_strategy="linear",
-                         div_factor=10.0, final_div_factor=100.0),
+    "three_linear": dict(
+        total_steps=31,
+        three_phase=True,
+        anneal_strategy="linear",
+        div_factor=10.0,
+        final_div_factor=100.0,
+    ),
     "short": dict(total_steps=2, pct_start=0.3),  # phase 1 ends at -0.4: never reached
     "one_step": dict(total_steps=1),
     "momentum_custom": dict(total_steps=40, base_momentum=0.8, max_momentum=0.99),
@@ -249,30 +280,59 @@ ONE_CYCLE_KW = {
 CASES = {
     "step_lr": (S.step_lr(0.1, 3, gamma=0.5), lambda g: RefStepLR(g, 3, 0.5), 20),
     "step_lr_default_gamma": (S.step_lr(0.1, 1), lambda g: RefStepLR(g, 1), 8),
-    "multi_step_lr": (S.multi_step_lr(0.1, [2, 5, 9], 0.3),
-                      lambda g: RefMultiStepLR(g, [2, 5, 9], 0.3), 15),
+    "multi_step_lr": (
+        S.multi_step_lr(0.1, [2, 5, 9], 0.3),
+        lambda g: RefMultiStepLR(g, [2, 5, 9], 0.3),
+        15,
+    ),
     "multi_step_lr_at_0": (S.multi_step_lr(0.1, [0, 4]), lambda g: RefMultiStepLR(g, [0, 4]), 8),
     "exponential_lr": (S.exponential_lr(0.1, 0.95), lambda g: RefExponentialLR(g, 0.95), 60),
     "linear_lr_default": (S.linear_lr(0.1), lambda g: RefLinearLR(g), 10),
     "linear_lr_to_zero": (S.linear_lr(0.1, 1.0, 0.0, 7), lambda g: RefLinearLR(g, 1.0, 0.0, 7), 12),
-    "linear_lr_zero_iters": (S.linear_lr(0.1, 0.5, 1.0, 0), lambda g: RefLinearLR(g, 0.5, 1.0, 0),
-                             5),
+    "linear_lr_zero_iters": (
+        S.linear_lr(0.1, 0.5, 1.0, 0),
+        lambda g: RefLinearLR(g, 0.5, 1.0, 0),
+        5,
+    ),
     "cosine": (S.cosine_annealing_lr(0.1, 10), lambda g: RefCosineAnnealingLR(g, 10), 65),
-    "cosine_eta_min": (S.cosine_annealing_lr(0.1, 7, eta_min=1e-3),
-                       lambda g: RefCosineAnnealingLR(g, 7, 1e-3), 60),
+    "cosine_eta_min": (
+        S.cosine_annealing_lr(0.1, 7, eta_min=1e-3),
+        lambda g: RefCosineAnnealingLR(g, 7, 1e-3),
+        60,
+    ),
     "cosine_T1": (S.cosine_annealing_lr(0.1, 1), lambda g: RefCosineAnnealingLR(g, 1), 6),
-    "cosine_eta_above_base": (S.cosine_annealing_lr(0.1, 5, eta_min=0.3),
-                              lambda g: RefCosineAnnealingLR(g, 5, 0.3), 25),
-    "warm_restarts": (S.cosine_annealing_warm_restarts(0.1, 5),
-                      lambda g: RefWarmRestarts(g, 5), 23),
-    "warm_restarts_mult2": (S.cosine_annealing_warm_restarts(0.1, 3, 2, eta_min=1e-3),
-                            lambda g: RefWarmRestarts(g, 3, 2, 1e-3), 100),
-    "warm_restarts_mult3": (S.cosine_annealing_warm_restarts(0.1, 1, 3),
-                            lambda g: RefWarmRestarts(g, 1, 3), 45),
-    "sequential_lr": (S.sequential_lr([S.linear_lr(0.1, 0.1, total_iters=4),
-                                       S.cosine_annealing_lr(0.1, 6, 0.01),
-                                       S.exponential_lr(0.1, 0.8)], [4, 13]),
-                      make_sequential, 25),
+    "cosine_eta_above_base": (
+        S.cosine_annealing_lr(0.1, 5, eta_min=0.3),
+        lambda g: RefCosineAnnealingLR(g, 5, 0.3),
+        25,
+    ),
+    "warm_restarts": (
+        S.cosine_annealing_warm_restarts(0.1, 5),
+        lambda g: RefWarmRestarts(g, 5),
+        23,
+    ),
+    "warm_restarts_mult2": (
+        S.cosine_annealing_warm_restarts(0.1, 3, 2, eta_min=1e-3),
+        lambda g: RefWarmRestarts(g, 3, 2, 1e-3),
+        100,
+    ),
+    "warm_restarts_mult3": (
+        S.cosine_annealing_warm_restarts(0.1, 1, 3),
+        lambda g: RefWarmRestarts(g, 1, 3),
+        45,
+    ),
+    "sequential_lr": (
+        S.sequential_lr(
+            [
+                S.linear_lr(0.1, 0.1, total_iters=4),
+                S.cosine_annealing_lr(0.1, 6, 0.01),
+                S.exponential_lr(0.1, 0.8),
+            ],
+            [4, 13],
+        ),
+        make_sequential,
+        25,
+    ),
 }
 for _name, _kw in ONE_CYCLE_KW.items():
     _ours, _ref = _oc(**_kw)
@@ -374,18 +434,28 @@ def test_warmup_cosine_matches_formula_and_optax():
         np.testing.assert_allclose(got, formula, **RTOL64)
         np.testing.assert_allclose(got, jax.jit(ref)(jnp.arange(40)), **RTOL64)
     no_warmup = jax.jit(S.warmup_cosine(hi, lo, 0, C))(jnp.arange(C + 1))
-    assert_close(no_warmup, formula[W:W + C + 1])
+    assert_close(no_warmup, formula[W : W + C + 1])
 
 
-@pytest.mark.parametrize("ours,theirs", [
-    (S.step_lr(0.1, 4, 0.5), optax.exponential_decay(0.1, 4, 0.5, staircase=True)),
-    (S.multi_step_lr(0.1, [3, 7], 0.2), optax.piecewise_constant_schedule(0.1, {3: 0.2, 7: 0.2})),
-    (S.exponential_lr(0.1, 0.9), optax.exponential_decay(0.1, 1, 0.9)),
-    (S.linear_lr(0.1, 0.25, 1.0, 6), optax.linear_schedule(0.025, 0.1, 6)),
-    (S.join_schedules([S.linear_lr(0.1, 0.5, 1.0, 3), S.exponential_lr(0.1, 0.5)], [3]),
-     optax.join_schedules([optax.linear_schedule(0.05, 0.1, 3),
-                           optax.exponential_decay(0.1, 1, 0.5)], [3])),
-], ids=["step", "multi_step", "exponential", "linear", "join"])
+@pytest.mark.parametrize(
+    "ours,theirs",
+    [
+        (S.step_lr(0.1, 4, 0.5), optax.exponential_decay(0.1, 4, 0.5, staircase=True)),
+        (
+            S.multi_step_lr(0.1, [3, 7], 0.2),
+            optax.piecewise_constant_schedule(0.1, {3: 0.2, 7: 0.2}),
+        ),
+        (S.exponential_lr(0.1, 0.9), optax.exponential_decay(0.1, 1, 0.9)),
+        (S.linear_lr(0.1, 0.25, 1.0, 6), optax.linear_schedule(0.025, 0.1, 6)),
+        (
+            S.join_schedules([S.linear_lr(0.1, 0.5, 1.0, 3), S.exponential_lr(0.1, 0.5)], [3]),
+            optax.join_schedules(
+                [optax.linear_schedule(0.05, 0.1, 3), optax.exponential_decay(0.1, 1, 0.5)], [3]
+            ),
+        ),
+    ],
+    ids=["step", "multi_step", "exponential", "linear", "join"],
+)
 def test_agrees_with_optax(ours, theirs):
     k = jnp.arange(20)
     assert_close(jax.jit(ours)(k), jax.jit(jax.vmap(theirs))(k))
@@ -407,8 +477,7 @@ BAD = [
     (lambda: S.one_cycle_lr(0.1, 10, pct_start=0.1), ValueError, "pct_start"),  # 0-length
     (lambda: S.one_cycle_lr(0.1, 5, pct_start=0.6, three_phase=True), ValueError, "pct_start"),
     (lambda: S.one_cycle_lr(0.1, 100, anneal_strategy="exp"), ValueError, "anneal_strategy"),
-    (lambda: S.one_cycle_momentum(0.1, 100, anneal_strategy="Cos"), ValueError,
-     "anneal_strategy"),
+    (lambda: S.one_cycle_momentum(0.1, 100, anneal_strategy="Cos"), ValueError, "anneal_strategy"),
     (lambda: S.one_cycle_lr(0.1, 100, div_factor=0.0), ValueError, "div_factor"),
     (lambda: S.multi_step_lr(0.1, [5, 3]), ValueError, "milestones"),
     (lambda: S.multi_step_lr(0.1, [2, 2]), ValueError, "milestones"),
@@ -431,8 +500,11 @@ BAD = [
     (lambda: S.reduce_lr_on_plateau(cooldown=1.5), TypeError, "cooldown"),
     (lambda: S.scale_by_plateau(min_scale=-1.0), ValueError, "min_lr"),
     (lambda: _dummy(1.5), TypeError, "step"),
-    (lambda: S.reduce_lr_on_plateau().update(S.reduce_lr_on_plateau().init(0.1), jnp.ones(2)),
-     ValueError, "metric"),
+    (
+        lambda: S.reduce_lr_on_plateau().update(S.reduce_lr_on_plateau().init(0.1), jnp.ones(2)),
+        ValueError,
+        "metric",
+    ),
 ]
 
 

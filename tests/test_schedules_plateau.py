@@ -21,8 +21,18 @@ from tests.helpers import assert_close
 class RefPlateau:
     """PyTorch's ReduceLROnPlateau.step(metrics) on one group, in Python floats."""
 
-    def __init__(self, lr, mode="min", factor=0.1, patience=10, threshold=1e-4,
-                 threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8):
+    def __init__(
+        self,
+        lr,
+        mode="min",
+        factor=0.1,
+        patience=10,
+        threshold=1e-4,
+        threshold_mode="rel",
+        cooldown=0,
+        min_lr=0.0,
+        eps=1e-8,
+    ):
         self.lr, self.mode, self.factor, self.patience = lr, mode, factor, patience
         self.threshold, self.threshold_mode, self.cooldown = threshold, threshold_mode, cooldown
         self.min_lr, self.eps = min_lr, eps
@@ -57,28 +67,50 @@ class RefPlateau:
 
 def plateau_lrs(plateau, lr, metrics):
     """``state.lr`` after each metric, the whole sequence in one ``lax.scan``."""
+
     def body(state, metric):
         state = plateau.update(state, metric)
         return state, state.lr
+
     return jax.lax.scan(body, plateau.init(lr), jnp.asarray(metrics, jnp.float32))[1]
 
 
 HAND = {  # (arguments, initial lr, metrics, lr after each update: worked out by hand)
-    "patience": (dict(patience=2, factor=0.5), 1.0, [5, 4, 4, 4, 4, 4, 4, 4],
-                 [1, 1, 1, 1, .5, .5, .5, .25]),
-    "patience_not_reached": (dict(patience=3), 1.0, [1, 1, 1, 1, 1], [1, 1, 1, 1, .1]),
-    "cooldown": (dict(patience=0, factor=0.5, cooldown=2), 1.0, [1] * 6,
-                 [1, .5, .5, .5, .25, .25]),
-    "rel_threshold": (dict(patience=0, factor=0.5, threshold=0.1), 1.0, [10, 9.5, 9.0, 8.95],
-                      [1, .5, .25, .25]),
-    "abs_threshold": (dict(patience=0, factor=0.5, threshold=0.1, threshold_mode="abs"), 1.0,
-                      [10, 9.5, 9.0, 8.95], [1, 1, 1, .5]),
-    "min_lr": (dict(patience=0, min_lr=0.05), 1.0, [1, 1, 1, 1], [1, .1, .05, .05]),
-    "max_mode": (dict(mode="max", patience=1, factor=0.5), 1.0, [1, 2, 3, 3, 3, 2, 4],
-                 [1, 1, 1, 1, .5, .5, .5]),
+    "patience": (
+        dict(patience=2, factor=0.5),
+        1.0,
+        [5, 4, 4, 4, 4, 4, 4, 4],
+        [1, 1, 1, 1, 0.5, 0.5, 0.5, 0.25],
+    ),
+    "patience_not_reached": (dict(patience=3), 1.0, [1, 1, 1, 1, 1], [1, 1, 1, 1, 0.1]),
+    "cooldown": (
+        dict(patience=0, factor=0.5, cooldown=2),
+        1.0,
+        [1] * 6,
+        [1, 0.5, 0.5, 0.5, 0.25, 0.25],
+    ),
+    "rel_threshold": (
+        dict(patience=0, factor=0.5, threshold=0.1),
+        1.0,
+        [10, 9.5, 9.0, 8.95],
+        [1, 0.5, 0.25, 0.25],
+    ),
+    "abs_threshold": (
+        dict(patience=0, factor=0.5, threshold=0.1, threshold_mode="abs"),
+        1.0,
+        [10, 9.5, 9.0, 8.95],
+        [1, 1, 1, 0.5],
+    ),
+    "min_lr": (dict(patience=0, min_lr=0.05), 1.0, [1, 1, 1, 1], [1, 0.1, 0.05, 0.05]),
+    "max_mode": (
+        dict(mode="max", patience=1, factor=0.5),
+        1.0,
+        [1, 2, 3, 3, 3, 2, 4],
+        [1, 1, 1, 1, 0.5, 0.5, 0.5],
+    ),
     "eps_skips": (dict(patience=0, factor=0.5, eps=1e-7), 1e-7, [1, 1, 1], [1e-7] * 3),
     "eps_zero": (dict(patience=0, factor=0.5, eps=0.0), 1e-7, [1, 1, 1], [1e-7, 5e-8, 2.5e-8]),
-    "nan_is_bad": (dict(patience=1), 1.0, [1, math.nan, math.nan], [1, 1, .1]),
+    "nan_is_bad": (dict(patience=1), 1.0, [1, math.nan, math.nan], [1, 1, 0.1]),
 }
 
 
@@ -104,11 +136,14 @@ PLATEAU_CONFIGS = [
 def test_plateau_random_walks_match_pytorch():
     # metrics on a 1/64 grid: no comparison is within float32 rounding of its threshold
     rng = np.random.default_rng(0)
-    walks = [np.round(64 * (2 + np.cumsum(rng.choice([-1, 0, 0, 1], 80) / 16))) / 64
-             for _ in PLATEAU_CONFIGS]
+    walks = [
+        np.round(64 * (2 + np.cumsum(rng.choice([-1, 0, 0, 1], 80) / 16))) / 64
+        for _ in PLATEAU_CONFIGS
+    ]
     plateaus = [S.reduce_lr_on_plateau(**kw) for kw in PLATEAU_CONFIGS]
     got = jax.jit(lambda ws: [plateau_lrs(p, 0.1, w) for p, w in zip(plateaus, ws, strict=True)])(
-        walks)
+        walks
+    )
     for kw, walk, lrs in zip(PLATEAU_CONFIGS, walks, got, strict=True):
         ref = RefPlateau(0.1, **kw)
         expected = [ref.step(m) for m in walk]

@@ -91,8 +91,9 @@ def test_scale_by_plateau_rescues_fdl_sgd_with_a_too_large_rate():
         return (fdl.optim.apply_updates(w, updates), state), (value, updates, g)
 
     w0 = jnp.zeros(4)
-    _, (losses, updates, grads) = jax.jit(
-        lambda w: jax.lax.scan(step, (w, opt.init(w)), None, 80))(w0)
+    _, (losses, updates, grads) = jax.jit(lambda w: jax.lax.scan(step, (w, opt.init(w)), None, 80))(
+        w0
+    )
     # PyTorch: optimizer.step() with the current rate, then scheduler.step(loss)
     ref, used = RefPlateau(lr, eps=1e-8, **kw), []
     for value in np.asarray(losses, np.float64):

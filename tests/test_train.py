@@ -31,8 +31,9 @@ def Dense(n: int) -> Layer:
 
 
 def Stateless(fn, name: str) -> Layer:
-    return Layer(lambda key, shape: ({}, {}),
-                 lambda p, s, x, *, key=None, train=False: (fn(x), s), name)
+    return Layer(
+        lambda key, shape: ({}, {}), lambda p, s, x, *, key=None, train=False: (fn(x), s), name
+    )
 
 
 def DropHalf() -> Layer:
@@ -63,8 +64,9 @@ def xent(logits, labels):
 
 
 FLAT = Stateless(lambda x: x.reshape(x.shape[0], -1), "flatten")
-MLP = Sequential(FLAT, Dense(32), Stateless(jax.nn.relu, "relu"), RunningMean(), DropHalf(),
-                 Dense(10))
+MLP = Sequential(
+    FLAT, Dense(32), Stateless(jax.nn.relu, "relu"), RunningMean(), DropHalf(), Dense(10)
+)
 ADAM = optax.adam(3e-3)
 METRICS = {"accuracy": fdl.train.accuracy}
 
@@ -87,8 +89,12 @@ def test_train_state_is_a_pytree():
     state = new_state()
     assert int(state.step) == 0 and state.step.dtype == jnp.int32
     leaves = jax.tree_util.tree_leaves(state)
-    assert len(leaves) == len(jax.tree_util.tree_leaves(state.params)) + len(
-        jax.tree_util.tree_leaves(state.opt_state)) + 3  # model_state mean, step, key
+    assert (
+        len(leaves)
+        == len(jax.tree_util.tree_leaves(state.params))
+        + len(jax.tree_util.tree_leaves(state.opt_state))
+        + 3
+    )  # model_state mean, step, key
     doubled = jax.tree_util.tree_map(lambda a: a, state)
     assert isinstance(doubled, fdl.train.TrainState)
     assert int(state.replace(step=state.step + 5).step) == 5
@@ -123,7 +129,7 @@ def test_train_step_equals_hand_written_optax_loop(digits):
         return optax.apply_updates(params, updates), opt_state, loss, acc
 
     for i in range(3):
-        xb, yb = x[i * 32:(i + 1) * 32], y[i * 32:(i + 1) * 32]
+        xb, yb = x[i * 32 : (i + 1) * 32], y[i * 32 : (i + 1) * 32]
         params, opt_state, ref_loss, ref_acc = reference_step(params, opt_state, xb, yb)
         state, metrics = step(state, (xb, yb))
         assert_close(metrics["loss"], ref_loss)
@@ -157,8 +163,7 @@ def test_evaluate_is_exact_over_padded_batches(digits):
     x, y = digits["test"]
     x, y = x[:37], y[:37]
     state = new_state(DETERMINISTIC)
-    scores = fdl.train.evaluate(state, DETERMINISTIC, xent, (x, y), metrics=METRICS,
-                                batch_size=8)
+    scores = fdl.train.evaluate(state, DETERMINISTIC, xent, (x, y), metrics=METRICS, batch_size=8)
     logits = np.asarray(forward(state.params, x), np.float64)
     logp = logits - logits.max(-1, keepdims=True)
     logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
@@ -174,17 +179,26 @@ def test_fit_learns_digits_to_97_percent_and_plots(tmp_path):
     """The library end to end: fdl.nn layers, fdl.optim.adam, fdl.losses.cross_entropy."""
     task = models.task("mlp")
     optimizer = fdl.optim.adam(1e-3)
-    state = fdl.train.create_train_state(jax.random.key(0), task.model, optimizer,
-                                         task.input_shape)
-    result = fdl.train.fit(state, task.model, fdl.losses.cross_entropy, optimizer, task.train,
-                           epochs=15, batch_size=32, val_data=task.val, metrics=METRICS,
-                           progress=False)
+    state = fdl.train.create_train_state(jax.random.key(0), task.model, optimizer, task.input_shape)
+    result = fdl.train.fit(
+        state,
+        task.model,
+        fdl.losses.cross_entropy,
+        optimizer,
+        task.train,
+        epochs=15,
+        batch_size=32,
+        val_data=task.val,
+        metrics=METRICS,
+        progress=False,
+    )
     h = result.history
     assert sorted(h) == ["accuracy", "loss", "time", "val_accuracy", "val_loss"]
     assert all(len(v) == 15 for v in h.values())
     assert h["loss"][-1] < h["loss"][0] / 5 and not result.stopped_early
-    test = fdl.train.evaluate(result.state, task.model, fdl.losses.cross_entropy, task.test,
-                              metrics=METRICS)
+    test = fdl.train.evaluate(
+        result.state, task.model, fdl.losses.cross_entropy, task.test, metrics=METRICS
+    )
     assert test["accuracy"] >= 0.97, test
     fig = fdl.train.plot_history(h, path=tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 1000
@@ -207,13 +221,24 @@ def test_fit_plateau_scales_the_learning_rate_per_epoch(digits):
     state = new_state(DETERMINISTIC, SGD)
     twin = new_state(DETERMINISTIC, SGD)  # fit donates `state`; the reference starts here
     key, params = twin.key, twin.params
-    result = fdl.train.fit(state, DETERMINISTIC, xent, SGD, (x, y), epochs=2, batch_size=40,
-                           plateau=HalvingPlateau, base_lr=0.1, progress=False)
+    result = fdl.train.fit(
+        state,
+        DETERMINISTIC,
+        xent,
+        SGD,
+        (x, y),
+        epochs=2,
+        batch_size=40,
+        plateau=HalvingPlateau,
+        base_lr=0.1,
+        progress=False,
+    )
     assert_close(result.history["lr"], [0.1, 0.05], dtype=np.float32)
     # reference: plain SGD over the documented batch order, lr 0.1 then 0.05
     for epoch, lr in enumerate([0.1, 0.05]):
-        for xb, yb in fdl.data.batches(jax.random.fold_in(key, epoch), x, y, batch_size=40,
-                                       drop_last=True):
+        for xb, yb in fdl.data.batches(
+            jax.random.fold_in(key, epoch), x, y, batch_size=40, drop_last=True
+        ):
             params = sgd_step(params, xb, yb, lr)
     assert_close(result.state.params, params, rtol=1e-5, atol=1e-6)
 
@@ -221,25 +246,52 @@ def test_fit_plateau_scales_the_learning_rate_per_epoch(digits):
 def test_fit_early_stopping(digits):
     # The training loss falls every epoch, so in mode "max" only the first epoch counts as
     # an improvement: training stops after `patience` more epochs.
-    result = fdl.train.fit(new_state(DETERMINISTIC, SGD), DETERMINISTIC, xent, SGD,
-                           digits["small"], epochs=10, batch_size=40, patience=2,
-                           monitor="loss", mode="max", progress=False)
+    result = fdl.train.fit(
+        new_state(DETERMINISTIC, SGD),
+        DETERMINISTIC,
+        xent,
+        SGD,
+        digits["small"],
+        epochs=10,
+        batch_size=40,
+        patience=2,
+        monitor="loss",
+        mode="max",
+        progress=False,
+    )
     assert result.stopped_early and len(result.history["loss"]) == 3
     assert result.history["loss"][2] < result.history["loss"][0]
 
 
 def test_resume_equals_uninterrupted_run_bit_for_bit(digits, tmp_path):
     data, val = digits["small"], digits["val"]
-    kw = dict(batch_size=40, val_data=val, metrics=METRICS, plateau=HalvingPlateau,
-              base_lr=3e-3, progress=False)
+    kw = dict(
+        batch_size=40,
+        val_data=val,
+        metrics=METRICS,
+        plateau=HalvingPlateau,
+        base_lr=3e-3,
+        progress=False,
+    )
     full = fdl.train.fit(new_state(), MLP, xent, ADAM, data, epochs=3, **kw)
-    first = fdl.train.fit(new_state(), MLP, xent, ADAM, data, epochs=1,
-                          checkpoint_dir=tmp_path, **kw)
+    first = fdl.train.fit(
+        new_state(), MLP, xent, ADAM, data, epochs=1, checkpoint_dir=tmp_path, **kw
+    )
     assert fdl.train.latest_checkpoint(tmp_path).name == "step_00000005.safetensors"
-    rest = fdl.train.fit(new_state(seed=99), MLP, xent, ADAM, data, epochs=3,
-                         checkpoint_dir=tmp_path, resume=True, **kw)
-    for a, b in zip(jax.tree_util.tree_leaves(full.state), jax.tree_util.tree_leaves(rest.state),
-                    strict=True):
+    rest = fdl.train.fit(
+        new_state(seed=99),
+        MLP,
+        xent,
+        ADAM,
+        data,
+        epochs=3,
+        checkpoint_dir=tmp_path,
+        resume=True,
+        **kw,
+    )
+    for a, b in zip(
+        jax.tree_util.tree_leaves(full.state), jax.tree_util.tree_leaves(rest.state), strict=True
+    ):
         if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
             a, b = jax.random.key_data(a), jax.random.key_data(b)
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -247,7 +299,9 @@ def test_resume_equals_uninterrupted_run_bit_for_bit(digits, tmp_path):
     assert rest.history == full.history
     assert len(first.history["loss"]) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [  # keep_checkpoints=2
-        "step_00000010.safetensors", "step_00000015.safetensors"]
+        "step_00000010.safetensors",
+        "step_00000015.safetensors",
+    ]
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(digits, tmp_path):
@@ -255,16 +309,29 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(digits,
         def update(updates, count, params=None):
             bad = jnp.where(count + 1 == n, jnp.nan, 0.0)
             return jax.tree_util.tree_map(lambda u: u + bad, updates), count + 1
+
         return optax.GradientTransformation(lambda p: jnp.zeros((), jnp.int32), update)
 
     opt = optax.chain(optax.sgd(0.01), poison_after(12))
-    with pytest.raises(FloatingPointError, match=r"nan at step 13 \(epoch 3, batch 3\).*"
-                                                 r"step_00000010\.safetensors"):
-        fdl.train.fit(new_state(DETERMINISTIC, opt), DETERMINISTIC, xent, opt,
-                      digits["small"], epochs=5, batch_size=40, checkpoint_dir=tmp_path,
-                      progress=False)
-    good = fdl.train.restore_checkpoint(fdl.train.latest_checkpoint(tmp_path),
-                                        new_state(DETERMINISTIC, opt))
+    with pytest.raises(
+        FloatingPointError,
+        match=r"nan at step 13 \(epoch 3, batch 3\).*"
+        r"step_00000010\.safetensors",
+    ):
+        fdl.train.fit(
+            new_state(DETERMINISTIC, opt),
+            DETERMINISTIC,
+            xent,
+            opt,
+            digits["small"],
+            epochs=5,
+            batch_size=40,
+            checkpoint_dir=tmp_path,
+            progress=False,
+        )
+    good = fdl.train.restore_checkpoint(
+        fdl.train.latest_checkpoint(tmp_path), new_state(DETERMINISTIC, opt)
+    )
     assert int(good.step) == 10
     assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree_util.tree_leaves(good.params))
 
@@ -289,15 +356,22 @@ def test_fit_bad_input(digits, tmp_path):
     with pytest.raises(ValueError, match="already holds the checkpoints of a run"):
         fdl.train.fit(state, *args, (x, y), epochs=1, batch_size=8, checkpoint_dir=used)
     with pytest.raises(FileNotFoundError, match="no checkpoint in"):
-        fdl.train.fit(state, *args, (x, y), epochs=1, batch_size=8,
-                      checkpoint_dir=tmp_path / "empty", resume=True)
+        fdl.train.fit(
+            state,
+            *args,
+            (x, y),
+            epochs=1,
+            batch_size=8,
+            checkpoint_dir=tmp_path / "empty",
+            resume=True,
+        )
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
-        fdl.train.fit(state, *args, (x, y), epochs=1, batch_size=8,
-                      resume=tmp_path / "missing.safetensors")
+        fdl.train.fit(
+            state, *args, (x, y), epochs=1, batch_size=8, resume=tmp_path / "missing.safetensors"
+        )
     with pytest.raises(ValueError, match="base_lr"):
         fdl.train.fit(state, *args, (x, y), epochs=1, batch_size=8, plateau=HalvingPlateau)
     with pytest.raises(ValueError, match="epochs"):
         fdl.train.fit(state, *args, (x, y), epochs=0, batch_size=8)
     with pytest.raises(ValueError, match=r"monitor must be one of \['loss'\]"):
         fdl.train.fit(state, *args, (x, y), epochs=1, batch_size=8, monitor="val_loss")
-

@@ -26,8 +26,7 @@ def _x(shape, seed=0):
 
 
 # ------------------------------------------------------------------ NumPy reference
-def np_mha(params, x, num_heads, num_kv_heads, context=None, mask=None, causal=False,
-           rope=None):
+def np_mha(params, x, num_heads, num_kv_heads, context=None, mask=None, causal=False, rope=None):
     """Multi-head attention written out per (batch, head) in float64."""
     p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params)
     x = np.asarray(x, np.float64)
@@ -64,8 +63,9 @@ def np_mha(params, x, num_heads, num_kv_heads, context=None, mask=None, causal=F
     return out @ p["out"]["weight"] + p["out"]["bias"]
 
 
-@pytest.mark.parametrize("kv_heads,causal,rope", [(4, False, None), (2, True, "half"),
-                                                  (1, True, "interleaved")])
+@pytest.mark.parametrize(
+    "kv_heads,causal,rope", [(4, False, None), (2, True, "half"), (1, True, "interleaved")]
+)
 def test_mha_self_attention_matches_numpy(kv_heads, causal, rope):
     mha = nn.MultiHeadAttention(4, num_kv_heads=kv_heads, is_causal=causal, rope=rope)
     x = _x((2, 7, 16))
@@ -75,8 +75,9 @@ def test_mha_self_attention_matches_numpy(kv_heads, causal, rope):
     mask = jnp.arange(7)[None, None, None, :] < jnp.array([7, 5])[:, None, None, None]
     y, new_state = mha.apply(params, state, x, mask=mask)
     assert y.shape == x.shape and new_state == {}
-    assert_close(y, np_mha(params, x, 4, kv_heads, mask=mask, causal=causal, rope=rope),
-                 rtol=1e-4, atol=1e-5)
+    assert_close(
+        y, np_mha(params, x, 4, kv_heads, mask=mask, causal=causal, rope=rope), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_mha_cross_attention_matches_numpy():
@@ -109,7 +110,7 @@ def test_mha_kv_cache_equals_full_recompute():
     step = jax.jit(lambda c, xt: mha.apply(params, c, xt))
     outs = [y0]
     for t in range(4, 7):
-        y, cache = step(cache, x[:, t:t + 1])
+        y, cache = step(cache, x[:, t : t + 1])
         outs.append(y)
     y, cache = mha.apply(params, cache, x[:, 7:9])  # a chunk of two at once
     outs.append(y)
@@ -164,8 +165,9 @@ def test_encoder_layer_formula(norm_first):
     xn, pf = np.asarray(x, np.float64), params["ffn"]
 
     def ffn(h):
-        h = np.maximum(h @ np.asarray(pf["linear1"]["weight"]) + np.asarray(pf["linear1"]["bias"]),
-                       0)
+        h = np.maximum(
+            h @ np.asarray(pf["linear1"]["weight"]) + np.asarray(pf["linear1"]["bias"]), 0
+        )
         return h @ np.asarray(pf["linear2"]["weight"]) + np.asarray(pf["linear2"]["bias"])
 
     def attn(h):
@@ -194,9 +196,19 @@ def test_padded_positions_do_not_change_other_outputs():
 @pytest.fixture(scope="module")
 def seq2seq():
     """Pre-norm, shared embeddings, learned positions (the reversal test covers the rest)."""
-    model = nn.Transformer(10, d_model=16, num_heads=2, num_encoder_layers=1,
-                           num_decoder_layers=2, dim_feedforward=32, dropout=0.0, max_length=8,
-                           share_embeddings=True, norm_first=True, positional="learned")
+    model = nn.Transformer(
+        10,
+        d_model=16,
+        num_heads=2,
+        num_encoder_layers=1,
+        num_decoder_layers=2,
+        dim_feedforward=32,
+        dropout=0.0,
+        max_length=8,
+        share_embeddings=True,
+        norm_first=True,
+        positional="learned",
+    )
     return model, model.init(KEY, None)[0], jitted(model)
 
 
@@ -210,8 +222,9 @@ def test_transformer_padding_does_not_change_other_outputs(seq2seq):
     longer = jnp.pad(src, ((0, 0), (0, 3))).at[0, 3].set(1)
     longer_mask = jnp.pad(src_mask, ((0, 0), (0, 3)))
     tgt_mask = jnp.array([[1, 1, 1, 0], [1, 1, 1, 1]], bool)  # a padded target tail
-    logits2, _ = apply(params, {}, (longer, tgt.at[0, 3].set(7)), src_mask=longer_mask,
-                       tgt_mask=tgt_mask)
+    logits2, _ = apply(
+        params, {}, (longer, tgt.at[0, 3].set(7)), src_mask=longer_mask, tgt_mask=tgt_mask
+    )
     assert_close(logits2[:, :3], logits[:, :3], rtol=1e-5, atol=1e-5)
     assert_close(logits2[1], logits[1], rtol=1e-5, atol=1e-5)
     assert_finite(logits2)
@@ -274,7 +287,7 @@ def test_lm_kv_cache_equals_full_recompute(lm):
     logits, cache = apply(params, {}, tokens[:, :6], cache_length=10)
     outs = [logits]
     for t in range(6, 10):
-        logits, cache = apply(params, cache, tokens[:, t:t + 1])
+        logits, cache = apply(params, cache, tokens[:, t : t + 1])
         outs.append(logits)
     assert_close(jnp.concatenate(outs, axis=1), full, rtol=1e-5, atol=1e-5)
 
@@ -310,7 +323,8 @@ def test_generate_equals_full_recompute(lm):
     key = jax.random.PRNGKey(7)
     sampled = nn.generate(model, params, prompt, 6, key=key, temperature=0.7, top_k=5)
     np.testing.assert_array_equal(
-        sampled, _recompute(model, params, prompt, 6, key=key, temperature=0.7, top_k=5))
+        sampled, _recompute(model, params, prompt, 6, key=key, temperature=0.7, top_k=5)
+    )
     assert sampled.shape == (3, 10) and not np.array_equal(sampled, greedy)
     with pytest.raises(ValueError, match="temperature"):
         nn.generate(model, params, prompt, 3, key=key, temperature=0.0)
@@ -347,7 +361,7 @@ def test_transformer_kv_cache_and_generate_equal_full_recompute(seq2seq):
     logits, cache = apply(params, {}, (src, tgt[:, :2]), cache_length=6)
     outs = [logits]
     for t in range(2, 6):  # no source needed once the memory is cached
-        logits, cache = apply(params, cache, (None, tgt[:, t:t + 1]))
+        logits, cache = apply(params, cache, (None, tgt[:, t : t + 1]))
         outs.append(logits)
     assert_close(jnp.concatenate(outs, axis=1), full, rtol=1e-5, atol=1e-5)
     greedy = nn.generate(model, params, tgt[:, :1], 5, src=src)

@@ -28,9 +28,17 @@ def _adam_train(loss, params, batches, lr):
 
 def test_transformer_learns_sequence_reversal():
     vocab, length, bos = 12, 8, 1
-    model = nn.Transformer(vocab, d_model=32, num_heads=4, num_encoder_layers=1,
-                           num_decoder_layers=1, dim_feedforward=64, dropout=0.0, max_length=16,
-                           pad_id=0)
+    model = nn.Transformer(
+        vocab,
+        d_model=32,
+        num_heads=4,
+        num_encoder_layers=1,
+        num_decoder_layers=1,
+        dim_feedforward=64,
+        dropout=0.0,
+        max_length=16,
+        pad_id=0,
+    )
     params, _ = model.init(KEY, None)
     rng = np.random.default_rng(0)
 

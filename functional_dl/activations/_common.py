@@ -57,8 +57,9 @@ def check_real(name: str, value: Any, *, fn: str) -> None:
     check_in_range(name, value, -math.inf, math.inf, lo_closed=False, hi_closed=False, fn=fn)
 
 
-def elementwise(formula: Callable[..., Any], derivative: Callable[..., Any],
-                n_hp: int = 0) -> Callable[..., jax.Array]:
+def elementwise(
+    formula: Callable[..., Any], derivative: Callable[..., Any], n_hp: int = 0
+) -> Callable[..., jax.Array]:
     """``f(x, *hp)`` = ``formula`` with the hand-derived ``derivative`` as its JVP.
 
     The ``n_hp`` hyperparameters are non-differentiable (``nondiff_argnums``); they may
@@ -99,9 +100,14 @@ def edge_grid(*kinks: float) -> np.ndarray:
     return np.concatenate([np.linspace(-8.0, 8.0, 33), np.asarray(edges, float)])
 
 
-def register_elementwise(name: str, formula: Callable[..., Any],
-                         derivative: Callable[..., Any], *hp: Any,
-                         kinks: tuple[float, ...] = (), fd_extra: tuple[float, ...] = ()) -> None:
+def register_elementwise(
+    name: str,
+    formula: Callable[..., Any],
+    derivative: Callable[..., Any],
+    *hp: Any,
+    kinks: tuple[float, ...] = (),
+    fd_extra: tuple[float, ...] = (),
+) -> None:
     """Register ``formula``/``derivative`` (hyperparameters ``hp`` baked in) as ``name``."""
 
     def forward(x):

@@ -185,10 +185,18 @@ def softplus(x: Any, *, beta: float = 1.0, threshold: float = 20.0) -> jax.Array
     return _softplus(as_float(x, fn="softplus"), beta, threshold)
 
 
-register_elementwise("softplus", _softplus_formula, _softplus_grad, 1.0, 20.0,
-                     kinks=(20.0,), fd_extra=(19.5, 21.0))
-register_elementwise("softplus(beta=2.0, threshold=5.0)", _softplus_formula, _softplus_grad,
-                     2.0, 5.0, kinks=(2.5,), fd_extra=(2.4, 2.6))
+register_elementwise(
+    "softplus", _softplus_formula, _softplus_grad, 1.0, 20.0, kinks=(20.0,), fd_extra=(19.5, 21.0)
+)
+register_elementwise(
+    "softplus(beta=2.0, threshold=5.0)",
+    _softplus_formula,
+    _softplus_grad,
+    2.0,
+    5.0,
+    kinks=(2.5,),
+    fd_extra=(2.4, 2.6),
+)
 
 # ---------------------------------------------------------------------- log_sigmoid
 

@@ -59,8 +59,11 @@ register_elementwise("relu", _relu_formula, _relu_grad)
 
 
 def _hardtanh_formula(x, min_val, max_val):
-    return jnp.where(x <= min_val, jnp.full_like(x, min_val),
-                     jnp.where(x >= max_val, jnp.full_like(x, max_val), x))
+    return jnp.where(
+        x <= min_val,
+        jnp.full_like(x, min_val),
+        jnp.where(x >= max_val, jnp.full_like(x, max_val), x),
+    )
 
 
 def _hardtanh_grad(x, y, min_val, max_val):
@@ -99,8 +102,10 @@ def hardtanh(x: Any, *, min_val: float = -1.0, max_val: float = 1.0) -> jax.Arra
     check_real("max_val", max_val, fn="hardtanh")
     if not isinstance(min_val, jax.core.Tracer) and not isinstance(max_val, jax.core.Tracer):
         if float(min_val) > float(max_val):
-            raise ValueError("hardtanh: min_val must be <= max_val, got "
-                             f"min_val={min_val!r} and max_val={max_val!r}")
+            raise ValueError(
+                "hardtanh: min_val must be <= max_val, got "
+                f"min_val={min_val!r} and max_val={max_val!r}"
+            )
     return _hardtanh(as_float(x, fn="hardtanh"), min_val, max_val)
 
 
@@ -125,10 +130,15 @@ def relu6(x: Any) -> jax.Array:
     return _hardtanh(as_float(x, fn="relu6"), 0.0, 6.0)
 
 
-register_elementwise("hardtanh", _hardtanh_formula, _hardtanh_grad, -1.0, 1.0,
-                     kinks=(-1.0, 1.0))
-register_elementwise("hardtanh(min_val=-2.0, max_val=3.0)", _hardtanh_formula,
-                     _hardtanh_grad, -2.0, 3.0, kinks=(-2.0, 3.0))
+register_elementwise("hardtanh", _hardtanh_formula, _hardtanh_grad, -1.0, 1.0, kinks=(-1.0, 1.0))
+register_elementwise(
+    "hardtanh(min_val=-2.0, max_val=3.0)",
+    _hardtanh_formula,
+    _hardtanh_grad,
+    -2.0,
+    3.0,
+    kinks=(-2.0, 3.0),
+)
 register_elementwise("relu6", _hardtanh_formula, _hardtanh_grad, 0.0, 6.0, kinks=(6.0,))
 
 # ------------------------------------------------------------------------ leaky_relu
@@ -171,15 +181,13 @@ def leaky_relu(x: Any, *, negative_slope: float = 0.01) -> jax.Array:
 
 
 register_elementwise("leaky_relu", _leaky_relu_formula, _leaky_relu_grad, 0.01)
-register_elementwise("leaky_relu(negative_slope=0.2)", _leaky_relu_formula,
-                     _leaky_relu_grad, 0.2)
+register_elementwise("leaky_relu(negative_slope=0.2)", _leaky_relu_formula, _leaky_relu_grad, 0.2)
 
 # ------------------------------------------------------------- hardsigmoid, hardswish
 
 
 def _hardsigmoid_formula(x):
-    return jnp.where(x <= -3, jnp.zeros_like(x),
-                     jnp.where(x >= 3, jnp.ones_like(x), (x + 3) / 6))
+    return jnp.where(x <= -3, jnp.zeros_like(x), jnp.where(x >= 3, jnp.ones_like(x), (x + 3) / 6))
 
 
 def _hardsigmoid_grad(x, y):
@@ -331,5 +339,11 @@ def _prelu_fd_examples():
     return [(x, np.array([0.25, -0.1, 1.5]))]
 
 
-grads.register("prelu", forward=_prelu_formula, backward=_prelu_backward,
-               examples=_prelu_examples, fd_examples=_prelu_fd_examples, argnums=(0, 1))
+grads.register(
+    "prelu",
+    forward=_prelu_formula,
+    backward=_prelu_backward,
+    examples=_prelu_examples,
+    fd_examples=_prelu_fd_examples,
+    argnums=(0, 1),
+)

@@ -33,8 +33,9 @@ def _normalize_axis(axis: Any, ndim: int, fn: str) -> tuple[int, ...]:
     for a in axes:
         check_int("axis", a, fn=fn)
         if not -ndim <= a < ndim:
-            raise ValueError(f"{fn}: axis must be in [-{ndim}, {ndim}) for x.ndim={ndim}, "
-                             f"got axis={axis!r}")
+            raise ValueError(
+                f"{fn}: axis must be in [-{ndim}, {ndim}) for x.ndim={ndim}, got axis={axis!r}"
+            )
         out.append(int(a) % ndim)
     if len(set(out)) != len(out):
         raise ValueError(f"{fn}: axis has repeated entries, got axis={axis!r}")
@@ -50,8 +51,9 @@ def _check_where(where: Any, shape: tuple[int, ...], fn: str) -> jax.Array | Non
     except ValueError:
         ok = False
     if not ok:
-        raise ValueError(f"{fn}: where must broadcast to x.shape={tuple(shape)}, "
-                         f"got where.shape={where.shape}")
+        raise ValueError(
+            f"{fn}: where must broadcast to x.shape={tuple(shape)}, got where.shape={where.shape}"
+        )
     return jnp.broadcast_to(where.astype(bool), shape)
 
 
@@ -237,21 +239,32 @@ def _register_softmax(name, formula, backward):
         return out if where is None else jnp.where(where, out, 0.0)
 
     def entry(axis, where):
-        return dict(forward=lambda x, *m: forward(x, axis, m[0] if m else None),
-                    backward=lambda x, *m_g: backward(x, axis, m_g[0] if where else None,
-                                                      m_g[-1]))
+        return dict(
+            forward=lambda x, *m: forward(x, axis, m[0] if m else None),
+            backward=lambda x, *m_g: backward(x, axis, m_g[0] if where else None, m_g[-1]),
+        )
 
     def smooth():  # moderate logits for the finite differences
         return np.random.default_rng(1).standard_normal((4, 6)) * 3
 
-    grads.register(name, **entry((1,), False), examples=lambda: [_softmax_examples()[:1]],
-                   fd_examples=lambda: [(smooth(),)])
-    grads.register(f"{name}(axis=0)", **entry((0,), False),
-                   examples=lambda: [(_softmax_examples()[0].T,)],
-                   fd_examples=lambda: [(smooth().T,)])
-    grads.register(f"{name}(where=mask)", **entry((1,), True),
-                   examples=lambda: [_softmax_examples()],
-                   fd_examples=lambda: [(smooth(), _softmax_examples()[1])])
+    grads.register(
+        name,
+        **entry((1,), False),
+        examples=lambda: [_softmax_examples()[:1]],
+        fd_examples=lambda: [(smooth(),)],
+    )
+    grads.register(
+        f"{name}(axis=0)",
+        **entry((0,), False),
+        examples=lambda: [(_softmax_examples()[0].T,)],
+        fd_examples=lambda: [(smooth().T,)],
+    )
+    grads.register(
+        f"{name}(where=mask)",
+        **entry((1,), True),
+        examples=lambda: [_softmax_examples()],
+        fd_examples=lambda: [(smooth(), _softmax_examples()[1])],
+    )
 
 
 _register_softmax("softmax", _softmax_formula, _softmax_backward)
@@ -301,8 +314,9 @@ def glu(x: Any, *, axis: int = -1) -> jax.Array:
         raise ValueError("glu: x must have at least one axis, got x.shape=()")
     (ax,) = _normalize_axis(axis, x.ndim, "glu")
     if x.shape[ax] % 2:
-        raise ValueError(f"glu: the size of axis must be even, got x.shape[{axis}]="
-                         f"{x.shape[ax]} for axis={axis}")
+        raise ValueError(
+            f"glu: the size of axis must be even, got x.shape[{axis}]={x.shape[ax]} for axis={axis}"
+        )
     a, b = jnp.split(x, 2, ax)
     return a * sigmoid(b)
 
@@ -316,10 +330,17 @@ def _glu_fd_examples():
     return [((np.linspace(-5.0, 5.0, 20) + 0.123).reshape(5, 4),)]
 
 
-grads.register("glu", forward=lambda x: _glu_formula(x, -1),
-               backward=lambda x, g: _glu_backward(x, -1, g), examples=_glu_examples,
-               fd_examples=_glu_fd_examples)
-grads.register("glu(axis=0)", forward=lambda x: _glu_formula(x, 0),
-               backward=lambda x, g: _glu_backward(x, 0, g),
-               examples=lambda: [(_glu_examples()[0][0].reshape(4, 5),)],
-               fd_examples=lambda: [(_glu_fd_examples()[0][0].reshape(4, 5),)])
+grads.register(
+    "glu",
+    forward=lambda x: _glu_formula(x, -1),
+    backward=lambda x, g: _glu_backward(x, -1, g),
+    examples=_glu_examples,
+    fd_examples=_glu_fd_examples,
+)
+grads.register(
+    "glu(axis=0)",
+    forward=lambda x: _glu_formula(x, 0),
+    backward=lambda x, g: _glu_backward(x, 0, g),
+    examples=lambda: [(_glu_examples()[0][0].reshape(4, 5),)],
+    fd_examples=lambda: [(_glu_fd_examples()[0][0].reshape(4, 5),)],
+)

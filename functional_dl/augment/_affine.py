@@ -46,16 +46,18 @@ def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) ->
     """
     H, W, C = x.shape[-3:]
     m = matrix.astype(x.dtype)
-    X, Y = jnp.meshgrid(jnp.arange(W, dtype=x.dtype) - (W - 1) / 2,
-                        jnp.arange(H, dtype=x.dtype) - (H - 1) / 2)
+    X, Y = jnp.meshgrid(
+        jnp.arange(W, dtype=x.dtype) - (W - 1) / 2, jnp.arange(H, dtype=x.dtype) - (H - 1) / 2
+    )
     # Source coordinates as one matrix product: XLA computes a dot once, where it would
     # recompute an elementwise formula in each kernel that reads it, and two
     # evaluations that round differently make a coordinate a rounding away from an
     # integer floor to k for the gather but get the weights of k + 1 (0.6 errors seen
     # in jit(blur . rotate)).
     grid = jnp.stack([X.ravel(), Y.ravel(), jnp.ones(H * W, x.dtype)], axis=-1)
-    coef = jnp.stack([jnp.stack([m[0], m[1], m[2] + (W - 1) / 2]),
-                      jnp.stack([m[3], m[4], m[5] + (H - 1) / 2])])
+    coef = jnp.stack(
+        [jnp.stack([m[0], m[1], m[2] + (W - 1) / 2]), jnp.stack([m[3], m[4], m[5] + (H - 1) / 2])]
+    )
     src = jnp.dot(grid, coef.T, precision=jax.lax.Precision.HIGHEST)
     src_x, src_y = src[:, 0].reshape(H, W), src[:, 1].reshape(H, W)
     flat = x.reshape(x.shape[:-3] + (H * W, C))
@@ -68,8 +70,9 @@ def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) ->
         return values, inside[..., None]
 
     if interpolation == "nearest":
-        values, inside = sample(jnp.round(src_y).astype(jnp.int32),
-                                jnp.round(src_x).astype(jnp.int32))
+        values, inside = sample(
+            jnp.round(src_y).astype(jnp.int32), jnp.round(src_x).astype(jnp.int32)
+        )
         return jnp.where(inside, values, fill)
     x0, y0 = jnp.floor(src_x), jnp.floor(src_y)
     fx, fy = (src_x - x0)[..., None], (src_y - y0)[..., None]
@@ -91,14 +94,23 @@ def _check_warp_args(images: Any, interpolation: str, fill: Any, fn: str) -> Non
 
 
 @_image.float_kernel(static=("interpolation",))
-def _affine(x: jnp.ndarray, angle: Any, translate: Any, scale: Any, shear: Any, fill: Any, *,
-            interpolation: str) -> jnp.ndarray:
+def _affine(
+    x: jnp.ndarray,
+    angle: Any,
+    translate: Any,
+    scale: Any,
+    shear: Any,
+    fill: Any,
+    *,
+    interpolation: str,
+) -> jnp.ndarray:
     matrix = _inverse_matrix(angle, translate, scale, shear)
     return _warp(x, matrix, interpolation, jnp.asarray(fill, x.dtype))
 
 
-def rotate(images: Any, angle: Any, *, interpolation: str = "nearest",
-           fill: Any = 0.0) -> jnp.ndarray:
+def rotate(
+    images: Any, angle: Any, *, interpolation: str = "nearest", fill: Any = 0.0
+) -> jnp.ndarray:
     """Rotate images by ``angle`` degrees counter-clockwise about their centre.
 
     Same size as the input (corners cut off, uncovered pixels set to ``fill``); equal
@@ -118,12 +130,21 @@ def rotate(images: Any, angle: Any, *, interpolation: str = "nearest",
     Example:
       >>> rotate(images, 30.0, interpolation="bilinear")
     """
-    return affine(images, angle, (0.0, 0.0), 1.0, (0.0, 0.0), interpolation=interpolation,
-                  fill=fill)
+    return affine(
+        images, angle, (0.0, 0.0), 1.0, (0.0, 0.0), interpolation=interpolation, fill=fill
+    )
 
 
-def affine(images: Any, angle: Any, translate: Any, scale: Any, shear: Any, *,
-           interpolation: str = "nearest", fill: Any = 0.0) -> jnp.ndarray:
+def affine(
+    images: Any,
+    angle: Any,
+    translate: Any,
+    scale: Any,
+    shear: Any,
+    *,
+    interpolation: str = "nearest",
+    fill: Any = 0.0,
+) -> jnp.ndarray:
     """Rotate, scale, shear and translate images about their centre (one warp).
 
     The forward map in pixel coordinates centred on the image (``x`` right, ``y`` down)
@@ -155,14 +176,18 @@ def affine(images: Any, angle: Any, translate: Any, scale: Any, shear: Any, *,
     fn = "affine"
     check_positive("scale", scale, fn=fn)
     translate = check_pair("translate", translate, ordered=False, fn=fn)
-    shear = (shear, 0.0) if _random.is_scalar(shear) else check_pair("shear", shear,
-                                                                  ordered=False, fn=fn)
+    shear = (
+        (shear, 0.0)
+        if _random.is_scalar(shear)
+        else check_pair("shear", shear, ordered=False, fn=fn)
+    )
     _check_warp_args(images, interpolation, fill, fn)
     return _affine(images, angle, translate, scale, shear, fill, interpolation=interpolation)
 
 
-def random_rotation(key: Any, images: Any, degrees: Any, *, fill: Any = 0.0,
-                    interpolation: str = "nearest") -> jnp.ndarray:
+def random_rotation(
+    key: Any, images: Any, degrees: Any, *, fill: Any = 0.0, interpolation: str = "nearest"
+) -> jnp.ndarray:
     """Rotate each sample by its own angle ``~ U(degrees)`` (counter-clockwise).
 
     Args:
@@ -183,8 +208,7 @@ def random_rotation(key: Any, images: Any, degrees: Any, *, fill: Any = 0.0,
     fn = "random_rotation"
     degrees = _random.symmetric_range("degrees", degrees, fn=fn)
     _check_warp_args(images, interpolation, fill, fn)
-    return _random_affine(key, images, degrees, None, None, None, fill,
-                          interpolation=interpolation)
+    return _random_affine(key, images, degrees, None, None, None, fill, interpolation=interpolation)
 
 
 def _shear_ranges(shear: Any, fn: str) -> tuple | None:
@@ -201,9 +225,17 @@ def _shear_ranges(shear: Any, fn: str) -> tuple | None:
     raise ValueError(f"{fn}: shear must be a number, 2 or 4 values, got shear={shear!r}")
 
 
-def random_affine(key: Any, images: Any, degrees: Any, *, translate: Any = None,
-                  scale: Any = None, shear: Any = None, fill: Any = 0.0,
-                  interpolation: str = "nearest") -> jnp.ndarray:
+def random_affine(
+    key: Any,
+    images: Any,
+    degrees: Any,
+    *,
+    translate: Any = None,
+    scale: Any = None,
+    shear: Any = None,
+    fill: Any = 0.0,
+    interpolation: str = "nearest",
+) -> jnp.ndarray:
     """Apply :func:`affine` with parameters drawn per sample (torchvision's ranges).
 
     ``angle ~ U(degrees)``; ``tx = round(U(-a W, a W))``, ``ty = round(U(-b H, b H))``
@@ -240,14 +272,23 @@ def random_affine(key: Any, images: Any, degrees: Any, *, translate: Any = None,
         check_positive("scale[0]", scale[0], fn=fn)
     shears = _shear_ranges(shear, fn)
     _check_warp_args(images, interpolation, fill, fn)
-    return _random_affine(key, images, degrees, translate, scale, shears, fill,
-                          interpolation=interpolation)
+    return _random_affine(
+        key, images, degrees, translate, scale, shears, fill, interpolation=interpolation
+    )
 
 
 @_image.float_kernel(static=("interpolation",), image_arg=1)
-def _random_affine(key: Any, x: jnp.ndarray, degrees: tuple, translate: tuple | None,
-                   scale: tuple | None, shears: tuple | None, fill: Any, *,
-                   interpolation: str) -> jnp.ndarray:
+def _random_affine(
+    key: Any,
+    x: jnp.ndarray,
+    degrees: tuple,
+    translate: tuple | None,
+    scale: tuple | None,
+    shears: tuple | None,
+    fill: Any,
+    *,
+    interpolation: str,
+) -> jnp.ndarray:
     """Draw ``angle, tx, ty, scale, shear_x, shear_y`` per sample (None: left out)."""
     H, W = x.shape[-3], x.shape[-2]
     fill = jnp.asarray(fill, x.dtype)
@@ -256,8 +297,10 @@ def _random_affine(key: Any, x: jnp.ndarray, degrees: tuple, translate: tuple | 
         shift = (0.0, 0.0)
         if translate is not None:
             dx, dy = translate[0] * W, translate[1] * H
-            shift = (jnp.round(_random.uniform(u[1], (-dx, dx))),
-                     jnp.round(_random.uniform(u[2], (-dy, dy))))
+            shift = (
+                jnp.round(_random.uniform(u[1], (-dx, dx))),
+                jnp.round(_random.uniform(u[2], (-dy, dy))),
+            )
         zoom = 1.0 if scale is None else _random.uniform(u[3], scale)
         skew = (0.0, 0.0)
         if shears is not None:

@@ -50,7 +50,8 @@ def _blur(x: jnp.ndarray, kx: int, ky: int, sigma_x: Any, sigma_y: Any) -> jnp.n
 
 
 _blur_fixed = _image.float_kernel(static=("kx", "ky"))(
-    lambda x, sx, sy, *, kx, ky: _blur(x, kx, ky, sx, sy))
+    lambda x, sx, sy, *, kx, ky: _blur(x, kx, ky, sx, sy)
+)
 
 
 def gaussian_blur_fixed(images: Any, kernel_size: Any, sigma: Any) -> jnp.ndarray:
@@ -78,8 +79,11 @@ def gaussian_blur_fixed(images: Any, kernel_size: Any, sigma: Any) -> jnp.ndarra
     """
     fn = "gaussian_blur_fixed"
     kx, ky = _image.parse_size("kernel_size", kernel_size, fn=fn, odd=True)
-    sx, sy = (sigma, sigma) if _random.is_scalar(sigma) else check_pair(
-        "sigma", sigma, ordered=False, fn=fn)
+    sx, sy = (
+        (sigma, sigma)
+        if _random.is_scalar(sigma)
+        else check_pair("sigma", sigma, ordered=False, fn=fn)
+    )
     check_positive("sigma", sx, fn=fn)
     check_positive("sigma", sy, fn=fn)
     _image.check(images, fn=fn)
@@ -87,8 +91,9 @@ def gaussian_blur_fixed(images: Any, kernel_size: Any, sigma: Any) -> jnp.ndarra
     return _blur_fixed(images, sx, sy, kx=kx, ky=ky)
 
 
-def gaussian_blur(key: Any, images: Any, kernel_size: Any, *,
-                  sigma: Any = (0.1, 2.0)) -> jnp.ndarray:
+def gaussian_blur(
+    key: Any, images: Any, kernel_size: Any, *, sigma: Any = (0.1, 2.0)
+) -> jnp.ndarray:
     """Blur each sample with its own ``sigma ~ U(sigma)`` (same sigma along x and y).
 
     Args:

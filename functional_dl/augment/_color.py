@@ -156,16 +156,24 @@ def rgb_to_grayscale(images: Any, *, num_output_channels: int = 1) -> jnp.ndarra
 
 def _jitter_range(name: str, value: Any, *, center: float, bound: tuple) -> tuple | None:
     """torchvision's ``ColorJitter._check_input``: None when the range is ``{center}``."""
-    lo, hi = _random.symmetric_range(name, value, fn="color_jitter", center=center,
-                                     minimum=0.0 if center == 1.0 else None)
+    lo, hi = _random.symmetric_range(
+        name, value, fn="color_jitter", center=center, minimum=0.0 if center == 1.0 else None
+    )
     _random.check_range_within(name, (lo, hi), bound[0], bound[1], fn="color_jitter")
     if is_concrete(lo) and is_concrete(hi) and lo == hi == center:
         return None
     return lo, hi
 
 
-def color_jitter(key: Any, images: Any, *, brightness: Any = 0, contrast: Any = 0,
-                 saturation: Any = 0, hue: Any = 0) -> jnp.ndarray:
+def color_jitter(
+    key: Any,
+    images: Any,
+    *,
+    brightness: Any = 0,
+    contrast: Any = 0,
+    saturation: Any = 0,
+    hue: Any = 0,
+) -> jnp.ndarray:
     """Randomly change brightness, contrast, saturation and hue, in a random order.
 
     Each sample draws ``b ~ U(brightness)``, ``c ~ U(contrast)``, ``s ~ U(saturation)``,
@@ -191,10 +199,12 @@ def color_jitter(key: Any, images: Any, *, brightness: Any = 0, contrast: Any = 
       >>> color_jitter(key, images, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)
     """
     fn = "color_jitter"
-    ranges = (_jitter_range("brightness", brightness, center=1.0, bound=(0.0, float("inf"))),
-              _jitter_range("contrast", contrast, center=1.0, bound=(0.0, float("inf"))),
-              _jitter_range("saturation", saturation, center=1.0, bound=(0.0, float("inf"))),
-              _jitter_range("hue", hue, center=0.0, bound=(-0.5, 0.5)))
+    ranges = (
+        _jitter_range("brightness", brightness, center=1.0, bound=(0.0, float("inf"))),
+        _jitter_range("contrast", contrast, center=1.0, bound=(0.0, float("inf"))),
+        _jitter_range("saturation", saturation, center=1.0, bound=(0.0, float("inf"))),
+        _jitter_range("hue", hue, center=0.0, bound=(-0.5, 0.5)),
+    )
     _image.check(images, fn=fn, channels=(3,))
     return _color_jitter(key, images, ranges)
 
@@ -209,8 +219,9 @@ def _color_jitter(key: Any, x: jnp.ndarray, ranges: tuple) -> jnp.ndarray:
 
     def one(u: jnp.ndarray, img: jnp.ndarray) -> jnp.ndarray:
         perm = jnp.argsort(u[:4])  # 0 brightness, 1 contrast, 2 saturation, 3 hue
-        factors = jnp.stack([_random.uniform(u[4 + i], r) if r is not None else 1.0
-                             for i, r in enumerate(blends)])
+        factors = jnp.stack(
+            [_random.uniform(u[4 + i], r) if r is not None else 1.0 for i, r in enumerate(blends)]
+        )
         # Brightness, contrast and saturation are blends with a reference image (0, the
         # mean gray, the gray). The enabled blends run in the drawn order: those drawn
         # before the hue shift, then the hue shift (computed once), then the rest.
@@ -276,6 +287,7 @@ def _random_grayscale(key: Any, x: jnp.ndarray, p: Any) -> jnp.ndarray:
 
 def _jitter_gain(keywords: dict) -> int:
     """Chunks pay off from two enabled steps (each a full-size intermediate)."""
+
     def enabled(v: Any) -> bool:
         return not (v is None or (isinstance(v, (int, float)) and v == 0))
 

@@ -13,8 +13,7 @@ from . import _image, _random
 
 
 @_image.float_kernel()
-def _erase(x: jnp.ndarray, top: Any, left: Any, height: Any, width: Any,
-           value: Any) -> jnp.ndarray:
+def _erase(x: jnp.ndarray, top: Any, left: Any, height: Any, width: Any, value: Any) -> jnp.ndarray:
     mask = _image.box_mask(x.shape[-3:-1], top, left, height, width)
     return jnp.where(mask, jnp.asarray(value, x.dtype), x)
 
@@ -50,8 +49,15 @@ def erase(images: Any, top: Any, left: Any, height: Any, width: Any, value: Any)
     return _erase(images, top, left, height, width, value)
 
 
-def random_erasing(key: Any, images: Any, *, p: Any = 0.5, scale: Any = (0.02, 0.33),
-                   ratio: Any = (0.3, 3.3), value: Any = 0.0) -> jnp.ndarray:
+def random_erasing(
+    key: Any,
+    images: Any,
+    *,
+    p: Any = 0.5,
+    scale: Any = (0.02, 0.33),
+    ratio: Any = (0.3, 3.3),
+    value: Any = 0.0,
+) -> jnp.ndarray:
     """With probability ``p``, erase a random box of random area and aspect ratio per sample.
 
     torchvision's rule, per sample: up to 10 tries of ``area = H W * U(scale)``,
@@ -84,8 +90,9 @@ def random_erasing(key: Any, images: Any, *, p: Any = 0.5, scale: Any = (0.02, 0
     check_positive("ratio[0]", ratio[0], fn=fn)
     noise = isinstance(value, str)
     if noise and value != "random":
-        raise ValueError(f"{fn}: value must be a number, per-channel values or 'random', "
-                         f"got value={value!r}")
+        raise ValueError(
+            f"{fn}: value must be a number, per-channel values or 'random', got value={value!r}"
+        )
     _image.check(images, fn=fn)
     if not noise:
         _image.check_value("value", value, np.shape(images)[-1:], fn=fn)
@@ -93,8 +100,9 @@ def random_erasing(key: Any, images: Any, *, p: Any = 0.5, scale: Any = (0.02, 0
 
 
 @_image.float_kernel(image_arg=1)
-def _random_erasing(key: Any, x: jnp.ndarray, p: Any, scale: tuple, ratio: tuple,
-                    value: Any) -> jnp.ndarray:
+def _random_erasing(
+    key: Any, x: jnp.ndarray, p: Any, scale: tuple, ratio: tuple, value: Any
+) -> jnp.ndarray:
     """``value=None`` erases with standard normal noise."""
     H, W = x.shape[-3], x.shape[-2]
     tries = _random.TRIES
@@ -106,7 +114,7 @@ def _random_erasing(key: Any, x: jnp.ndarray, p: Any, scale: tuple, ratio: tuple
 
     def one(u: jnp.ndarray, img: jnp.ndarray, *noise: jnp.ndarray) -> jnp.ndarray:
         v = noise[0] if noise else jnp.asarray(value, img.dtype)
-        h, w = _random.box_candidates(u[:tries], u[tries:2 * tries], float(H * W), scale, ratio)
+        h, w = _random.box_candidates(u[:tries], u[tries : 2 * tries], float(H * W), scale, ratio)
         found, h, w = _random.first_valid((h < H) & (w < W), h, w)
         top = _random.randint(u[2 * tries], H - h)
         left = _random.randint(u[2 * tries + 1], W - w)

@@ -108,11 +108,12 @@ def center_crop(images: Any, size: Any) -> jnp.ndarray:
         x = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [pad_h, pad_w, (0, 0)])
         H, W = x.shape[-3], x.shape[-2]
     top, left = int(round((H - h) / 2.0)), int(round((W - w) / 2.0))
-    return x[..., top:top + h, left:left + w, :]
+    return x[..., top : top + h, left : left + w, :]
 
 
-def _resample_axis(x: jnp.ndarray, axis: int, start: Any, length: Any, out_size: int,
-                   interpolation: str) -> jnp.ndarray:
+def _resample_axis(
+    x: jnp.ndarray, axis: int, start: Any, length: Any, out_size: int, interpolation: str
+) -> jnp.ndarray:
     """Resize the window ``[start, start + length)`` of ``x`` along ``axis`` to ``out_size``.
 
     PyTorch's ``interpolate(align_corners=False)`` source index: bilinear uses
@@ -145,8 +146,15 @@ def _resample_axis(x: jnp.ndarray, axis: int, start: Any, length: Any, out_size:
     return v0 * ((1.0 - frac) * in0) + v1 * (frac * in1)
 
 
-def _resized_crop(x: jnp.ndarray, top: Any, left: Any, height: Any, width: Any,
-                  size: tuple[int, int], interpolation: str) -> jnp.ndarray:
+def _resized_crop(
+    x: jnp.ndarray,
+    top: Any,
+    left: Any,
+    height: Any,
+    width: Any,
+    size: tuple[int, int],
+    interpolation: str,
+) -> jnp.ndarray:
     """Crop ``[top, top + height) x [left, left + width)`` and resize it to ``size``."""
     y = _resample_axis(x, x.ndim - 3, top, height, size[0], interpolation)
     return _resample_axis(y, x.ndim - 2, left, width, size[1], interpolation)
@@ -155,8 +163,16 @@ def _resized_crop(x: jnp.ndarray, top: Any, left: Any, height: Any, width: Any,
 _resized_crop_kernel = _image.float_kernel(static=("size", "interpolation"))(_resized_crop)
 
 
-def resized_crop(images: Any, top: Any, left: Any, height: Any, width: Any, size: Any, *,
-                 interpolation: str = "bilinear") -> jnp.ndarray:
+def resized_crop(
+    images: Any,
+    top: Any,
+    left: Any,
+    height: Any,
+    width: Any,
+    size: Any,
+    *,
+    interpolation: str = "bilinear",
+) -> jnp.ndarray:
     """Crop a box and resize it: ``resize(images[..., top:top+height, left:left+width, :], size)``.
 
     Resizing follows PyTorch's ``interpolate(..., align_corners=False)`` with half-pixel
@@ -191,8 +207,9 @@ def resized_crop(images: Any, top: Any, left: Any, height: Any, width: Any, size
     check_positive("height", height, fn=fn)
     check_positive("width", width, fn=fn)
     _image.check(images, fn=fn)
-    return _resized_crop_kernel(images, top, left, height, width, size=out_size,
-                                interpolation=interpolation)
+    return _resized_crop_kernel(
+        images, top, left, height, width, size=out_size, interpolation=interpolation
+    )
 
 
 def _fallback_box(H: int, W: int, ratio: tuple) -> tuple:
@@ -205,9 +222,15 @@ def _fallback_box(H: int, W: int, ratio: tuple) -> tuple:
     return (H - h) // 2, (W - w) // 2, h, w
 
 
-def random_resized_crop(key: Any, images: Any, size: Any, *, scale: Any = (0.08, 1.0),
-                        ratio: Any = (3.0 / 4.0, 4.0 / 3.0),
-                        interpolation: str = "bilinear") -> jnp.ndarray:
+def random_resized_crop(
+    key: Any,
+    images: Any,
+    size: Any,
+    *,
+    scale: Any = (0.08, 1.0),
+    ratio: Any = (3.0 / 4.0, 4.0 / 3.0),
+    interpolation: str = "bilinear",
+) -> jnp.ndarray:
     """Crop a random box of random area and aspect ratio per sample, resize it to ``size``.
 
     torchvision's rule, per sample: up to 10 tries of ``area = H W * U(scale)``,
@@ -243,19 +266,27 @@ def random_resized_crop(key: Any, images: Any, size: Any, *, scale: Any = (0.08,
     check_nonnegative("scale[0]", scale[0], fn=fn)
     check_positive("ratio[0]", ratio[0], fn=fn)
     _image.check(images, fn=fn)
-    return _random_resized_crop(key, images, scale, ratio, size=out_size,
-                                interpolation=interpolation)
+    return _random_resized_crop(
+        key, images, scale, ratio, size=out_size, interpolation=interpolation
+    )
 
 
 @_image.float_kernel(static=("size", "interpolation"), image_arg=1)
-def _random_resized_crop(key: Any, x: jnp.ndarray, scale: tuple, ratio: tuple, *,
-                         size: tuple[int, int], interpolation: str) -> jnp.ndarray:
+def _random_resized_crop(
+    key: Any,
+    x: jnp.ndarray,
+    scale: tuple,
+    ratio: tuple,
+    *,
+    size: tuple[int, int],
+    interpolation: str,
+) -> jnp.ndarray:
     H, W = x.shape[-3], x.shape[-2]
     fallback = _fallback_box(H, W, ratio)
     tries = _random.TRIES
 
     def one(u: jnp.ndarray, img: jnp.ndarray) -> jnp.ndarray:
-        w, h = _random.box_candidates(u[:tries], u[tries:2 * tries], float(H * W), scale, ratio)
+        w, h = _random.box_candidates(u[:tries], u[tries : 2 * tries], float(H * W), scale, ratio)
         found, h, w = _random.first_valid((w > 0) & (w <= W) & (h > 0) & (h <= H), h, w)
         top = _random.randint(u[2 * tries], H - h)
         left = _random.randint(u[2 * tries + 1], W - w)

@@ -27,8 +27,13 @@ from . import _random
 _UINT8_MAX = 255.0
 
 
-def check(images: Any, *, fn: str, ranks: tuple[int, ...] = (3, 4),
-          channels: tuple[int, ...] | None = None) -> None:
+def check(
+    images: Any,
+    *,
+    fn: str,
+    ranks: tuple[int, ...] = (3, 4),
+    channels: tuple[int, ...] | None = None,
+) -> None:
     """Raise unless ``images`` has an allowed rank, channel count and dtype."""
     check_ndim("images", images, ranks, fn=fn)
     shape = tuple(np.shape(images))
@@ -114,4 +119,3 @@ def float_kernel(*, static: tuple[str, ...] = (), image_arg: int = 0) -> Callabl
         return _random.windowed_jit(run, static=static)
 
     return decorate
-

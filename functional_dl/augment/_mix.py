@@ -20,15 +20,19 @@ def _check(images: Any, labels: Any, alpha: Any, num_classes: Any, fn: str) -> j
     labels = jnp.asarray(labels)
     if jnp.issubdtype(labels.dtype, jnp.integer):
         if num_classes is None:
-            raise ValueError(f"{fn}: integer labels need num_classes (or pass one-hot labels), "
-                             f"got labels.dtype={labels.dtype}")
+            raise ValueError(
+                f"{fn}: integer labels need num_classes (or pass one-hot labels), "
+                f"got labels.dtype={labels.dtype}"
+            )
         check_int("num_classes", num_classes, minimum=1, fn=fn)
         check_ndim("labels", labels, 1, fn=fn)
         labels = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
     check_ndim("labels", labels, 2, fn=fn)
     if labels.shape[0] != np.shape(images)[0]:
-        raise ValueError(f"{fn}: labels must have one row per image ({np.shape(images)[0]}), "
-                         f"got labels.shape={tuple(labels.shape)}")
+        raise ValueError(
+            f"{fn}: labels must have one row per image ({np.shape(images)[0]}), "
+            f"got labels.shape={tuple(labels.shape)}"
+        )
     return labels
 
 
@@ -53,8 +57,15 @@ def _draw(key: Any, n: int, alpha: Any, per_sample: Any) -> tuple[jnp.ndarray, j
     return jnp.where(per_sample, lam, lam[:1]), jnp.where(per_sample, u, u[:1])
 
 
-def mixup(key: Any, images: Any, labels: Any, *, alpha: Any = 1.0, per_sample: bool = True,
-          num_classes: int | None = None) -> tuple[jnp.ndarray, jnp.ndarray]:
+def mixup(
+    key: Any,
+    images: Any,
+    labels: Any,
+    *,
+    alpha: Any = 1.0,
+    per_sample: bool = True,
+    num_classes: int | None = None,
+) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Blend each image and label with its partner, the batch rolled by one.
 
     ``x_i' = lam_i x_i + (1 - lam_i) x_{i-1}``, ``y_i' = lam_i y_i + (1 - lam_i) y_{i-1}``,
@@ -93,8 +104,15 @@ def _mixup(images: Any, labels: jnp.ndarray, lam: jnp.ndarray) -> tuple:
     return restore(mixed), _mix_labels(labels, lam)
 
 
-def cutmix(key: Any, images: Any, labels: Any, *, alpha: Any = 1.0, per_sample: bool = True,
-           num_classes: int | None = None) -> tuple[jnp.ndarray, jnp.ndarray]:
+def cutmix(
+    key: Any,
+    images: Any,
+    labels: Any,
+    *,
+    alpha: Any = 1.0,
+    per_sample: bool = True,
+    num_classes: int | None = None,
+) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Paste a box of the partner image (the batch rolled by one) into each image.
 
     torchvision's box: ``lam ~ Beta(alpha, alpha)``, centre ``(r_y, r_x)`` uniform over

@@ -33,8 +33,7 @@ TRIES = 10  # torchvision's number of attempts for crop / erase boxes
 
 
 # (total images, offset of the current chunk) while compose traces one chunk, else None
-_WINDOW: contextvars.ContextVar = contextvars.ContextVar("augment_sample_window",
-                                                         default=None)
+_WINDOW: contextvars.ContextVar = contextvars.ContextVar("augment_sample_window", default=None)
 
 
 @contextlib.contextmanager
@@ -52,8 +51,9 @@ def windowed_jit(fun: Callable, *, static: tuple[str, ...] = ()) -> Callable:
     window as arguments, so that a kernel traced inside a chunk of :func:`compose` is
     compiled (and cached) for that window, not reused from a whole-batch trace."""
 
-    def inner(*args: Any, _window_total: int | None = None, _window_offset: Any = None,
-              **kwargs: Any) -> Any:
+    def inner(
+        *args: Any, _window_total: int | None = None, _window_offset: Any = None, **kwargs: Any
+    ) -> Any:
         with sample_window(_window_total, _window_offset):
             return fun(*args, **kwargs)
 
@@ -80,8 +80,14 @@ def batch_draw(sampler: Callable, key: Any, shape: tuple[int, ...], *args: Any) 
     return jax.lax.dynamic_slice_in_dim(rows, offset, shape[0])
 
 
-def per_sample(fn: Callable, key: Any, images: jnp.ndarray, num_uniforms: int,
-               *batched: Any, chunk_elements: int | None = None) -> Any:
+def per_sample(
+    fn: Callable,
+    key: Any,
+    images: jnp.ndarray,
+    num_uniforms: int,
+    *batched: Any,
+    chunk_elements: int | None = None,
+) -> Any:
     """``fn(u_i, image_i, *row_i)`` for every image with its own uniforms ``u_i``.
 
     ``u_i`` holds ``num_uniforms`` numbers in ``[0, 1)`` drawn from ``key``. A single
@@ -147,8 +153,9 @@ def is_scalar(value: Any) -> bool:
     return not isinstance(value, (tuple, list)) and np.ndim(value) == 0
 
 
-def symmetric_range(name: str, value: Any, *, fn: str, center: float = 0.0,
-                    minimum: float | None = None) -> tuple[Any, Any]:
+def symmetric_range(
+    name: str, value: Any, *, fn: str, center: float = 0.0, minimum: float | None = None
+) -> tuple[Any, Any]:
     """torchvision's range argument: a number ``v >= 0`` means ``[center - v, center + v]``.
 
     A pair ``(lo, hi)`` is used as given and must be ordered. With ``minimum`` the
@@ -164,8 +171,7 @@ def symmetric_range(name: str, value: Any, *, fn: str, center: float = 0.0,
     return check_pair(name, value, fn=fn)
 
 
-def check_range_within(name: str, pair: tuple[Any, Any], lo: float, hi: float, *,
-                       fn: str) -> None:
+def check_range_within(name: str, pair: tuple[Any, Any], lo: float, hi: float, *, fn: str) -> None:
     """Raise ``ValueError`` unless both ends of ``pair`` lie in ``[lo, hi]``."""
     a, b = pair
     if is_concrete(a) and is_concrete(b) and not (lo <= float(a) and float(b) <= hi):
@@ -177,8 +183,9 @@ def check_p(p: Any, *, fn: str) -> None:
     check_probability("p", p, fn=fn)
 
 
-def box_candidates(u_area: jnp.ndarray, u_ratio: jnp.ndarray, area: float, scale: tuple,
-                   ratio: tuple) -> tuple[jnp.ndarray, jnp.ndarray]:
+def box_candidates(
+    u_area: jnp.ndarray, u_ratio: jnp.ndarray, area: float, scale: tuple, ratio: tuple
+) -> tuple[jnp.ndarray, jnp.ndarray]:
     """torchvision's candidate boxes: sizes ``(round(sqrt(t*r)), round(sqrt(t/r)))``.
 
     ``t = area * U(scale)`` and ``log r ~ U(log ratio)``, one candidate per entry of

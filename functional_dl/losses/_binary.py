@@ -104,8 +104,7 @@ def _bce_logits_terms(x, y, pos_weight, softplus_pair):
 
 def _bce_logits_formula(x, y, pos_weight=None):
     """The plain formula (autodiff reference), with ``jax.nn.softplus``."""
-    return _bce_logits_terms(x, y, pos_weight,
-                             lambda z: (jax.nn.softplus(z), jax.nn.softplus(-z)))
+    return _bce_logits_terms(x, y, pos_weight, lambda z: (jax.nn.softplus(z), jax.nn.softplus(-z)))
 
 
 def _bce_logits_backward(x, y, pos_weight, g):
@@ -131,8 +130,9 @@ _bce_logits.defvjp(
 )
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, *, pos_weight=None,
-                                     reduction="mean"):
+def binary_cross_entropy_with_logits(
+    input, target, weight=None, *, pos_weight=None, reduction="mean"
+):
     """Binary cross-entropy on logits, with optional per-class positive weight.
 
     ``loss = weight·[(1 − y)·x − (1 + (pos_weight − 1)·y)·log σ(x)]``, computed as
@@ -165,8 +165,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *, pos_weight=N
     (x, y), out = same_shape_inputs(fn, input=input, target=target)
     check_broadcastable("weight", weight, x.shape, fn=fn)
     check_broadcastable("pos_weight", pos_weight, x.shape, fn=fn)
-    pw = None if pos_weight is None else jnp.broadcast_to(jnp.asarray(pos_weight, x.dtype),
-                                                          x.shape)
+    pw = None if pos_weight is None else jnp.broadcast_to(jnp.asarray(pos_weight, x.dtype), x.shape)
     w = None if weight is None else jnp.asarray(weight, x.dtype)
     return reduce_loss(_weighted(_bce_logits(x, y, pw), w), reduction, dtype=out)
 
@@ -267,8 +266,9 @@ def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, reduction="mean"
         sigmoid_focal_loss(jnp.array([3.0, -1.0]), jnp.array([1.0, 1.0]))
     """
     check_nonnegative("gamma", gamma, fn="sigmoid_focal_loss")
-    return pointwise_loss("sigmoid_focal_loss", _sigmoid_focal_formula, input, target,
-                          reduction, alpha, gamma)
+    return pointwise_loss(
+        "sigmoid_focal_loss", _sigmoid_focal_formula, input, target, reduction, alpha, gamma
+    )
 
 
 # ---------------------------------------------------------------- gradient registry
@@ -299,15 +299,20 @@ def _prob_examples():
 
 
 grads.register(
-    "binary_cross_entropy", forward=_bce_formula, backward=_bce_backward,
-    examples=_prob_examples, argnums=(0, 1),
+    "binary_cross_entropy",
+    forward=_bce_formula,
+    backward=_bce_backward,
+    examples=_prob_examples,
+    argnums=(0, 1),
     fd_examples=lambda: [(np.linspace(0.05, 0.95, 16), _labels(9, 16))],
 )
 grads.register(
     "binary_cross_entropy_with_logits",
     forward=_bce_logits_formula,
     backward=lambda x, y, g: _bce_logits_backward(x, y, None, g)[:2],
-    examples=_logit_examples, argnums=(0, 1), fd_examples=_smooth_logit_examples,
+    examples=_logit_examples,
+    argnums=(0, 1),
+    fd_examples=_smooth_logit_examples,
 )
 
 
@@ -317,18 +322,30 @@ def _pos_weight_examples(examples):
 
 grads.register(
     "binary_cross_entropy_with_logits(pos_weight)",
-    forward=_bce_logits_formula, backward=_bce_logits_backward,
-    examples=lambda: _pos_weight_examples(_logit_examples), argnums=(0, 1, 2),
+    forward=_bce_logits_formula,
+    backward=_bce_logits_backward,
+    examples=lambda: _pos_weight_examples(_logit_examples),
+    argnums=(0, 1, 2),
     fd_examples=lambda: _pos_weight_examples(_smooth_logit_examples),
 )
-grads.register("hinge_loss", forward=_hinge_formula, backward=_hinge_backward,
-               examples=lambda: [(np.concatenate([[0.0, 1.0, -1.0, 1e4], np.linspace(-3, 3, 12)]),
-                                  np.tile([1.0, 1.0, -1.0, -1.0], 4))],  # kinks at y·x = 1
-               argnums=(0, 1), fd_examples=_smooth_logit_examples)
+grads.register(
+    "hinge_loss",
+    forward=_hinge_formula,
+    backward=_hinge_backward,
+    examples=lambda: [
+        (
+            np.concatenate([[0.0, 1.0, -1.0, 1e4], np.linspace(-3, 3, 12)]),
+            np.tile([1.0, 1.0, -1.0, -1.0], 4),
+        )
+    ],  # kinks at y·x = 1
+    argnums=(0, 1),
+    fd_examples=_smooth_logit_examples,
+)
 for _alpha, _gamma in [(0.25, 2.0), (-1.0, 0.5), (0.75, 0.0)]:
     grads.register(
         f"sigmoid_focal_loss(alpha={_alpha}, gamma={_gamma})",
         forward=functools.partial(_sigmoid_focal_formula, alpha=_alpha, gamma=_gamma),
         backward=lambda x, y, g, a=_alpha, gm=_gamma: _sigmoid_focal_backward(x, y, a, gm, g),
-        examples=_logit_examples, fd_examples=_smooth_logit_examples,
+        examples=_logit_examples,
+        fd_examples=_smooth_logit_examples,
     )

@@ -42,8 +42,9 @@ def same_shape_inputs(fn: str, **arrays: Any) -> tuple[list, Any]:
     return float_inputs(fn, **arrays)
 
 
-def pointwise_loss(fn: str, formula: Any, input: Any, target: Any, reduction: str,
-                   *hyperparameters: Any) -> Any:
+def pointwise_loss(
+    fn: str, formula: Any, input: Any, target: Any, reduction: str, *hyperparameters: Any
+) -> Any:
     """A loss of ``(input, target)`` of one shape: check the reduction and the shapes,
     apply ``formula(x, y, *hyperparameters)`` in float32 or wider, reduce, cast back."""
     check_reduction(reduction, fn=fn)
@@ -128,4 +129,3 @@ def dpow0(base: jnp.ndarray, exponent: Any) -> jnp.ndarray:
     """Hand derivative of :func:`pow0`: ``e·base^(e−1)`` for ``base > 0``, else 0."""
     positive = base > 0
     return jnp.where(positive, exponent * jnp.where(positive, base, 1) ** (exponent - 1), 0)
-

@@ -135,8 +135,9 @@ def _ce_prob(x, target, weight, eps, stats):
     return lse * jnp.sum(v, axis=-1) - s, None
 
 
-def cross_entropy(input, target, weight=None, *, ignore_index=-100, label_smoothing=0.0,
-                  reduction="mean"):
+def cross_entropy(
+    input, target, weight=None, *, ignore_index=-100, label_smoothing=0.0, reduction="mean"
+):
     """Softmax cross-entropy between logits and class indices or class probabilities.
 
     Integer targets ``y`` (shape ``[...]``), class weights ``w`` (default 1),
@@ -266,8 +267,7 @@ def _reduce_cotangent(g, den, reduction, shape):
     return jnp.broadcast_to(g, shape)
 
 
-def _cross_entropy_formula(x, target, weight=None, *, ignore_index=-100, eps=0.0,
-                           reduction="mean"):
+def _cross_entropy_formula(x, target, weight=None, *, ignore_index=-100, eps=0.0, reduction="mean"):
     """Plain formula (autodiff reference): the same assembly on unfused statistics."""
     if jnp.issubdtype(jnp.asarray(target).dtype, jnp.floating):
         loss, den = _ce_prob(x, target, weight, eps, _stats_formula)
@@ -276,8 +276,7 @@ def _cross_entropy_formula(x, target, weight=None, *, ignore_index=-100, eps=0.0
     return reduce_loss(loss, reduction, dtype=x.dtype, denominator=den)
 
 
-def _cross_entropy_backward(x, target, weight, g, *, ignore_index=-100, eps=0.0,
-                            reduction="mean"):
+def _cross_entropy_backward(x, target, weight, g, *, ignore_index=-100, eps=0.0, reduction="mean"):
     """Hand-derived gradient of cross-entropy with respect to the logits (and target).
 
     Integer targets, per element with cotangent ``c`` (``g/Σw[y]`` for ``'mean'``, 0
@@ -294,8 +293,7 @@ def _cross_entropy_backward(x, target, weight, g, *, ignore_index=-100, eps=0.0,
     (lse, _, _), (m, _) = _softmax_parts(x, None, None)
     if jnp.issubdtype(jnp.asarray(target).dtype, jnp.floating):
         v = w * (target * (1 - eps) + eps / num_classes)
-        c = _reduce_cotangent(g, None if reduction != "mean" else lse.size, reduction,
-                              lse.shape)
+        c = _reduce_cotangent(g, None if reduction != "mean" else lse.size, reduction, lse.shape)
         dx = _stats_backward(x, None, None, v, m, lse, c * jnp.sum(v, axis=-1), None, -c)[0]
         return dx, -c[..., None] * (1 - eps) * w * jax.nn.log_softmax(x, axis=-1)
     valid, bad, y = class_target_masks(target, num_classes, ignore_index)
@@ -303,8 +301,9 @@ def _cross_entropy_backward(x, target, weight, g, *, ignore_index=-100, eps=0.0,
     c = _reduce_cotangent(g, jnp.sum(w_y), reduction, y.shape)
     c = poison(bad, jnp.where(valid, c, 0))
     g_lse = c * ((1 - eps) * w_y + eps / num_classes * jnp.sum(w))
-    return _stats_backward(x, None, y, w, m, lse, g_lse, -c * (1 - eps) * w_y,
-                           -c * eps / num_classes)[0]
+    return _stats_backward(
+        x, None, y, w, m, lse, g_lse, -c * (1 - eps) * w_y, -c * eps / num_classes
+    )[0]
 
 
 def _nll_formula(x, target, weight, ignore_index):
@@ -337,8 +336,6 @@ def _ce_fd_examples():
     return [(rng.normal(size=(6, 5)), np.array([0, 1, 2, 3, 4, 1]))]
 
 
-
-
 def _ce_weighted_examples():
     x = np.random.default_rng(2).normal(size=(6, 5)) * 2
     x[2] = [1e4, -1e4, 0.0, 5.0, -3.0]
@@ -356,7 +353,8 @@ grads.register(
     "cross_entropy",
     forward=_cross_entropy_formula,
     backward=lambda x, y, g: _cross_entropy_backward(x, y, None, g),
-    examples=_ce_examples, fd_examples=_ce_fd_examples,
+    examples=_ce_examples,
+    fd_examples=_ce_fd_examples,
 )
 _CE_OPTS = dict(ignore_index=1, eps=0.1)
 grads.register(
@@ -370,12 +368,17 @@ grads.register(
     "cross_entropy(probability targets, weight, label_smoothing=0.2, reduction='none')",
     forward=lambda x, t: _cross_entropy_formula(x, t, EXAMPLE_WEIGHT, **_PROB_OPTS),
     backward=lambda x, t, g: _cross_entropy_backward(x, t, EXAMPLE_WEIGHT, g, **_PROB_OPTS),
-    examples=_ce_prob_examples, argnums=(0, 1),
+    examples=_ce_prob_examples,
+    argnums=(0, 1),
 )
 grads.register(
     "nll_loss(weight, ignore_index=1)",
     forward=lambda x, y: _nll_formula(x, y, EXAMPLE_WEIGHT, 1),
     backward=lambda x, y, g: _nll_backward(x, y, EXAMPLE_WEIGHT, 1, g),
-    examples=lambda: [(np.log(np.random.default_rng(4).dirichlet(np.ones(5), size=6)),
-                       np.array([0, 1, 2, 3, 4, 1]))],
+    examples=lambda: [
+        (
+            np.log(np.random.default_rng(4).dirichlet(np.ones(5), size=6)),
+            np.array([0, 1, 2, 3, 4, 1]),
+        )
+    ],
 )

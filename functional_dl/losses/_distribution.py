@@ -75,8 +75,9 @@ def kl_div(input, target, *, log_target=False, reduction="mean"):
     (x, t), out = same_shape_inputs(fn, input=input, target=target)
     loss = _kl_formula(x, t, log_target=bool(log_target))
     if reduction == "batchmean":
-        return reduce_loss(loss, "mean" if x.ndim else "sum", dtype=out,
-                           denominator=x.shape[0] if x.ndim else None)
+        return reduce_loss(
+            loss, "mean" if x.ndim else "sum", dtype=out, denominator=x.shape[0] if x.ndim else None
+        )
     return reduce_loss(loss, reduction, dtype=out)
 
 
@@ -124,8 +125,9 @@ def gan_discriminator_loss(real_logits, fake_logits, *, reduction="mean"):
         check_same_shape("real_logits", real_logits, "fake_logits", fake_logits, fn=fn)
     (r, f), out = float_inputs(fn, real_logits=real_logits, fake_logits=fake_logits)
     loss_real, loss_fake = _gan_d_terms(r, f)
-    return (reduce_loss(loss_real, reduction, dtype=out)
-            + reduce_loss(loss_fake, reduction, dtype=out))
+    return reduce_loss(loss_real, reduction, dtype=out) + reduce_loss(
+        loss_fake, reduction, dtype=out
+    )
 
 
 def _gan_g_formula(fake, non_saturating=True):
@@ -192,7 +194,8 @@ for _lt in (False, True):
         forward=functools.partial(_kl_formula, log_target=_lt),
         backward=functools.partial(_kl_backward, log_target=_lt),
         examples=functools.partial(_kl_examples, _lt),
-        fd_examples=functools.partial(_kl_fd_examples, _lt), argnums=(0, 1),
+        fd_examples=functools.partial(_kl_fd_examples, _lt),
+        argnums=(0, 1),
     )
 
 
@@ -202,8 +205,11 @@ def _gan_logits(seed):
 
 
 grads.register(
-    "gan_discriminator_loss", forward=_gan_d_formula, backward=_gan_d_backward,
-    examples=lambda: [(_gan_logits(22), _gan_logits(23))], argnums=(0, 1),
+    "gan_discriminator_loss",
+    forward=_gan_d_formula,
+    backward=_gan_d_backward,
+    examples=lambda: [(_gan_logits(22), _gan_logits(23))],
+    argnums=(0, 1),
     fd_examples=lambda: [(np.linspace(-3, 3, 16), np.linspace(-2, 4, 16))],
 )
 for _ns in (True, False):

@@ -30,8 +30,10 @@ def _clamp_min0(z):
 def _check_row_target(fn, input1, target):
     want = tuple(np.shape(input1))[:-1]
     if tuple(np.shape(target)) != want:
-        raise ValueError(f"{fn}: target must have shape input1.shape[:-1]={want}, "
-                         f"got target.shape={tuple(np.shape(target))}")
+        raise ValueError(
+            f"{fn}: target must have shape input1.shape[:-1]={want}, "
+            f"got target.shape={tuple(np.shape(target))}"
+        )
 
 
 # --------------------------------------------------------------- cosine_embedding_loss
@@ -45,8 +47,7 @@ def _cosine_parts(x1, x2):
 
 def _cosine_embedding_formula(x1, x2, y, margin=0.0):
     cos = _cosine_parts(x1, x2)[0]
-    return (jnp.where(y == 1, 1 - cos, 0)
-            + jnp.where(y == -1, _clamp_min0(cos - margin), 0))
+    return jnp.where(y == 1, 1 - cos, 0) + jnp.where(y == -1, _clamp_min0(cos - margin), 0)
 
 
 def _cosine_embedding_backward(x1, x2, y, g, margin=0.0):
@@ -137,12 +138,16 @@ def _triplet_backward(a, pos, neg, g, margin=1.0, p=2.0, eps=1e-6, swap=False):
     big_g = (g * (z >= 0))[..., None]
     s_an, s_pn = s_an[..., None], s_pn[..., None]
     u_ap, u_an, u_pn = (_distance_grad(x, y, p, eps) for x, y in ((a, pos), (a, neg), (pos, neg)))
-    return (big_g * (u_ap - s_an * u_an), big_g * (-u_ap - s_pn * u_pn),
-            big_g * (s_an * u_an + s_pn * u_pn))
+    return (
+        big_g * (u_ap - s_an * u_an),
+        big_g * (-u_ap - s_pn * u_pn),
+        big_g * (s_an * u_an + s_pn * u_pn),
+    )
 
 
-def triplet_margin_loss(anchor, positive, negative, *, margin=1.0, p=2.0, eps=1e-6,
-                        swap=False, reduction="mean"):
+def triplet_margin_loss(
+    anchor, positive, negative, *, margin=1.0, p=2.0, eps=1e-6, swap=False, reduction="mean"
+):
     """Triplet margin loss: the anchor closer to the positive than to the negative.
 
     ``loss = max(0, margin + d(a, pos) − d(a, neg))`` with the pairwise distance
@@ -182,8 +187,7 @@ def triplet_margin_loss(anchor, positive, negative, *, margin=1.0, p=2.0, eps=1e
     check_positive("p", p, fn=fn)
     if not np.isfinite(p):
         raise ValueError(f"{fn}: p must be finite, got p={p!r}")
-    (a, pos, neg), out = same_shape_inputs(fn, anchor=anchor, positive=positive,
-                                           negative=negative)
+    (a, pos, neg), out = same_shape_inputs(fn, anchor=anchor, positive=positive, negative=negative)
     check_ndim("anchor", a, range(1, 33), fn=fn)
     loss = _triplet_formula(a, pos, neg, margin, p, eps, bool(swap))
     return reduce_loss(loss, reduction, dtype=out)
@@ -226,8 +230,9 @@ def margin_ranking_loss(input1, input2, target, *, margin=0.0, reduction="mean")
     """
     fn = "margin_ranking_loss"
     check_reduction(reduction, fn=fn)
-    (x1, x2, y), out = same_shape_inputs(fn, input1=input1, input2=input2,
-                                         target=jnp.asarray(target, jnp.result_type(input1)))
+    (x1, x2, y), out = same_shape_inputs(
+        fn, input1=input1, input2=input2, target=jnp.asarray(target, jnp.result_type(input1))
+    )
     return reduce_loss(_ranking_formula(x1, x2, y, margin), reduction, dtype=out)
 
 
@@ -301,7 +306,8 @@ grads.register(
     "cosine_embedding_loss(margin=0.1)",
     forward=functools.partial(_cosine_embedding_formula, margin=0.1),
     backward=functools.partial(_cosine_embedding_backward, margin=0.1),
-    examples=_cosine_examples, argnums=(0, 1),
+    examples=_cosine_examples,
+    argnums=(0, 1),
     fd_examples=lambda: [(_embeddings(32), _embeddings(33), np.array([1.0, -1.0] * 3))],
 )
 
@@ -322,14 +328,15 @@ for _kw in (dict(p=2.0, swap=False), dict(p=1.0, swap=True, margin=0.5), dict(p=
         "triplet_margin_loss(" + ", ".join(f"{k}={v}" for k, v in _kw.items()) + ")",
         forward=functools.partial(_triplet_formula, **_kw),
         backward=functools.partial(_triplet_backward, **_kw),
-        examples=_triplet_examples, argnums=(0, 1, 2), fd_examples=_triplet_fd_examples,
+        examples=_triplet_examples,
+        argnums=(0, 1, 2),
+        fd_examples=_triplet_fd_examples,
     )
 grads.register(
     "margin_ranking_loss(margin=0.5)",
     forward=functools.partial(_ranking_formula, margin=0.5),
     backward=functools.partial(_ranking_backward, margin=0.5),
-    examples=lambda: [(_embeddings(40, (16,)), _embeddings(41, (16,)),
-                       np.array([1.0, -1.0] * 8))],
+    examples=lambda: [(_embeddings(40, (16,)), _embeddings(41, (16,)), np.array([1.0, -1.0] * 8))],
     argnums=(0, 1),
 )
 
@@ -341,5 +348,10 @@ def _dice_examples():
     return [(x, t)]
 
 
-grads.register("dice_loss(smooth=1.0)", forward=_dice_formula, backward=_dice_backward,
-               examples=_dice_examples, argnums=(0, 1))
+grads.register(
+    "dice_loss(smooth=1.0)",
+    forward=_dice_formula,
+    backward=_dice_backward,
+    examples=_dice_examples,
+    argnums=(0, 1),
+)

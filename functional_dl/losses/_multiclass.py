@@ -175,8 +175,10 @@ def softmax_focal_loss(input, target, *, gamma=2.0, alpha=None, reduction="mean"
     x, target = _logits_and_target(fn, input, target)
     if jnp.issubdtype(target.dtype, jnp.floating):
         if target.shape != x.shape:
-            raise ValueError(f"{fn}: probability targets must have input's shape {x.shape}, "
-                             f"got target.shape={target.shape}")
+            raise ValueError(
+                f"{fn}: probability targets must have input's shape {x.shape}, "
+                f"got target.shape={target.shape}"
+            )
     else:
         check_class_target(x, target, fn=fn)
     check_broadcastable("alpha", alpha, x.shape[-1:], fn=fn)
@@ -208,7 +210,8 @@ for _p, _margin, _w in [(1, 1.0, None), (2, 0.5, EXAMPLE_WEIGHT)]:
         f"multi_margin_loss(p={_p}, margin={_margin}{', weight' if _w is not None else ''})",
         forward=functools.partial(_multi_margin_formula, weight=_w, **_kw),
         backward=lambda x, y, g, w=_w, kw=_kw: _multi_margin_backward(x, y, w, g, **kw),
-        examples=_scores, fd_examples=_smooth_scores,
+        examples=_scores,
+        fd_examples=_smooth_scores,
     )
 
 
@@ -226,9 +229,9 @@ for _gamma, _alpha in [(2.0, None), (0.5, _ALPHA)]:
     grads.register(
         f"softmax_focal_loss(gamma={_gamma}{', alpha' if _alpha is not None else ''})",
         forward=functools.partial(_softmax_focal_formula, alpha=_alpha, gamma=_gamma),
-        backward=lambda x, t, g, a=_alpha, gm=_gamma: _softmax_focal_backward(x, t, a, g,
-                                                                              gamma=gm),
+        backward=lambda x, t, g, a=_alpha, gm=_gamma: _softmax_focal_backward(x, t, a, g, gamma=gm),
         examples=_focal_examples,
-        fd_examples=lambda: [(np.random.default_rng(13).normal(size=(6, 5)),
-                              np.array([0, 3, 1, 2, 4, 1]))],
+        fd_examples=lambda: [
+            (np.random.default_rng(13).normal(size=(6, 5)), np.array([0, 3, 1, 2, 4, 1]))
+        ],
     )

@@ -185,20 +185,27 @@ def _smooth_pairs():
     return [(y + d, y)]
 
 
-for _name, _f, _b in [("mse_loss", _mse_formula, _mse_backward),
-                      ("l1_loss", _l1_formula, _l1_backward)]:
-    grads.register(_name, forward=_f, backward=_b, examples=_pairs, argnums=(0, 1),
-                   fd_examples=_smooth_pairs)
+for _name, _f, _b in [
+    ("mse_loss", _mse_formula, _mse_backward),
+    ("l1_loss", _l1_formula, _l1_backward),
+]:
+    grads.register(
+        _name, forward=_f, backward=_b, examples=_pairs, argnums=(0, 1), fd_examples=_smooth_pairs
+    )
 for _beta in (1.0, 0.0):
     grads.register(
         f"smooth_l1_loss(beta={_beta})",
         forward=functools.partial(_smooth_l1_formula, beta=_beta),
         backward=lambda x, y, g, _beta=_beta: _smooth_l1_backward(x, y, _beta, g),
-        examples=_pairs, argnums=(0, 1), fd_examples=_smooth_pairs,
+        examples=_pairs,
+        argnums=(0, 1),
+        fd_examples=_smooth_pairs,
     )
 grads.register(
     "huber_loss(delta=1.0)",
     forward=functools.partial(_huber_formula, delta=1.0),
     backward=lambda x, y, g: _huber_backward(x, y, 1.0, g),
-    examples=_pairs, argnums=(0, 1), fd_examples=_smooth_pairs,
+    examples=_pairs,
+    argnums=(0, 1),
+    fd_examples=_smooth_pairs,
 )

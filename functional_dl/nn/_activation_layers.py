@@ -16,9 +16,29 @@ from .._checks import check_int
 from ._core import Layer
 from ._layers import stateless
 
-__all__ = ["ReLU", "ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish",
-           "Sigmoid", "Tanh", "Softplus", "Softsign", "Hardtanh", "Hardsigmoid", "Hardswish",
-           "LogSigmoid", "Softmax", "LogSoftmax", "GLU", "PReLU"]
+__all__ = [
+    "ReLU",
+    "ReLU6",
+    "LeakyReLU",
+    "ELU",
+    "SELU",
+    "CELU",
+    "GELU",
+    "SiLU",
+    "Mish",
+    "Sigmoid",
+    "Tanh",
+    "Softplus",
+    "Softsign",
+    "Hardtanh",
+    "Hardsigmoid",
+    "Hardswish",
+    "LogSigmoid",
+    "Softmax",
+    "LogSoftmax",
+    "GLU",
+    "PReLU",
+]
 
 
 def _activation(fn_name: str, **kwargs: Any) -> Layer:
@@ -36,9 +56,11 @@ def _activation(fn_name: str, **kwargs: Any) -> Layer:
 
 
 def _doc(cls: str, fn: str, torch: str, args: str = "") -> str:
-    return (f"Layer applying :func:`functional_dl.activations.{fn}`{args}.\n\n"
-            f"No parameters, no state. PyTorch: ``torch.nn.{torch}``.\n\n"
-            f"Example:\n  >>> y, _ = {cls}().apply({{}}, {{}}, jnp.linspace(-2, 2, 5))\n")
+    return (
+        f"Layer applying :func:`functional_dl.activations.{fn}`{args}.\n\n"
+        f"No parameters, no state. PyTorch: ``torch.nn.{torch}``.\n\n"
+        f"Example:\n  >>> y, _ = {cls}().apply({{}}, {{}}, jnp.linspace(-2, 2, 5))\n"
+    )
 
 
 def ReLU() -> Layer:
@@ -122,13 +144,17 @@ def GLU(axis: int = -1) -> Layer:
 
 
 for _cls, _fn, _torch, _args in [
-    (ReLU, "relu", "ReLU()", ""), (ReLU6, "relu6", "ReLU6()", ""),
+    (ReLU, "relu", "ReLU()", ""),
+    (ReLU6, "relu6", "ReLU6()", ""),
     (LeakyReLU, "leaky_relu", "LeakyReLU(negative_slope)", " with ``negative_slope``"),
-    (ELU, "elu", "ELU(alpha)", " with ``alpha``"), (SELU, "selu", "SELU()", ""),
+    (ELU, "elu", "ELU(alpha)", " with ``alpha``"),
+    (SELU, "selu", "SELU()", ""),
     (CELU, "celu", "CELU(alpha)", " with ``alpha``"),
     (GELU, "gelu", "GELU(approximate)", " (``approximate='none'`` exact erf, or ``'tanh'``)"),
-    (SiLU, "silu", "SiLU()", ""), (Mish, "mish", "Mish()", ""),
-    (Sigmoid, "sigmoid", "Sigmoid()", ""), (Tanh, "tanh", "Tanh()", ""),
+    (SiLU, "silu", "SiLU()", ""),
+    (Mish, "mish", "Mish()", ""),
+    (Sigmoid, "sigmoid", "Sigmoid()", ""),
+    (Tanh, "tanh", "Tanh()", ""),
     (Softplus, "softplus", "Softplus(beta, threshold)", " with ``beta`` and ``threshold``"),
     (Softsign, "softsign", "Softsign()", ""),
     (Hardtanh, "hardtanh", "Hardtanh(min_val, max_val)", " with ``min_val``/``max_val``"),

@@ -62,8 +62,9 @@ def _dropout_factor(key, dropout_p, shape, dtype):
     return jnp.where(keep, jnp.asarray(factor, dtype), jnp.asarray(0.0, dtype))
 
 
-def _plain_formula(q, k, v, bias=None, mask=None, key=None, *, is_causal=False, scale=None,
-                   dropout_p=0.0, z=None):
+def _plain_formula(
+    q, k, v, bias=None, mask=None, key=None, *, is_causal=False, scale=None, dropout_p=0.0, z=None
+):
     """``softmax(scale * q k^T + bias, masked) * z @ v``: the formula autodiff checks against.
 
     ``z`` is the dropout factor ``keep / (1 - p)``, drawn from ``key`` unless given.
@@ -75,8 +76,9 @@ def _plain_formula(q, k, v, bias=None, mask=None, key=None, *, is_causal=False, 
     return jnp.einsum("...qk,...kd->...qd", p, v)
 
 
-def _plain_backward(q, k, v, bias, mask, key, g, *, is_causal=False, scale=None, dropout_p=0.0,
-                    z=None):
+def _plain_backward(
+    q, k, v, bias, mask, key, g, *, is_causal=False, scale=None, dropout_p=0.0, z=None
+):
     """Hand-derived vjp of the plain formula: ``(dq, dk, dv, dbias)``.
 
     With ``P = softmax(S)``, ``S = scale * q k^T + bias`` and ``out = (P * z) v``::
@@ -157,9 +159,16 @@ def _blockwise_attention(q, k, v, bias, mask, key, *, is_causal, scale, dropout_
     k, v = _pad_axis(k, -2, lk_pad), _pad_axis(v, -2, lk_pad)
     mask = _pad_axis(_pad_axis(mask, -2, lq_pad, True), -1, lk_pad, False)
     bias = _pad_axis(_pad_axis(bias, -2, lq_pad), -1, lk_pad)
-    cfg = _blockwise.Config(scale=scale, is_causal=is_causal, dropout_p=dropout_p, block_q=bq,
-                            block_k=bk, lk=lk, has_mask=mask is not None,
-                            has_bias=bias is not None)
+    cfg = _blockwise.Config(
+        scale=scale,
+        is_causal=is_causal,
+        dropout_p=dropout_p,
+        block_q=bq,
+        block_k=bk,
+        lk=lk,
+        has_mask=mask is not None,
+        has_bias=bias is not None,
+    )
     return _blocks(q, k, v, bias, mask, key, cfg)[..., :lq, :]
 
 
@@ -168,38 +177,60 @@ def _check_inputs(q, k, v, mask, bias, dropout_p, key):
     for name, x in (("q", q), ("k", k), ("v", v)):
         check_floating(name, x, fn=_FN)
         if np.ndim(x) < 2:
-            raise ValueError(f"{_FN}: {name} must have rank >= 2 ([..., L, D]), "
-                             f"got {name}.shape={tuple(np.shape(x))}")
+            raise ValueError(
+                f"{_FN}: {name} must have rank >= 2 ([..., L, D]), "
+                f"got {name}.shape={tuple(np.shape(x))}"
+            )
     if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"{_FN}: expected q [..., Lq, D], k [..., Lk, D], v [..., Lk, Dv], "
-                         f"got q.shape={q.shape}, k.shape={k.shape}, v.shape={v.shape}")
+        raise ValueError(
+            f"{_FN}: expected q [..., Lq, D], k [..., Lk, D], v [..., Lk, Dv], "
+            f"got q.shape={q.shape}, k.shape={k.shape}, v.shape={v.shape}"
+        )
     try:
         batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     except ValueError:
-        raise ValueError(f"{_FN}: the leading (batch/head) dims of q, k, v must broadcast, got "
-                         f"q.shape={q.shape}, k.shape={k.shape}, v.shape={v.shape}") from None
+        raise ValueError(
+            f"{_FN}: the leading (batch/head) dims of q, k, v must broadcast, got "
+            f"q.shape={q.shape}, k.shape={k.shape}, v.shape={v.shape}"
+        ) from None
     scores = tuple(batch) + (q.shape[-2], k.shape[-2])
     for name, x in (("mask", mask), ("bias", bias)):
         if x is None:
             continue
         if name == "mask" and jnp.result_type(x) != jnp.bool_:
-            raise TypeError(f"{_FN}: mask must be boolean (True = may attend), "
-                            f"got mask.dtype={jnp.result_type(x)}; use bias= for additive masks")
+            raise TypeError(
+                f"{_FN}: mask must be boolean (True = may attend), "
+                f"got mask.dtype={jnp.result_type(x)}; use bias= for additive masks"
+            )
         try:
             ok = np.ndim(x) <= len(scores) and np.broadcast_shapes(np.shape(x), scores) == scores
         except ValueError:
             ok = False
         if not ok:
-            raise ValueError(f"{_FN}: {name} of shape {tuple(np.shape(x))} does not broadcast to "
-                             f"the scores [..., Lq, Lk] = {scores}")
+            raise ValueError(
+                f"{_FN}: {name} of shape {tuple(np.shape(x))} does not broadcast to "
+                f"the scores [..., Lq, Lk] = {scores}"
+            )
     check_in_range("dropout_p", dropout_p, 0.0, 1.0, fn=_FN)
     if dropout_p > 0 and key is None:
         raise ValueError(f"{_FN}: dropout_p={dropout_p} > 0 needs a random key, got key=None")
     return tuple(batch)
 
 
-def scaled_dot_product_attention(q, k, v, *, mask=None, is_causal=False, scale=None, bias=None,
-                                 dropout_p=0.0, key=None, implementation=None, block_size=None):
+def scaled_dot_product_attention(
+    q,
+    k,
+    v,
+    *,
+    mask=None,
+    is_causal=False,
+    scale=None,
+    bias=None,
+    dropout_p=0.0,
+    key=None,
+    implementation=None,
+    block_size=None,
+):
     """Scaled dot-product attention ``softmax(q k^T * scale + bias, masked) v``.
 
     .. math::
@@ -259,16 +290,29 @@ def scaled_dot_product_attention(q, k, v, *, mask=None, is_causal=False, scale=N
         mask = jnp.asarray(mask)
     if bias is not None:
         bias = jnp.asarray(bias)
-    return _attention(q, k, v, bias, mask, key, batch=batch, is_causal=bool(is_causal),
-                      scale=1.0 / math.sqrt(d) if scale is None else float(scale),
-                      dropout_p=float(dropout_p), implementation=implementation,
-                      block_size=block_size or _default_block_size(lq, lk))
+    return _attention(
+        q,
+        k,
+        v,
+        bias,
+        mask,
+        key,
+        batch=batch,
+        is_causal=bool(is_causal),
+        scale=1.0 / math.sqrt(d) if scale is None else float(scale),
+        dropout_p=float(dropout_p),
+        implementation=implementation,
+        block_size=block_size or _default_block_size(lq, lk),
+    )
 
 
-@functools.partial(jax.jit, static_argnames=("batch", "is_causal", "scale", "dropout_p",
-                                             "implementation", "block_size"))
-def _attention(q, k, v, bias, mask, key, *, batch, is_causal, scale, dropout_p, implementation,
-               block_size):
+@functools.partial(
+    jax.jit,
+    static_argnames=("batch", "is_causal", "scale", "dropout_p", "implementation", "block_size"),
+)
+def _attention(
+    q, k, v, bias, mask, key, *, batch, is_causal, scale, dropout_p, implementation, block_size
+):
     """Broadcast to the common batch shape, compute in >= float32, dispatch to a path."""
     out_dtype = jnp.result_type(q, k, v)
     ct = jnp.promote_types(out_dtype, jnp.float32)
@@ -282,8 +326,18 @@ def _attention(q, k, v, bias, mask, key, *, batch, is_causal, scale, dropout_p, 
         static = (("is_causal", is_causal), ("scale", scale), ("dropout_p", dropout_p))
         out = _plain(q, k, v, bias, mask, key, static)
     else:
-        out = _blockwise_attention(q, k, v, bias, mask, key, is_causal=is_causal, scale=scale,
-                                   dropout_p=dropout_p, block_size=block_size)
+        out = _blockwise_attention(
+            q,
+            k,
+            v,
+            bias,
+            mask,
+            key,
+            is_causal=is_causal,
+            scale=scale,
+            dropout_p=dropout_p,
+            block_size=block_size,
+        )
     return out.astype(out_dtype)
 
 
@@ -302,8 +356,7 @@ def attention_weights(q, k, *, mask=None, is_causal=False, scale=None, bias=None
     _check_inputs(q, k, k, mask, bias, 0.0, None)
     ct = jnp.promote_types(jnp.result_type(q, k), jnp.float32)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    valid = _valid(None if mask is None else jnp.asarray(mask), is_causal, q.shape[-2],
-                   k.shape[-2])
+    valid = _valid(None if mask is None else jnp.asarray(mask), is_causal, q.shape[-2], k.shape[-2])
     bias = None if bias is None else jnp.asarray(bias, ct)
     return _probs(q.astype(ct), k.astype(ct), bias, valid, scale).astype(jnp.result_type(q, k))
 
@@ -339,15 +392,20 @@ def _register():
         "scaled_dot_product_attention",
         forward=_jit(lambda q, k, v: _plain_formula(q, k, v)),
         backward=_jit(lambda q, k, v, g: _plain_backward(q, k, v, None, None, None, g)[:3]),
-        examples=_qkv_examples, argnums=(0, 1, 2),
-        fd_examples=lambda: _qkv_examples(large=False))
+        examples=_qkv_examples,
+        argnums=(0, 1, 2),
+        fd_examples=lambda: _qkv_examples(large=False),
+    )
     grads.register(
         "scaled_dot_product_attention(mask, is_causal=True, scale=0.7)",
         forward=_jit(lambda q, k, v, m: _plain_formula(q, k, v, None, m, **_CAUSAL)),
-        backward=_jit(lambda q, k, v, m, g:
-                      _plain_backward(q, k, v, None, m, None, g, **_CAUSAL)[:3]),
-        examples=_with(lambda: (_mask_example(),)), argnums=(0, 1, 2),
-        fd_examples=_with(lambda: (_mask_example(),), large=False))
+        backward=_jit(
+            lambda q, k, v, m, g: _plain_backward(q, k, v, None, m, None, g, **_CAUSAL)[:3]
+        ),
+        examples=_with(lambda: (_mask_example(),)),
+        argnums=(0, 1, 2),
+        fd_examples=_with(lambda: (_mask_example(),), large=False),
+    )
 
     def bias():
         return (np.random.default_rng(2).standard_normal((3, 5, 6)),)
@@ -356,7 +414,10 @@ def _register():
         "scaled_dot_product_attention(bias)",
         forward=_jit(lambda q, k, v, b: _plain_formula(q, k, v, b)),
         backward=_jit(lambda q, k, v, b, g: _plain_backward(q, k, v, b, None, None, g)),
-        examples=_with(bias), argnums=(0, 1, 2, 3), fd_examples=_with(bias, large=False))
+        examples=_with(bias),
+        argnums=(0, 1, 2, 3),
+        fd_examples=_with(bias, large=False),
+    )
 
     def keep_factor():  # a fixed dropout factor keep / (1 - p), keep ~ Bernoulli(0.7)
         return ((np.random.default_rng(3).random((2, 3, 5, 6)) < 0.7) / 0.7,)
@@ -364,16 +425,21 @@ def _register():
     grads.register(
         "scaled_dot_product_attention(dropout_p=0.3)",
         forward=_jit(lambda q, k, v, z: _plain_formula(q, k, v, z=z, **_DROP)),
-        backward=_jit(lambda q, k, v, z, g:
-                      _plain_backward(q, k, v, None, None, None, g, z=z, **_DROP)[:3]),
-        examples=_with(keep_factor), argnums=(0, 1, 2),
-        fd_examples=_with(keep_factor, large=False))
+        backward=_jit(
+            lambda q, k, v, z, g: _plain_backward(q, k, v, None, None, None, g, z=z, **_DROP)[:3]
+        ),
+        examples=_with(keep_factor),
+        argnums=(0, 1, 2),
+        fd_examples=_with(keep_factor, large=False),
+    )
 
     @_jit
     def blockwise_vjp(q, k, v, m, b, g):
         def f(q, k, v, b):
-            return scaled_dot_product_attention(q, k, v, mask=m, bias=b, implementation="blockwise",
-                                                block_size=2, **_CAUSAL)
+            return scaled_dot_product_attention(
+                q, k, v, mask=m, bias=b, implementation="blockwise", block_size=2, **_CAUSAL
+            )
+
         return jax.vjp(f, q, k, v, b)[1](g)
 
     def bias_mask():
@@ -383,8 +449,11 @@ def _register():
         "scaled_dot_product_attention(implementation='blockwise', block_size=2, mask, bias, "
         "is_causal=True, scale=0.7)",
         forward=_jit(lambda q, k, v, m, b: _plain_formula(q, k, v, b, m, **_CAUSAL)),
-        backward=blockwise_vjp, examples=_with(bias_mask), argnums=(0, 1, 2, 4),
-        fd_examples=_with(bias_mask, large=False))
+        backward=blockwise_vjp,
+        examples=_with(bias_mask),
+        argnums=(0, 1, 2, 4),
+        fd_examples=_with(bias_mask, large=False),
+    )
 
 
 _register()

@@ -19,11 +19,16 @@ __all__ = ["batch_norm", "batch_norm_backward"]
 def _check(x, running_mean, running_var, weight, bias, momentum, eps):
     fn = "batch_norm"
     if np.ndim(x) < 2:
-        raise ValueError(f"{fn}: x must have rank >= 2 ([N, ..., C]), got x.shape="
-                         f"{tuple(np.shape(x))}")
+        raise ValueError(
+            f"{fn}: x must have rank >= 2 ([N, ..., C]), got x.shape={tuple(np.shape(x))}"
+        )
     c = x.shape[-1]
-    for name, v in (("running_mean", running_mean), ("running_var", running_var),
-                    ("weight", weight), ("bias", bias)):
+    for name, v in (
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("weight", weight),
+        ("bias", bias),
+    ):
         check_vector(name, v, c, fn=fn, of=f"the channels (last axis) of x.shape={x.shape}")
     check_in_range("momentum", momentum, 0.0, 1.0, fn=fn)
     check_positive("eps", eps, fn=fn)
@@ -36,14 +41,25 @@ def _count(x: Any, axis_name: Any) -> int:
     if axis_name is not None:
         count *= jax.lax.axis_size(axis_name)
     if count < 2:
-        raise ValueError(f"batch_norm: training needs more than 1 value per channel, got "
-                         f"x.shape={tuple(x.shape)}")
+        raise ValueError(
+            f"batch_norm: training needs more than 1 value per channel, got "
+            f"x.shape={tuple(x.shape)}"
+        )
     return count
 
 
-def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
-               bias: Any = None, *, training: bool, momentum: float = 0.1, eps: float = 1e-5,
-               axis_name: Any = None) -> tuple[Any, Any, Any]:
+def batch_norm(
+    x: Any,
+    running_mean: Any,
+    running_var: Any,
+    weight: Any = None,
+    bias: Any = None,
+    *,
+    training: bool,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    axis_name: Any = None,
+) -> tuple[Any, Any, Any]:
     """Normalise each channel with batch statistics (training) or running ones (eval).
 
     Training, with per-channel statistics over every axis but the last:
@@ -77,17 +93,21 @@ def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
     Example:
       >>> y, rm, rv = batch_norm(x, jnp.zeros(C), jnp.ones(C), training=True)
     """
-    return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps,
-                       axis_name, normalize)
+    return _batch_norm(
+        x, running_mean, running_var, weight, bias, training, momentum, eps, axis_name, normalize
+    )
 
 
-def _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, axis_name,
-                norm):
+def _batch_norm(
+    x, running_mean, running_var, weight, bias, training, momentum, eps, axis_name, norm
+):
     axes = _check(x, running_mean, running_var, weight, bias, momentum, eps)
     if not training:
         if running_mean is None or running_var is None:
-            raise ValueError("batch_norm: eval mode (training=False) needs running_mean and "
-                             "running_var, got None")
+            raise ValueError(
+                "batch_norm: eval mode (training=False) needs running_mean and "
+                "running_var, got None"
+            )
         xf = x.astype(stat_dtype(x.dtype))
         y = (xf - running_mean) * jax.lax.rsqrt(running_var.astype(xf.dtype) + eps)
         return affine(y, x, weight, bias), running_mean, running_var
@@ -103,9 +123,19 @@ def _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, 
     return y, new_mean, new_var
 
 
-def batch_norm_backward(x: Any, running_mean: Any, running_var: Any, weight: Any, bias: Any,
-                        g: Any, *, training: bool, momentum: float = 0.1, eps: float = 1e-5,
-                        axis_name: Any = None) -> tuple[Any, Any, Any]:
+def batch_norm_backward(
+    x: Any,
+    running_mean: Any,
+    running_var: Any,
+    weight: Any,
+    bias: Any,
+    g: Any,
+    *,
+    training: bool,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    axis_name: Any = None,
+) -> tuple[Any, Any, Any]:
     """Closed-form vjp of :func:`batch_norm`'s ``y``: ``(dx, dweight, dbias)``.
 
     Training, with ``xhat = (x - mu_B) rstd`` and ``dxhat = g * gamma``, means over the batch
@@ -132,8 +162,13 @@ def _examples():
     rng = np.random.default_rng(30)
     rm, rv = rng.standard_normal(3), 0.5 + rng.random(3)
     return [
-        (rng.standard_normal((4, 2, 3)), rm, rv, 1 + rng.standard_normal(3),
-         rng.standard_normal(3)),
+        (
+            rng.standard_normal((4, 2, 3)),
+            rm,
+            rv,
+            1 + rng.standard_normal(3),
+            rng.standard_normal(3),
+        ),
         (1e4 + 1e-2 * rng.standard_normal((6, 3)), rm, rv, rng.standard_normal(3), np.zeros(3)),
     ]
 
@@ -142,8 +177,12 @@ for _training in (True, False):
     register_grad(
         f"batch_norm(training={_training})",
         forward=lambda x, rm, rv, w, b, t=_training: _batch_norm(
-            x, rm, rv, w, b, t, 0.1, 1e-5, None, normalize_formula)[0],
+            x, rm, rv, w, b, t, 0.1, 1e-5, None, normalize_formula
+        )[0],
         backward=lambda x, rm, rv, w, b, g, t=_training: batch_norm_backward(
-            x, rm, rv, w, b, g, training=t),
-        examples=_examples, fd_examples=lambda: _examples()[:1], argnums=(0, 3, 4),
+            x, rm, rv, w, b, g, training=t
+        ),
+        examples=_examples,
+        fd_examples=lambda: _examples()[:1],
+        argnums=(0, 3, 4),
     )

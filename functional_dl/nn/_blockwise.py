@@ -134,8 +134,11 @@ def forward(cfg, q, k, v, mask, bias, key):
             acc = acc * corr[..., None] + jnp.einsum("...qk,...kd->...qd", p, vj)
             return m_new, l, acc
 
-        init = (jnp.full(batch + (bq,), NEG, dtype), jnp.zeros(batch + (bq,), dtype),
-                jnp.zeros(batch + (bq, dv), dtype))
+        init = (
+            jnp.full(batch + (bq,), NEG, dtype),
+            jnp.zeros(batch + (bq,), dtype),
+            jnp.zeros(batch + (bq, dv), dtype),
+        )
         m, l, acc = lax.fori_loop(0, _num_k_blocks(cfg, i, nk), body, init)
         seen = l > 0  # False for fully masked rows: output 0, lse 0
         l_safe = jnp.where(seen, l, 1.0)
@@ -185,8 +188,8 @@ def backward(cfg, q, k, v, mask, bias, key, out, lse, g):
                 c0 = j * bk if dbias.shape[-1] != 1 else 0
                 blk = _slice_rows_cols(dbias, i * bq, bq, j * bk, bk)
                 dbias = lax.dynamic_update_slice(
-                    dbias, blk + _reduce_to(ds, blk.shape),
-                    (0,) * (dbias.ndim - 2) + (r0, c0))
+                    dbias, blk + _reduce_to(ds, blk.shape), (0,) * (dbias.ndim - 2) + (r0, c0)
+                )
             return dq, dbias, dkj, dvj
 
         init = (dq, dbias, jnp.zeros(kj.shape, dtype), jnp.zeros(vj.shape, dtype))
@@ -194,8 +197,7 @@ def backward(cfg, q, k, v, mask, bias, key, out, lse, g):
         return (dq, dbias), (dkj, dvj)
 
     dbias0 = jnp.zeros(bias.shape, dtype) if cfg.has_bias else jnp.zeros((), dtype)
-    (dq, dbias), (dk, dv) = lax.scan(k_block, (jnp.zeros(q.shape, dtype), dbias0),
-                                     jnp.arange(nk))
+    (dq, dbias), (dk, dv) = lax.scan(k_block, (jnp.zeros(q.shape, dtype), dbias0), jnp.arange(nk))
     dk = jnp.moveaxis(dk, 0, -3).reshape(k.shape)
     dv = jnp.moveaxis(dv, 0, -3).reshape(v.shape)
     return dq, dk, dv, (dbias if cfg.has_bias else None)

@@ -16,9 +16,15 @@ __all__ = ["conv2d", "conv2d_backward", "conv_padding"]
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
 
-def conv_padding(padding: Any, size: tuple[int, int], kernel: tuple[int, int],
-                 stride: tuple[int, int], dilation: tuple[int, int], *,
-                 fn: str) -> tuple[tuple[int, int], tuple[int, int]]:
+def conv_padding(
+    padding: Any,
+    size: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    *,
+    fn: str,
+) -> tuple[tuple[int, int], tuple[int, int]]:
     """Explicit ``((top, bottom), (left, right))`` padding; checks the kernel fits.
 
     ``padding`` is an int, a pair, ``'valid'`` (none) or ``'same'`` (stride 1 only, as
@@ -52,16 +58,22 @@ def _geometry(x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any, 
     fn = "conv2d"
     check_input("x", x, 4, fn=fn, what="[N, H, W, C]")
     if np.ndim(w) != 4:
-        raise ValueError(f"conv2d: w must have rank 4 ([kh, kw, C/groups, out]), got "
-                         f"w.shape={tuple(np.shape(w))}")
+        raise ValueError(
+            f"conv2d: w must have rank 4 ([kh, kw, C/groups, out]), got "
+            f"w.shape={tuple(np.shape(w))}"
+        )
     check_int("groups", groups, minimum=1, fn=fn)
     c, (kh, kw, cg, o) = x.shape[-1], w.shape
     if c % groups or o % groups:
-        raise ValueError(f"conv2d: groups must divide the input and output channels, got "
-                         f"groups={groups}, x.shape={tuple(x.shape)}, w.shape={tuple(w.shape)}")
+        raise ValueError(
+            f"conv2d: groups must divide the input and output channels, got "
+            f"groups={groups}, x.shape={tuple(x.shape)}, w.shape={tuple(w.shape)}"
+        )
     if cg * groups != c:
-        raise ValueError(f"conv2d: x has C={c} channels but w expects C/groups={cg} with "
-                         f"groups={groups}: x.shape={tuple(x.shape)}, w.shape={tuple(w.shape)}")
+        raise ValueError(
+            f"conv2d: x has C={c} channels but w expects C/groups={cg} with "
+            f"groups={groups}: x.shape={tuple(x.shape)}, w.shape={tuple(w.shape)}"
+        )
     check_vector("b", b, o, fn=fn, of=f"w.shape={tuple(w.shape)}")
     s = as_pair("stride", stride, fn=fn)
     d = as_pair("dilation", dilation, fn=fn)
@@ -69,8 +81,16 @@ def _geometry(x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any, 
     return s, pads, d
 
 
-def conv2d(x: Any, w: Any, b: Any = None, *, stride: Any = 1, padding: Any = 0,
-           dilation: Any = 1, groups: int = 1) -> Any:
+def conv2d(
+    x: Any,
+    w: Any,
+    b: Any = None,
+    *,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Any:
     """2-D cross-correlation of ``[N, H, W, C]`` images with a ``[kh, kw, C/groups, out]`` kernel.
 
     .. math:: y_{n,i,j,o} = b_o + \\sum_{a,b,c} x^{pad}_{n,\\,i s_h + a d_h,\\,j s_w + b d_w,\\,
@@ -95,13 +115,23 @@ def conv2d(x: Any, w: Any, b: Any = None, *, stride: Any = 1, padding: Any = 0,
       (1, 8, 8, 4)
     """
     s, pads, d = _geometry(x, w, b, stride, padding, dilation, groups)
-    y = jax.lax.conv_general_dilated(x, param(w, x), s, pads, rhs_dilation=d,
-                                     dimension_numbers=_DIMS, feature_group_count=groups)
+    y = jax.lax.conv_general_dilated(
+        x, param(w, x), s, pads, rhs_dilation=d, dimension_numbers=_DIMS, feature_group_count=groups
+    )
     return y if b is None else y + param(b, x)
 
 
-def conv2d_backward(x: Any, w: Any, b: Any, g: Any, *, stride: Any = 1, padding: Any = 0,
-                    dilation: Any = 1, groups: int = 1) -> tuple[Any, Any, Any]:
+def conv2d_backward(
+    x: Any,
+    w: Any,
+    b: Any,
+    g: Any,
+    *,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> tuple[Any, Any, Any]:
     """Vjp of :func:`conv2d` as two convolutions: ``(dx, dw, db)``.
 
     * ``dx`` is the transposed convolution: ``g`` dilated by the stride, padded by
@@ -118,18 +148,36 @@ def conv2d_backward(x: Any, w: Any, b: Any, g: Any, *, stride: Any = 1, padding:
     kh, kw, cg, o = w.shape
     g = g.astype(x.dtype)
     # rows/columns of the padded input that no output window reached
-    rest = [(n + lo + hi - d_ * (k - 1) - 1) % s_
-            for n, (lo, hi), k, s_, d_ in zip(x.shape[1:3], pads, (kh, kw), s, d, strict=True)]
+    rest = [
+        (n + lo + hi - d_ * (k - 1) - 1) % s_
+        for n, (lo, hi), k, s_, d_ in zip(x.shape[1:3], pads, (kh, kw), s, d, strict=True)
+    ]
     wt = jnp.reshape(w[::-1, ::-1], (kh, kw, cg, groups, o // groups))
     wt = jnp.reshape(jnp.transpose(wt, (0, 1, 4, 3, 2)), (kh, kw, o // groups, groups * cg))
-    dx_pads = [(d_ * (k - 1) - lo, d_ * (k - 1) - hi + r)
-               for (lo, hi), k, d_, r in zip(pads, (kh, kw), d, rest, strict=True)]
-    dx = jax.lax.conv_general_dilated(g, wt, (1, 1), dx_pads, lhs_dilation=s, rhs_dilation=d,
-                                      dimension_numbers=_DIMS, feature_group_count=groups)
+    dx_pads = [
+        (d_ * (k - 1) - lo, d_ * (k - 1) - hi + r)
+        for (lo, hi), k, d_, r in zip(pads, (kh, kw), d, rest, strict=True)
+    ]
+    dx = jax.lax.conv_general_dilated(
+        g,
+        wt,
+        (1, 1),
+        dx_pads,
+        lhs_dilation=s,
+        rhs_dilation=d,
+        dimension_numbers=_DIMS,
+        feature_group_count=groups,
+    )
     dw_pads = [(lo, hi - r) for (lo, hi), r in zip(pads, rest, strict=True)]
-    dw = jax.lax.conv_general_dilated(x, g, d, dw_pads, rhs_dilation=s,
-                                      dimension_numbers=("CHWN", "IHWO", "HWNC"),
-                                      batch_group_count=groups)
+    dw = jax.lax.conv_general_dilated(
+        x,
+        g,
+        d,
+        dw_pads,
+        rhs_dilation=s,
+        dimension_numbers=("CHWN", "IHWO", "HWNC"),
+        batch_group_count=groups,
+    )
     db = None if b is None else jnp.sum(g, axis=(0, 1, 2))
     return dx, dw, db
 
@@ -149,9 +197,13 @@ def _register(i: int, xs: tuple, ws: tuple, kw: dict) -> None:
         return [(rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[-1]))]
 
     opts = ", ".join(f"{k}={v!r}" for k, v in kw.items())
-    register_grad(f"conv2d({opts})", forward=lambda x, w, b: conv2d(x, w, b, **kw),
-                   backward=lambda x, w, b, g: conv2d_backward(x, w, b, g, **kw),
-                   examples=examples, argnums=(0, 1, 2))
+    register_grad(
+        f"conv2d({opts})",
+        forward=lambda x, w, b: conv2d(x, w, b, **kw),
+        backward=lambda x, w, b, g: conv2d_backward(x, w, b, g, **kw),
+        examples=examples,
+        argnums=(0, 1, 2),
+    )
 
 
 for _i, (_xs, _ws, _kw) in enumerate(_CONFIGS):

@@ -27,15 +27,26 @@ def _no_params(key, input_shape):
 def _channels(fn: str, input_shape: Any, groups: int = 1) -> int:
     """``C`` of ``input_shape = [N, ..., C]``, which ``groups`` must divide."""
     if len(input_shape) < 2 or input_shape[-1] % groups:
-        raise ValueError(f"{fn}: input_shape must be [N, ..., C] with C divisible by "
-                         f"groups={groups}, got input_shape={tuple(input_shape)}")
+        raise ValueError(
+            f"{fn}: input_shape must be [N, ..., C] with C divisible by "
+            f"groups={groups}, got input_shape={tuple(input_shape)}"
+        )
     return int(input_shape[-1])
 
 
-def Conv2d(out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
-           dilation: Any = 1, groups: int = 1, *, bias: bool = True,
-           weight_init: Init | None = None, bias_init: Init | None = None,
-           dtype: Any = jnp.float32) -> Layer:
+def Conv2d(
+    out_channels: int,
+    kernel_size: Any,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    *,
+    bias: bool = True,
+    weight_init: Init | None = None,
+    bias_init: Init | None = None,
+    dtype: Any = jnp.float32,
+) -> Layer:
     """2-D convolution layer on ``[N, H, W, C]`` images (:func:`~.functional.conv2d`).
 
     Params: ``{"weight": [kh, kw, C // groups, out_channels], "bias": [out_channels]}``.
@@ -56,8 +67,11 @@ def Conv2d(out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 
         k_w, k_b = jax.random.split(key)
         params = {"weight": (weight_init or default_weight_init)(k_w, shape, dtype)}
         if bias:
-            params["bias"] = (bias_init(k_b, (out_channels,), dtype) if bias_init else
-                              fan_in_uniform(k_b, (out_channels,), math.prod(shape[:3]), dtype))
+            params["bias"] = (
+                bias_init(k_b, (out_channels,), dtype)
+                if bias_init
+                else fan_in_uniform(k_b, (out_channels,), math.prod(shape[:3]), dtype)
+            )
         return params, {}
 
     def forward(params, x, key, train):
@@ -89,8 +103,9 @@ def MaxPool2d(kernel_size: Any, stride: Any = None, padding: Any = 0) -> Layer:
     return stateless("max_pool2d", _no_params, forward, backward)
 
 
-def AvgPool2d(kernel_size: Any, stride: Any = None, padding: Any = 0,
-              count_include_pad: bool = True) -> Layer:
+def AvgPool2d(
+    kernel_size: Any, stride: Any = None, padding: Any = 0, count_include_pad: bool = True
+) -> Layer:
     """Average pooling layer (:func:`~.functional.avg_pool2d`).
 
     PyTorch: ``torch.nn.AvgPool2d(kernel_size, stride, padding, count_include_pad=...)``.
@@ -109,8 +124,14 @@ def AvgPool2d(kernel_size: Any, stride: Any = None, padding: Any = 0,
     return stateless("avg_pool2d", _no_params, forward, backward)
 
 
-def BatchNorm(momentum: float = 0.1, eps: float = 1e-5, *, affine: bool = True,
-              axis_name: Any = None, dtype: Any = jnp.float32) -> Layer:
+def BatchNorm(
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    *,
+    affine: bool = True,
+    axis_name: Any = None,
+    dtype: Any = jnp.float32,
+) -> Layer:
     """Batch normalisation of the channels (last axis) (:func:`~.functional.batch_norm`).
 
     Params ``{"weight": ones(C), "bias": zeros(C)}`` (absent with ``affine=False``);
@@ -132,26 +153,42 @@ def BatchNorm(momentum: float = 0.1, eps: float = 1e-5, *, affine: bool = True,
     def init(key, input_shape):
         params, _ = affine_params(key, input_shape)
         c = input_shape[-1]
-        return params, {"running_mean": jnp.zeros((c,), dtype),
-                        "running_var": jnp.ones((c,), dtype)}
+        return params, {
+            "running_mean": jnp.zeros((c,), dtype),
+            "running_var": jnp.ones((c,), dtype),
+        }
 
     def apply(params, state, x, *, key=None, train=False):
-        y, mean, var = batch_norm(x, state["running_mean"], state["running_var"],
-                                  params.get("weight"), params.get("bias"), training=train,
-                                  **opts)
+        y, mean, var = batch_norm(
+            x,
+            state["running_mean"],
+            state["running_var"],
+            params.get("weight"),
+            params.get("bias"),
+            training=train,
+            **opts,
+        )
         return y, ({"running_mean": mean, "running_var": var} if train else state)
 
     def backward(params, state, x, g, *, key=None, train=False):
-        dx, dw, db = batch_norm_backward(x, state["running_mean"], state["running_var"],
-                                         params.get("weight"), params.get("bias"), g,
-                                         training=train, **opts)
+        dx, dw, db = batch_norm_backward(
+            x,
+            state["running_mean"],
+            state["running_var"],
+            params.get("weight"),
+            params.get("bias"),
+            g,
+            training=train,
+            **opts,
+        )
         return named_grads(params, weight=dw, bias=db), dx
 
     return Layer(init, apply, "batch_norm", backward)
 
 
-def GroupNorm(num_groups: int, eps: float = 1e-5, *, affine: bool = True,
-              dtype: Any = jnp.float32) -> Layer:
+def GroupNorm(
+    num_groups: int, eps: float = 1e-5, *, affine: bool = True, dtype: Any = jnp.float32
+) -> Layer:
     """Group normalisation of the channels (last axis) (:func:`~.functional.group_norm`).
 
     Params ``{"weight": ones(C), "bias": zeros(C)}``; ``num_groups`` must divide ``C``.
@@ -169,8 +206,9 @@ def GroupNorm(num_groups: int, eps: float = 1e-5, *, affine: bool = True,
         return group_norm(x, num_groups, params.get("weight"), params.get("bias"), eps=eps)
 
     def backward(params, x, g, key, train):
-        dx, dw, db = group_norm_backward(x, num_groups, params.get("weight"),
-                                         params.get("bias"), g, eps=eps)
+        dx, dw, db = group_norm_backward(
+            x, num_groups, params.get("weight"), params.get("bias"), g, eps=eps
+        )
         return named_grads(params, weight=dw, bias=db), dx
 
     return stateless("group_norm", init, forward, backward)

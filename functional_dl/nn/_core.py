@@ -47,8 +47,9 @@ class Layer(NamedTuple):
     layers: dict[str, Layer] | None = None
 
 
-def output_shape(layer: Layer, params: Any, state: Any, input_shape: Sequence[int],
-                 dtype: Any = jnp.float32) -> tuple[int, ...]:
+def output_shape(
+    layer: Layer, params: Any, state: Any, input_shape: Sequence[int], dtype: Any = jnp.float32
+) -> tuple[int, ...]:
     """Shape of ``layer.apply`` on an input of ``input_shape``, computed abstractly."""
     x = jax.ShapeDtypeStruct(tuple(input_shape), dtype)
     return tuple(_abstract_output(layer, params, state, x).shape)
@@ -84,8 +85,10 @@ def Sequential(*layers: Layer) -> Layer:
     def init(key, input_shape):
         # input_shape may be a jax.ShapeDtypeStruct to give a non-float input (token ids)
         params, state = {}, {}
-        x = jax.ShapeDtypeStruct(tuple(getattr(input_shape, "shape", input_shape)),
-                                 getattr(input_shape, "dtype", jnp.float32))
+        x = jax.ShapeDtypeStruct(
+            tuple(getattr(input_shape, "shape", input_shape)),
+            getattr(input_shape, "dtype", jnp.float32),
+        )
         for name, layer, k in zip(names, layers, _split(key, len(layers)), strict=True):
             params[name], state[name] = layer.init(k, tuple(x.shape))
             x = _abstract_output(layer, params[name], state[name], x)
@@ -109,8 +112,13 @@ def Sequential(*layers: Layer) -> Layer:
         return grads, g
 
     has_backward = all(layer.backward is not None for layer in layers)
-    return Layer(init, apply, "sequential", backward if has_backward else None,
-                 dict(zip(names, layers, strict=True)))
+    return Layer(
+        init,
+        apply,
+        "sequential",
+        backward if has_backward else None,
+        dict(zip(names, layers, strict=True)),
+    )
 
 
 def Residual(layer: Layer) -> Layer:

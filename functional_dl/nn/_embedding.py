@@ -57,5 +57,6 @@ def _examples():
     return [(np.array([[0, 3, 3], [1, 0, 4]]), rng.standard_normal((5, 3)))]
 
 
-register_grad("embedding", forward=embedding, backward=embedding_backward,
-               examples=_examples, argnums=(1,))
+register_grad(
+    "embedding", forward=embedding, backward=embedding_backward, examples=_examples, argnums=(1,)
+)

@@ -23,9 +23,19 @@ from ._embedding import embedding, embedding_backward
 from ._linear import linear, linear_backward
 from ._norm import layer_norm, layer_norm_backward, rms_norm, rms_norm_backward
 
-__all__ = ["stateless", "named_grads", "fan_in_uniform", "default_weight_init", "affine_init",
-           "Linear", "Flatten", "LayerNorm",
-           "RMSNorm", "Embedding", "Dropout"]
+__all__ = [
+    "stateless",
+    "named_grads",
+    "fan_in_uniform",
+    "default_weight_init",
+    "affine_init",
+    "Linear",
+    "Flatten",
+    "LayerNorm",
+    "RMSNorm",
+    "Embedding",
+    "Dropout",
+]
 
 Init = Callable[..., Any]
 
@@ -67,8 +77,14 @@ def _zeros(key: Any, shape: tuple[int, ...], dtype: Any) -> Any:
     return initializers.zeros(key, shape, dtype)
 
 
-def Linear(out_features: int, bias: bool = True, *, weight_init: Init | None = None,
-           bias_init: Init | None = None, dtype: Any = jnp.float32) -> Layer:
+def Linear(
+    out_features: int,
+    bias: bool = True,
+    *,
+    weight_init: Init | None = None,
+    bias_init: Init | None = None,
+    dtype: Any = jnp.float32,
+) -> Layer:
     """Fully connected layer ``y = x @ weight + bias`` on the last axis.
 
     Params: ``{"weight": [in, out], "bias": [out]}``; ``in`` is ``input_shape[-1]``.
@@ -87,8 +103,11 @@ def Linear(out_features: int, bias: bool = True, *, weight_init: Init | None = N
         w_init = weight_init or default_weight_init
         params = {"weight": w_init(kw, (fan_in, out_features), dtype)}
         if bias:
-            params["bias"] = (bias_init(kb, (out_features,), dtype) if bias_init else
-                              fan_in_uniform(kb, (out_features,), fan_in, dtype))
+            params["bias"] = (
+                bias_init(kb, (out_features,), dtype)
+                if bias_init
+                else fan_in_uniform(kb, (out_features,), fan_in, dtype)
+            )
         return params, {}
 
     def forward(params, x, key, train):
@@ -136,8 +155,13 @@ def affine_init(shape_fn: Callable, weight: bool, bias: bool, dtype: Any) -> Cal
     return init
 
 
-def LayerNorm(eps: float = 1e-5, *, elementwise_affine: bool = True, bias: bool = True,
-              dtype: Any = jnp.float32) -> Layer:
+def LayerNorm(
+    eps: float = 1e-5,
+    *,
+    elementwise_affine: bool = True,
+    bias: bool = True,
+    dtype: Any = jnp.float32,
+) -> Layer:
     """Layer normalisation over the last axis (:func:`~functional_dl.nn.functional.layer_norm`).
 
     Params: ``{"weight": [D], "bias": [D]}`` initialised to ones and zeros (PyTorch).
@@ -159,8 +183,9 @@ def LayerNorm(eps: float = 1e-5, *, elementwise_affine: bool = True, bias: bool 
     return stateless("layer_norm", init, forward, backward)
 
 
-def RMSNorm(eps: float | None = None, *, elementwise_affine: bool = True,
-            dtype: Any = jnp.float32) -> Layer:
+def RMSNorm(
+    eps: float | None = None, *, elementwise_affine: bool = True, dtype: Any = jnp.float32
+) -> Layer:
     """RMS normalisation over the last axis (:func:`~functional_dl.nn.functional.rms_norm`).
 
     Params: ``{"weight": [D]}`` initialised to ones. ``eps=None`` means
@@ -183,8 +208,13 @@ def RMSNorm(eps: float | None = None, *, elementwise_affine: bool = True,
     return stateless("rms_norm", init, forward, backward)
 
 
-def Embedding(num_embeddings: int, embedding_dim: int, *, weight_init: Init | None = None,
-              dtype: Any = jnp.float32) -> Layer:
+def Embedding(
+    num_embeddings: int,
+    embedding_dim: int,
+    *,
+    weight_init: Init | None = None,
+    dtype: Any = jnp.float32,
+) -> Layer:
     """Lookup table: integer ids ``[...]`` to vectors ``[..., embedding_dim]``.
 
     Params: ``{"weight": [num_embeddings, embedding_dim]}`` drawn from ``N(0, 1)``

@@ -22,10 +22,22 @@ __all__ = ["TransformerLM", "generate"]
 _FN = "TransformerLM"
 
 
-def TransformerLM(vocab_size, d_model=512, num_heads=8, num_layers=6, *, num_kv_heads=None,
-                  dim_feedforward=None, dropout=0.0, norm_eps=1e-6, rope_theta=10000.0,
-                  rope_layout="half", tie_embeddings=False, implementation=None,
-                  init_std=0.02):
+def TransformerLM(
+    vocab_size,
+    d_model=512,
+    num_heads=8,
+    num_layers=6,
+    *,
+    num_kv_heads=None,
+    dim_feedforward=None,
+    dropout=0.0,
+    norm_eps=1e-6,
+    rope_theta=10000.0,
+    rope_layout="half",
+    tie_embeddings=False,
+    implementation=None,
+    init_std=0.02,
+):
     """Decoder-only Transformer LM: pre-norm RMSNorm, SwiGLU, RoPE, causal (LLaMA-style).
 
     .. math::
@@ -62,8 +74,12 @@ def TransformerLM(vocab_size, d_model=512, num_heads=8, num_layers=6, *, num_kv_
       >>> params, state = lm.init(jax.random.key(0), (8, 32))
       >>> logits, _ = lm.apply(params, state, jnp.zeros((8, 32), jnp.int32))
     """
-    for name, value in (("vocab_size", vocab_size), ("d_model", d_model),
-                        ("num_heads", num_heads), ("num_layers", num_layers)):
+    for name, value in (
+        ("vocab_size", vocab_size),
+        ("d_model", d_model),
+        ("num_heads", num_heads),
+        ("num_layers", num_layers),
+    ):
         check_int(name, value, minimum=1, fn=_FN)
     if d_model % num_heads:
         raise ValueError(f"{_FN}: d_model={d_model} must be divisible by num_heads={num_heads}")
@@ -73,10 +89,17 @@ def TransformerLM(vocab_size, d_model=512, num_heads=8, num_layers=6, *, num_kv_
     if dim_feedforward is None:
         dim_feedforward = -(-8 * d_model // 3 // 8) * 8
     weight_init = functools.partial(initializers.normal, std=init_std)
-    block = causal_lm_block(num_heads, dim_feedforward, num_kv_heads=num_kv_heads,
-                            dropout=dropout, eps=norm_eps, rope_theta=rope_theta,
-                            rope_layout=rope_layout, implementation=implementation,
-                            weight_init=weight_init)
+    block = causal_lm_block(
+        num_heads,
+        dim_feedforward,
+        num_kv_heads=num_kv_heads,
+        dropout=dropout,
+        eps=norm_eps,
+        rope_theta=rope_theta,
+        rope_layout=rope_layout,
+        implementation=implementation,
+        weight_init=weight_init,
+    )
     norm = RMSNorm(norm_eps)
     names = [f"layer_{i}" for i in range(num_layers)]
 
@@ -90,20 +113,41 @@ def TransformerLM(vocab_size, d_model=512, num_heads=8, num_layers=6, *, num_kv_
             params["lm_head"] = {"weight": weight_init(k_head, (d_model, vocab_size))}
         return params, {}
 
-    def apply(params, state, tokens, *, key=None, train=False, mask=None, positions=None,
-              cache_length=None):
+    def apply(
+        params,
+        state,
+        tokens,
+        *,
+        key=None,
+        train=False,
+        mask=None,
+        positions=None,
+        cache_length=None,
+    ):
         if train and dropout > 0 and key is None:
-            raise ValueError(f"{_FN}: apply needs a key when train=True (dropout={dropout}), "
-                             "got key=None")
-        keys = list(jax.random.split(key, num_layers + 1)) if key is not None else [None] * (
-            num_layers + 1)
+            raise ValueError(
+                f"{_FN}: apply needs a key when train=True (dropout={dropout}), got key=None"
+            )
+        keys = (
+            list(jax.random.split(key, num_layers + 1))
+            if key is not None
+            else [None] * (num_layers + 1)
+        )
         h = embedding(tokens, params["embed"]["weight"])  # (B, L, d)
         h = dropout_op(keys[-1], h, dropout, train=train and dropout > 0)
         key_mask = None if mask is None else jnp.asarray(mask, bool)[:, None, None, :]
         new_state = {}
         for name, k in zip(names, keys, strict=False):
-            h, sub = block.apply(params[name], state.get(name, {}), h, key=k, train=train,
-                                 mask=key_mask, positions=positions, cache_length=cache_length)
+            h, sub = block.apply(
+                params[name],
+                state.get(name, {}),
+                h,
+                key=k,
+                train=train,
+                mask=key_mask,
+                positions=positions,
+                cache_length=cache_length,
+            )
             if sub:
                 new_state[name] = sub
         h = norm.apply(params["norm"], {}, h)[0]
@@ -125,8 +169,9 @@ def _pick(logits, key, temperature, top_k):
     return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
 
 
-def generate(model, params, prompt, max_new_tokens, *, src=None, key=None, temperature=1.0,
-             top_k=None):
+def generate(
+    model, params, prompt, max_new_tokens, *, src=None, key=None, temperature=1.0, top_k=None
+):
     """Autoregressive generation with the KV cache: ``prompt`` plus ``max_new_tokens``.
 
     The prompt is run once (prefill, filling a cache of length ``L + max_new_tokens``),
@@ -159,10 +204,19 @@ def generate(model, params, prompt, max_new_tokens, *, src=None, key=None, tempe
         check_int("top_k", top_k, minimum=1, fn="generate")
     prompt = jnp.asarray(prompt, jnp.int32)
     if prompt.ndim != 2 or prompt.shape[1] < 1:
-        raise ValueError(f"generate: prompt must be int [B, L] with L >= 1, got "
-                         f"prompt.shape={prompt.shape}")
-    return _generate(model, params, prompt, src, key, max_new_tokens=max_new_tokens,
-                     temperature=float(temperature), top_k=top_k)
+        raise ValueError(
+            f"generate: prompt must be int [B, L] with L >= 1, got prompt.shape={prompt.shape}"
+        )
+    return _generate(
+        model,
+        params,
+        prompt,
+        src,
+        key,
+        max_new_tokens=max_new_tokens,
+        temperature=float(temperature),
+        top_k=top_k,
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("model", "max_new_tokens", "temperature", "top_k"))
@@ -181,6 +235,7 @@ def _generate(model, params, prompt, src, key, *, max_new_tokens, temperature, t
         token = _pick(logits[:, -1], k, temperature, top_k)
         return (cache, token), token
 
-    _, rest = lax.scan(step, (cache, first), None if key is None else keys[1:],
-                       length=max_new_tokens - 1)
+    _, rest = lax.scan(
+        step, (cache, first), None if key is None else keys[1:], length=max_new_tokens - 1
+    )
     return jnp.concatenate([prompt, first[:, None], rest.T.astype(jnp.int32)], axis=1)

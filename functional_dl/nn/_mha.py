@@ -50,7 +50,7 @@ def _projection(key, d_in, widths, bias, weight_init, dtype):
     w = init(key, (d_in, sum(widths)), dtype)
     out, start = [], 0
     for width in widths:
-        p = {"weight": w[:, start:start + width]}
+        p = {"weight": w[:, start : start + width]}
         if bias:
             p["bias"] = jnp.zeros((width,), dtype)
         out.append(p)
@@ -62,10 +62,22 @@ def _dense(p, x):
     return linear(x, p["weight"], p.get("bias"))
 
 
-def MultiHeadAttention(num_heads, *, num_kv_heads=None, head_dim=None, cross_attention=False,
-                       kv_features=None, bias=True, dropout=0.0, is_causal=False, rope=None,
-                       rope_theta=10000.0, implementation=None, weight_init=None,
-                       dtype=jnp.float32):
+def MultiHeadAttention(
+    num_heads,
+    *,
+    num_kv_heads=None,
+    head_dim=None,
+    cross_attention=False,
+    kv_features=None,
+    bias=True,
+    dropout=0.0,
+    is_causal=False,
+    rope=None,
+    rope_theta=10000.0,
+    implementation=None,
+    weight_init=None,
+    dtype=jnp.float32,
+):
     """Multi-head (grouped-query) attention layer with an optional KV cache.
 
     .. math::
@@ -114,8 +126,7 @@ def MultiHeadAttention(num_heads, *, num_kv_heads=None, head_dim=None, cross_att
     hkv = num_heads if num_kv_heads is None else num_kv_heads
     check_int("num_kv_heads", hkv, minimum=1, fn=_FN)
     if num_heads % hkv:
-        raise ValueError(f"{_FN}: num_heads={num_heads} must be divisible by "
-                         f"num_kv_heads={hkv}")
+        raise ValueError(f"{_FN}: num_heads={num_heads} must be divisible by num_kv_heads={hkv}")
     if head_dim is not None:
         check_int("head_dim", head_dim, minimum=1, fn=_FN)
     check_probability("dropout", dropout, fn=_FN)
@@ -124,12 +135,15 @@ def MultiHeadAttention(num_heads, *, num_kv_heads=None, head_dim=None, cross_att
 
     def head_dim_of(d):
         if head_dim is None and d % num_heads:
-            raise ValueError(f"{_FN}: d_model={d} (input_shape[-1]) must be divisible by "
-                             f"num_heads={num_heads}")
+            raise ValueError(
+                f"{_FN}: d_model={d} (input_shape[-1]) must be divisible by num_heads={num_heads}"
+            )
         hd = head_dim or d // num_heads
         if rope is not None and hd % 2:
-            raise ValueError(f"{_FN}: rope needs an even head dim, got head_dim={hd} "
-                             f"(d_model={d}, num_heads={num_heads})")
+            raise ValueError(
+                f"{_FN}: rope needs an even head dim, got head_dim={hd} "
+                f"(d_model={d}, num_heads={num_heads})"
+            )
         return hd
 
     def init(key, input_shape):
@@ -140,8 +154,9 @@ def MultiHeadAttention(num_heads, *, num_kv_heads=None, head_dim=None, cross_att
         if not cross_attention:
             params = {"qkv": _projection(k_in, d, (sum(widths),), bias, weight_init, dtype)[0]}
         elif (kv_features or d) == d:
-            params = dict(zip("qkv", _projection(k_in, d, widths, bias, weight_init, dtype),
-                              strict=True))
+            params = dict(
+                zip("qkv", _projection(k_in, d, widths, bias, weight_init, dtype), strict=True)
+            )
         else:
             params = {"q": _projection(k_in, d, widths[:1], bias, weight_init, dtype)[0]}
             kv = _projection(k_kv, kv_features, widths[1:], bias, weight_init, dtype)
@@ -166,9 +181,21 @@ def MultiHeadAttention(num_heads, *, num_kv_heads=None, head_dim=None, cross_att
         k = split_heads(_dense(params["k"], context), hkv)
         return q, k, split_heads(_dense(params["v"], context), hkv)
 
-    def apply(params, state, x, *, key=None, train=False, context=None, mask=None,
-              is_causal=None, positions=None, bias=None, cache_length=None,
-              return_weights=False):
+    def apply(
+        params,
+        state,
+        x,
+        *,
+        key=None,
+        train=False,
+        context=None,
+        mask=None,
+        is_causal=None,
+        positions=None,
+        bias=None,
+        cache_length=None,
+        return_weights=False,
+    ):
         causal = is_causal_default if is_causal is None else is_causal
         hd = params["out"]["weight"].shape[0] // num_heads
         length = x.shape[-2]
@@ -176,9 +203,11 @@ def MultiHeadAttention(num_heads, *, num_kv_heads=None, head_dim=None, cross_att
         decoding = not cross_attention and "k" in state
         index = state["index"] if decoding else 0
         if decoding and length > state["k"].shape[-2]:
-            raise ValueError(f"{_FN}: {length} new positions (x.shape={x.shape}) do not fit "
-                             f"the cache of length {state['k'].shape[-2]} "
-                             f"(cache k.shape={state['k'].shape})")
+            raise ValueError(
+                f"{_FN}: {length} new positions (x.shape={x.shape}) do not fit "
+                f"the cache of length {state['k'].shape[-2]} "
+                f"(cache k.shape={state['k'].shape})"
+            )
         if rope is not None and not cross_attention:
             pos = index + jnp.arange(length) if positions is None else jnp.asarray(positions)
             pos = pos[..., None, :] if pos.ndim >= 2 else pos  # [B, L] -> [B, 1, L]
@@ -186,10 +215,12 @@ def MultiHeadAttention(num_heads, *, num_kv_heads=None, head_dim=None, cross_att
             k = rope_fn(k, pos, theta=rope_theta, layout=rope)
         new_state = state
         if decoding:  # write this call's keys/values at the cache index
-            k = lax.dynamic_update_slice_in_dim(state["k"], k.astype(state["k"].dtype), index,
-                                                axis=k.ndim - 2)
-            v = lax.dynamic_update_slice_in_dim(state["v"], v.astype(state["v"].dtype), index,
-                                                axis=v.ndim - 2)
+            k = lax.dynamic_update_slice_in_dim(
+                state["k"], k.astype(state["k"].dtype), index, axis=k.ndim - 2
+            )
+            v = lax.dynamic_update_slice_in_dim(
+                state["v"], v.astype(state["v"].dtype), index, axis=v.ndim - 2
+            )
             new_state = {"k": k, "v": v, "index": index + length}
             slots = jnp.arange(k.shape[-2])
             q_slots = index + jnp.arange(length)
@@ -201,10 +232,20 @@ def MultiHeadAttention(num_heads, *, num_kv_heads=None, head_dim=None, cross_att
         kr, vr = (jnp.repeat(t, group, axis=t.ndim - 3) if group > 1 else t for t in (k, v))
         drop = dropout if train else 0.0
         if drop > 0 and key is None:
-            raise ValueError(f"{_FN}: apply needs a key when train=True (dropout={dropout}), "
-                             "got key=None")
-        o = scaled_dot_product_attention(q, kr, vr, mask=mask, is_causal=causal, bias=bias,
-                                         dropout_p=drop, key=key, implementation=implementation)
+            raise ValueError(
+                f"{_FN}: apply needs a key when train=True (dropout={dropout}), got key=None"
+            )
+        o = scaled_dot_product_attention(
+            q,
+            kr,
+            vr,
+            mask=mask,
+            is_causal=causal,
+            bias=bias,
+            dropout_p=drop,
+            key=key,
+            implementation=implementation,
+        )
         y = _dense(params["out"], merge_heads(o).astype(x.dtype))
         if return_weights:
             w = attention_weights(q, kr, mask=mask, is_causal=causal, bias=bias)
@@ -216,8 +257,10 @@ def MultiHeadAttention(num_heads, *, num_kv_heads=None, head_dim=None, cross_att
             return {"k": k, "v": v}
         check_int("cache_length", cache_length, minimum=1, fn=_FN)
         if length > cache_length:
-            raise ValueError(f"{_FN}: the sequence of length {length} is longer than "
-                             f"cache_length={cache_length} (keys shape {k.shape})")
+            raise ValueError(
+                f"{_FN}: the sequence of length {length} is longer than "
+                f"cache_length={cache_length} (keys shape {k.shape})"
+            )
         pad = [(0, 0)] * (k.ndim - 2) + [(0, cache_length - length), (0, 0)]
         return {"k": jnp.pad(k, pad), "v": jnp.pad(v, pad), "index": jnp.asarray(length, jnp.int32)}
 

@@ -35,7 +35,7 @@ def _norm_axes(fn: str, x: Any, weight: Any, bias: Any) -> tuple[int, ...]:
     n = max([1] + [np.ndim(p) for p in (weight, bias) if p is not None])
     if np.ndim(x) < n:
         raise ValueError(f"{fn}: x must have rank >= {n}, got x.shape={tuple(np.shape(x))}")
-    want = tuple(np.shape(x))[np.ndim(x) - n:]
+    want = tuple(np.shape(x))[np.ndim(x) - n :]
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and tuple(np.shape(p)) != want:
             raise ValueError(
@@ -184,8 +184,9 @@ def _group_norm(x, num_groups, weight, bias, eps, norm):
     return jnp.reshape(norm(xg, wg, bg, axes, eps, None)[0], x.shape)
 
 
-def group_norm(x: Any, num_groups: int, weight: Any = None, bias: Any = None, *,
-               eps: float = 1e-5) -> Any:
+def group_norm(
+    x: Any, num_groups: int, weight: Any = None, bias: Any = None, *, eps: float = 1e-5
+) -> Any:
     """Normalise each sample over groups of channels (and all spatial positions).
 
     .. math:: y = \\frac{x - E_g[x]}{\\sqrt{Var_g[x] + \\epsilon}} \\cdot weight + bias
@@ -207,8 +208,9 @@ def group_norm(x: Any, num_groups: int, weight: Any = None, bias: Any = None, *,
     return _group_norm(x, num_groups, weight, bias, eps, normalize)
 
 
-def group_norm_backward(x: Any, num_groups: int, weight: Any, bias: Any, g: Any, *,
-                        eps: float = 1e-5):
+def group_norm_backward(
+    x: Any, num_groups: int, weight: Any, bias: Any, g: Any, *, eps: float = 1e-5
+):
     """Closed-form vjp of :func:`group_norm`: ``(dx, dweight, dbias)``.
 
     The layer-norm formula per (sample, group): ``dx = rstd (dxhat - E[dxhat] -
@@ -238,17 +240,28 @@ def _norm_examples(shape):
 
 # the plain formulas (autodiff) against the hand-derived backward passes
 _ln_ex, _ln_fd = _norm_examples((3, 6))
-register_grad("layer_norm",
-               forward=lambda x, w, b: _layer_norm(x, w, b, 1e-5, normalize_formula),
-               backward=layer_norm_backward, examples=_ln_ex, fd_examples=_ln_fd,
-               argnums=(0, 1, 2))
-register_grad("rms_norm",
-               forward=lambda x, w: _rms_formula(x, w, (x.ndim - 1,), 1e-6),
-               backward=lambda x, w, g: rms_norm_backward(x, w, g, eps=1e-6),
-               examples=lambda: [e[:2] for e in _ln_ex()],
-               fd_examples=lambda: [e[:2] for e in _ln_fd()], argnums=(0, 1))
+register_grad(
+    "layer_norm",
+    forward=lambda x, w, b: _layer_norm(x, w, b, 1e-5, normalize_formula),
+    backward=layer_norm_backward,
+    examples=_ln_ex,
+    fd_examples=_ln_fd,
+    argnums=(0, 1, 2),
+)
+register_grad(
+    "rms_norm",
+    forward=lambda x, w: _rms_formula(x, w, (x.ndim - 1,), 1e-6),
+    backward=lambda x, w, g: rms_norm_backward(x, w, g, eps=1e-6),
+    examples=lambda: [e[:2] for e in _ln_ex()],
+    fd_examples=lambda: [e[:2] for e in _ln_fd()],
+    argnums=(0, 1),
+)
 _gn_ex, _gn_fd = _norm_examples((2, 3, 2, 4))
-register_grad("group_norm(num_groups=2)",
-               forward=lambda x, w, b: _group_norm(x, 2, w, b, 1e-5, normalize_formula),
-               backward=lambda x, w, b, g: group_norm_backward(x, 2, w, b, g),
-               examples=_gn_ex, fd_examples=_gn_fd, argnums=(0, 1, 2))
+register_grad(
+    "group_norm(num_groups=2)",
+    forward=lambda x, w, b: _group_norm(x, 2, w, b, 1e-5, normalize_formula),
+    backward=lambda x, w, b, g: group_norm_backward(x, 2, w, b, g),
+    examples=_gn_ex,
+    fd_examples=_gn_fd,
+    argnums=(0, 1, 2),
+)

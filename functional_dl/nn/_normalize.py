@@ -65,8 +65,9 @@ def _moments(x: Any, axes: tuple[int, ...], axis_name: Any):
     return shift, m1, jnp.maximum(m2 - m1 * m1, 0.0)
 
 
-def normalize_formula(x: Any, weight: Any, bias: Any, axes: tuple[int, ...], eps: float,
-                      axis_name: Any = None) -> tuple[Any, Any, Any]:
+def normalize_formula(
+    x: Any, weight: Any, bias: Any, axes: tuple[int, ...], eps: float, axis_name: Any = None
+) -> tuple[Any, Any, Any]:
     """``(y, mean, var)``: ``y = (x - mean) / sqrt(var + eps) * weight + bias``.
 
     Statistics over ``axes`` (and the mapped ``axis_name``), kept as size-1 axes; ``var``
@@ -110,8 +111,7 @@ def _bwd(axes, eps, axis_name, res, cts):
     dx = (rstd * (dxhat - e1 - xhat * e2)).astype(x.dtype)
 
     def reduce(v, p):
-        return None if p is None else jnp.sum(v, axis=tuple(range(x.ndim - p.ndim))).astype(
-            p.dtype)
+        return None if p is None else jnp.sum(v, axis=tuple(range(x.ndim - p.ndim))).astype(p.dtype)
 
     return dx, reduce(g * xhat, weight), reduce(g, bias)
 
@@ -121,8 +121,9 @@ normalize.defvjp(_fwd, _bwd)
 normalize.__doc__ = normalize_formula.__doc__
 
 
-def normalize_vjp(x: Any, weight: Any, bias: Any, g: Any, axes: tuple[int, ...], eps: float,
-                  axis_name: Any = None) -> tuple[Any, Any, Any]:
+def normalize_vjp(
+    x: Any, weight: Any, bias: Any, g: Any, axes: tuple[int, ...], eps: float, axis_name: Any = None
+) -> tuple[Any, Any, Any]:
     """Hand-derived vjp of :func:`normalize_formula`'s ``y``: ``(dx, dweight, dbias)``.
 
     .. math:: dx = rstd\\,(dxhat - E[dxhat] - xhat\\,E[dxhat\\cdot xhat]),\\quad
@@ -134,4 +135,3 @@ def normalize_vjp(x: Any, weight: Any, bias: Any, g: Any, axes: tuple[int, ...],
     """
     _, res = _fwd(x, weight, bias, axes, eps, axis_name)
     return _bwd(axes, eps, axis_name, res, (g, None, None))
-

@@ -22,11 +22,15 @@ def _geometry(fn: str, x: Any, kernel_size: Any, stride: Any, padding: Any):
     s = k if stride is None else as_pair("stride", stride, fn=fn)
     p = as_pair("padding", padding, fn=fn, minimum=0)
     if p[0] > k[0] // 2 or p[1] > k[1] // 2:
-        raise ValueError(f"{fn}: padding must be at most half the kernel size, got padding={p} "
-                         f"with kernel_size={k}")
+        raise ValueError(
+            f"{fn}: padding must be at most half the kernel size, got padding={p} "
+            f"with kernel_size={k}"
+        )
     pads = conv_padding(p, x.shape[1:3], k, s, (1, 1), fn=fn)
-    out = tuple((n + lo + hi - kk) // ss + 1
-                for n, (lo, hi), kk, ss in zip(x.shape[1:3], pads, k, s, strict=True))
+    out = tuple(
+        (n + lo + hi - kk) // ss + 1
+        for n, (lo, hi), kk, ss in zip(x.shape[1:3], pads, k, s, strict=True)
+    )
     return k, s, pads, out
 
 
@@ -36,10 +40,16 @@ def _window_args(k, s, pads):
 
 def _windows(xp: Any, k, s, out) -> list[Any]:
     """One strided view ``[N, Ho, Wo, C]`` per kernel offset ``(a, b)``, row-major."""
-    return [jax.lax.slice(xp, (0, a, b, 0),
-                          (xp.shape[0], a + s[0] * (out[0] - 1) + 1,
-                           b + s[1] * (out[1] - 1) + 1, xp.shape[3]), (1, *s, 1))
-            for a in range(k[0]) for b in range(k[1])]
+    return [
+        jax.lax.slice(
+            xp,
+            (0, a, b, 0),
+            (xp.shape[0], a + s[0] * (out[0] - 1) + 1, b + s[1] * (out[1] - 1) + 1, xp.shape[3]),
+            (1, *s, 1),
+        )
+        for a in range(k[0])
+        for b in range(k[1])
+    ]
 
 
 def _scatter_windows(parts: list[Any], x_shape, k, s, pads, out) -> Any:
@@ -52,10 +62,12 @@ def _scatter_windows(parts: list[Any], x_shape, k, s, pads, out) -> Any:
         a, b = divmod(t, k[1])
         hi_h = ph - a - (s[0] * (out[0] - 1) + 1)
         hi_w = pw - b - (s[1] * (out[1] - 1) + 1)
-        total = total + jax.lax.pad(part, jnp.zeros((), part.dtype),
-                                    ((0, 0, 0), (a, hi_h, s[0] - 1), (b, hi_w, s[1] - 1),
-                                     (0, 0, 0)))
-    return total[:, pads[0][0]:ph - pads[0][1], pads[1][0]:pw - pads[1][1], :]
+        total = total + jax.lax.pad(
+            part,
+            jnp.zeros((), part.dtype),
+            ((0, 0, 0), (a, hi_h, s[0] - 1), (b, hi_w, s[1] - 1), (0, 0, 0)),
+        )
+    return total[:, pads[0][0] : ph - pads[0][1], pads[1][0] : pw - pads[1][1], :]
 
 
 def max_pool2d(x: Any, kernel_size: Any, *, stride: Any = None, padding: Any = 0) -> Any:
@@ -77,12 +89,12 @@ def max_pool2d(x: Any, kernel_size: Any, *, stride: Any = None, padding: Any = 0
       (1, 2, 2, 3)
     """
     k, s, pads, _ = _geometry("max_pool2d", x, kernel_size, stride, padding)
-    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max,
-                                 *_window_args(k, s, pads))
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, *_window_args(k, s, pads))
 
 
-def max_pool2d_backward(x: Any, g: Any, kernel_size: Any, *, stride: Any = None,
-                        padding: Any = 0) -> Any:
+def max_pool2d_backward(
+    x: Any, g: Any, kernel_size: Any, *, stride: Any = None, padding: Any = 0
+) -> Any:
     """Vjp of :func:`max_pool2d`: each window's gradient goes to its arg-max.
 
     ``dx[p] = sum over windows w with argmax(w) = p of g[w]``; ties go to the first
@@ -108,8 +120,14 @@ def _avg_divisor(x_shape, k, s, pads, out, count_include_pad: bool) -> Any:
     return np.outer(counts[0], counts[1])[:, :, None].astype(np.float32)
 
 
-def avg_pool2d(x: Any, kernel_size: Any, *, stride: Any = None, padding: Any = 0,
-               count_include_pad: bool = True) -> Any:
+def avg_pool2d(
+    x: Any,
+    kernel_size: Any,
+    *,
+    stride: Any = None,
+    padding: Any = 0,
+    count_include_pad: bool = True,
+) -> Any:
     """Mean over ``kernel_size`` windows of ``[N, H, W, C]`` images (zero padding).
 
     .. math:: y_{n,i,j,c} = \\frac{1}{D_{ij}} \\sum_{a,b}
@@ -133,14 +151,20 @@ def avg_pool2d(x: Any, kernel_size: Any, *, stride: Any = None, padding: Any = 0
     """
     check_choice("count_include_pad", count_include_pad, (True, False), fn="avg_pool2d")
     k, s, pads, out = _geometry("avg_pool2d", x, kernel_size, stride, padding)
-    total = jax.lax.reduce_window(x, 0.0, jax.lax.add,
-                                  *_window_args(k, s, pads))
+    total = jax.lax.reduce_window(x, 0.0, jax.lax.add, *_window_args(k, s, pads))
     div = _avg_divisor(x.shape, k, s, pads, out, count_include_pad)
     return total / jnp.asarray(div, x.dtype)
 
 
-def avg_pool2d_backward(x: Any, g: Any, kernel_size: Any, *, stride: Any = None,
-                        padding: Any = 0, count_include_pad: bool = True) -> Any:
+def avg_pool2d_backward(
+    x: Any,
+    g: Any,
+    kernel_size: Any,
+    *,
+    stride: Any = None,
+    padding: Any = 0,
+    count_include_pad: bool = True,
+) -> Any:
     """Vjp of :func:`avg_pool2d`: ``g / D`` spread evenly over each window's entries."""
     k, s, pads, out = _geometry("avg_pool2d", x, kernel_size, stride, padding)
     div = _avg_divisor(x.shape, k, s, pads, out, count_include_pad)
@@ -153,15 +177,24 @@ def _pool_examples():
     return [(rng.permutation(2 * 7 * 6 * 3).reshape(2, 7, 6, 3) / 10.0 - 10,)]  # no ties
 
 
-for _kw in ({"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1},
-            {"kernel_size": (3, 2), "stride": (1, 2), "padding": (1, 0)}):
+for _kw in (
+    {"kernel_size": 2},
+    {"kernel_size": 3, "stride": 2, "padding": 1},
+    {"kernel_size": (3, 2), "stride": (1, 2), "padding": (1, 0)},
+):
     _opts = ", ".join(f"{k}={v!r}" for k, v in _kw.items())
-    register_grad(f"max_pool2d({_opts})", forward=lambda x, kw=_kw: max_pool2d(x, **kw),
-                   backward=lambda x, g, kw=_kw: max_pool2d_backward(x, g, **kw),
-                   examples=_pool_examples)
+    register_grad(
+        f"max_pool2d({_opts})",
+        forward=lambda x, kw=_kw: max_pool2d(x, **kw),
+        backward=lambda x, g, kw=_kw: max_pool2d_backward(x, g, **kw),
+        examples=_pool_examples,
+    )
     for _cip in (True, False):
-        register_grad(f"avg_pool2d({_opts}, count_include_pad={_cip})",
-                       forward=lambda x, kw=_kw, c=_cip: avg_pool2d(x, **kw, count_include_pad=c),
-                       backward=lambda x, g, kw=_kw, c=_cip: avg_pool2d_backward(
-                           x, g, **kw, count_include_pad=c),
-                       examples=_pool_examples)
+        register_grad(
+            f"avg_pool2d({_opts}, count_include_pad={_cip})",
+            forward=lambda x, kw=_kw, c=_cip: avg_pool2d(x, **kw, count_include_pad=c),
+            backward=lambda x, g, kw=_kw, c=_cip: avg_pool2d_backward(
+                x, g, **kw, count_include_pad=c
+            ),
+            examples=_pool_examples,
+        )

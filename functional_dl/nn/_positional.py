@@ -101,8 +101,10 @@ def _check_rope(x, positions, layout, fn="rope"):
         try:
             np.broadcast_shapes(np.shape(positions), x.shape[:-1])
         except ValueError:
-            raise ValueError(f"{fn}: positions of shape {np.shape(positions)} do not broadcast "
-                             f"to x.shape[:-1]={x.shape[:-1]}") from None
+            raise ValueError(
+                f"{fn}: positions of shape {np.shape(positions)} do not broadcast "
+                f"to x.shape[:-1]={x.shape[:-1]}"
+            ) from None
 
 
 def rope(x, positions=None, *, theta=10000.0, layout="interleaved"):
@@ -200,8 +202,9 @@ def alibi_bias(num_heads, q_len, k_len, *, dtype=jnp.float32):
 
 
 # ---------------------------------------------------------------------- T5 buckets
-def relative_position_bucket(relative_position, *, bidirectional=True, num_buckets=32,
-                             max_distance=128):
+def relative_position_bucket(
+    relative_position, *, bidirectional=True, num_buckets=32, max_distance=128
+):
     """T5's bucket of a relative position ``key_pos - query_pos`` (Raffel et al. 2020).
 
     Half of the buckets (per direction when ``bidirectional``) hold exact distances
@@ -234,7 +237,8 @@ def relative_position_bucket(relative_position, *, bidirectional=True, num_bucke
     max_exact = n // 2
     large = max_exact + (
         jnp.log(jnp.maximum(rel, 1).astype(jnp.float32) / max_exact)
-        / math.log(max_distance / max_exact) * (n - max_exact)
+        / math.log(max_distance / max_exact)
+        * (n - max_exact)
     ).astype(jnp.int32)
     large = jnp.minimum(large, n - 1)
     return ret + jnp.where(rel < max_exact, rel, large)
@@ -253,15 +257,24 @@ def relative_position_bias(table, relative_position, *, bidirectional=True, max_
 
     Backward: ``dtable[b, h] = sum_{i,j: bucket(i,j) = b} g[h, i, j]`` (a scatter-add).
     """
-    buckets = relative_position_bucket(relative_position, bidirectional=bidirectional,
-                                       num_buckets=table.shape[0], max_distance=max_distance)
+    buckets = relative_position_bucket(
+        relative_position,
+        bidirectional=bidirectional,
+        num_buckets=table.shape[0],
+        max_distance=max_distance,
+    )
     return jnp.moveaxis(table[buckets], -1, 0)
 
 
-def _relative_position_bias_backward(table, relative_position, g, *, bidirectional=True,
-                                     max_distance=128):
-    buckets = relative_position_bucket(relative_position, bidirectional=bidirectional,
-                                       num_buckets=table.shape[0], max_distance=max_distance)
+def _relative_position_bias_backward(
+    table, relative_position, g, *, bidirectional=True, max_distance=128
+):
+    buckets = relative_position_bucket(
+        relative_position,
+        bidirectional=bidirectional,
+        num_buckets=table.shape[0],
+        max_distance=max_distance,
+    )
     rows = jnp.moveaxis(g, 0, -1).reshape(-1, table.shape[1])  # (Lq*Lk, H)
     return jnp.zeros_like(table).at[buckets.reshape(-1)].add(rows)
 
@@ -282,8 +295,10 @@ def LearnedPositionalEmbedding(max_length, *, stddev=0.02):
 
     def apply(params, state, x, *, key=None, train=False, positions=None):
         if x.shape[-2] > max_length:
-            raise ValueError(f"LearnedPositionalEmbedding: sequence length {x.shape[-2]} "
-                             f"(x.shape={x.shape}) exceeds max_length={max_length}")
+            raise ValueError(
+                f"LearnedPositionalEmbedding: sequence length {x.shape[-2]} "
+                f"(x.shape={x.shape}) exceeds max_length={max_length}"
+            )
         positions = jnp.arange(x.shape[-2]) if positions is None else positions
         return x + params["table"][positions].astype(x.dtype), state
 
@@ -303,8 +318,9 @@ def RelativePositionBias(num_heads, *, num_buckets=32, max_distance=128, bidirec
         return {"table": jax.random.normal(key, (num_buckets, num_heads), jnp.float32)}, {}
 
     def apply(params, state, x, *, key=None, train=False):
-        return relative_position_bias(params["table"], x, bidirectional=bidirectional,
-                                      max_distance=max_distance), state
+        return relative_position_bias(
+            params["table"], x, bidirectional=bidirectional, max_distance=max_distance
+        ), state
 
     return Layer(init, apply, "relative_position_bias")
 
@@ -318,16 +334,21 @@ def _register():
             f"rope(layout='{layout}')",
             forward=jax.jit(lambda x, p, layout=layout: _rotate(x, p, 10000.0, layout, 1.0)),
             backward=jax.jit(lambda x, p, g, layout=layout: _rope_backward(x, p, g, layout=layout)),
-            examples=lambda: [(rng.standard_normal((2, 6, 8)), pos),
-                              (1e4 * rng.standard_normal((6, 4)), pos)],
-            fd_examples=lambda: [(rng.standard_normal((2, 6, 8)), pos)])
+            examples=lambda: [
+                (rng.standard_normal((2, 6, 8)), pos),
+                (1e4 * rng.standard_normal((6, 4)), pos),
+            ],
+            fd_examples=lambda: [(rng.standard_normal((2, 6, 8)), pos)],
+        )
     rel = np.arange(-40, 41).reshape(9, 9)
     grads.register(
         "relative_position_bias(num_buckets=8, max_distance=20)",
         forward=jax.jit(lambda t, r: relative_position_bias(t, r, max_distance=20)),
-        backward=jax.jit(lambda t, r, g:
-                         _relative_position_bias_backward(t, r, g, max_distance=20)),
-        examples=lambda: [(rng.standard_normal((8, 3)), rel)])
+        backward=jax.jit(
+            lambda t, r, g: _relative_position_bias_backward(t, r, g, max_distance=20)
+        ),
+        examples=lambda: [(rng.standard_normal((8, 3)), rel)],
+    )
 
 
 _register()

@@ -27,11 +27,25 @@ def _split(key, n):
     return list(jax.random.split(key, n)) if key is not None else [None] * n
 
 
-def Transformer(src_vocab_size, tgt_vocab_size=None, d_model=512, num_heads=8,
-                num_encoder_layers=6, num_decoder_layers=6, dim_feedforward=2048, dropout=0.1,
-                activation="relu", layer_norm_eps=1e-5, *, norm_first=False,
-                share_embeddings=False, positional="sinusoidal", max_length=1024, pad_id=None,
-                implementation=None):
+def Transformer(
+    src_vocab_size,
+    tgt_vocab_size=None,
+    d_model=512,
+    num_heads=8,
+    num_encoder_layers=6,
+    num_decoder_layers=6,
+    dim_feedforward=2048,
+    dropout=0.1,
+    activation="relu",
+    layer_norm_eps=1e-5,
+    *,
+    norm_first=False,
+    share_embeddings=False,
+    positional="sinusoidal",
+    max_length=1024,
+    pad_id=None,
+    implementation=None,
+):
     """Encoder-decoder Transformer over token ids, returning next-token logits.
 
     .. math::
@@ -71,24 +85,36 @@ def Transformer(src_vocab_size, tgt_vocab_size=None, d_model=512, num_heads=8,
       >>> params, state = model.init(jax.random.key(0), ((2, 9), (2, 9)))
       >>> logits, _ = model.apply(params, state, (src, tgt))
     """
-    for name, value in (("src_vocab_size", src_vocab_size), ("d_model", d_model),
-                        ("num_encoder_layers", num_encoder_layers),
-                        ("num_decoder_layers", num_decoder_layers), ("max_length", max_length)):
+    for name, value in (
+        ("src_vocab_size", src_vocab_size),
+        ("d_model", d_model),
+        ("num_encoder_layers", num_encoder_layers),
+        ("num_decoder_layers", num_decoder_layers),
+        ("max_length", max_length),
+    ):
         check_int(name, value, minimum=1, fn=_FN)
     tgt_vocab_size = src_vocab_size if tgt_vocab_size is None else tgt_vocab_size
     check_int("tgt_vocab_size", tgt_vocab_size, minimum=1, fn=_FN)
     check_choice("positional", positional, ("sinusoidal", "learned"), fn=_FN)
     if share_embeddings and tgt_vocab_size != src_vocab_size:
-        raise ValueError(f"{_FN}: share_embeddings needs one vocabulary, got "
-                         f"src_vocab_size={src_vocab_size}, tgt_vocab_size={tgt_vocab_size}")
+        raise ValueError(
+            f"{_FN}: share_embeddings needs one vocabulary, got "
+            f"src_vocab_size={src_vocab_size}, tgt_vocab_size={tgt_vocab_size}"
+        )
     if d_model % num_heads:
         raise ValueError(f"{_FN}: d_model={d_model} must be divisible by num_heads={num_heads}")
-    kw = dict(num_heads=num_heads, dim_feedforward=dim_feedforward, dropout=dropout,
-              activation=activation, layer_norm_eps=layer_norm_eps, norm_first=norm_first,
-              implementation=implementation)
+    kw = dict(
+        num_heads=num_heads,
+        dim_feedforward=dim_feedforward,
+        dropout=dropout,
+        activation=activation,
+        layer_norm_eps=layer_norm_eps,
+        norm_first=norm_first,
+        implementation=implementation,
+    )
     enc, dec = TransformerEncoderLayer(**kw), TransformerDecoderLayer(**kw)
     final_norm = norm_layer("layer_norm", layer_norm_eps)
-    table_init = functools.partial(initializers.normal, std=d_model ** -0.5)
+    table_init = functools.partial(initializers.normal, std=d_model**-0.5)
     sinusoid = sinusoidal_positional_encoding(max_length, d_model)
 
     def init(key, input_shape=None):
@@ -102,23 +128,28 @@ def Transformer(src_vocab_size, tgt_vocab_size=None, d_model=512, num_heads=8,
             params["generator"] = Linear(tgt_vocab_size).init(k_gen, (d_model,))[0]
         if positional == "learned":
             for side, k in zip(("src_pos", "tgt_pos"), jax.random.split(k_pos), strict=True):
-                params[side] = {"weight": initializers.normal(k, (max_length, d_model),
-                                                              std=0.02)}
-        for stack, layer, n, k in (("encoder", enc, num_encoder_layers, k_enc),
-                                   ("decoder", dec, num_decoder_layers, k_dec)):
-            params[stack] = {f"layer_{i}": layer.init(ki, (1, d_model))[0]
-                             for i, ki in enumerate(jax.random.split(k, n))}
+                params[side] = {"weight": initializers.normal(k, (max_length, d_model), std=0.02)}
+        for stack, layer, n, k in (
+            ("encoder", enc, num_encoder_layers, k_enc),
+            ("decoder", dec, num_decoder_layers, k_dec),
+        ):
+            params[stack] = {
+                f"layer_{i}": layer.init(ki, (1, d_model))[0]
+                for i, ki in enumerate(jax.random.split(k, n))
+            }
             if norm_first:
                 params[f"{stack}_norm"] = final_norm.init(k, (d_model,))[0]
         return params, {}
 
     def embed(params, ids, side, positions, key, train):
         if ids.shape[-1] > max_length:
-            raise ValueError(f"{_FN}: sequence of length {ids.shape[-1]} ({side}.shape="
-                             f"{ids.shape}) exceeds max_length={max_length}")
+            raise ValueError(
+                f"{_FN}: sequence of length {ids.shape[-1]} ({side}.shape="
+                f"{ids.shape}) exceeds max_length={max_length}"
+            )
         table = params["embed" if share_embeddings else f"{side}_embed"]["weight"]
         h = embedding(ids, table) * math.sqrt(d_model)
-        pos = (params[f"{side}_pos"]["weight"] if positional == "learned" else sinusoid)
+        pos = params[f"{side}_pos"]["weight"] if positional == "learned" else sinusoid
         h = h + jnp.take(pos, positions, axis=0).astype(h.dtype)
         return dropout_op(key, h, dropout, train=train and dropout > 0)
 
@@ -127,12 +158,24 @@ def Transformer(src_vocab_size, tgt_vocab_size=None, d_model=512, num_heads=8,
             return jnp.asarray(given, bool)[:, None, None, :]
         return None if pad_id is None else (ids != pad_id)[:, None, None, :]
 
-    def apply(params, state, x, *, key=None, train=False, src_mask=None, tgt_mask=None,
-              cache_length=None, return_weights=False):
+    def apply(
+        params,
+        state,
+        x,
+        *,
+        key=None,
+        train=False,
+        src_mask=None,
+        tgt_mask=None,
+        cache_length=None,
+        return_weights=False,
+    ):
         src, tgt = x
         if cache_length is not None and cache_length > max_length:
-            raise ValueError(f"{_FN}: cache_length={cache_length} exceeds max_length="
-                             f"{max_length} (the positions available)")
+            raise ValueError(
+                f"{_FN}: cache_length={cache_length} exceeds max_length="
+                f"{max_length} (the positions available)"
+            )
         k_src, k_tgt, k_enc, k_dec = _split(key, 4)
         weights = {"encoder": [], "decoder": []}
         decoding = bool(state)
@@ -142,9 +185,15 @@ def Transformer(src_vocab_size, tgt_vocab_size=None, d_model=512, num_heads=8,
             memory_mask, index = padding(src, src_mask), 0
             memory = embed(params, src, "src", jnp.arange(src.shape[-1]), k_src, train)
             for i, k in enumerate(_split(k_enc, num_encoder_layers)):
-                memory, _ = enc.apply(params["encoder"][f"layer_{i}"], {}, memory, key=k,
-                                      train=train, mask=memory_mask,
-                                      return_weights=return_weights)
+                memory, _ = enc.apply(
+                    params["encoder"][f"layer_{i}"],
+                    {},
+                    memory,
+                    key=k,
+                    train=train,
+                    mask=memory_mask,
+                    return_weights=return_weights,
+                )
                 if return_weights:
                     memory, w = memory
                     weights["encoder"].append(w)
@@ -157,9 +206,17 @@ def Transformer(src_vocab_size, tgt_vocab_size=None, d_model=512, num_heads=8,
         for i, k in enumerate(_split(k_dec, num_decoder_layers)):
             name = f"layer_{i}"
             h, new_layers[name] = dec.apply(
-                params["decoder"][name], state["decoder"][name] if decoding else {}, h,
-                memory=memory, key=k, train=train, mask=self_mask, memory_mask=memory_mask,
-                cache_length=cache_length, return_weights=return_weights)
+                params["decoder"][name],
+                state["decoder"][name] if decoding else {},
+                h,
+                memory=memory,
+                key=k,
+                train=train,
+                mask=self_mask,
+                memory_mask=memory_mask,
+                cache_length=cache_length,
+                return_weights=return_weights,
+            )
             if return_weights:
                 h, w = h
                 weights["decoder"].append(w)
@@ -171,8 +228,11 @@ def Transformer(src_vocab_size, tgt_vocab_size=None, d_model=512, num_heads=8,
             logits = linear(h, params["generator"]["weight"], params["generator"]["bias"])
         new_state = state
         if decoding or cache_length is not None:
-            new_state = {"decoder": new_layers, "memory_mask": memory_mask,
-                         "index": jnp.asarray(index + length, jnp.int32)}
+            new_state = {
+                "decoder": new_layers,
+                "memory_mask": memory_mask,
+                "index": jnp.asarray(index + length, jnp.int32),
+            }
         return ((logits, weights) if return_weights else logits), new_state
 
     return Layer(init, apply, "transformer")

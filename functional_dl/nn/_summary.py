@@ -22,8 +22,7 @@ def _rows(name: str, layer: Layer, params: Any, state: Any, x: Any, depth: int, 
     out.append(("  " * depth + name, tuple(y.shape), _count(params)))
     if layer.layers:  # a combinator: its children in order, each fed the previous output
         for child_name, child in layer.layers.items():
-            x = _rows(child_name, child, params[child_name], state[child_name], x, depth + 1,
-                      out)
+            x = _rows(child_name, child, params[child_name], state[child_name], x, depth + 1, out)
     return y
 
 
@@ -49,8 +48,7 @@ def summary(layer: Layer, input_shape: Any, *, key: Any = None) -> str:
     rows: list[tuple[str, tuple, int]] = []
     _rows(layer.name, layer, params, state, x, 0, rows)
     width = max(12, *(len(r[0]) for r in rows))
-    lines = [f"{'layer':<{width}}  {'output shape':<20}  {'params':>10}",
-             "-" * (width + 34)]
+    lines = [f"{'layer':<{width}}  {'output shape':<20}  {'params':>10}", "-" * (width + 34)]
     lines += [f"{n:<{width}}  {str(s):<20}  {c:>10,}" for n, s, c in rows]
     lines += ["-" * (width + 34), f"input {shape}, total parameters {rows[0][2]:,}"]
     return "\n".join(lines)

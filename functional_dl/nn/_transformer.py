@@ -22,14 +22,14 @@ from ._mha import MultiHeadAttention
 
 __all__ = ["TransformerEncoderLayer", "TransformerDecoderLayer", "FeedForward", "norm_layer"]
 
+
 def norm_layer(norm, eps):
     """``LayerNorm(eps)`` for ``norm='layer_norm'``, ``RMSNorm(eps)`` for ``'rms_norm'``."""
     check_choice("norm", norm, ("layer_norm", "rms_norm"), fn="norm_layer")
     return LayerNorm(eps) if norm == "layer_norm" else RMSNorm(eps)
 
 
-def FeedForward(dim_feedforward, *, activation="relu", dropout=0.0, bias=True,
-                weight_init=None):
+def FeedForward(dim_feedforward, *, activation="relu", dropout=0.0, bias=True, weight_init=None):
     """Position-wise feed-forward network on the last axis.
 
     ``'relu'``/``'gelu'``: ``linear2(dropout(act(linear1(x))))`` (params ``linear1``,
@@ -48,7 +48,8 @@ def FeedForward(dim_feedforward, *, activation="relu", dropout=0.0, bias=True,
         keys = jax.random.split(key, len(names))
         params = {n: inner.init(k, (d,))[0] for n, k in zip(names[:-1], keys, strict=False)}
         params[names[-1]] = Linear(d, bias, weight_init=weight_init).init(
-            keys[-1], (dim_feedforward,))[0]
+            keys[-1], (dim_feedforward,)
+        )[0]
         return params, {}
 
     def apply(params, state, x, *, key=None, train=False):
@@ -65,21 +66,44 @@ def FeedForward(dim_feedforward, *, activation="relu", dropout=0.0, bias=True,
     return Layer(init, apply, "feed_forward")
 
 
-def _block(num_heads, *, cross_attention, dim_feedforward, dropout, activation, eps, norm_first,
-           bias, norm, num_kv_heads, rope, rope_theta, is_causal, implementation,
-           weight_init=None, name):
+def _block(
+    num_heads,
+    *,
+    cross_attention,
+    dim_feedforward,
+    dropout,
+    activation,
+    eps,
+    norm_first,
+    bias,
+    norm,
+    num_kv_heads,
+    rope,
+    rope_theta,
+    is_causal,
+    implementation,
+    weight_init=None,
+    name,
+):
     """The shared encoder/decoder block (see the module docstring)."""
     fn = name
     check_int("dim_feedforward", dim_feedforward, minimum=1, fn=fn)
     check_probability("dropout", dropout, fn=fn)
     check_positive("layer_norm_eps", eps, fn=fn)
-    attn_kw = dict(num_kv_heads=num_kv_heads, bias=bias, dropout=dropout,
-                   implementation=implementation, weight_init=weight_init)
-    self_attn = MultiHeadAttention(num_heads, is_causal=is_causal, rope=rope,
-                                   rope_theta=rope_theta, **attn_kw)
+    attn_kw = dict(
+        num_kv_heads=num_kv_heads,
+        bias=bias,
+        dropout=dropout,
+        implementation=implementation,
+        weight_init=weight_init,
+    )
+    self_attn = MultiHeadAttention(
+        num_heads, is_causal=is_causal, rope=rope, rope_theta=rope_theta, **attn_kw
+    )
     cross_attn = MultiHeadAttention(num_heads, cross_attention=True, **attn_kw)
-    ffn = FeedForward(dim_feedforward, activation=activation, dropout=dropout, bias=bias,
-                      weight_init=weight_init)
+    ffn = FeedForward(
+        dim_feedforward, activation=activation, dropout=dropout, bias=bias, weight_init=weight_init
+    )
     norm_l = norm_layer(norm, eps)
     subs = [("self_attn", self_attn)] + ([("cross_attn", cross_attn)] if cross_attention else [])
     subs.append(("ffn", ffn))
@@ -87,23 +111,39 @@ def _block(num_heads, *, cross_attention, dim_feedforward, dropout, activation, 
     def init(key, input_shape):
         d = int(input_shape[-1])
         if d % num_heads:
-            raise ValueError(f"{fn}: d_model={d} (input_shape[-1]) must be divisible by "
-                             f"num_heads={num_heads}")
+            raise ValueError(
+                f"{fn}: d_model={d} (input_shape[-1]) must be divisible by num_heads={num_heads}"
+            )
         params = {}
         for i, ((sub_name, layer), k) in enumerate(
-                zip(subs, jax.random.split(key, len(subs)), strict=True)):
+            zip(subs, jax.random.split(key, len(subs)), strict=True)
+        ):
             params[sub_name] = layer.init(k, (d,) if sub_name == "ffn" else input_shape)[0]
             params[f"norm{i + 1}"] = norm_l.init(k, (d,))[0]
         return params, {}
 
-    def apply(params, state, x, *, key=None, train=False, memory=None, mask=None,
-              memory_mask=None, is_causal=None, positions=None, bias=None, cache_length=None,
-              return_weights=False):
+    def apply(
+        params,
+        state,
+        x,
+        *,
+        key=None,
+        train=False,
+        memory=None,
+        mask=None,
+        memory_mask=None,
+        is_causal=None,
+        positions=None,
+        bias=None,
+        cache_length=None,
+        return_weights=False,
+    ):
         if cross_attention and memory is None and "cross_attn" not in state:
             raise ValueError(f"{fn}: apply needs memory= (the encoder output), got None")
         if train and dropout > 0 and key is None:
-            raise ValueError(f"{fn}: apply needs a key when train=True (dropout={dropout}), "
-                             "got key=None")
+            raise ValueError(
+                f"{fn}: apply needs a key when train=True (dropout={dropout}), got key=None"
+            )
         n_keys = 2 * len(subs)
         keys = list(jax.random.split(key, n_keys)) if key is not None else [None] * n_keys
         new_state, weights = {}, {}
@@ -112,8 +152,11 @@ def _block(num_heads, *, cross_attention, dim_feedforward, dropout, activation, 
             h = norm_l.apply(norm_p, {}, x)[0] if norm_first else x
             kw = dict(key=keys[2 * i], train=train)
             if sub_name != "ffn":
-                kw.update(state=state.get(sub_name, {}), cache_length=cache_length,
-                          return_weights=return_weights)
+                kw.update(
+                    state=state.get(sub_name, {}),
+                    cache_length=cache_length,
+                    return_weights=return_weights,
+                )
                 if sub_name == "self_attn":
                     kw.update(mask=mask, is_causal=is_causal, positions=positions, bias=bias)
                 else:
@@ -132,10 +175,22 @@ def _block(num_heads, *, cross_attention, dim_feedforward, dropout, activation, 
     return Layer(init, apply, name)
 
 
-def TransformerEncoderLayer(num_heads, dim_feedforward=2048, dropout=0.1, activation="relu",
-                            layer_norm_eps=1e-5, *, norm_first=False, bias=True,
-                            norm="layer_norm", num_kv_heads=None, rope=None, rope_theta=10000.0,
-                            is_causal=False, implementation=None):
+def TransformerEncoderLayer(
+    num_heads,
+    dim_feedforward=2048,
+    dropout=0.1,
+    activation="relu",
+    layer_norm_eps=1e-5,
+    *,
+    norm_first=False,
+    bias=True,
+    norm="layer_norm",
+    num_kv_heads=None,
+    rope=None,
+    rope_theta=10000.0,
+    is_causal=False,
+    implementation=None,
+):
     """Transformer encoder layer: self-attention and feed-forward, each with a residual.
 
     .. math::
@@ -175,17 +230,41 @@ def TransformerEncoderLayer(num_heads, dim_feedforward=2048, dropout=0.1, activa
       >>> y, _ = layer.apply(params, state, jnp.ones((2, 10, 32)))
     """
     check_int("num_heads", num_heads, minimum=1, fn="TransformerEncoderLayer")
-    return _block(num_heads, cross_attention=False, dim_feedforward=dim_feedforward,
-                  dropout=dropout, activation=activation, eps=layer_norm_eps,
-                  norm_first=norm_first, bias=bias, norm=norm, num_kv_heads=num_kv_heads,
-                  rope=rope, rope_theta=rope_theta, is_causal=is_causal,
-                  implementation=implementation, name="TransformerEncoderLayer")
+    return _block(
+        num_heads,
+        cross_attention=False,
+        dim_feedforward=dim_feedforward,
+        dropout=dropout,
+        activation=activation,
+        eps=layer_norm_eps,
+        norm_first=norm_first,
+        bias=bias,
+        norm=norm,
+        num_kv_heads=num_kv_heads,
+        rope=rope,
+        rope_theta=rope_theta,
+        is_causal=is_causal,
+        implementation=implementation,
+        name="TransformerEncoderLayer",
+    )
 
 
-def TransformerDecoderLayer(num_heads, dim_feedforward=2048, dropout=0.1, activation="relu",
-                            layer_norm_eps=1e-5, *, norm_first=False, bias=True,
-                            norm="layer_norm", num_kv_heads=None, rope=None, rope_theta=10000.0,
-                            is_causal=True, implementation=None):
+def TransformerDecoderLayer(
+    num_heads,
+    dim_feedforward=2048,
+    dropout=0.1,
+    activation="relu",
+    layer_norm_eps=1e-5,
+    *,
+    norm_first=False,
+    bias=True,
+    norm="layer_norm",
+    num_kv_heads=None,
+    rope=None,
+    rope_theta=10000.0,
+    is_causal=True,
+    implementation=None,
+):
     """Transformer decoder layer: causal self-attention, cross-attention, feed-forward.
 
     .. math::
@@ -216,19 +295,54 @@ def TransformerDecoderLayer(num_heads, dim_feedforward=2048, dropout=0.1, activa
       >>> y, _ = layer.apply(params, state, jnp.ones((2, 7, 32)), memory=jnp.ones((2, 9, 32)))
     """
     check_int("num_heads", num_heads, minimum=1, fn="TransformerDecoderLayer")
-    return _block(num_heads, cross_attention=True, dim_feedforward=dim_feedforward,
-                  dropout=dropout, activation=activation, eps=layer_norm_eps,
-                  norm_first=norm_first, bias=bias, norm=norm, num_kv_heads=num_kv_heads,
-                  rope=rope, rope_theta=rope_theta, is_causal=is_causal,
-                  implementation=implementation, name="TransformerDecoderLayer")
+    return _block(
+        num_heads,
+        cross_attention=True,
+        dim_feedforward=dim_feedforward,
+        dropout=dropout,
+        activation=activation,
+        eps=layer_norm_eps,
+        norm_first=norm_first,
+        bias=bias,
+        norm=norm,
+        num_kv_heads=num_kv_heads,
+        rope=rope,
+        rope_theta=rope_theta,
+        is_causal=is_causal,
+        implementation=implementation,
+        name="TransformerDecoderLayer",
+    )
 
 
-def causal_lm_block(num_heads, dim_feedforward, *, num_kv_heads, dropout, eps, rope_theta,
-                    rope_layout, implementation, weight_init):
+def causal_lm_block(
+    num_heads,
+    dim_feedforward,
+    *,
+    num_kv_heads,
+    dropout,
+    eps,
+    rope_theta,
+    rope_layout,
+    implementation,
+    weight_init,
+):
     """The decoder-only block of :func:`TransformerLM`: pre-norm RMSNorm, causal
     RoPE self-attention without biases, SwiGLU feed-forward."""
-    return _block(num_heads, cross_attention=False, dim_feedforward=dim_feedforward,
-                  dropout=dropout, activation="swiglu", eps=eps, norm_first=True, bias=False,
-                  norm="rms_norm", num_kv_heads=num_kv_heads, rope=rope_layout,
-                  rope_theta=rope_theta, is_causal=True, implementation=implementation,
-                  weight_init=weight_init, name="lm_block")
+    return _block(
+        num_heads,
+        cross_attention=False,
+        dim_feedforward=dim_feedforward,
+        dropout=dropout,
+        activation="swiglu",
+        eps=eps,
+        norm_first=True,
+        bias=False,
+        norm="rms_norm",
+        num_kv_heads=num_kv_heads,
+        rope=rope_layout,
+        rope_theta=rope_theta,
+        is_causal=True,
+        implementation=implementation,
+        weight_init=weight_init,
+        name="lm_block",
+    )

@@ -25,8 +25,9 @@ from ._core import Layer
 __all__ = ["backward", "cross_entropy_value_and_grad"]
 
 
-def backward(model: Layer, params: Any, state: Any, x: Any, g: Any, *, key: Any = None,
-             train: bool = False) -> tuple[Any, Any]:
+def backward(
+    model: Layer, params: Any, state: Any, x: Any, g: Any, *, key: Any = None, train: bool = False
+) -> tuple[Any, Any]:
     """Vjp of ``model.apply`` at ``x`` for output cotangent ``g``, from hand-derived passes.
 
     Args:
@@ -43,13 +44,23 @@ def backward(model: Layer, params: Any, state: Any, x: Any, g: Any, *, key: Any 
       >>> grads, dx = backward(model, params, state, x, jnp.ones_like(y))
     """
     if model.backward is None:
-        raise ValueError(f"backward: layer {model.name!r} (or one of its children) has no "
-                         "hand-derived backward pass")
+        raise ValueError(
+            f"backward: layer {model.name!r} (or one of its children) has no "
+            "hand-derived backward pass"
+        )
     return model.backward(params, state, x, g, key=key, train=train)
 
 
-def cross_entropy_value_and_grad(model: Layer, params: Any, state: Any, x: Any, labels: Any, *,
-                                 key: Any = None, train: bool = True):
+def cross_entropy_value_and_grad(
+    model: Layer,
+    params: Any,
+    state: Any,
+    x: Any,
+    labels: Any,
+    *,
+    key: Any = None,
+    train: bool = True,
+):
     """Mean cross-entropy of ``model`` and its parameter gradients, by hand.
 
     Args:

@@ -36,9 +36,20 @@ __all__ = [
     "orthogonal",
 ]
 
-_NONLINEARITIES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
-                   "conv_transpose2d", "conv_transpose3d", "sigmoid", "tanh", "relu",
-                   "leaky_relu", "selu")
+_NONLINEARITIES = (
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "selu",
+)
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
@@ -75,8 +86,9 @@ def fans(shape: Sequence[int]) -> tuple[int, int]:
     return shape[-2] * receptive, shape[-1] * receptive
 
 
-def uniform(key: Any, shape: Sequence[int], dtype: Any = jnp.float32, *, a: float = 0.0,
-            b: float = 1.0) -> Any:
+def uniform(
+    key: Any, shape: Sequence[int], dtype: Any = jnp.float32, *, a: float = 0.0, b: float = 1.0
+) -> Any:
     """Samples of ``U(a, b)`` (``torch.nn.init.uniform_``).
 
     Example:
@@ -86,8 +98,9 @@ def uniform(key: Any, shape: Sequence[int], dtype: Any = jnp.float32, *, a: floa
     return jax.random.uniform(key, tuple(shape), dtype, minval=a, maxval=b)
 
 
-def normal(key: Any, shape: Sequence[int], dtype: Any = jnp.float32, *, mean: float = 0.0,
-           std: float = 1.0) -> Any:
+def normal(
+    key: Any, shape: Sequence[int], dtype: Any = jnp.float32, *, mean: float = 0.0, std: float = 1.0
+) -> Any:
     """Samples of ``N(mean, std^2)`` (``torch.nn.init.normal_``).
 
     Example:
@@ -116,8 +129,9 @@ def ones(key: Any, shape: Sequence[int], dtype: Any = jnp.float32) -> Any:
     return jnp.ones(tuple(shape), dtype)
 
 
-def xavier_uniform(key: Any, shape: Sequence[int], dtype: Any = jnp.float32, *,
-                   gain: float = 1.0) -> Any:
+def xavier_uniform(
+    key: Any, shape: Sequence[int], dtype: Any = jnp.float32, *, gain: float = 1.0
+) -> Any:
     """Glorot uniform: ``U(-b, b)`` with ``b = gain * sqrt(6 / (fan_in + fan_out))``.
 
     PyTorch: ``torch.nn.init.xavier_uniform_``. Glorot & Bengio (2010).
@@ -131,8 +145,9 @@ def xavier_uniform(key: Any, shape: Sequence[int], dtype: Any = jnp.float32, *,
     return uniform(key, shape, dtype, a=-bound, b=bound)
 
 
-def xavier_normal(key: Any, shape: Sequence[int], dtype: Any = jnp.float32, *,
-                  gain: float = 1.0) -> Any:
+def xavier_normal(
+    key: Any, shape: Sequence[int], dtype: Any = jnp.float32, *, gain: float = 1.0
+) -> Any:
     """Glorot normal: ``N(0, std^2)`` with ``std = gain * sqrt(2 / (fan_in + fan_out))``.
 
     PyTorch: ``torch.nn.init.xavier_normal_``. Glorot & Bengio (2010).
@@ -152,9 +167,15 @@ def _kaiming_std(shape: Sequence[int], a: float, mode: str, nonlinearity: str, f
     return calculate_gain(nonlinearity, a) / math.sqrt(fan)
 
 
-def kaiming_uniform(key: Any, shape: Sequence[int], dtype: Any = jnp.float32, *,
-                    a: float = 0.0, mode: str = "fan_in",
-                    nonlinearity: str = "leaky_relu") -> Any:
+def kaiming_uniform(
+    key: Any,
+    shape: Sequence[int],
+    dtype: Any = jnp.float32,
+    *,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+) -> Any:
     """He uniform: ``U(-b, b)`` with ``b = gain * sqrt(3 / fan)``.
 
     ``gain = calculate_gain(nonlinearity, a)``; ``fan`` is ``fan_in`` or ``fan_out``
@@ -169,9 +190,15 @@ def kaiming_uniform(key: Any, shape: Sequence[int], dtype: Any = jnp.float32, *,
     return uniform(key, shape, dtype, a=-bound, b=bound)
 
 
-def kaiming_normal(key: Any, shape: Sequence[int], dtype: Any = jnp.float32, *,
-                   a: float = 0.0, mode: str = "fan_in",
-                   nonlinearity: str = "leaky_relu") -> Any:
+def kaiming_normal(
+    key: Any,
+    shape: Sequence[int],
+    dtype: Any = jnp.float32,
+    *,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+) -> Any:
     """He normal: ``N(0, std^2)`` with ``std = gain / sqrt(fan)``.
 
     PyTorch: ``torch.nn.init.kaiming_normal_`` (same defaults). He et al. (2015).
@@ -180,8 +207,9 @@ def kaiming_normal(key: Any, shape: Sequence[int], dtype: Any = jnp.float32, *,
       >>> kaiming_normal(jax.random.key(0), (128, 64), nonlinearity="relu").shape
       (128, 64)
     """
-    return normal(key, shape, dtype, std=_kaiming_std(shape, a, mode, nonlinearity,
-                                                      "kaiming_normal"))
+    return normal(
+        key, shape, dtype, std=_kaiming_std(shape, a, mode, nonlinearity, "kaiming_normal")
+    )
 
 
 def lecun_normal(key: Any, shape: Sequence[int], dtype: Any = jnp.float32) -> Any:
@@ -197,8 +225,9 @@ def lecun_normal(key: Any, shape: Sequence[int], dtype: Any = jnp.float32) -> An
     return normal(key, shape, dtype, std=1.0 / math.sqrt(fans(shape)[0]))
 
 
-def orthogonal(key: Any, shape: Sequence[int], dtype: Any = jnp.float32, *,
-               gain: float = 1.0) -> Any:
+def orthogonal(
+    key: Any, shape: Sequence[int], dtype: Any = jnp.float32, *, gain: float = 1.0
+) -> Any:
     """A (semi-)orthogonal matrix times ``gain``, from the QR decomposition of a Gaussian.
 
     The weight is viewed as ``[fan_in, out]`` (``prod(shape[:-1])`` rows): its columns are
@@ -214,8 +243,9 @@ def orthogonal(key: Any, shape: Sequence[int], dtype: Any = jnp.float32, *,
     if len(shape) < 2:
         raise ValueError(f"orthogonal: shape must have at least 2 dimensions, got shape={shape}")
     rows, cols = math.prod(shape[:-1]), shape[-1]
-    a = jax.random.normal(key, (max(rows, cols), min(rows, cols)),
-                          jnp.promote_types(dtype, jnp.float32))
+    a = jax.random.normal(
+        key, (max(rows, cols), min(rows, cols)), jnp.promote_types(dtype, jnp.float32)
+    )
     q, r = jnp.linalg.qr(a)
     q = q * jnp.sign(jnp.diagonal(r))
     if rows < cols:

@@ -131,8 +131,9 @@ def adamw(
     """
     b1, b2 = _check("adamw", lr, betas, eps, weight_decay)
     direction = scale_by_adam(b1, b2, eps, amsgrad=amsgrad, state_dtype=state_dtype)
-    return chain_optimizer(direction, lr=lr, weight_decay=weight_decay, decoupled=True,
-                           mask=mask, maximize=maximize)
+    return chain_optimizer(
+        direction, lr=lr, weight_decay=weight_decay, decoupled=True, mask=mask, maximize=maximize
+    )
 
 
 def nadam(
@@ -177,10 +178,14 @@ def nadam(
     """
     b1, b2 = _check("nadam", lr, betas, eps, weight_decay)
     check_nonnegative("momentum_decay", momentum_decay, fn="nadam")
-    direction = scale_by_nadam(b1, b2, eps, momentum_decay=momentum_decay,
-                               state_dtype=state_dtype)
-    return chain_optimizer(direction, lr=lr, weight_decay=weight_decay,
-                           decoupled=decoupled_weight_decay, maximize=maximize)
+    direction = scale_by_nadam(b1, b2, eps, momentum_decay=momentum_decay, state_dtype=state_dtype)
+    return chain_optimizer(
+        direction,
+        lr=lr,
+        weight_decay=weight_decay,
+        decoupled=decoupled_weight_decay,
+        maximize=maximize,
+    )
 
 
 def radam(
@@ -222,8 +227,13 @@ def radam(
     """
     b1, b2 = _check("radam", lr, betas, eps, weight_decay)
     direction = scale_by_radam(b1, b2, eps, state_dtype=state_dtype)
-    return chain_optimizer(direction, lr=lr, weight_decay=weight_decay,
-                           decoupled=decoupled_weight_decay, maximize=maximize)
+    return chain_optimizer(
+        direction,
+        lr=lr,
+        weight_decay=weight_decay,
+        decoupled=decoupled_weight_decay,
+        maximize=maximize,
+    )
 
 
 def adamax(
@@ -305,5 +315,6 @@ def lion(
     """
     b1, b2 = _check("lion", lr, betas, 0.0, weight_decay)
     direction = scale_by_lion(b1, b2, state_dtype=state_dtype)
-    return chain_optimizer(direction, lr=lr, weight_decay=weight_decay, decoupled=True,
-                           mask=mask, maximize=maximize)
+    return chain_optimizer(
+        direction, lr=lr, weight_decay=weight_decay, decoupled=True, mask=mask, maximize=maximize
+    )

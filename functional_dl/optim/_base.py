@@ -131,8 +131,10 @@ def leafwise(fn: Callable[..., tuple], n_out: int, updates: Any, *states: Any) -
     outs = []
     for g, *old in zip(*flat, strict=True):
         out = fn(g, *(s.astype(jnp.promote_types(s.dtype, jnp.float32)) for s in old))
-        stored = [x if i >= len(old) or x is None else x.astype(old[i].dtype)
-                  for i, x in enumerate(out[1:])]
+        stored = [
+            x if i >= len(old) or x is None else x.astype(old[i].dtype)
+            for i, x in enumerate(out[1:])
+        ]
         outs.append((out[0], *stored))
     return tuple(treedef.unflatten([o[i] for o in outs]) for i in range(n_out))
 
@@ -166,6 +168,7 @@ def scale(factor: ScalarOrSchedule) -> optax.GradientTransformation:
         Array([-1., -1.], dtype=float32)
     """
     if not callable(factor):
+
         def init_const(params):
             del params
             return optax.EmptyState()
@@ -259,7 +262,10 @@ def add_weight_decay(weight_decay: float, mask: Any = None) -> optax.GradientTra
             return jax.tree.map(decay, updates, params), state
         m = mask(params) if callable(mask) else mask
         decayed = jax.tree.map(
-            lambda keep, u, p: jax.tree.map(decay, u, p) if keep else u, m, updates, params,
+            lambda keep, u, p: jax.tree.map(decay, u, p) if keep else u,
+            m,
+            updates,
+            params,
             is_leaf=lambda x: x is None,
         )
         return decayed, state

@@ -89,8 +89,9 @@ def clip_grad_norm(max_norm: float, *, norm_type: float = 2.0) -> optax.Gradient
         del params
         norm = global_norm(updates, norm_type=norm_type)
         coef = jnp.minimum(max_norm / (norm + 1e-6), 1.0)
-        return jax.tree.map(lambda g: (g * coef.astype(moment_dtype(g.dtype))).astype(g.dtype),
-                            updates), state
+        return jax.tree.map(
+            lambda g: (g * coef.astype(moment_dtype(g.dtype))).astype(g.dtype), updates
+        ), state
 
     return optax.GradientTransformation(init, update)
 
@@ -120,8 +121,9 @@ def clip_grad_value(clip_value: float) -> optax.GradientTransformation:
 
     def update(updates, state, params=None):
         del params
-        return jax.tree.map(lambda g: jnp.clip(g, -clip_value, clip_value).astype(g.dtype),
-                            updates), state
+        return jax.tree.map(
+            lambda g: jnp.clip(g, -clip_value, clip_value).astype(g.dtype), updates
+        ), state
 
     return optax.GradientTransformation(init, update)
 
@@ -147,5 +149,7 @@ def apply_updates(params: Any, updates: Any) -> Any:
     """
     return jax.tree.map(
         lambda p, u: None if p is None else jnp.asarray(p + u).astype(jnp.result_type(p)),
-        params, updates, is_leaf=lambda x: x is None,
+        params,
+        updates,
+        is_leaf=lambda x: x is None,
     )

@@ -48,9 +48,12 @@ def _layout(leaves: list, max_leaf_size: int) -> dict[str, list[int]]:
 
 def _buffers(leaves: list, layout: dict[str, list[int]]) -> dict[str, jax.Array]:
     """The leaves of each packed buffer concatenated; a large leaf as it is."""
-    return {name: leaves[idx[0]] if name.startswith("leaf")
-            else jnp.concatenate([jnp.ravel(leaves[i]) for i in idx])
-            for name, idx in layout.items()}
+    return {
+        name: leaves[idx[0]]
+        if name.startswith("leaf")
+        else jnp.concatenate([jnp.ravel(leaves[i]) for i in idx])
+        for name, idx in layout.items()
+    }
 
 
 def _packed(layout: dict[str, list[int]]) -> list[int]:
@@ -101,7 +104,7 @@ def flatten(
         for name, idx in layout.items():
             if not name.startswith("leaf"):
                 offsets += np.cumsum([0] + [int(np.size(leaves[i])) for i in idx[:-1]]).tolist()
-        chunks = [offsets[k:k + group_size] for k in range(0, len(offsets), group_size)]
+        chunks = [offsets[k : k + group_size] for k in range(0, len(offsets), group_size)]
         zeros = jax.tree.map(jnp.zeros_like, _buffers(leaves, layout))
         return FlattenState(inner.init(zeros), tuple(jnp.asarray(c, jnp.int32) for c in chunks))
 

@@ -132,8 +132,7 @@ def scale_by_adagrad(
         >>> t.update({"w": jnp.array([-2.0])}, t.init({"w": jnp.zeros(1)}))[0]["w"]
         Array([-1.], dtype=float32)
     """
-    check_nonnegative("initial_accumulator_value", initial_accumulator_value,
-                      fn="scale_by_adagrad")
+    check_nonnegative("initial_accumulator_value", initial_accumulator_value, fn="scale_by_adagrad")
     check_nonnegative("eps", eps, fn="scale_by_adagrad")
 
     def init(params):
@@ -192,8 +191,9 @@ def scale_by_adadelta(
     check_nonnegative("eps", eps, fn="scale_by_adadelta")
 
     def init(params):
-        return ScaleByAdadeltaState(zeros_like_moment(params, state_dtype),
-                                    zeros_like_moment(params, state_dtype))
+        return ScaleByAdadeltaState(
+            zeros_like_moment(params, state_dtype), zeros_like_moment(params, state_dtype)
+        )
 
     def update(updates, state, params=None):
         del params

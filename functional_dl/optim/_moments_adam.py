@@ -90,7 +90,9 @@ def scale_by_adam(
     def init(params):
         m = zeros_like_moment(params, state_dtype)
         return ScaleByAdamState(
-            count=zero_count(), exp_avg=m, exp_avg_sq=zeros_like_moment(params, state_dtype),
+            count=zero_count(),
+            exp_avg=m,
+            exp_avg_sq=zeros_like_moment(params, state_dtype),
             max_exp_avg_sq=zeros_like_moment(params, state_dtype) if amsgrad else None,
         )
 
@@ -172,7 +174,8 @@ def scale_by_nadam(
 
     def init(params):
         return ScaleByNadamState(
-            count=zero_count(), mu_product=jnp.ones([], jnp.result_type(float)),
+            count=zero_count(),
+            mu_product=jnp.ones([], jnp.result_type(float)),
             exp_avg=zeros_like_moment(params, state_dtype),
             exp_avg_sq=zeros_like_moment(params, state_dtype),
         )
@@ -243,8 +246,12 @@ def scale_by_radam(
     check_nonnegative("eps", eps, fn="scale_by_radam")
 
     def init(params):
-        return ScaleByAdamState(zero_count(), zeros_like_moment(params, state_dtype),
-                                zeros_like_moment(params, state_dtype), None)
+        return ScaleByAdamState(
+            zero_count(),
+            zeros_like_moment(params, state_dtype),
+            zeros_like_moment(params, state_dtype),
+            None,
+        )
 
     def update(updates, state, params=None):
         del params
@@ -256,8 +263,9 @@ def scale_by_radam(
         rho_t = rho_inf - 2 * t * beta2**t / bc2
         rectify = rho_t > 5
         safe_rho = jnp.where(rectify, rho_t, rho_inf)
-        r = jnp.sqrt((safe_rho - 4) * (safe_rho - 2) * rho_inf
-                     / ((rho_inf - 4) * (rho_inf - 2) * safe_rho))
+        r = jnp.sqrt(
+            (safe_rho - 4) * (safe_rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * safe_rho)
+        )
         c = r * jnp.sqrt(bc2)
 
         def leaf(g, m, v):
@@ -320,8 +328,11 @@ def scale_by_adamax(
     check_nonnegative("eps", eps, fn="scale_by_adamax")
 
     def init(params):
-        return ScaleByAdamaxState(zero_count(), zeros_like_moment(params, state_dtype),
-                                  zeros_like_moment(params, state_dtype))
+        return ScaleByAdamaxState(
+            zero_count(),
+            zeros_like_moment(params, state_dtype),
+            zeros_like_moment(params, state_dtype),
+        )
 
     def update(updates, state, params=None):
         del params
@@ -340,5 +351,3 @@ def scale_by_adamax(
         return updates, ScaleByAdamaxState(count, m, n)
 
     return optax.GradientTransformation(init, update)
-
-

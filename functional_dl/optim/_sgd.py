@@ -87,8 +87,7 @@ def sgd(
         )
     direction = None
     if is_active(momentum):
-        direction = trace(momentum, dampening=dampening, nesterov=nesterov,
-                          state_dtype=state_dtype)
+        direction = trace(momentum, dampening=dampening, nesterov=nesterov, state_dtype=state_dtype)
     return chain_optimizer(direction, lr=lr, weight_decay=weight_decay, maximize=maximize)
 
 

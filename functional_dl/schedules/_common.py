@@ -50,8 +50,14 @@ def check_milestones(milestones: Sequence[int], fn: str) -> tuple[int, ...]:
     return milestones
 
 
-def anneal(start: ArrayLike, end: ArrayLike, done: ArrayLike, remaining: ArrayLike,
-           total: float, strategy: str = "cos") -> jax.Array:
+def anneal(
+    start: ArrayLike,
+    end: ArrayLike,
+    done: ArrayLike,
+    remaining: ArrayLike,
+    total: float,
+    strategy: str = "cos",
+) -> jax.Array:
     """Interpolate from ``start`` to ``end`` after ``done`` of ``total`` units.
 
     With ``p = done / total`` and ``q = remaining / total = 1 - p``:

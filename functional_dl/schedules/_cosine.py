@@ -56,8 +56,9 @@ def cosine_annealing_lr(base_lr: float, T_max: int, eta_min: float = 0.0) -> Sch
     return schedule
 
 
-def cosine_annealing_warm_restarts(base_lr: float, T_0: int, T_mult: int = 1,
-                                   eta_min: float = 0.0) -> Schedule:
+def cosine_annealing_warm_restarts(
+    base_lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0
+) -> Schedule:
     """Cosine annealing with warm restarts (SGDR): cycles of length ``T_0·T_mult^i``.
 
     lr(k) = eta_min + (base_lr − eta_min) · (1 + cos(π·T_cur / T_i)) / 2

@@ -109,8 +109,9 @@ def exponential_lr(base_lr: float, gamma: float) -> Schedule:
     return schedule
 
 
-def linear_lr(base_lr: float, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
-              total_iters: int = 5) -> Schedule:
+def linear_lr(
+    base_lr: float, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5
+) -> Schedule:
     """Scale the learning rate by a factor moving linearly from ``start_factor`` to ``end_factor``.
 
     lr(k) = base_lr · (s + (e − s) · min(k, T) / T)
@@ -146,8 +147,9 @@ def linear_lr(base_lr: float, start_factor: float = 1.0 / 3, end_factor: float =
         if total_iters == 0:
             return base_lr * start_factor * jnp.ones(k.shape, to_float(0).dtype)
         done = to_float(jnp.clip(k, 0, total_iters))
-        factor = anneal(start_factor, end_factor, done, total_iters - done, total_iters,
-                        strategy="linear")
+        factor = anneal(
+            start_factor, end_factor, done, total_iters - done, total_iters, strategy="linear"
+        )
         return base_lr * factor
 
     return schedule

@@ -15,8 +15,8 @@ from ._common import Schedule, anneal, as_step, check_strategy, to_float
 
 class _Phase(NamedTuple):
     start_step: float  # PyTorch's float boundary where the phase starts
-    end_step: float    # ... and ends (inclusive)
-    last: int          # the last integer step of the phase: floor(end_step)
+    end_step: float  # ... and ends (inclusive)
+    last: int  # the last integer step of the phase: floor(end_step)
 
 
 def _phases(total_steps: int, pct_start: float, three_phase: bool, fn: str) -> list[_Phase]:
@@ -37,8 +37,14 @@ def _phases(total_steps: int, pct_start: float, three_phase: bool, fn: str) -> l
     return [_Phase(s, e, math.floor(e)) for s, e in zip(starts, ends, strict=True)]
 
 
-def _cycle(values: list[tuple[float, float]], final: float, phases: list[_Phase],
-           total_steps: int, strategy: str, fn: str) -> Schedule:
+def _cycle(
+    values: list[tuple[float, float]],
+    final: float,
+    phases: list[_Phase],
+    total_steps: int,
+    strategy: str,
+    fn: str,
+) -> Schedule:
     """Anneal ``values[i] = (start, end)`` over phase ``i``; ``final`` past ``total_steps``."""
 
     def schedule(step: ArrayLike) -> jax.Array:
@@ -48,8 +54,14 @@ def _cycle(values: list[tuple[float, float]], final: float, phases: list[_Phase]
         # PyTorch takes the first phase with step <= end_step, the last phase otherwise
         for i in reversed(range(len(phases))):
             ph, (start, end) = phases[i], values[i]
-            val = anneal(start, end, kf - ph.start_step, ph.end_step - kf,
-                         ph.end_step - ph.start_step, strategy)
+            val = anneal(
+                start,
+                end,
+                kf - ph.start_step,
+                ph.end_step - kf,
+                ph.end_step - ph.start_step,
+                strategy,
+            )
             out = val if out is None else jnp.where(k <= ph.last, val, out)
         return jnp.where(k > total_steps, final, out)
 
@@ -62,9 +74,15 @@ def _check_lrs(max_lr: float, div_factor: float, final_div_factor: float, fn: st
     check_positive("final_div_factor", final_div_factor, fn=fn)
 
 
-def one_cycle_lr(max_lr: float, total_steps: int, pct_start: float = 0.3,
-                 anneal_strategy: str = "cos", div_factor: float = 25.0,
-                 final_div_factor: float = 1e4, three_phase: bool = False) -> Schedule:
+def one_cycle_lr(
+    max_lr: float,
+    total_steps: int,
+    pct_start: float = 0.3,
+    anneal_strategy: str = "cos",
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+    three_phase: bool = False,
+) -> Schedule:
     """The 1cycle learning rate: warm up to ``max_lr``, then anneal far below the start.
 
     With ``initial = max_lr / div_factor``, ``min_lr = initial / final_div_factor`` and
@@ -127,10 +145,17 @@ def one_cycle_lr(max_lr: float, total_steps: int, pct_start: float = 0.3,
     return _cycle(values, min_lr, phases, total_steps, anneal_strategy, fn)
 
 
-def one_cycle_momentum(max_lr: float, total_steps: int, pct_start: float = 0.3,
-                       anneal_strategy: str = "cos", div_factor: float = 25.0,
-                       final_div_factor: float = 1e4, three_phase: bool = False,
-                       base_momentum: float = 0.85, max_momentum: float = 0.95) -> Schedule:
+def one_cycle_momentum(
+    max_lr: float,
+    total_steps: int,
+    pct_start: float = 0.3,
+    anneal_strategy: str = "cos",
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+    three_phase: bool = False,
+    base_momentum: float = 0.85,
+    max_momentum: float = 0.95,
+) -> Schedule:
     """The 1cycle momentum: cycles inversely to :func:`one_cycle_lr` (0.95 → 0.85 → 0.95).
 
     Same phases as :func:`one_cycle_lr` (same arguments, so one set of keyword

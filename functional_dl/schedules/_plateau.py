@@ -17,23 +17,29 @@ from ._common import to_float
 class PlateauState(NamedTuple):
     """State of :func:`reduce_lr_on_plateau` (every field a scalar array)."""
 
-    lr: jax.Array                # float: the current learning rate
-    best: jax.Array              # float: best metric so far (starts at +inf 'min', -inf 'max')
-    num_bad_epochs: jax.Array    # int32: consecutive updates without improvement
+    lr: jax.Array  # float: the current learning rate
+    best: jax.Array  # float: best metric so far (starts at +inf 'min', -inf 'max')
+    num_bad_epochs: jax.Array  # int32: consecutive updates without improvement
     cooldown_counter: jax.Array  # int32: updates left before bad epochs count again
 
 
 class ReduceLROnPlateau(NamedTuple):
     """The pair of pure functions returned by :func:`reduce_lr_on_plateau`."""
 
-    init: Callable[[ArrayLike], PlateauState]                  # init(lr) -> state
+    init: Callable[[ArrayLike], PlateauState]  # init(lr) -> state
     update: Callable[[PlateauState, ArrayLike], PlateauState]  # update(state, metric) -> state
 
 
-def reduce_lr_on_plateau(mode: str = "min", factor: float = 0.1, patience: int = 10,
-                         threshold: float = 1e-4, threshold_mode: str = "rel",
-                         cooldown: int = 0, min_lr: float = 0.0,
-                         eps: float = 1e-8) -> ReduceLROnPlateau:
+def reduce_lr_on_plateau(
+    mode: str = "min",
+    factor: float = 0.1,
+    patience: int = 10,
+    threshold: float = 1e-4,
+    threshold_mode: str = "rel",
+    cooldown: int = 0,
+    min_lr: float = 0.0,
+    eps: float = 1e-8,
+) -> ReduceLROnPlateau:
     """Reduce the learning rate by ``factor`` when a metric stops improving.
 
     ``update(state, metric)`` performs one PyTorch ``scheduler.step(metric)``:
@@ -136,10 +142,16 @@ class ScaleByPlateauState(NamedTuple):
     plateau: PlateauState  # the plateau machine; ``plateau.lr`` is the current scale
 
 
-def scale_by_plateau(mode: str = "min", factor: float = 0.1, patience: int = 10,
-                     threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
-                     min_scale: float = 0.0, eps: float = 1e-8
-                     ) -> optax.GradientTransformationExtraArgs:
+def scale_by_plateau(
+    mode: str = "min",
+    factor: float = 0.1,
+    patience: int = 10,
+    threshold: float = 1e-4,
+    threshold_mode: str = "rel",
+    cooldown: int = 0,
+    min_scale: float = 0.0,
+    eps: float = 1e-8,
+) -> optax.GradientTransformationExtraArgs:
     """An optax transform that scales updates by a ReduceLROnPlateau factor.
 
     The scale starts at 1 and follows :func:`reduce_lr_on_plateau` driven by the metric
@@ -178,16 +190,29 @@ def scale_by_plateau(mode: str = "min", factor: float = 0.1, patience: int = 10,
       >>> round(float(updates["w"][0]), 6)  # the third step uses lr 0.1 * 0.5
       -0.05
     """
-    machine = reduce_lr_on_plateau(mode=mode, factor=factor, patience=patience,
-                                   threshold=threshold, threshold_mode=threshold_mode,
-                                   cooldown=cooldown, min_lr=min_scale, eps=eps)
+    machine = reduce_lr_on_plateau(
+        mode=mode,
+        factor=factor,
+        patience=patience,
+        threshold=threshold,
+        threshold_mode=threshold_mode,
+        cooldown=cooldown,
+        min_lr=min_scale,
+        eps=eps,
+    )
 
     def init_fn(params: Any) -> ScaleByPlateauState:
         del params
         return ScaleByPlateauState(machine.init(1.0))
 
-    def update_fn(updates: Any, state: ScaleByPlateauState, params: Any = None, *,
-                  value: ArrayLike, **extra_args: Any) -> tuple[Any, ScaleByPlateauState]:
+    def update_fn(
+        updates: Any,
+        state: ScaleByPlateauState,
+        params: Any = None,
+        *,
+        value: ArrayLike,
+        **extra_args: Any,
+    ) -> tuple[Any, ScaleByPlateauState]:
         del params, extra_args
         scale = state.plateau.lr
         updates = jax.tree_util.tree_map(lambda u: (u * scale).astype(u.dtype), updates)

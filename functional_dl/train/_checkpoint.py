@@ -24,15 +24,36 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-__all__ = ["CheckpointError", "save_checkpoint", "restore_checkpoint", "checkpoint_metadata",
-           "latest_checkpoint", "checkpoint_path"]
+__all__ = [
+    "CheckpointError",
+    "save_checkpoint",
+    "restore_checkpoint",
+    "checkpoint_metadata",
+    "latest_checkpoint",
+    "checkpoint_path",
+]
 
 _FORMAT = "functional_dl.checkpoint"
 _VERSION = 1
 # dtypes safetensors.numpy stores natively; others (bfloat16, ...) are stored as raw bits.
-_NATIVE = {np.dtype(t) for t in (np.float64, np.float32, np.float16, np.int64, np.int32,
-                                 np.int16, np.int8, np.uint64, np.uint32, np.uint16,
-                                 np.uint8, np.bool_, np.complex64)}
+_NATIVE = {
+    np.dtype(t)
+    for t in (
+        np.float64,
+        np.float32,
+        np.float16,
+        np.int64,
+        np.int32,
+        np.int16,
+        np.int8,
+        np.uint64,
+        np.uint32,
+        np.uint16,
+        np.uint8,
+        np.bool_,
+        np.complex64,
+    )
+}
 
 
 class CheckpointError(ValueError):
@@ -62,8 +83,9 @@ def _to_numpy(leaf: Any) -> np.ndarray:
     return arr
 
 
-def save_checkpoint(path: str | os.PathLike, tree: Any, *,
-                    metadata: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike, tree: Any, *, metadata: dict[str, Any] | None = None
+) -> Path:
     """Write ``tree`` (any pytree of arrays) to ``path`` atomically, in safetensors format.
 
     Args:
@@ -88,8 +110,9 @@ def save_checkpoint(path: str | os.PathLike, tree: Any, *,
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as exc:
-        raise CheckpointError(f"save_checkpoint: cannot create the directory of "
-                              f"path={str(path)!r}: {exc}") from exc
+        raise CheckpointError(
+            f"save_checkpoint: cannot create the directory of path={str(path)!r}: {exc}"
+        ) from exc
     tensors, leaves = {}, []
     for kp, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
         name, dtype, shape = _describe(kp, leaf)
@@ -99,10 +122,15 @@ def save_checkpoint(path: str | os.PathLike, tree: Any, *,
             raise TypeError(f"save_checkpoint: leaf {name} is not an array: {leaf!r}") from exc
         tensors[name] = arr
         leaves.append([name, dtype, shape, zlib.crc32(arr.tobytes())])
-    header = {"format": _FORMAT, "version": _VERSION,
-              "treedef": str(jax.tree_util.tree_structure(tree)), "leaves": leaves}
-    data = safetensors.numpy.save(tensors, metadata={
-        _FORMAT: json.dumps(header), "user": json.dumps(metadata or {})})
+    header = {
+        "format": _FORMAT,
+        "version": _VERSION,
+        "treedef": str(jax.tree_util.tree_structure(tree)),
+        "leaves": leaves,
+    }
+    data = safetensors.numpy.save(
+        tensors, metadata={_FORMAT: json.dumps(header), "user": json.dumps(metadata or {})}
+    )
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
@@ -123,15 +151,19 @@ def _read(path: str | os.PathLike, fn: str) -> tuple[bytes, dict[str, str]]:
     data = path.read_bytes()
     try:
         (size,) = struct.unpack("<Q", data[:8])
-        header = json.loads(data[8:8 + size])
+        header = json.loads(data[8 : 8 + size])
         meta = header.get("__metadata__") or {}
         info = json.loads(meta[_FORMAT])
     except Exception as exc:
-        raise CheckpointError(f"{fn}: {str(path)!r} is not a functional_dl checkpoint or its "
-                              f"header is corrupted ({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(
+            f"{fn}: {str(path)!r} is not a functional_dl checkpoint or its "
+            f"header is corrupted ({type(exc).__name__}: {exc})"
+        ) from exc
     if info.get("format") != _FORMAT or info.get("version") != _VERSION:
-        raise CheckpointError(f"{fn}: {str(path)!r} has an unsupported format/version "
-                              f"{info.get('format')!r}/{info.get('version')!r}")
+        raise CheckpointError(
+            f"{fn}: {str(path)!r} has an unsupported format/version "
+            f"{info.get('format')!r}/{info.get('version')!r}"
+        )
     return data, meta
 
 
@@ -183,8 +215,10 @@ def restore_checkpoint(path: str | os.PathLike, template: Any) -> Any:
     try:
         tensors = safetensors.numpy.load(data)
     except Exception as exc:
-        raise CheckpointError(f"restore_checkpoint: {str(path)!r} is truncated or corrupted "
-                              f"({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(
+            f"restore_checkpoint: {str(path)!r} is truncated or corrupted "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
     flat, treedef = jax.tree_util.tree_flatten_with_path(template)
     expected = [_describe(kp, leaf) for kp, leaf in flat]
     saved = [tuple(rec[:3]) for rec in info["leaves"]]
@@ -193,8 +227,10 @@ def restore_checkpoint(path: str | os.PathLike, template: Any) -> Any:
     for (name, dtype, _, crc), (_, like) in zip(info["leaves"], flat, strict=True):
         arr = tensors.get(name)
         if arr is None or zlib.crc32(arr.tobytes()) != crc:
-            raise CheckpointError(f"restore_checkpoint: {str(path)!r} is corrupted: the data "
-                                  f"of {name} does not match its checksum")
+            raise CheckpointError(
+                f"restore_checkpoint: {str(path)!r} is corrupted: the data "
+                f"of {name} does not match its checksum"
+            )
         out.append((arr, dtype, like))
     leaves = [_from_numpy(arr, dtype, like) for arr, dtype, like in out]
     return jax.tree_util.tree_unflatten(treedef, leaves)
@@ -215,11 +251,14 @@ def _check_match(path: Any, saved: list[tuple], expected: list[tuple]) -> None:
             problems.append(f"{n}: file has {sd}{list(ss)}, template has {d}{list(s)}")
     if not problems:
         problems = ["the leaves are in a different order"]
-    shown = "; ".join(problems[:5]) + (f"; ... ({len(problems)} in all)" if len(problems) > 5
-                                       else "")
-    raise CheckpointError(f"restore_checkpoint: {str(path)!r} does not match the template "
-                          f"tree ({len(saved_t)} leaves saved, {len(expected_t)} expected): "
-                          f"{shown}")
+    shown = "; ".join(problems[:5]) + (
+        f"; ... ({len(problems)} in all)" if len(problems) > 5 else ""
+    )
+    raise CheckpointError(
+        f"restore_checkpoint: {str(path)!r} does not match the template "
+        f"tree ({len(saved_t)} leaves saved, {len(expected_t)} expected): "
+        f"{shown}"
+    )
 
 
 def checkpoint_path(directory: str | os.PathLike, step: int) -> Path:
@@ -232,6 +271,9 @@ def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
     directory = Path(directory)
     if not directory.is_dir():
         return None
-    found = [(int(m.group(1)), p) for p in directory.iterdir()
-             if (m := re.fullmatch(r"step_(\d+)\.safetensors", p.name))]
+    found = [
+        (int(m.group(1)), p)
+        for p in directory.iterdir()
+        if (m := re.fullmatch(r"step_(\d+)\.safetensors", p.name))
+    ]
     return max(found)[1] if found else None

@@ -68,9 +68,22 @@ def _improved(value: float, best: float | None, mode: str, min_delta: float) -> 
     return value < best - min_delta if mode == "min" else value > best + min_delta
 
 
-def _check_fit_args(state, model, train_data, epochs, batch_size, val_data, plateau,
-                    base_lr, patience, min_delta, mode, checkpoint_dir, resume,
-                    keep_checkpoints) -> int:
+def _check_fit_args(
+    state,
+    model,
+    train_data,
+    epochs,
+    batch_size,
+    val_data,
+    plateau,
+    base_lr,
+    patience,
+    min_delta,
+    mode,
+    checkpoint_dir,
+    resume,
+    keep_checkpoints,
+) -> int:
     fn = "fit"
     if not isinstance(state, TrainState):
         raise TypeError(f"fit: state must be a TrainState, got state={type(state).__name__}")
@@ -85,33 +98,58 @@ def _check_fit_args(state, model, train_data, epochs, batch_size, val_data, plat
         check_int("patience", patience, minimum=1, fn=fn)
     if plateau is not None:
         if base_lr is None:
-            raise ValueError("fit: plateau needs the optimizer's base learning rate, got "
-                             "base_lr=None")
+            raise ValueError(
+                "fit: plateau needs the optimizer's base learning rate, got base_lr=None"
+            )
         check_positive("base_lr", base_lr, fn=fn)
     n = _num_examples(jax.tree_util.tree_leaves(train_data), "fit: train_data")
     if val_data is not None:
         _num_examples(jax.tree_util.tree_leaves(val_data), "fit: val_data")
-    if checkpoint_dir is not None and Path(checkpoint_dir).exists() \
-            and not Path(checkpoint_dir).is_dir():
-        raise ValueError(f"fit: checkpoint_dir must be a directory, got a file: "
-                         f"checkpoint_dir={str(checkpoint_dir)!r}")
+    if (
+        checkpoint_dir is not None
+        and Path(checkpoint_dir).exists()
+        and not Path(checkpoint_dir).is_dir()
+    ):
+        raise ValueError(
+            f"fit: checkpoint_dir must be a directory, got a file: "
+            f"checkpoint_dir={str(checkpoint_dir)!r}"
+        )
     if resume and checkpoint_dir is None and not isinstance(resume, (str, Path)):
         raise ValueError("fit: resume=True needs checkpoint_dir (or a checkpoint path)")
     if checkpoint_dir is not None and not resume and latest_checkpoint(checkpoint_dir):
-        raise ValueError(f"fit: checkpoint_dir={str(checkpoint_dir)!r} already holds the "
-                         f"checkpoints of a run; pass resume=True to continue it or use an "
-                         f"empty directory")
+        raise ValueError(
+            f"fit: checkpoint_dir={str(checkpoint_dir)!r} already holds the "
+            f"checkpoints of a run; pass resume=True to continue it or use an "
+            f"empty directory"
+        )
     return n
 
 
-def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, train_data: Any,
-        *, epochs: int, batch_size: int, val_data: Any = None, metrics: Metrics | None = None,
-        drop_last: bool = True, eval_batch_size: int = 512, plateau: Any = None,
-        base_lr: float | None = None, monitor: str | None = None, mode: str = "min",
-        patience: int | None = None, min_delta: float = 0.0,
-        checkpoint_dir: str | Path | None = None, resume: bool | str | Path = False,
-        keep_checkpoints: int = 2, mesh: Mesh | None = None, progress: bool = True,
-        ) -> FitResult:
+def fit(
+    state: TrainState,
+    model: Layer,
+    loss_fn: Callable,
+    optimizer: Any,
+    train_data: Any,
+    *,
+    epochs: int,
+    batch_size: int,
+    val_data: Any = None,
+    metrics: Metrics | None = None,
+    drop_last: bool = True,
+    eval_batch_size: int = 512,
+    plateau: Any = None,
+    base_lr: float | None = None,
+    monitor: str | None = None,
+    mode: str = "min",
+    patience: int | None = None,
+    min_delta: float = 0.0,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool | str | Path = False,
+    keep_checkpoints: int = 2,
+    mesh: Mesh | None = None,
+    progress: bool = True,
+) -> FitResult:
     """Train ``model`` for ``epochs`` epochs of shuffled mini-batches.
 
     Each epoch shuffles ``train_data`` with ``fold_in(state.key, epoch)``, runs the jitted
@@ -164,18 +202,35 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
         ...              val_data=(x_val, y_val), metrics={"accuracy": accuracy})
         >>> result.history["val_accuracy"][-1]
     """
-    n = _check_fit_args(state, model, train_data, epochs, batch_size, val_data, plateau,
-                        base_lr, patience, min_delta, mode, checkpoint_dir, resume,
-                        keep_checkpoints)
+    n = _check_fit_args(
+        state,
+        model,
+        train_data,
+        epochs,
+        batch_size,
+        val_data,
+        plateau,
+        base_lr,
+        patience,
+        min_delta,
+        mode,
+        checkpoint_dir,
+        resume,
+        keep_checkpoints,
+    )
     mesh = mesh or data_parallel_mesh()
     local_devices = mesh.shape[DATA_AXIS] // jax.process_count()
     if batch_size % local_devices:
-        raise ValueError(f"fit: batch_size must be divisible by the number of devices "
-                         f"({local_devices}), got batch_size={batch_size}")
+        raise ValueError(
+            f"fit: batch_size must be divisible by the number of devices "
+            f"({local_devices}), got batch_size={batch_size}"
+        )
     steps_per_epoch = num_batches(n, batch_size, drop_last=drop_last)
     if steps_per_epoch == 0:
-        raise ValueError(f"fit: batch_size={batch_size} is larger than the {n} training "
-                         f"examples and drop_last=True leaves no batch")
+        raise ValueError(
+            f"fit: batch_size={batch_size} is larger than the {n} training "
+            f"examples and drop_last=True leaves no batch"
+        )
     monitor = monitor or ("val_loss" if val_data is not None else "loss")
     names = ["loss", *(metrics or {})]
     names += [f"val_{k}" for k in names] if val_data is not None else []
@@ -187,8 +242,13 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
 
     state = replicate(state, mesh)
     pstate = plateau.init(base_lr) if plateau else None
-    book = {"history": {}, "best": None, "bad_epochs": 0, "steps_per_epoch": steps_per_epoch,
-            "plateau": None}
+    book = {
+        "history": {},
+        "best": None,
+        "bad_epochs": 0,
+        "steps_per_epoch": steps_per_epoch,
+        "plateau": None,
+    }
     if resume:
         state, pstate, book = _resume(resume, checkpoint_dir, state, pstate, steps_per_epoch)
     history = book["history"]
@@ -201,11 +261,17 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
         lr_scale = jnp.asarray(pstate.lr / base_lr if plateau else 1.0, jnp.float32)
         sums: dict[str, float] = {}
         key = jax.random.fold_in(state.key, epoch)
-        bar = _progress_bar(total=steps_per_epoch, initial=skip, unit="step",
-                            desc=f"epoch {epoch + 1}/{epochs}", disable=not progress,
-                            dynamic_ncols=True)
-        for b, chunk in enumerate(batches(key, *leaves, batch_size=batch_size,
-                                          drop_last=drop_last, skip=skip), start=skip):
+        bar = _progress_bar(
+            total=steps_per_epoch,
+            initial=skip,
+            unit="step",
+            desc=f"epoch {epoch + 1}/{epochs}",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        for b, chunk in enumerate(
+            batches(key, *leaves, batch_size=batch_size, drop_last=drop_last, skip=skip), start=skip
+        ):
             batch = jax.tree_util.tree_unflatten(treedef, chunk)
             if jax.process_count() > 1:  # one process: the step's jit places the batch
                 batch = shard_batch(batch, mesh)
@@ -213,22 +279,34 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
             values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
             if not math.isfinite(values["loss"]):
                 bar.close()
-                kept = (f"the last good checkpoint is {str(last_ckpt)!r}" if last_ckpt
-                        else "no checkpoint was written")
+                kept = (
+                    f"the last good checkpoint is {str(last_ckpt)!r}"
+                    if last_ckpt
+                    else "no checkpoint was written"
+                )
                 raise FloatingPointError(
                     f"fit: the loss became {values['loss']} at step {step + 1} (epoch "
-                    f"{epoch + 1}, batch {b + 1}); training stopped, {kept}")
+                    f"{epoch + 1}, batch {b + 1}); training stopped, {kept}"
+                )
             step += 1
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v
             bar.update(1)
-            bar.set_postfix({k: f"{v / (b + 1 - skip):.4f}" for k, v in sums.items()},
-                            refresh=False)
+            bar.set_postfix(
+                {k: f"{v / (b + 1 - skip):.4f}" for k, v in sums.items()}, refresh=False
+            )
         record = {k: v / max(steps_per_epoch - skip, 1) for k, v in sums.items()}
         skip = 0
         if val_data is not None:
-            scores = evaluate(state, model, loss_fn, val_data, metrics=metrics,
-                              batch_size=eval_batch_size, mesh=mesh)
+            scores = evaluate(
+                state,
+                model,
+                loss_fn,
+                val_data,
+                metrics=metrics,
+                batch_size=eval_batch_size,
+                mesh=mesh,
+            )
             record.update({f"val_{k}": v for k, v in scores.items()})
         if plateau:
             record["lr"] = float(pstate.lr)
@@ -237,8 +315,7 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
         record["time"] = time.perf_counter() - t0
         for k, v in record.items():
             history.setdefault(k, []).append(v)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "time"},
-                        refresh=False)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "time"}, refresh=False)
         bar.close()
         if _improved(record[monitor], book["best"], mode, min_delta):
             book["best"], book["bad_epochs"] = record[monitor], 0
@@ -246,38 +323,46 @@ def fit(state: TrainState, model: Layer, loss_fn: Callable, optimizer: Any, trai
             book["bad_epochs"] += 1
         stopped_early = patience is not None and book["bad_epochs"] >= patience
         if checkpoint_dir is not None and jax.process_index() == 0:
-            last_ckpt = save_checkpoint(checkpoint_path(checkpoint_dir, step), state,
-                                        metadata=book)
+            last_ckpt = save_checkpoint(checkpoint_path(checkpoint_dir, step), state, metadata=book)
             _prune(checkpoint_dir, keep_checkpoints)
         if stopped_early:
             break
     return FitResult(state, history, stopped_early)
 
 
-def _resume(resume: bool | str | Path, checkpoint_dir: Any, state: TrainState, pstate: Any,
-            steps_per_epoch: int) -> tuple[TrainState, Any, dict]:
+def _resume(
+    resume: bool | str | Path,
+    checkpoint_dir: Any,
+    state: TrainState,
+    pstate: Any,
+    steps_per_epoch: int,
+) -> tuple[TrainState, Any, dict]:
     """The state, plateau state and bookkeeping saved by an earlier :func:`fit`."""
-    path = Path(resume) if isinstance(resume, (str, Path)) else latest_checkpoint(
-        checkpoint_dir)
+    path = Path(resume) if isinstance(resume, (str, Path)) else latest_checkpoint(checkpoint_dir)
     if path is None or not path.is_file():
         where = f"at {path}" if path else f"in {checkpoint_dir}"
         raise FileNotFoundError(f"fit: resume={resume!r} but there is no checkpoint {where}")
     book = checkpoint_metadata(path)
     if book.get("steps_per_epoch") != steps_per_epoch:
-        raise ValueError(f"fit: the checkpoint {str(path)!r} was written with "
-                         f"{book.get('steps_per_epoch')} steps per epoch, this run has "
-                         f"{steps_per_epoch} (same data, batch_size and drop_last needed)")
+        raise ValueError(
+            f"fit: the checkpoint {str(path)!r} was written with "
+            f"{book.get('steps_per_epoch')} steps per epoch, this run has "
+            f"{steps_per_epoch} (same data, batch_size and drop_last needed)"
+        )
     state = restore_checkpoint(path, state)
     saved = book.get("plateau")
     if pstate is not None and saved is not None:
         # Scalars kept in the JSON metadata (exact for float32/int32 via Python numbers).
         leaves, treedef = jax.tree_util.tree_flatten(pstate)
         if len(saved) != len(leaves):
-            raise ValueError(f"fit: the plateau state of {str(path)!r} has {len(saved)} "
-                             f"values, the scheduler expects {len(leaves)}")
+            raise ValueError(
+                f"fit: the plateau state of {str(path)!r} has {len(saved)} "
+                f"values, the scheduler expects {len(leaves)}"
+            )
         pstate = jax.tree_util.tree_unflatten(
-            treedef, [jnp.asarray(v, jnp.result_type(t)) for v, t in zip(saved, leaves,
-                                                                          strict=True)])
+            treedef,
+            [jnp.asarray(v, jnp.result_type(t)) for v, t in zip(saved, leaves, strict=True)],
+        )
     return state, pstate, book
 
 

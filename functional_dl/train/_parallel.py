@@ -52,8 +52,9 @@ def data_parallel_mesh(devices: Sequence[Any] | None = None) -> Mesh:
     devices = list(jax.devices() if devices is None else devices)
     if not devices:
         raise ValueError("data_parallel_mesh: devices must not be empty, got devices=[]")
-    return jax.make_mesh((len(devices),), (DATA_AXIS,), axis_types=(AxisType.Auto,),
-                         devices=devices)
+    return jax.make_mesh(
+        (len(devices),), (DATA_AXIS,), axis_types=(AxisType.Auto,), devices=devices
+    )
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
@@ -70,10 +71,13 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
     n = mesh.shape[DATA_AXIS] // jax.process_count()
     for leaf in jax.tree_util.tree_leaves(batch):
         if np.shape(leaf)[0] % n:
-            raise ValueError(f"the batch size must be divisible by the number of devices "
-                             f"({n}), got a batch of shape {np.shape(leaf)}")
+            raise ValueError(
+                f"the batch size must be divisible by the number of devices "
+                f"({n}), got a batch of shape {np.shape(leaf)}"
+            )
     sharding = NamedSharding(mesh, P(DATA_AXIS))
     if jax.process_count() == 1:
         return jax.device_put(batch, sharding)
     return jax.tree_util.tree_map(
-        lambda a: jax.make_array_from_process_local_data(sharding, np.asarray(a)), batch)
+        lambda a: jax.make_array_from_process_local_data(sharding, np.asarray(a)), batch
+    )

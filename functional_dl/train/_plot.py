@@ -8,8 +8,7 @@ from typing import Any
 __all__ = ["plot_history"]
 
 
-def plot_history(history: dict[str, list[float]], *, path: str | os.PathLike | None = None
-                 ) -> Any:
+def plot_history(history: dict[str, list[float]], *, path: str | os.PathLike | None = None) -> Any:
     """Plot training curves: one panel per metric, the training and validation values.
 
     ``history["x"]`` and ``history["val_x"]`` share a panel; ``lr`` gets a log-scale

@@ -50,13 +50,15 @@ class TrainState:
 
 
 jax.tree_util.register_dataclass(
-    TrainState, data_fields=["params", "model_state", "opt_state", "step", "key"],
+    TrainState,
+    data_fields=["params", "model_state", "opt_state", "step", "key"],
     meta_fields=[],
 )
 
 
-def create_train_state(key: Any, model: Layer, optimizer: Any, input_shape: Sequence[int]
-                       ) -> TrainState:
+def create_train_state(
+    key: Any, model: Layer, optimizer: Any, input_shape: Sequence[int]
+) -> TrainState:
     """Initialise the model and the optimizer into a :class:`TrainState` at step 0.
 
     Args:
@@ -75,9 +77,16 @@ def create_train_state(key: Any, model: Layer, optimizer: Any, input_shape: Sequ
     if not isinstance(model, Layer):
         raise TypeError(f"create_train_state: model must be a Layer, got model={model!r}")
     if not hasattr(optimizer, "init") or not hasattr(optimizer, "update"):
-        raise TypeError("create_train_state: optimizer must be an optax GradientTransformation,"
-                        f" got optimizer={optimizer!r}")
+        raise TypeError(
+            "create_train_state: optimizer must be an optax GradientTransformation,"
+            f" got optimizer={optimizer!r}"
+        )
     init_key, train_key = jax.random.split(key)
     params, model_state = model.init(init_key, tuple(input_shape))
-    return TrainState(params=params, model_state=model_state, opt_state=optimizer.init(params),
-                      step=jnp.zeros((), jnp.int32), key=train_key)
+    return TrainState(
+        params=params,
+        model_state=model_state,
+        opt_state=optimizer.init(params),
+        step=jnp.zeros((), jnp.int32),
+        key=train_key,
+    )

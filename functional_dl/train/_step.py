@@ -48,12 +48,16 @@ def _metric_items(metrics: Metrics | None, fn: str) -> tuple[tuple[str, Callable
     if metrics is None:
         return ()
     if not isinstance(metrics, Mapping):
-        raise TypeError(f"{fn}: metrics must be a dict name -> function(outputs, targets), "
-                        f"got metrics={metrics!r}")
+        raise TypeError(
+            f"{fn}: metrics must be a dict name -> function(outputs, targets), "
+            f"got metrics={metrics!r}"
+        )
     for name, metric in metrics.items():
         if name == "loss" or not callable(metric):
-            raise ValueError(f"{fn}: metrics needs callables under names other than 'loss', "
-                             f"got {name!r}: {metric!r}")
+            raise ValueError(
+                f"{fn}: metrics needs callables under names other than 'loss', "
+                f"got {name!r}: {metric!r}"
+            )
     return tuple(sorted(metrics.items()))
 
 
@@ -71,8 +75,8 @@ def _device_mean(mesh: Mesh) -> Callable[[Any], Any]:
 
     def mean(tree):
         return jax.tree_util.tree_map(
-            lambda a: lax.pmean(a, DATA_AXIS) if jnp.issubdtype(a.dtype, jnp.floating) else a,
-            tree)
+            lambda a: lax.pmean(a, DATA_AXIS) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree
+        )
 
     return mean
 
@@ -80,8 +84,9 @@ def _device_mean(mesh: Mesh) -> Callable[[Any], Any]:
 # The builders are cached on the functions they use (hashable, unlike a Layer holding a
 # dict of children), so a second fit of the same model reuses the compiled step.
 @functools.lru_cache(maxsize=32)
-def _train_step(apply: Callable, loss_fn: Callable, update: Callable, metric_items: tuple,
-                mesh: Mesh) -> Callable:
+def _train_step(
+    apply: Callable, loss_fn: Callable, update: Callable, metric_items: tuple, mesh: Mesh
+) -> Callable:
     mean = _device_mean(mesh)
 
     def local_step(state: TrainState, batch: Any, lr_scale: jax.Array):
@@ -90,12 +95,12 @@ def _train_step(apply: Callable, loss_fn: Callable, update: Callable, metric_ite
         key = jax.random.fold_in(key, lax.axis_index(DATA_AXIS))  # own dropout per shard
 
         def objective(params):
-            outputs, model_state = apply(params, state.model_state, inputs, key=key,
-                                         train=True)
+            outputs, model_state = apply(params, state.model_state, inputs, key=key, train=True)
             return loss_fn(outputs, targets), (outputs, model_state)
 
         (loss, (outputs, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params)
+            state.params
+        )
         # Mean over devices = gradient of the global-batch loss (equal shard sizes). Cross-
         # device terms through BatchNorm's synchronised statistics arrive in the backward
         # pass of its lax.pmean.
@@ -116,11 +121,20 @@ def _train_step(apply: Callable, loss_fn: Callable, update: Callable, metric_ite
     # check_vma=False: the classic data-parallel recipe, where each device differentiates
     # its local loss and the gradients and replicated outputs are averaged explicitly
     # (with the checker on, gradients of replicated inputs would be summed implicitly).
-    sharded = jax.shard_map(local_step, mesh=mesh, in_specs=(P(), P(DATA_AXIS), P()),
-                            out_specs=(P(), P()), check_vma=False)
+    sharded = jax.shard_map(
+        local_step,
+        mesh=mesh,
+        in_specs=(P(), P(DATA_AXIS), P()),
+        out_specs=(P(), P()),
+        check_vma=False,
+    )
     replicated, split = NamedSharding(mesh, P()), NamedSharding(mesh, P(DATA_AXIS))
-    jitted = jax.jit(sharded, donate_argnums=0, in_shardings=(replicated, split, replicated),
-                     out_shardings=(replicated, replicated))
+    jitted = jax.jit(
+        sharded,
+        donate_argnums=0,
+        in_shardings=(replicated, split, replicated),
+        out_shardings=(replicated, replicated),
+    )
 
     @functools.wraps(jitted)
     def step(state: TrainState, batch: Any, lr_scale: Any = 1.0):
@@ -135,8 +149,14 @@ def _train_step(apply: Callable, loss_fn: Callable, update: Callable, metric_ite
     return step
 
 
-def make_train_step(model: Layer, loss_fn: Callable, optimizer: Any, *,
-                    metrics: Metrics | None = None, mesh: Mesh | None = None) -> Callable:
+def make_train_step(
+    model: Layer,
+    loss_fn: Callable,
+    optimizer: Any,
+    *,
+    metrics: Metrics | None = None,
+    mesh: Mesh | None = None,
+) -> Callable:
     """Build the jitted training step ``step(state, batch, lr_scale=1.0) -> (state, metrics)``.
 
     One step on ``batch = (inputs, targets)``:
@@ -180,10 +200,11 @@ def make_train_step(model: Layer, loss_fn: Callable, optimizer: Any, *,
     _check_model(model, loss_fn, "make_train_step")
     items = _metric_items(metrics, "make_train_step")
     if not callable(getattr(optimizer, "update", None)):
-        raise TypeError("make_train_step: optimizer must be an optax GradientTransformation, "
-                        f"got optimizer={optimizer!r}")
-    return _train_step(model.apply, loss_fn, optimizer.update, items,
-                       mesh or data_parallel_mesh())
+        raise TypeError(
+            "make_train_step: optimizer must be an optax GradientTransformation, "
+            f"got optimizer={optimizer!r}"
+        )
+    return _train_step(model.apply, loss_fn, optimizer.update, items, mesh or data_parallel_mesh())
 
 
 @functools.lru_cache(maxsize=32)
@@ -192,8 +213,15 @@ def _forward(apply: Callable, mesh: Mesh) -> Callable:
         outputs, _ = apply(params, model_state, inputs, train=False)
         return outputs
 
-    return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P(DATA_AXIS)),
-                                 out_specs=P(DATA_AXIS), check_vma=False))
+    return jax.jit(
+        jax.shard_map(
+            local,
+            mesh=mesh,
+            in_specs=(P(), P(), P(DATA_AXIS)),
+            out_specs=P(DATA_AXIS),
+            check_vma=False,
+        )
+    )
 
 
 @functools.lru_cache(maxsize=32)
@@ -213,9 +241,16 @@ def _pad(a: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([a, np.zeros((size - len(a),) + a.shape[1:], a.dtype)])
 
 
-def evaluate(state: TrainState, model: Layer, loss_fn: Callable, data: Any, *,
-             metrics: Metrics | None = None, batch_size: int = 256,
-             mesh: Mesh | None = None) -> dict[str, float]:
+def evaluate(
+    state: TrainState,
+    model: Layer,
+    loss_fn: Callable,
+    data: Any,
+    *,
+    metrics: Metrics | None = None,
+    batch_size: int = 256,
+    mesh: Mesh | None = None,
+) -> dict[str, float]:
     """Loss and metrics of the model in evaluation mode over a whole data set.
 
     The model runs with ``train=False`` on batches of ``batch_size`` (the last one padded,
@@ -240,8 +275,10 @@ def evaluate(state: TrainState, model: Layer, loss_fn: Callable, data: Any, *,
     """
     _check_model(model, loss_fn, "evaluate")
     if jax.process_count() > 1:
-        raise NotImplementedError("evaluate runs on a single process; with several hosts "
-                                  "evaluate on process 0 with a mesh of its local devices")
+        raise NotImplementedError(
+            "evaluate runs on a single process; with several hosts "
+            "evaluate on process 0 with a mesh of its local devices"
+        )
     items = _metric_items(metrics, "evaluate")
     mesh = mesh or data_parallel_mesh()
     leaves, treedef = jax.tree_util.tree_flatten(data)
