@@ -98,10 +98,10 @@ def register(
 def registry() -> dict[str, GradEntry]:
     """All registered entries, ``{name: GradEntry}``, in registration order.
 
-    Importing :mod:`functional_dl` imports every module, so the registry is complete.
+    Modules register their entries when they are imported; this module imports none of
+    them (it is the bottom layer). Import what you want to check first:
+    ``import functional_dl`` registers every entry of the package.
     """
-    import functional_dl  # noqa: F401  (populates the registry)
-
     return dict(_REGISTRY)
 
 
