@@ -36,8 +36,11 @@ gradcheck: $(VENV)/.installed-demo
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m functional_dl bench
 
+# ruff (lint rules and formatting) over the code, pyright (basic mode) over the package.
 lint: $(VENV)/.installed-test
 	$(BIN)/python -m ruff check functional_dl tests bench
+	$(BIN)/python -m ruff format --check functional_dl tests bench
+	$(BIN)/python -m pyright
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
