@@ -2,23 +2,21 @@
 
 Each case times ``x -> (f(x), vjp(g))`` on a 4096 x 4096 float32 array (16M elements;
 ``--quick``: 64 x 64) and the ``jax.nn`` function with the same definition in the same
-run, interleaving the two (alternating which goes first) so that both see the same
-machine load. Reported: median
-milliseconds and ``ratio = ours / reference`` (lower is better).
+run, plus an A/A control (the reference compiled a second time), in rounds that alternate
+which goes first so that all see the same machine load (``_harness.interleave``).
+Reported: median milliseconds and ``ratio = ours / reference`` (lower is better).
 
     python bench/bench_activations.py [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
 from collections.abc import Callable
+from functools import partial
 
+import _harness as H
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 import functional_dl as fdl
 
@@ -27,7 +25,7 @@ _PRELU_W = 0.25  # the PReLU reference is the inline formula with the same slope
 
 
 def _prelu_ref(x):
-    w = jnp.full(x.shape[-1:], _PRELU_W, x.dtype)
+    w = jnp.broadcast_to(jnp.full(x.shape[-1:], _PRELU_W, x.dtype), x.shape)
     return jnp.where(x > 0, x, w * x)
 
 
@@ -78,12 +76,6 @@ def _fwd_bwd(f: Callable) -> Callable:
     return jax.jit(step)
 
 
-def _time(fn: Callable, *args) -> float:
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    return time.perf_counter() - t0
-
-
 def run(
     quick: bool = False,
     *,
@@ -91,10 +83,12 @@ def run(
     repeats: int | None = None,
     only: str | None = None,
 ) -> list[dict]:
-    """Time every case; return rows ``name, value, unit, reference, ref_value, ratio``.
+    """Time every case; return rows ``name, value, unit, reference, ref_value, ratio``
+    (and the A/A control of each reference against its own second compile).
 
     ``size`` (side of the square input) and ``repeats`` override the defaults
-    (4096 and 15; quick: 64 and 3); ``only`` keeps the cases whose name contains it.
+    (4096 and 15 rounds after 3 warm-up calls; quick: 64 and 3); ``only`` keeps the
+    cases whose name contains it.
     """
     n = size or (64 if quick else 4096)
     repeats = repeats or (3 if quick else 15)
@@ -105,48 +99,14 @@ def run(
             continue
         g = jnp.ones(jax.eval_shape(ours, x).shape, x.dtype)
         fns = {"ours": _fwd_bwd(ours)}
-        if ref is not None:
-            fns["ref"] = _fwd_bwd(ref)
-        times: dict[str, list[float]] = {k: [] for k in fns}
-        for _ in range(3):  # compile and warm up
-            for fn in fns.values():
-                _time(fn, x, g)
-        order = list(fns)
-        for _ in range(repeats):  # interleaved, alternating who goes first: same load
-            for k in order:
-                times[k].append(_time(fns[k], x, g))
-            order.reverse()
-        ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
-        ref_ms = ms.get("ref")
-        rows.append(
-            {
-                "name": name,
-                "value": ms["ours"],
-                "unit": "ms",
-                "reference": ref_name,
-                "ref_value": ref_ms,
-                "ratio": ms["ours"] / ref_ms if ref_ms else None,
-            }
+        if ref is not None:  # each _fwd_bwd is its own jit: the copy compiles again
+            fns |= {H.REF: _fwd_bwd(ref), H.CONTROL: _fwd_bwd(ref)}
+        timings = H.interleave(
+            {k: partial(fn, x, g) for k, fn in fns.items()}, rounds=repeats, warmup=3
         )
+        rows += H.time_rows(name, timings, ref_name or "none (no jax.nn equivalent)")
     return rows
 
 
-def _print(rows: list[dict]) -> None:
-    dev = jax.devices()[0]
-    print(f"backend: {jax.default_backend()}  device: {dev.device_kind}")
-    print(f"{'activation':<26} {'ours':>9} {'reference':>9}  {'ratio':>6}  reference")
-    for r in rows:
-        ref = f"{r['ref_value']:9.2f}" if r["ref_value"] is not None else f"{'-':>9}"
-        ratio = f"{r['ratio']:6.3f}" if r["ratio"] is not None else f"{'-':>6}"
-        print(f"{r['name']:<26} {r['value']:9.2f} {ref}  {ratio}  {r['reference']}")
-    ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
-    print(
-        f"times in {rows[0]['unit']} (median); geometric-mean ratio "
-        f"{float(np.exp(np.mean(np.log(ratios)))):.3f}, worst {max(ratios):.3f}"
-    )
-
-
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds")
-    _print(run(quick=parser.parse_args().quick))
+    H.main(run, __doc__)

@@ -1,0 +1,325 @@
+"""The one timing and reporting harness of the ``bench_*.py`` scripts.
+
+Methodology, shared by every script:
+
+- **Warm up first.** Every candidate runs ``warmup`` times (compiling it) before any
+  call is timed; every timed call waits for its result (``jax.block_until_ready``).
+- **Alternate.** The candidates are timed in interleaved rounds, and the order rotates
+  from round to round (for two candidates: alternates), so that a changing machine load
+  and cache state hit them all alike. The garbage collector is paused inside the rounds
+  (as :mod:`timeit` does). Reported figures are medians.
+- **Fresh arrays, rotated.** Where the order in which arrays are set up matters (donated
+  optimizer steps), :func:`rotated_trials` repeats the rounds with fresh arrays set up
+  in a rotated order, and pools the trials.
+- **A/A control.** A second, separately compiled copy of the reference is timed in the
+  same rounds under the name :data:`CONTROL`; its ratio to the reference is what two
+  identical programs measure on this machine, the noise floor of every other ratio.
+- **Ratios against a reference measured in the same run**, each row with the direction
+  that is better (``"lower"`` for times and memory, ``"higher"`` for throughput).
+
+Rows are the dicts that ``python -m functional_dl bench`` collects: ``name, value, unit,
+reference, ref_value, ratio`` and ``better`` (plus any extra columns a script adds).
+The scripts import this module as ``_harness`` (their folder is on ``sys.path`` both
+when run as ``python bench/bench_x.py`` and when the bench runner loads them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+
+CONTROL = "reference copy"  # the name of the A/A control among the candidates
+REF = "ref"  # the default name of the reference among the candidates
+MIB = 2.0**20
+UNIT_SCALE = {"s": 1.0, "ms": 1e3, "ms/batch": 1e3}  # seconds -> the unit of a time row
+
+
+# ------------------------------------------------------------------------------ timing
+@dataclass
+class Timings:
+    """Seconds of every timed call, per candidate: wall clock and CPU time of the process
+    (the latter is steadier on a loaded machine)."""
+
+    wall: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, name: str, wall: float, cpu: float) -> None:
+        self.wall.setdefault(name, []).append(wall)
+        self.cpu.setdefault(name, []).append(cpu)
+
+    def median(self, name: str, *, cpu: bool = False) -> float:
+        """Median seconds of ``name``'s timed calls."""
+        times = sorted((self.cpu if cpu else self.wall)[name])
+        mid = len(times) // 2
+        return times[mid] if len(times) % 2 else 0.5 * (times[mid - 1] + times[mid])
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.wall
+
+
+def time_call(fn: Callable[[], Any]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one call of ``fn``, its result waited for."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    jax.block_until_ready(fn())
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _rotated(names: Sequence[str], i: int) -> list[str]:
+    i %= len(names)
+    return [*names[i:], *names[:i]]
+
+
+def interleave(
+    candidates: Mapping[str, Callable[[], Any]],
+    *,
+    rounds: int,
+    warmup: int = 1,
+    budget_s: float | None = None,
+    max_rounds: int = 1000,
+    slow_s: float | None = None,
+    into: Timings | None = None,
+) -> Timings:
+    """Time zero-argument calls in interleaved rounds whose order rotates.
+
+    Args:
+      candidates: name -> call (its result is waited for); the A/A control is one of
+        them, named :data:`CONTROL`.
+      rounds: timed rounds (with ``budget_s``: the least number of them).
+      warmup: untimed calls of each candidate first (compilation, caches).
+      budget_s: stretch the rounds to take about this many seconds in all (at most
+        ``max_rounds``), judged by the first timed round: sub-millisecond calls get
+        enough rounds for a stable median.
+      slow_s: time a single round when the slowest warm-up call took longer.
+      into: add the times to these (pooling trials); default a new :class:`Timings`.
+    """
+    timings = Timings() if into is None else into
+    names = list(candidates)
+    slowest = 0.0
+    for _ in range(warmup):
+        for name in names:
+            slowest = max(slowest, time_call(candidates[name])[0])
+    if slow_s is not None and warmup and slowest > slow_s:
+        rounds = 1
+    gc.disable()  # no collection pauses inside the timed calls
+    try:
+        i = 0
+        while i < rounds:
+            spent = 0.0
+            for name in _rotated(names, i):
+                wall, cpu = time_call(candidates[name])
+                timings.add(name, wall, cpu)
+                spent += wall
+            if i == 0 and budget_s is not None and spent > 0:
+                rounds = max(rounds, min(max_rounds, int(budget_s / spent)))
+            i += 1
+    finally:
+        gc.enable()
+    return timings
+
+
+def rotated_trials(
+    setup: Callable[[list[str]], Mapping[str, Callable[[], Any]]],
+    names: Sequence[str],
+    *,
+    trials: int | None = None,
+    **kwargs: Any,
+) -> Timings:
+    """:func:`interleave` in ``trials`` trials (default: one per name), pooled.
+
+    Trial ``t`` calls ``setup`` with ``names`` rotated by ``t``: it sets up fresh arrays
+    in that order and returns the candidates, so that none always gets the memory set up
+    first. ``kwargs`` go to :func:`interleave`.
+    """
+    timings = Timings()
+    for trial in range(len(names) if trials is None else trials):
+        interleave(setup(_rotated(names, trial)), into=timings, **kwargs)
+    return timings
+
+
+# ------------------------------------------------------------------- compiled programs
+def compile_ahead(fn: Any, *args: Any) -> tuple[Any, float]:
+    """``fn`` (a ``jax.jit`` function) lowered and compiled for ``args``; the seconds it took."""
+    t0 = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    return compiled, time.perf_counter() - t0
+
+
+def bytes_accessed(compiled: Any) -> float:
+    """Bytes read and written by a compiled program, by XLA's cost analysis
+    (deterministic: equal bytes and equal kernels mean equal time up to noise)."""
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float(cost["bytes accessed"])
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Bytes of a compiled program by XLA's buffer assignment (``memory_analysis()``)."""
+
+    peak: float  # arguments + outputs + temporaries - aliased: the buffers live at its peak
+    temporaries: float
+    working: float  # temporaries + outputs: what it allocates beyond its arguments
+
+
+def memory(compiled: Any) -> Memory:
+    """:class:`Memory` of a compiled program."""
+    m = compiled.memory_analysis()
+    peak = (
+        m.argument_size_in_bytes
+        + m.output_size_in_bytes
+        + m.temp_size_in_bytes
+        - m.alias_size_in_bytes
+    )
+    return Memory(
+        float(peak),
+        float(m.temp_size_in_bytes),
+        float(m.temp_size_in_bytes + m.output_size_in_bytes),
+    )
+
+
+# ------------------------------------------------------------------------------- rows
+def row(
+    name: str,
+    value: float,
+    unit: str,
+    reference: str,
+    ref_value: float | None,
+    *,
+    better: str = "lower",
+    **extra: Any,
+) -> dict:
+    """One result row; ``ratio = value / ref_value`` (``None`` without a reference)."""
+    if better not in ("lower", "higher"):
+        raise ValueError(f"better must be 'lower' or 'higher', got better={better!r}")
+    if ref_value is None:
+        ratio = None
+    else:
+        ratio = value / ref_value if ref_value else (1.0 if value == ref_value else None)
+    return {
+        "name": name,
+        "value": value,
+        "unit": unit,
+        "reference": reference,
+        "ref_value": ref_value,
+        "ratio": ratio,
+        "better": better,
+        **extra,
+    }
+
+
+def time_rows(
+    name: str,
+    timings: Timings,
+    reference: str,
+    *,
+    ours: str = "ours",
+    ref: str = REF,
+    unit: str = "ms",
+    cpu: bool = False,
+    **extra: Any,
+) -> list[dict]:
+    """The median time of ``ours`` against ``ref`` and, where the rounds held one, the A/A
+    control (:data:`CONTROL` against ``ref``). ``ref`` absent: a row without reference."""
+    scale = UNIT_SCALE[unit]
+
+    def median(key: str) -> float | None:
+        return scale * timings.median(key, cpu=cpu) if key in timings else None
+
+    value = median(ours)
+    assert value is not None, f"{ours!r} was not timed"
+    rows = [row(name, value, unit, reference, median(ref), **extra)]
+    control = median(CONTROL)
+    if control is not None and ours != CONTROL:
+        rows.append(
+            row(
+                f"{name}, A/A control (reference vs itself)",
+                control,
+                unit,
+                reference,
+                median(ref),
+                control=True,
+            )
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------- printing
+def device_line() -> str:
+    return f"backend: {jax.default_backend()}  device: {jax.devices()[0].device_kind}"
+
+
+def _fmt(value: Any, width: int) -> str:
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        return f"{value:{width}.4g}"
+    return f"{'-' if value is None else value:>{width}}"
+
+
+def _geomean(values: Iterable[float]) -> float:
+    values = list(values)
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def print_table(rows: list[dict], *, extra: Sequence[str] = ()) -> None:
+    """Backend and device, then one line per row (``ours``, the reference value, the unit,
+    the ratio, which way is better, ``extra`` columns, the reference's name), then per unit
+    the geometric-mean and worst ratios and the A/A control ratios."""
+    print(device_line())
+    if not rows:
+        print("no rows")
+        return
+    width = max(len(r["name"]) for r in rows)
+    extras = "".join(f" {c:>12}" for c in extra)
+    print(
+        f"{'case':<{width}} {'ours':>10} {'ref value':>10} {'unit':>8} {'ratio':>7} "
+        f"{'better':>6}{extras}  reference"
+    )
+    for r in rows:
+        cells = "".join(f" {_fmt(r.get(c), 12)}" for c in extra)
+        print(
+            f"{r['name']:<{width}} {_fmt(r['value'], 10)} {_fmt(r['ref_value'], 10)} "
+            f"{r['unit']:>8} {_fmt(r['ratio'], 7)} {r.get('better', 'lower'):>6}{cells}"
+            f"  {r['reference']}"
+        )
+    compared = [r for r in rows if r["ratio"] and not r.get("control")]
+    for unit in dict.fromkeys(r["unit"] for r in compared):
+        ratios = [r["ratio"] for r in compared if r["unit"] == unit]
+        higher = all(r.get("better") == "higher" for r in compared if r["unit"] == unit)
+        worst = min(ratios) if higher else max(ratios)
+        print(
+            f"{unit}: geometric-mean ratio {_geomean(ratios):.3f}, worst {worst:.3f} "
+            f"({'higher' if higher else 'lower'} is better)"
+        )
+    controls = sorted(r["ratio"] for r in rows if r.get("control") and r["ratio"])
+    if controls:
+        print(
+            f"A/A control (the reference against its own second compile, {len(controls)} "
+            f"rows): median ratio {controls[len(controls) // 2]:.3f}, range "
+            f"{controls[0]:.3f} to {controls[-1]:.3f}: differences this large are noise"
+        )
+
+
+# -------------------------------------------------------------------------------- CLI
+def main(
+    run: Callable[..., list[dict]],
+    doc: str | None,
+    *,
+    options: Callable[[argparse.ArgumentParser], Any] | None = None,
+    kwargs: Callable[[argparse.Namespace], dict] | None = None,
+    extra: Sequence[str] = (),
+) -> None:
+    """The command line of a bench script: ``--quick`` (tiny sizes, a few seconds) plus
+    the script's own ``options``; runs ``run(quick=..., **kwargs(args))`` and prints the
+    table."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds")
+    if options is not None:
+        options(parser)
+    args = parser.parse_args()
+    print_table(run(quick=args.quick, **(kwargs(args) if kwargs else {})), extra=extra)
