@@ -10,8 +10,10 @@ Cases (float32, ``jit``; ``--quick``: tiny sizes):
     score matrix), with its peak memory against a 16 GiB budget;
   * a TransformerLM train step (loss, gradients, Adam) against the same architecture
     written with ``flax.linen`` (``optax.adam`` for both, so only the model differs).
-The two sides are timed interleaved so that both see the same machine load. Reported:
-median milliseconds / MiB and ``ratio = ours / reference`` (lower is better).
+The sides are timed in interleaved rounds whose order rotates, so that all see the same
+machine load; the train step also times an A/A control (the flax step built and compiled
+a second time). Reported: median milliseconds / MiB and ``ratio = ours / reference``
+(lower is better).
 
     python bench/bench_attention.py [--quick]
 """
@@ -19,10 +21,9 @@ median milliseconds / MiB and ``ratio = ours / reference`` (lower is better).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
+from functools import partial
 
+import _harness as H
 import flax.linen as fnn
 import jax
 import jax.numpy as jnp
@@ -34,7 +35,6 @@ import functional_dl as fdl
 F = fdl.nn.functional
 KEY = jax.random.key(0)
 HEADS, HEAD_DIM = 8, 64
-MIB = 2.0**20
 
 
 # ------------------------------------------------------------------------ attention
@@ -56,9 +56,8 @@ def _attention_steps():
 
 def _peak_mib(fn, args) -> float:
     """Temporary + output bytes of the compiled ``fn(*args)`` (its working memory)."""
-    compiled = fn.lower(*args).compile() if hasattr(fn, "lower") else fn
-    mem = compiled.memory_analysis()
-    return (mem.temp_size_in_bytes + mem.output_size_in_bytes) / MIB
+    compiled = H.compile_ahead(fn, *args)[0] if hasattr(fn, "lower") else fn
+    return H.memory(compiled).working / H.MIB
 
 
 def _qkvg(length: int, layout: str):
@@ -72,7 +71,7 @@ def _rope_half(x, theta=10000.0):
     """RoPE, 'half' layout, on ``[B, L, H, D]`` (the flax side's own copy)."""
     d = x.shape[-1]
     inv = theta ** (-jnp.arange(0, d, 2, dtype=jnp.float32) / d)
-    ang = jnp.arange(x.shape[1], dtype=jnp.float32)[:, None] * inv  # (L, D/2)
+    ang = jnp.arange(x.shape[1], dtype=jnp.float32)[:, None] * inv[None, :]  # (L, D/2)
     cos, sin = jnp.cos(ang)[None, :, None], jnp.sin(ang)[None, :, None]
     a, b = x[..., : d // 2], x[..., d // 2 :]
     return jnp.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
@@ -145,35 +144,14 @@ def _lm_steps(vocab, d, heads, layers, batch, length):
     )
 
 
-# --------------------------------------------------------------------------- timing
-def _time(fn: Callable, args: tuple) -> float:
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    return time.perf_counter() - t0
-
-
-def _compare(ours, our_args, ref, ref_args, repeats):
-    """Median seconds of both, interleaved after one warm-up run each."""
-    first = {"ours": _time(ours, our_args), "ref": _time(ref, ref_args)}
-    if max(first.values()) > 5.0:  # slow sizes: one more run
-        repeats = 1
-    times = {"ours": [], "ref": []}
-    for _ in range(repeats):
-        times["ours"].append(_time(ours, our_args))
-        times["ref"].append(_time(ref, ref_args))
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
-def _row(name, value, unit, reference, ref_value):
-    ratio = None if ref_value is None else value / ref_value
-    return {
-        "name": name,
-        "value": value,
-        "unit": unit,
-        "reference": reference,
-        "ref_value": ref_value,
-        "ratio": ratio,
-    }
+def _compare(calls: dict[str, tuple], repeats: int) -> H.Timings:
+    """``name -> (fn, args)`` timed in rotated rounds after one warm-up call each
+    (a single round for slow sizes: a warm-up call over 5 s)."""
+    return H.interleave(
+        {k: partial(fn, *args) for k, (fn, args) in calls.items()},
+        rounds=repeats,
+        slow_s=5.0,
+    )
 
 
 def run(
@@ -185,7 +163,7 @@ def run(
 ) -> list[dict]:
     """Time every case; return rows ``name, value, unit, reference, ref_value, ratio``.
 
-    ``repeats``: timed runs per case (10; quick: 2; slow sizes: 1 after a warm-up).
+    ``repeats``: timed rounds per case (10; quick: 2; slow sizes: 1 after a warm-up).
     ``long``: include the single 32768-token run (default: not quick); ``only_long``:
     nothing else.
     """
@@ -196,27 +174,19 @@ def run(
         lengths, long = (), True
     ours, ref = _attention_steps()
     rows = []
+    ref_name = "jax.nn.dot_product_attention"
     for length in lengths:
         a, b = _qkvg(length, "bhld"), _qkvg(length, "blhd")
-        t = _compare(ours, a, ref, b, repeats)
         name = f"causal attention fwd+bwd L={length}"
+        rows += H.time_rows(name, _compare({"ours": (ours, a), H.REF: (ref, b)}, repeats), ref_name)
         rows.append(
-            _row(name, 1e3 * t["ours"], "ms", "jax.nn.dot_product_attention", 1e3 * t["ref"])
-        )
-        rows.append(
-            _row(
-                f"{name} peak memory",
-                _peak_mib(ours, a),
-                "MiB",
-                "jax.nn.dot_product_attention",
-                _peak_mib(ref, b),
-            )
+            H.row(f"{name} peak memory", _peak_mib(ours, a), "MiB", ref_name, _peak_mib(ref, b))
         )
     if long:
         a = _qkvg(32768, "bhld")
-        compiled = ours.lower(*a).compile()  # one single (timed) run below
+        compiled = H.compile_ahead(ours, *a)[0]  # one single (timed) run below
         rows.append(
-            _row(
+            H.row(
                 "causal attention fwd+bwd L=32768 peak memory",
                 _peak_mib(compiled, a),
                 "MiB",
@@ -225,9 +195,9 @@ def run(
             )
         )
         rows.append(
-            _row(
+            H.row(
                 "causal attention fwd+bwd L=32768",
-                1e3 * _time(compiled, a),
+                1e3 * H.time_call(partial(compiled, *a))[0],
                 "ms",
                 "none (reference needs a 32 GiB score matrix)",
                 None,
@@ -241,34 +211,26 @@ def run(
         else dict(vocab=1024, d=256, heads=8, layers=4, batch=8, length=256)
     )
     o, oa, r, ra = _lm_steps(**cfg)
-    t = _compare(o, oa, r, ra, repeats)
-    rows.append(
-        _row(
-            f"TransformerLM train step (d={cfg['d']}, {cfg['layers']} layers, "
-            f"{cfg['batch']}x{cfg['length']} tokens)",
-            1e3 * t["ours"],
-            "ms",
-            "flax.linen",
-            1e3 * t["ref"],
-        )
+    control = _lm_steps(**cfg)[2]  # the flax step built and compiled a second time
+    timings = _compare({"ours": (o, oa), H.REF: (r, ra), H.CONTROL: (control, ra)}, repeats)
+    rows += H.time_rows(
+        f"TransformerLM train step (d={cfg['d']}, {cfg['layers']} layers, "
+        f"{cfg['batch']}x{cfg['length']} tokens)",
+        timings,
+        "flax.linen",
     )
     return rows
 
 
-def _print(rows: list[dict]) -> None:
-    dev = jax.devices()[0]
-    print(f"backend: {jax.default_backend()}  device: {dev.device_kind}")
-    print(f"{'case':<62} {'ours':>11} {'reference':>11} {'unit':>4}  {'ratio':>6}")
-    for r in rows:
-        ref = "-" if r["ref_value"] is None else f"{r['ref_value']:11.1f}"
-        ratio = "-" if r["ratio"] is None else f"{r['ratio']:6.3f}"
-        print(f"{r['name']:<62} {r['value']:11.1f} {ref:>11} {r['unit']:>4}  {ratio:>6}")
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-long", action="store_true", help="skip the 32768-token run")
+    parser.add_argument("--only-long", action="store_true", help="only the 32768-token run")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds")
-    parser.add_argument("--no-long", action="store_true", help="skip the 32768-token run")
-    parser.add_argument("--only-long", action="store_true", help="only the 32768-token run")
-    args = parser.parse_args()
-    _print(run(quick=args.quick, long=False if args.no_long else None, only_long=args.only_long))
+    H.main(
+        run,
+        __doc__,
+        options=_options,
+        kwargs=lambda a: dict(long=False if a.no_long else None, only_long=a.only_long),
+    )

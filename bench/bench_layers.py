@@ -6,19 +6,19 @@ Cases (float32, ``jit``; ``--quick``: tiny sizes):
   * MLP and CNN train steps: loss, gradients (``jax.value_and_grad``) and an Adam update
     (``optax.adam`` for both, so only the layers differ), against the same architecture
     written with ``flax.linen``.
-The two sides are timed interleaved so that both see the same machine load. Reported:
-median milliseconds and ``ratio = ours / flax`` (lower is better).
+The two sides and an A/A control (the flax side built and compiled a second time) are
+timed in interleaved rounds whose order rotates, so that all see the same machine load.
+Reported: median milliseconds and ``ratio = ours / flax`` (lower is better).
 
     python bench/bench_layers.py [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
 from collections.abc import Callable
+from functools import partial
 
+import _harness as H
 import flax.linen as fnn
 import jax
 import jax.numpy as jnp
@@ -204,57 +204,26 @@ def _cases(quick: bool, only: str | None) -> list[Callable]:
     return [build for name, build in named.items() if only is None or only in name]
 
 
-def _time(fn: Callable, args: tuple) -> float:
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    return time.perf_counter() - t0
-
-
 def run(quick: bool = False, *, repeats: int | None = None, only: str | None = None) -> list[dict]:
-    """Time every case; return rows ``name, value, unit, reference, ref_value, ratio``.
+    """Time every case; return rows ``name, value, unit, reference, ref_value, ratio``
+    (and the A/A control of the flax side against its own second compile).
 
-    ``repeats`` overrides the number of timed runs (20; quick: 3); ``only`` keeps the
-    cases whose name contains it.
+    ``repeats`` overrides the number of interleaved rounds (20 after 2 warm-up calls;
+    quick: 3); ``only`` keeps the cases whose name contains it.
     """
-    repeats = repeats or (3 if quick else 20)
     rows = []
     for case in _cases(quick, only):
         name, ours, our_args, ref, ref_args = case()
-        for fn, args in ((ours, our_args), (ref, ref_args)):  # compile and warm up
-            _time(fn, args)
-            _time(fn, args)
-        times = {"ours": [], "ref": []}
-        for _ in range(repeats):  # interleaved, so both see the same load
-            times["ours"].append(_time(ours, our_args))
-            times["ref"].append(_time(ref, ref_args))
-        ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
-        rows.append(
-            {
-                "name": name,
-                "value": ms["ours"],
-                "unit": "ms",
-                "reference": "flax.linen",
-                "ref_value": ms["ref"],
-                "ratio": ms["ours"] / ms["ref"],
-            }
+        _, _, _, control, _ = case()  # built again: its own jit, compiled again
+        calls = {"ours": (ours, our_args), H.REF: (ref, ref_args), H.CONTROL: (control, ref_args)}
+        timings = H.interleave(
+            {k: partial(fn, *args) for k, (fn, args) in calls.items()},
+            rounds=repeats or (3 if quick else 20),
+            warmup=2,
         )
+        rows += H.time_rows(name, timings, "flax.linen")
     return rows
 
 
-def _print(rows: list[dict]) -> None:
-    dev = jax.devices()[0]
-    print(f"backend: {jax.default_backend()}  device: {dev.device_kind}")
-    print(f"{'case':<42} {'ours':>9} {'flax':>9}  {'ratio':>6}")
-    for r in rows:
-        print(f"{r['name']:<42} {r['value']:9.3f} {r['ref_value']:9.3f}  {r['ratio']:6.3f}")
-    ratios = [r["ratio"] for r in rows]
-    print(
-        f"times in {rows[0]['unit']} (median, forward + backward); geometric-mean ratio "
-        f"{float(np.exp(np.mean(np.log(ratios)))):.3f}, worst {max(ratios):.3f}"
-    )
-
-
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds")
-    _print(run(quick=parser.parse_args().quick))
+    H.main(run, __doc__)
