@@ -223,10 +223,12 @@ def time_rows(
     ref: str = REF,
     unit: str = "ms",
     cpu: bool = False,
+    control: bool = True,
     **extra: Any,
 ) -> list[dict]:
-    """The median time of ``ours`` against ``ref`` and, where the rounds held one, the A/A
-    control (:data:`CONTROL` against ``ref``). ``ref`` absent: a row without reference."""
+    """The median time of ``ours`` against ``ref`` and, where the rounds held one (and
+    ``control``), the A/A control (:data:`CONTROL` against ``ref``). ``ref`` not timed: a
+    row without reference. ``cpu``: CPU time of the process instead of wall time."""
     scale = UNIT_SCALE[unit]
 
     def median(key: str) -> float | None:
@@ -235,12 +237,12 @@ def time_rows(
     value = median(ours)
     assert value is not None, f"{ours!r} was not timed"
     rows = [row(name, value, unit, reference, median(ref), **extra)]
-    control = median(CONTROL)
-    if control is not None and ours != CONTROL:
+    copy = median(CONTROL) if control else None
+    if copy is not None:
         rows.append(
             row(
                 f"{name}, A/A control (reference vs itself)",
-                control,
+                copy,
                 unit,
                 reference,
                 median(ref),
@@ -269,7 +271,8 @@ def _geomean(values: Iterable[float]) -> float:
 def print_table(rows: list[dict], *, extra: Sequence[str] = ()) -> None:
     """Backend and device, then one line per row (``ours``, the reference value, the unit,
     the ratio, which way is better, ``extra`` columns, the reference's name), then per unit
-    the geometric-mean and worst ratios and the A/A control ratios."""
+    the geometric-mean and worst ratios (of the rows that are neither A/A controls nor
+    marked ``bound``: a floor or ceiling, not a comparison) and the A/A control ratios."""
     print(device_line())
     if not rows:
         print("no rows")
@@ -287,7 +290,7 @@ def print_table(rows: list[dict], *, extra: Sequence[str] = ()) -> None:
             f"{r['unit']:>8} {_fmt(r['ratio'], 7)} {r.get('better', 'lower'):>6}{cells}"
             f"  {r['reference']}"
         )
-    compared = [r for r in rows if r["ratio"] and not r.get("control")]
+    compared = [r for r in rows if r["ratio"] and not (r.get("control") or r.get("bound"))]
     for unit in dict.fromkeys(r["unit"] for r in compared):
         ratios = [r["ratio"] for r in compared if r["unit"] == unit]
         higher = all(r.get("better") == "higher" for r in compared if r["unit"] == unit)
@@ -299,7 +302,7 @@ def print_table(rows: list[dict], *, extra: Sequence[str] = ()) -> None:
     controls = sorted(r["ratio"] for r in rows if r.get("control") and r["ratio"])
     if controls:
         print(
-            f"A/A control (the reference against its own second compile, {len(controls)} "
+            f"A/A control (a second copy of the reference in the same rounds, {len(controls)} "
             f"rows): median ratio {controls[len(controls) // 2]:.3f}, range "
             f"{controls[0]:.3f} to {controls[-1]:.3f}: differences this large are noise"
         )

@@ -14,18 +14,18 @@ random erasing. It is measured on 256 x 32x32x3 and 64 x 224x224x3 float images:
 Single ops that dm-pix also has are compared one by one. Rows carry the median time per
 batch (``value``, ``ref_value`` in ms, with ``ratio = ours / reference``: below 1 we are
 faster) and the throughput (``images_per_s``, ``ref_images_per_s``), which the script
-prints. Ours and the reference are timed alternately.
+prints. Ours and the reference are timed alternately; the pipelines also time an A/A
+control (the reference run, for dm-pix compiled, a second time).
 
     python bench/bench_augment.py [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import time
 from functools import partial
 
+import _harness as H
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -43,26 +43,21 @@ def _pix():
     return dm_pix
 
 
-def _timed_pair(ours, reference, min_rounds: int, budget_s: float) -> tuple[float, float]:
-    """Median wall times of two zero-argument calls, measured alternately.
+def _timed(
+    name: str, n: int, reference: str, calls: dict, min_rounds: int, budget_s: float
+) -> list[dict]:
+    """Rows of ``calls`` (``ours``, the reference, maybe its A/A control: zero-argument
+    calls) timed in rotated rounds after one warm-up (compiling) call each.
 
-    Both are warmed up (compiled) first; alternating keeps a changing machine load
-    from favouring either side. The pair runs for about ``budget_s`` seconds, at least
-    ``min_rounds`` and at most 1000 rounds, so that sub-millisecond ops get enough
-    rounds for a stable median.
+    The rounds run for about ``budget_s`` seconds, at least ``min_rounds`` and at most
+    1000 of them, so that sub-millisecond ops get enough rounds for a stable median.
     """
-
-    def once(fn) -> float:
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        return time.perf_counter() - start
-
-    once(ours), once(reference)
-    times = [(once(ours), once(reference))]
-    rounds = max(min_rounds, min(1000, int(budget_s / sum(times[0]))))
-    times += [(once(ours), once(reference)) for _ in range(rounds - 1)]
-    a, b = np.median(np.array(times), axis=0)
-    return float(a), float(b)
+    timings = H.interleave(calls, rounds=min_rounds, budget_s=budget_s)
+    rows = H.time_rows(name, timings, reference, unit="ms/batch")
+    for r in rows:  # throughput, printed by the script
+        r["images_per_s"] = 1e3 * n / r["value"]
+        r["ref_images_per_s"] = 1e3 * n / r["ref_value"]
+    return rows
 
 
 # --- the three pipelines -------------------------------------------------------------------
@@ -248,61 +243,32 @@ def run(quick: bool = False) -> list[dict]:
     """Benchmark rows (see the module docstring); ``quick`` uses tiny sizes."""
     configs = [(8, 16)] if quick else [(256, 32), (64, 224)]
     min_rounds, budget_s = (2, 0.0) if quick else (5, 10.0)
-    timed = partial(_timed_pair, min_rounds=min_rounds, budget_s=budget_s)
     key = jax.random.key(0)
     rows = []
-
-    def row(name, n, reference, ours_s, ref_s):
-        rows.append(
-            dict(
-                name=name,
-                value=1e3 * ours_s,
-                unit="ms/batch",
-                reference=reference,
-                ref_value=1e3 * ref_s,
-                ratio=ours_s / ref_s,
-                images_per_s=n / ours_s,
-                ref_images_per_s=n / ref_s,
-            )
-        )
-
     for n, size in configs:
         x = jax.random.uniform(key, (n, size, size, 3))
         label = f"{n}x{size}x{size}x3"
+        timed = partial(_timed, n=n, min_rounds=min_rounds, budget_s=budget_s)
+
+        def loop(x=x, size=size):  # the same draws on every call
+            return numpy_pipeline(np.random.default_rng(0), np.asarray(x), size)
+
         ours = partial(fdl_pipeline(size), key, x)
-        loop = partial(numpy_pipeline, np.random.default_rng(0), np.asarray(x), size)
-        row(f"pipeline {label}", n, "numpy/scipy loop", *timed(ours, loop))
+        calls = {"ours": ours, H.REF: loop, H.CONTROL: loop}
+        rows += timed(f"pipeline {label}", reference="numpy/scipy loop", calls=calls)
         if quick:  # the smoke test: one compiled pipeline only
             continue
-        pix = partial(pix_pipeline(size), key, x)
-        row(f"pipeline {label}", n, "dm-pix", *timed(ours, pix))
+        calls = {
+            "ours": ours,
+            H.REF: partial(pix_pipeline(size), key, x),
+            H.CONTROL: partial(pix_pipeline(size), key, x),  # a second compile
+        }
+        rows += timed(f"pipeline {label}", reference="dm-pix", calls=calls)
         for name, ours_fn, pix_fn in single_ops():
-            row(
-                f"{name} {label}",
-                n,
-                "dm-pix",
-                *timed(partial(ours_fn, key, x), partial(pix_fn, key, x)),
-            )
+            calls = {"ours": partial(ours_fn, key, x), H.REF: partial(pix_fn, key, x)}
+            rows += timed(f"{name} {label}", reference="dm-pix", calls=calls)
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
-    args = parser.parse_args()
-    print(f"backend: {jax.default_backend()}, device: {jax.devices()[0].device_kind}")
-    rows = run(quick=args.quick)
-    print(
-        f"{'name':28s} {'ours img/s':>11s} {'reference':>17s} {'ref img/s':>10s} "
-        f"{'ours/ref time':>13s}"
-    )
-    for r in rows:
-        print(
-            f"{r['name']:28s} {r['images_per_s']:11.1f} {r['reference']:>17s} "
-            f"{r['ref_images_per_s']:10.1f} {r['ratio']:13.2f}"
-        )
-    print("ratio = our time / reference time (< 1: faster than the reference)")
-
-
 if __name__ == "__main__":
-    main()
+    H.main(run, __doc__, extra=("images_per_s", "ref_images_per_s"))

@@ -21,10 +21,9 @@ costs microseconds each, and no arithmetic with the same arrays can run below it
 from __future__ import annotations
 
 import argparse
-import gc
-import time
 from collections.abc import Callable
 
+import _harness as H
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -58,17 +57,16 @@ OPTIMIZERS: dict[str, tuple[Callable, Callable, int, int]] = {
 
 class Roofline:
     """Memory bandwidth of a large NumPy copy (bytes read + written per second), timed
-    between the optimizer steps so that both see the same load on the machine."""
+    as one more candidate in the optimizer steps' rounds, so that both see the same load
+    on the machine."""
 
     def __init__(self, quick: bool):
         self.src = np.ones((2 << 20) if quick else (64 << 20), np.float32)
         self.dst = np.empty_like(self.src)
         self.times: list[float] = []
 
-    def measure(self) -> None:
-        t0 = time.perf_counter()
+    def copy(self) -> None:
         np.copyto(self.dst, self.src)
-        self.times.append(time.perf_counter() - t0)
 
     def gbs(self) -> float:
         return 2 * self.src.nbytes / float(np.median(self.times)) / 1e9
@@ -77,13 +75,6 @@ class Roofline:
 def _tree(n: int, shape: tuple, seed: int) -> dict:
     keys = jax.random.split(jax.random.key(seed), n)
     return {f"p{i:04d}": jax.random.normal(k, shape, jnp.float32) for i, k in enumerate(keys)}
-
-
-def _traffic(compiled) -> float:
-    """MB read and written by a compiled step, by XLA's cost analysis (deterministic)."""
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return cost["bytes accessed"] / 1e6
 
 
 def _compiled_step(
@@ -102,10 +93,53 @@ def _compiled_step(
         updates, state = opt.update(grads, state, params)
         return fdl.optim.apply_updates(params, updates), state
 
-    state = opt.init(params)
-    t0 = time.perf_counter()
-    compiled = jax.jit(step, donate_argnums=(0, 1)).lower(params, state, grads).compile()
-    return compiled, time.perf_counter() - t0, state
+    step = jax.jit(step, donate_argnums=(0, 1))
+    compiled, compile_s = H.compile_ahead(step, params, opt.init(params), grads)
+    return compiled, compile_s
+
+
+def _stepper(compiled, live: list, grads: dict) -> Callable[[], dict]:
+    """One donated step per call, on the params and state it holds (``live``)."""
+
+    def call() -> dict:
+        live[:] = compiled(*live, grads)
+        return live[0]
+
+    return call
+
+
+def _timed_steps(
+    impls: dict, params0: dict, grads: dict, reps: int, roofline: Roofline, trials: bool
+) -> tuple[H.Timings, dict]:
+    """Every implementation's donated step compiled and timed, with the roofline copy, in
+    rotated rounds; returns the timings and ``name -> (compiled step, compile seconds)``."""
+    runs = {}
+    for key, opt in impls.items():
+        noop = type(opt) is tuple  # ("noop", optimizer whose arrays it passes)
+        opt = opt[1] if noop else opt
+        runs[key] = (*_compiled_step(opt, params0, grads, noop=noop), opt)
+
+    def setup(order: list[str]) -> dict:
+        """Fresh arrays set up (and one warm-up step) in ``order``."""
+        live = {}
+        for key in order:
+            compiled, _, opt = runs[key]
+            params = jax.tree.map(jnp.copy, params0)
+            state = list(compiled(params, opt.init(params), grads))
+            live[key] = _stepper(compiled, jax.block_until_ready(state), grads)
+        # the order of the rounds rotates so that none always runs right after the large
+        # copy (which flushes the caches)
+        return {"roofline": roofline.copy} | {k: live[k] for k in runs}
+
+    # The implementation whose arrays are set up first runs measurably faster (up to
+    # 1.5x on the many-leaf trees for identical programs: where its buffers land in
+    # memory). So the timing runs in as many trials as there are implementations, each
+    # with fresh arrays set up in a rotated order, and pools the trials.
+    timings = H.rotated_trials(
+        setup, list(runs), trials=None if trials else 1, rounds=reps, warmup=0
+    )
+    roofline.times += timings.wall["roofline"]
+    return timings, {k: r[:2] for k, r in runs.items()}
 
 
 def bench_tree(
@@ -126,130 +160,55 @@ def bench_tree(
         impls = {
             "ours": ours_fn(),
             "flatten": fdl.optim.flatten(ours_fn()),
-            "optax": optax_fn(),
-            "optax copy": optax_fn(),  # A/A control: what identical programs measure
+            H.REF: optax_fn(),
+            H.CONTROL: optax_fn(),  # A/A control: what identical programs measure
             "floor": ("noop", optax_fn()),
             "flatten floor": ("noop", fdl.optim.flatten(ours_fn())),
         }
-        runs = {}
-        for key, opt in impls.items():
-            noop = type(opt) is tuple  # ("noop", optimizer whose arrays it passes)
-            opt = opt[1] if noop else opt
-            compiled, compile_s, _ = _compiled_step(opt, params0, grads, noop=noop)
-            runs[key] = [compiled, compile_s, opt, []]
-        # The implementation whose arrays are set up first runs measurably faster (up to
-        # 1.5x on the many-leaf trees for identical programs: where its buffers land in
-        # memory). So the timing runs in as many trials as there are implementations,
-        # each with fresh arrays set up in a rotated order, and pools the trials.
-        names = list(runs)
-        for trial in range(len(names) if trials else 1):
-            live = {}
-            for key in names[trial:] + names[:trial]:
-                compiled, _, opt, _ = runs[key]
-                params = jax.tree.map(jnp.copy, params0)
-                params, state = compiled(params, opt.init(params), grads)  # warm-up
-                jax.block_until_ready(params)
-                live[key] = [params, state]
-            gc.disable()  # as timeit does: no collection pauses inside the timed calls
-            # interleaved, so load changes hit every implementation alike; the order
-            # rotates so that none always runs right after the large copy (which flushes
-            # the caches)
-            order = [None, *names]
-            for rep in range(reps):
-                for key in order[rep % len(order) :] + order[: rep % len(order)]:
-                    if key is None:
-                        roofline.measure()
-                        continue
-                    compiled, times = runs[key][0], runs[key][3]
-                    params, state = live[key]
-                    t0 = time.perf_counter()
-                    params, state = compiled(params, state, grads)
-                    jax.block_until_ready(params)
-                    times.append(time.perf_counter() - t0)
-                    live[key] = [params, state]
-            gc.enable()
-            del live
-        step = {k: float(np.median(r[3])) for k, r in runs.items()}
-        compile_s = {k: r[1] for k, r in runs.items()}
+        timings, runs = _timed_steps(impls, params0, grads, reps, roofline, trials)
         label = f"{opt_name} {tree_name}"
         for key, suffix in (("ours", ""), ("flatten", " flatten")):
-            rows.append(
-                dict(
-                    name=f"{label} step{suffix}",
-                    value=step[key] * 1e3,
-                    unit="ms",
-                    reference="optax",
-                    ref_value=step["optax"] * 1e3,
-                    ratio=step[key] / step["optax"],
-                )
+            rows += H.time_rows(
+                f"{label} step{suffix}", timings, "optax", ours=key, control=key == "ours"
             )
             rows.append(
-                dict(
-                    name=f"{label} compile{suffix}",
-                    value=compile_s[key],
-                    unit="s",
-                    reference="optax",
-                    ref_value=compile_s["optax"],
-                    ratio=compile_s[key] / compile_s["optax"],
-                )
+                H.row(f"{label} compile{suffix}", runs[key][1], "s", "optax", runs[H.REF][1])
             )
+        traffic = {k: H.bytes_accessed(runs[k][0]) / 1e6 for k in ("ours", H.REF)}
         rows.append(
-            dict(
-                name=f"{label} step, A/A control (optax vs itself)",
-                value=step["optax copy"] * 1e3,
-                unit="ms",
-                reference="optax",
-                ref_value=step["optax"] * 1e3,
-                ratio=step["optax copy"] / step["optax"],
-            )
-        )
-        traffic = {k: _traffic(runs[k][0]) for k in ("ours", "optax")}
-        rows.append(
-            dict(
-                name=f"{label} bytes accessed (XLA cost analysis)",
-                value=traffic["ours"],
-                unit="MB",
-                reference="optax",
-                ref_value=traffic["optax"],
-                ratio=traffic["ours"] / traffic["optax"],
+            H.row(
+                f"{label} bytes accessed (XLA cost analysis)",
+                traffic["ours"],
+                "MB",
+                "optax",
+                traffic[H.REF],
             )
         )
         for key in ("floor", "flatten floor"):
-            rows.append(
-                dict(
-                    name=f"{label} {key} (no-op step)",
-                    value=step[key] * 1e3,
-                    unit="ms",
-                    reference="optax",
-                    ref_value=step["optax"] * 1e3,
-                    ratio=step[key] / step["optax"],
-                )
+            rows += H.time_rows(
+                f"{label} {key} (no-op step)",
+                timings,
+                "optax",
+                ours=key,
+                control=False,
+                bound=True,  # a floor, not a comparison: left out of the summary
             )
         copy_gbs = roofline.gbs()
-        best = min(step["ours"], step["flatten"])
-        gbs = arrays * numel * 4 / best / 1e9
-        rows.append(
-            dict(
-                name=f"{label} effective GB/s",
-                value=gbs,
-                unit="GB/s",
-                reference="numpy copy roofline",
-                ref_value=copy_gbs,
-                ratio=gbs / copy_gbs,
+        step = {k: timings.median(k) for k in ("ours", "flatten")}
+        for kind, arrays_moved, seconds in (
+            ("effective", arrays, min(step.values())),
+            ("kernel", kernel_arrays, step["ours"]),
+        ):
+            rows.append(
+                H.row(
+                    f"{label} {kind} GB/s",
+                    arrays_moved * numel * 4 / seconds / 1e9,
+                    "GB/s",
+                    "numpy copy roofline",
+                    copy_gbs,
+                    better="higher",
+                )
             )
-        )
-        gbs = kernel_arrays * numel * 4 / step["ours"] / 1e9
-        rows.append(
-            dict(
-                name=f"{label} kernel GB/s",
-                value=gbs,
-                unit="GB/s",
-                reference="numpy copy roofline",
-                ref_value=copy_gbs,
-                ratio=gbs / copy_gbs,
-            )
-        )
-        del runs
     return rows
 
 
@@ -271,21 +230,10 @@ def run(
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds")
+def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trees", nargs="*", help="subset of the pytrees")
     parser.add_argument("--opts", nargs="*", help=f"subset of {list(OPTIMIZERS)}")
-    args = parser.parse_args()
-    print(f"backend: {jax.default_backend()}, device: {jax.devices()[0].device_kind}")
-    rows = run(args.quick, args.trees, args.opts)
-    print(f"{'name':<48} {'value':>10} {'unit':<5} {'reference':<20} {'ref':>10} {'ratio':>7}")
-    for r in rows:
-        print(
-            f"{r['name']:<48} {r['value']:>10.3f} {r['unit']:<5} {r['reference']:<20} "
-            f"{r['ref_value']:>10.3f} {r['ratio']:>7.2f}"
-        )
 
 
 if __name__ == "__main__":
-    main()
+    H.main(run, __doc__, options=_options, kwargs=lambda a: dict(trees=a.trees, opts=a.opts))
