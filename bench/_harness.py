@@ -302,7 +302,7 @@ def print_table(rows: list[dict], *, extra: Sequence[str] = ()) -> None:
     controls = sorted(r["ratio"] for r in rows if r.get("control") and r["ratio"])
     if controls:
         print(
-            f"A/A control (a second copy of the reference in the same rounds, {len(controls)} "
+            f"A/A control (the reference against a second copy of itself, {len(controls)} "
             f"rows): median ratio {controls[len(controls) // 2]:.3f}, range "
             f"{controls[0]:.3f} to {controls[-1]:.3f}: differences this large are noise"
         )

@@ -5,20 +5,21 @@ optimizer on the same batches of the digits; the reference loop is the minimal
 ``jit(value_and_grad + optax update)`` with a synchronous loss read per step, the
 cost floor of any loop that reports its loss. ``fit`` adds the data-parallel
 ``shard_map``, donation, shuffling and its bookkeeping (loss only, no validation, no
-progress bar). The reference epochs are timed before and after ``fit``. Reported:
-median seconds per epoch after compilation, ratio = fit / reference (lower is better),
-and the checkpoint round trip of the trained state.
+progress bar). The reference epochs are timed before and after ``fit`` (the two halves
+against each other are the A/A control). Reported: median seconds per epoch after
+compilation, ratio = fit / reference (lower is better), and the checkpoint round trip of
+the trained state against ``.npz`` (interleaved rounds, with an A/A control).
 
     python bench/bench_train.py [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
-import time
+from functools import partial
 
+import _harness as H
 import jax
 import numpy as np
 import optax
@@ -68,20 +69,15 @@ def run(quick: bool = False) -> list[dict]:
     plain = models.cnn(axis_name=None) if name == "cnn" else task.model
     ref_epoch = _reference_epoch_fn(plain, task.loss_fn, opt)
     params, model_state = task.model.init(jax.random.key(1), task.input_shape)
-    ref_state = (params, model_state, opt.init(params))
-    ref_times = []
+    ref_state = [(params, model_state, opt.init(params))]
 
-    def time_reference(n):
-        nonlocal ref_state
-        for _ in range(n):
-            t0 = time.perf_counter()
-            ref_state = ref_epoch(ref_state, batches)
-            jax.block_until_ready(ref_state)
-            ref_times.append(time.perf_counter() - t0)
+    def reference():
+        ref_state[0] = ref_epoch(ref_state[0], batches)
+        return ref_state[0]
 
-    time_reference(1)  # compiles
-    ref_times.clear()
-    time_reference(epochs // 2 + 1)
+    # reference epochs before and after fit, to share the machine's load; the two halves
+    # against each other are the A/A control
+    timings = H.interleave({H.REF: reference}, rounds=epochs // 2 + 1)  # warm-up compiles
     state = fdl.train.create_train_state(jax.random.key(1), task.model, opt, task.input_shape)
     # the same work as the reference: loss only (no extra metrics), no validation
     result = fdl.train.fit(
@@ -94,57 +90,58 @@ def run(quick: bool = False) -> list[dict]:
         batch_size=batch_size,
         progress=False,
     )
-    time_reference(epochs // 2 + 1)  # before and after, to share the machine's load
-    ours = statistics.median(result.history["time"][1:])
-    ref = statistics.median(ref_times)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        path = fdl.train.save_checkpoint(f"{tmp}/state.safetensors", result.state)
-        t_save = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        jax.block_until_ready(fdl.train.restore_checkpoint(path, result.state))
-        t_load = time.perf_counter() - t0
-        t0 = time.perf_counter()  # reference: every leaf to .npz and back (pickle-free)
-        state = result.state
-        leaves = [
-            np.asarray(jax.random.key_data(a) if a is state.key else a)
-            for a in jax.tree_util.tree_leaves(state)
-        ]
-        np.savez(f"{tmp}/ref.npz", *leaves)
-        with np.load(f"{tmp}/ref.npz") as f:
-            jax.block_until_ready([jax.device_put(f[k]) for k in f.files])
-        t_npz = time.perf_counter() - t0
-    return [
-        {
-            "name": f"fit epoch ({name}, {len(batches)} steps of {batch_size})",
-            "value": ours,
-            "unit": "s",
-            "reference": "jitted optax loop",
-            "ref_value": ref,
-            "ratio": ours / ref,
-        },
-        {
-            "name": "checkpoint save + restore of the TrainState",
-            "value": t_save + t_load,
-            "unit": "s",
-            "reference": "np.savez + np.load of the leaves",
-            "ref_value": t_npz,
-            "ratio": (t_save + t_load) / t_npz,
-        },
+    H.interleave({H.CONTROL: reference}, rounds=epochs // 2 + 1, warmup=0, into=timings)
+    ours = statistics.median(result.history["time"][1:])  # fit times its epochs itself
+    ref = statistics.median(timings.wall[H.REF] + timings.wall[H.CONTROL])
+    rows = [
+        H.row(
+            f"fit epoch ({name}, {len(batches)} steps of {batch_size})",
+            ours,
+            "s",
+            "jitted optax loop",
+            ref,
+        ),
+        H.row(
+            "reference loop epoch after fit, A/A control (against the epochs before fit)",
+            timings.median(H.CONTROL),
+            "s",
+            "jitted optax loop",
+            timings.median(H.REF),
+            control=True,
+        ),
     ]
+    with tempfile.TemporaryDirectory() as tmp:
+        rows += H.time_rows(
+            "checkpoint save + restore of the TrainState",
+            H.interleave(
+                {
+                    "ours": partial(_checkpoint_round_trip, f"{tmp}/state", result.state),
+                    H.REF: partial(_npz_round_trip, f"{tmp}/ref.npz", result.state),
+                    H.CONTROL: partial(_npz_round_trip, f"{tmp}/copy.npz", result.state),
+                },
+                rounds=2 if quick else 5,
+            ),
+            "np.savez + np.load of the leaves",
+            unit="s",
+        )
+    return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes")
-    args = parser.parse_args()
-    rows = run(quick=args.quick)
-    print(f"backend: {jax.default_backend()} ({jax.devices()[0].device_kind})")
-    print(f"{'figure':<50} {'ours':>10} {'reference':>10} {'ratio':>7}")
-    for r in rows:
-        print(f"{r['name']:<50} {r['value']:>10.4f} {r['ref_value']:>10.4f} {r['ratio']:>7.2f}")
+def _checkpoint_round_trip(path: str, state: fdl.train.TrainState):
+    path = fdl.train.save_checkpoint(f"{path}.safetensors", state)
+    return fdl.train.restore_checkpoint(path, state)
+
+
+def _npz_round_trip(path: str, state: fdl.train.TrainState) -> list:
+    """The reference: every leaf to ``.npz`` and back (pickle-free)."""
+    leaves = [
+        np.asarray(jax.random.key_data(a) if a is state.key else a)
+        for a in jax.tree_util.tree_leaves(state)
+    ]
+    np.savez(path, *leaves)
+    with np.load(path) as f:
+        return [jax.device_put(f[k]) for k in f.files]
 
 
 if __name__ == "__main__":
-    main()
+    H.main(run, __doc__)

@@ -1,9 +1,11 @@
 """Run every ``bench/bench_*.py`` and write ``bench/RESULTS.md`` plus a ratio plot.
 
 Each bench script exposes ``run(quick: bool = False) -> list[dict]`` whose rows carry
-``name, value, unit, reference, ref_value, ratio`` (``ratio = ours / reference``, lower
-is better for times). The scripts run one after the other in this process; a script
-that raises is reported as an error row and the others still run.
+``name, value, unit, reference, ref_value, ratio`` (``ratio = ours / reference``) and
+may carry ``better``: ``"lower"`` or ``"higher"``, the direction that is better (when
+absent: higher for throughput units ``.../s``, lower for the rest). The scripts (built on
+``bench/_harness.py``) run one after the other in this process; a script that raises is
+reported as an error row and the others still run.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["default_bench_dir", "collect", "write_results", "run_all"]
+__all__ = ["default_bench_dir", "collect", "write_results", "run_all", "better"]
 
 COLUMNS = ("name", "value", "unit", "reference", "ref_value", "ratio")
 
@@ -32,6 +34,8 @@ def default_bench_dir() -> Path:
 
 def _load(path: Path) -> Any:
     spec = importlib.util.spec_from_file_location(f"_fdl_bench_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the bench script {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses (flax modules) look their module up there
     sys.path.insert(0, str(path.parent))  # scripts may import their neighbours
@@ -77,6 +81,16 @@ def _machine() -> str:
     )
 
 
+def better(row: dict) -> str:
+    """The direction in which ``row``'s ratio is better: its ``better`` key, else
+    ``"higher"`` for a throughput unit (``.../s``) and ``"lower"`` for the rest.
+
+    >>> better({"unit": "ms"}), better({"unit": "GB/s"}), better({"unit": "s", "better": "higher"})
+    ('lower', 'higher', 'higher')
+    """
+    return row.get("better") or ("higher" if row["unit"].endswith("/s") else "lower")
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return "-" if math.isnan(value) else f"{value:.4g}"
@@ -96,15 +110,17 @@ def write_results(rows: list[dict], output: Path, *, quick: bool) -> Path | None
         "",
         f"Machine: {_machine()}.",
         "",
-        "`ratio` = ours / reference, measured in the same run (for times: lower is "
-        "better, 1.0 = as fast as the reference).",
+        "`ratio` = ours / reference, measured in the same run; `better` says which way "
+        "is better (times and memory: lower, 1.0 = as fast as the reference; throughput: "
+        "higher). An *A/A control* row times the reference against a second copy of "
+        "itself in the same rounds: its distance from 1.0 is the noise of these timings.",
         "",
     ]
     if plot is not None:
         lines += [f"![ratios]({plot.name})", ""]
     lines += [
-        "| script | figure | value | unit | reference | reference value | ratio |",
-        "|---|---|---:|---|---|---:|---:|",
+        "| script | figure | value | unit | reference | reference value | ratio | better |",
+        "|---|---|---:|---|---|---:|---:|---|",
     ]
     errors = []
     for r in rows:
@@ -113,7 +129,8 @@ def write_results(rows: list[dict], output: Path, *, quick: bool) -> Path | None
             continue
         lines.append(
             f"| {r['script']} | {r['name']} | {_fmt(r['value'])} | {r['unit']} | "
-            f"{_fmt(r['reference'])} | {_fmt(r['ref_value'])} | {_fmt(r['ratio'])} |"
+            f"{_fmt(r['reference'])} | {_fmt(r['ref_value'])} | {_fmt(r['ratio'])} | "
+            f"{better(r)} |"
         )
     if errors:
         lines += ["", "Scripts that failed:", "", *errors]
@@ -122,7 +139,8 @@ def write_results(rows: list[dict], output: Path, *, quick: bool) -> Path | None
 
 
 def _plot(rows: list[dict], path: Path) -> Path | None:
-    """Horizontal bars of the ratios (log scale, 1.0 marked); ``None`` without matplotlib."""
+    """Horizontal bars of the ratios (log scale, 1.0 marked; green: as good as the reference
+    or better, in the row's direction); ``None`` without matplotlib."""
     good = [
         r
         for r in rows
@@ -141,13 +159,16 @@ def _plot(rows: list[dict], path: Path) -> Path | None:
     ax = fig.subplots()
     labels = [f"{r['script'].removeprefix('bench_')}: {r['name']}" for r in good]
     ratios = [r["ratio"] for r in good]
-    colors = ["tab:green" if v <= 1.05 else "tab:orange" for v in ratios]
+    colors = [
+        "tab:green" if (v >= 0.95 if better(r) == "higher" else v <= 1.05) else "tab:orange"
+        for r, v in zip(good, ratios, strict=True)
+    ]
     ax.barh(range(len(good)), ratios, color=colors)
     ax.axvline(1.0, color="black", lw=1)
     ax.set_xscale("log")
     ax.set_yticks(range(len(good)), labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("ours / reference (lower is better)")
+    ax.set_xlabel("ours / reference (times, memory: lower is better; throughput: higher)")
     fig.savefig(path, dpi=110)
     return path
 
