@@ -29,16 +29,17 @@ def _prelu_ref(x):
     return jnp.where(x > 0, x, w * x)
 
 
+def _jax_nn(name: str, ref: str | None = None) -> tuple[str, Callable, str, Callable]:
+    """The case ``A.<name>`` against ``jax.nn.<ref>`` (default: the same name)."""
+    ref = ref or name
+    return name, getattr(A, name), f"jax.nn.{ref}", getattr(jax.nn, ref)
+
+
 # (name, ours, reference name, reference); reference None: no jax.nn equivalent
 CASES: list[tuple[str, Callable, str | None, Callable | None]] = [
-    ("sigmoid", A.sigmoid, "jax.nn.sigmoid", jax.nn.sigmoid),
+    _jax_nn("sigmoid"),
     ("tanh", A.tanh, "jnp.tanh", jnp.tanh),
-    ("relu", A.relu, "jax.nn.relu", jax.nn.relu),
-    ("relu6", A.relu6, "jax.nn.relu6", jax.nn.relu6),
-    ("leaky_relu", A.leaky_relu, "jax.nn.leaky_relu", jax.nn.leaky_relu),
-    ("elu", A.elu, "jax.nn.elu", jax.nn.elu),
-    ("selu", A.selu, "jax.nn.selu", jax.nn.selu),
-    ("celu", A.celu, "jax.nn.celu", jax.nn.celu),
+    *map(_jax_nn, ["relu", "relu6", "leaky_relu", "elu", "selu", "celu"]),
     ("gelu", A.gelu, "jax.nn.gelu(approximate=False)", lambda x: jax.nn.gelu(x, approximate=False)),
     (
         "gelu(approximate='tanh')",
@@ -46,17 +47,12 @@ CASES: list[tuple[str, Callable, str | None, Callable | None]] = [
         "jax.nn.gelu(approximate=True)",
         lambda x: jax.nn.gelu(x, approximate=True),
     ),
-    ("silu", A.silu, "jax.nn.silu", jax.nn.silu),
-    ("mish", A.mish, "jax.nn.mish", jax.nn.mish),
-    ("softplus", A.softplus, "jax.nn.softplus", jax.nn.softplus),
-    ("softsign", A.softsign, "jax.nn.soft_sign", jax.nn.soft_sign),
-    ("hardtanh", A.hardtanh, "jax.nn.hard_tanh", jax.nn.hard_tanh),
-    ("hardsigmoid", A.hardsigmoid, "jax.nn.hard_sigmoid", jax.nn.hard_sigmoid),
-    ("hardswish", A.hardswish, "jax.nn.hard_swish", jax.nn.hard_swish),
-    ("log_sigmoid", A.log_sigmoid, "jax.nn.log_sigmoid", jax.nn.log_sigmoid),
-    ("softmax", A.softmax, "jax.nn.softmax", jax.nn.softmax),
-    ("log_softmax", A.log_softmax, "jax.nn.log_softmax", jax.nn.log_softmax),
-    ("glu", A.glu, "jax.nn.glu", jax.nn.glu),
+    *map(_jax_nn, ["silu", "mish", "softplus"]),
+    _jax_nn("softsign", "soft_sign"),
+    _jax_nn("hardtanh", "hard_tanh"),
+    _jax_nn("hardsigmoid", "hard_sigmoid"),
+    _jax_nn("hardswish", "hard_swish"),
+    *map(_jax_nn, ["log_sigmoid", "softmax", "log_softmax", "glu"]),
     (
         "prelu",
         lambda x: A.prelu(x, jnp.full(x.shape[-1:], _PRELU_W, x.dtype)),

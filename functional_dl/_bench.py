@@ -140,7 +140,8 @@ def write_results(rows: list[dict], output: Path, *, quick: bool) -> Path | None
 
 def _plot(rows: list[dict], path: Path) -> Path | None:
     """Horizontal bars of the ratios (log scale, 1.0 marked; green: as good as the reference
-    or better, in the row's direction); ``None`` without matplotlib."""
+    or better, in the row's direction; gray: A/A controls and bounds); ``None`` without
+    matplotlib."""
     good = [
         r
         for r in rows
@@ -160,7 +161,11 @@ def _plot(rows: list[dict], path: Path) -> Path | None:
     labels = [f"{r['script'].removeprefix('bench_')}: {r['name']}" for r in good]
     ratios = [r["ratio"] for r in good]
     colors = [
-        "tab:green" if (v >= 0.95 if better(r) == "higher" else v <= 1.05) else "tab:orange"
+        "tab:gray"  # an A/A control (the noise) or a bound (a floor): neither good nor bad
+        if r.get("control") or r.get("bound")
+        else "tab:green"
+        if (v >= 0.95 if better(r) == "higher" else v <= 1.05)
+        else "tab:orange"
         for r, v in zip(good, ratios, strict=True)
     ]
     ax.barh(range(len(good)), ratios, color=colors)
@@ -168,7 +173,7 @@ def _plot(rows: list[dict], path: Path) -> Path | None:
     ax.set_xscale("log")
     ax.set_yticks(range(len(good)), labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("ours / reference (times, memory: lower is better; throughput: higher)")
+    ax.set_xlabel("ours / reference (gray: A/A controls, bounds)")
     fig.savefig(path, dpi=110)
     return path
 

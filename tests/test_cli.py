@@ -182,3 +182,34 @@ def test_every_bench_script_runs_in_quick_mode(tmp_path):
     assert not [r for r in rows if "error" in r]
     _bench.write_results(rows, tmp_path / "RESULTS.md", quick=True)
     assert (tmp_path / "RESULTS.md").read_text().count("\n| bench_") == len(rows)
+
+
+def test_bench_harness_rotates_rounds_controls_and_prints(capsys):
+    H = _bench._load(ROOT / "bench" / "_harness.py")
+    calls = []
+    names = ("ours", H.REF, H.CONTROL)
+    timings = H.interleave({k: lambda k=k: calls.append(k) for k in names}, rounds=3)
+    assert calls == [*names, *names, *names[1:], names[0], names[2], *names[:2]]  # warm-up first
+    assert all(len(timings.wall[k]) == len(timings.cpu[k]) == 3 for k in names)
+    rows = H.time_rows("case", timings, "numpy")
+    assert [r["name"] for r in rows] == ["case", "case, A/A control (reference vs itself)"]
+    assert rows[1]["control"] and rows[0]["better"] == "lower" and rows[0]["unit"] == "ms"
+    assert len(H.time_rows("case", timings, "numpy", control=False)) == 1
+    # a budget stretches the rounds (up to max_rounds); a slow warm-up leaves one round
+    assert len(H.interleave({"a": int}, rounds=2, budget_s=60.0, max_rounds=7).wall["a"]) == 7
+    assert len(H.interleave({"a": int}, rounds=5, slow_s=0.0).wall["a"]) == 1
+    orders = []
+
+    def setup(order):
+        orders.append(order)
+        return {k: int for k in order}
+
+    pooled = H.rotated_trials(setup, ["a", "b"], rounds=2)
+    assert orders == [["a", "b"], ["b", "a"]] and len(pooled.wall["a"]) == 4
+    bandwidth = H.row("copy", 2.0, "GB/s", "numpy", 4.0, better="higher")
+    assert bandwidth["ratio"] == 0.5 and _bench.better(bandwidth) == "higher"
+    with pytest.raises(ValueError, match="better='up'"):
+        H.row("copy", 2.0, "GB/s", "numpy", 4.0, better="up")
+    H.print_table([*rows, bandwidth])
+    out = capsys.readouterr().out
+    assert out.startswith("backend: cpu") and "higher is better" in out and "A/A control" in out
