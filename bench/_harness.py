@@ -17,6 +17,22 @@ Methodology, shared by every script:
 - **Ratios against a reference measured in the same run**, each row with the direction
   that is better (``"lower"`` for times and memory, ``"higher"`` for throughput).
 
+What each script sets (full run; ``--quick`` keeps the structure with fewer rounds):
+
+- activations: 3 warm-up calls, 15 rounds, an A/A control for every case;
+- losses: 15 rounds for ``cross_entropy`` (with its control), 5 for the others; wall
+  and CPU time; memory and bytes accessed of the compiled programs;
+- layers: 2 warm-up calls, 20 rounds, a control for every case;
+- attention: 10 rounds, a single one where a warm-up call took over 5 s
+  (``slow_s``); a control on the train step;
+- augment: at least 5 rounds, stretched to a 10 s budget per comparison (at most 1000);
+  controls on the pipelines;
+- optimizers: one trial per implementation with fresh arrays set up in rotated order,
+  12 rounds each (warm-up in the set-up), the NumPy-copy roofline timed as one more
+  candidate, a control of the optax step;
+- train: reference epochs before and after ``fit`` (the two halves are the A/A
+  control), checkpoint round trips in 5 interleaved rounds with a control.
+
 Rows are the dicts that ``python -m functional_dl bench`` collects: ``name, value, unit,
 reference, ref_value, ratio`` and ``better`` (plus any extra columns a script adds).
 The scripts import this module as ``_harness`` (their folder is on ``sys.path`` both
@@ -28,6 +44,7 @@ from __future__ import annotations
 import argparse
 import gc
 import math
+import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,9 +73,7 @@ class Timings:
 
     def median(self, name: str, *, cpu: bool = False) -> float:
         """Median seconds of ``name``'s timed calls."""
-        times = sorted((self.cpu if cpu else self.wall)[name])
-        mid = len(times) // 2
-        return times[mid] if len(times) % 2 else 0.5 * (times[mid - 1] + times[mid])
+        return statistics.median((self.cpu if cpu else self.wall)[name])
 
     def __contains__(self, name: object) -> bool:
         return name in self.wall
