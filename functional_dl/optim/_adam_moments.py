@@ -16,13 +16,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .._checks import check_nonnegative
 from ._base import (
     ScalarOrSchedule,
     advance,
-    check_beta,
     ema,
     leafwise,
+    validate,
     value_at,
     zero_count,
     zeros_like_moment,
@@ -83,9 +82,7 @@ def scale_by_adam(
         >>> u["w"].round(4)  # the first step is sign(g) (up to eps)
         Array([ 1., -1.], dtype=float32)
     """
-    check_beta("b1", b1, "scale_by_adam")
-    check_beta("b2", b2, "scale_by_adam")
-    check_nonnegative("eps", eps, fn="scale_by_adam")
+    validate("scale_by_adam", b1=b1, b2=b2, eps=eps)
 
     def init(params):
         m = zeros_like_moment(params, state_dtype)
@@ -167,10 +164,7 @@ def scale_by_nadam(
         >>> u["w"].round(3)  # (1-mu_1)/(1-mu_1)·g + mu_2/(1-mu_1·mu_2)·m_1, m_1 = 0.1
         Array([1.056], dtype=float32)
     """
-    check_beta("b1", b1, "scale_by_nadam")
-    check_beta("b2", b2, "scale_by_nadam")
-    check_nonnegative("eps", eps, fn="scale_by_nadam")
-    check_nonnegative("momentum_decay", momentum_decay, fn="scale_by_nadam")
+    validate("scale_by_nadam", b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay)
 
     def init(params):
         return ScaleByNadamState(
@@ -241,9 +235,7 @@ def scale_by_radam(
         >>> t.update({"w": jnp.array([0.5])}, t.init({"w": jnp.zeros(1)}))[0]["w"]
         Array([0.5], dtype=float32)
     """
-    check_beta("b1", b1, "scale_by_radam")
-    check_beta("b2", b2, "scale_by_radam")
-    check_nonnegative("eps", eps, fn="scale_by_radam")
+    validate("scale_by_radam", b1=b1, b2=b2, eps=eps)
 
     def init(params):
         return ScaleByAdamState(
@@ -323,9 +315,7 @@ def scale_by_adamax(
         >>> t.update({"w": jnp.array([-4.0])}, t.init({"w": jnp.zeros(1)}))[0]["w"]
         Array([-1.], dtype=float32)
     """
-    check_beta("b1", b1, "scale_by_adamax")
-    check_beta("b2", b2, "scale_by_adamax")
-    check_nonnegative("eps", eps, fn="scale_by_adamax")
+    validate("scale_by_adamax", b1=b1, b2=b2, eps=eps)
 
     def init(params):
         return ScaleByAdamaxState(
