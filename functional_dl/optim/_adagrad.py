@@ -225,7 +225,9 @@ def adadelta(
     Example:
         >>> import jax.numpy as jnp, functional_dl as fdl
         >>> opt = fdl.optim.adadelta()
-        >>> state = opt.init({"w": jnp.zeros(2)})
+        >>> u, state = opt.update({"w": jnp.array([1.0])}, opt.init({"w": jnp.zeros(1)}))
+        >>> u["w"].round(4)  # -sqrt(eps) / sqrt(0.1·g² + eps) · g
+        Array([-0.0032], dtype=float32)
     """
     validate("adadelta", lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
     direction = scale_by_adadelta(rho, eps, state_dtype=state_dtype)

@@ -116,9 +116,13 @@ def adamw(
 
     Example:
         >>> import jax, jax.numpy as jnp, functional_dl as fdl
-        >>> opt = fdl.optim.adamw(1e-3, mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p))
-        >>> params = {"w": jnp.ones((2, 2)), "b": jnp.zeros(2)}
-        >>> state = opt.init(params)
+        >>> matrices = lambda p: jax.tree.map(lambda x: x.ndim > 1, p)
+        >>> opt = fdl.optim.adamw(1e-2, weight_decay=0.1, mask=matrices)
+        >>> params = {"w": jnp.ones((1, 2)), "b": jnp.ones(2)}
+        >>> grads = jax.tree.map(jnp.ones_like, params)
+        >>> new = fdl.optim.apply_updates(params, opt.update(grads, opt.init(params), params)[0])
+        >>> new["w"], new["b"]  # 1 - lr·(1 + wd) for the matrix, 1 - lr for the bias
+        (Array([[0.989, 0.989]], dtype=float32), Array([0.99, 0.99], dtype=float32))
     """
     validate("adamw", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
     direction = scale_by_adam(*betas, eps, amsgrad=amsgrad, state_dtype=state_dtype)
@@ -165,7 +169,9 @@ def nadam(
     Example:
         >>> import jax.numpy as jnp, functional_dl as fdl
         >>> opt = fdl.optim.nadam()
-        >>> state = opt.init({"w": jnp.zeros(2)})
+        >>> u, state = opt.update({"w": jnp.array([1.0, -2.0])}, opt.init({"w": jnp.zeros(2)}))
+        >>> u["w"].round(4)  # -lr·1.056·sign(g) on the first step
+        Array([-0.0021,  0.0021], dtype=float32)
     """
     validate("nadam", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
     validate("nadam", momentum_decay=momentum_decay)
@@ -209,7 +215,9 @@ def radam(
     Example:
         >>> import jax.numpy as jnp, functional_dl as fdl
         >>> opt = fdl.optim.radam()
-        >>> state = opt.init({"w": jnp.zeros(2)})
+        >>> u, state = opt.update({"w": jnp.array([1.0, -2.0])}, opt.init({"w": jnp.zeros(2)}))
+        >>> u["w"].round(4)  # rho_t <= 5: the step is -lr·m̂ = -lr·g
+        Array([-0.001,  0.002], dtype=float32)
     """
     validate("radam", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
     direction = scale_by_radam(*betas, eps, state_dtype=state_dtype)
@@ -249,7 +257,9 @@ def adamax(
     Example:
         >>> import jax.numpy as jnp, functional_dl as fdl
         >>> opt = fdl.optim.adamax()
-        >>> state = opt.init({"w": jnp.zeros(2)})
+        >>> u, state = opt.update({"w": jnp.array([1.0, -2.0])}, opt.init({"w": jnp.zeros(2)}))
+        >>> u["w"].round(4)  # -lr·sign(g) on the first step
+        Array([-0.002,  0.002], dtype=float32)
     """
     validate("adamax", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
     direction = scale_by_adamax(*betas, eps, state_dtype=state_dtype)

@@ -119,7 +119,9 @@ def rmsprop(
     Example:
         >>> import jax.numpy as jnp, functional_dl as fdl
         >>> opt = fdl.optim.rmsprop(0.01, momentum=0.9, centered=True)
-        >>> state = opt.init({"w": jnp.zeros(2)})
+        >>> u, state = opt.update({"w": jnp.array([1.0, -2.0])}, opt.init({"w": jnp.zeros(2)}))
+        >>> u["w"].round(4)  # -lr·g / sqrt(v - ḡ²) with v = 0.01·g², ḡ = 0.01·g
+        Array([-0.1005,  0.1005], dtype=float32)
     """
     validate("rmsprop", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
     direction = scale_by_rms(alpha, eps, centered=centered, state_dtype=state_dtype)
