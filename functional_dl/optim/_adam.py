@@ -1,4 +1,4 @@
-"""Adam, AdamW, NAdam, RAdam, Adamax and Lion: PyTorch's algorithms as optax transformations.
+"""Adam, AdamW, NAdam, RAdam and Adamax: PyTorch's algorithms as optax transformations.
 
 Every constructor validates its hyperparameters and chains
 ``maximize? → L2 (coupled) | direction → decay (decoupled) → scale_by_lr``.
@@ -13,25 +13,16 @@ from typing import Any
 
 import optax
 
-from .._checks import check_nonnegative
-from ._base import ScalarOrSchedule, chain_optimizer, check_betas, check_lr
-from ._moments import scale_by_lion
-from ._moments_adam import scale_by_adam, scale_by_adamax, scale_by_nadam, scale_by_radam
+from ._adam_moments import scale_by_adam, scale_by_adamax, scale_by_nadam, scale_by_radam
+from ._base import ScalarOrSchedule, validate
+from ._transforms import chain_optimizer
 
-__all__ = ["adam", "adamw", "nadam", "radam", "adamax", "lion"]
-
-
-def _check(fn: str, lr: Any, betas: Any, eps: float, weight_decay: float) -> tuple:
-    check_lr(lr, fn)
-    b1, b2 = check_betas(betas, fn)
-    check_nonnegative("eps", eps, fn=fn)
-    check_nonnegative("weight_decay", weight_decay, fn=fn)
-    return b1, b2
+__all__ = ["adam", "adamw", "nadam", "radam", "adamax"]
 
 
 def adam(
     lr: ScalarOrSchedule = 1e-3,
-    betas: tuple = (0.9, 0.999),
+    betas: tuple[ScalarOrSchedule, ScalarOrSchedule] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
     amsgrad: bool = False,
@@ -78,14 +69,14 @@ def adam(
         >>> fdl.optim.apply_updates(params, updates)["w"]
         Array([0.99, 0.99], dtype=float32)
     """
-    b1, b2 = _check("adam", lr, betas, eps, weight_decay)
-    direction = scale_by_adam(b1, b2, eps, amsgrad=amsgrad, state_dtype=state_dtype)
-    return chain_optimizer(direction, lr=lr, weight_decay=weight_decay, maximize=maximize)
+    validate("adam", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    direction = scale_by_adam(*betas, eps, amsgrad=amsgrad, state_dtype=state_dtype)
+    return chain_optimizer(direction, lr, weight_decay, maximize=maximize)
 
 
 def adamw(
     lr: ScalarOrSchedule = 1e-3,
-    betas: tuple = (0.9, 0.999),
+    betas: tuple[ScalarOrSchedule, ScalarOrSchedule] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 1e-2,
     amsgrad: bool = False,
@@ -125,20 +116,24 @@ def adamw(
 
     Example:
         >>> import jax, jax.numpy as jnp, functional_dl as fdl
-        >>> opt = fdl.optim.adamw(1e-3, mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p))
-        >>> params = {"w": jnp.ones((2, 2)), "b": jnp.zeros(2)}
-        >>> state = opt.init(params)
+        >>> matrices = lambda p: jax.tree.map(lambda x: x.ndim > 1, p)
+        >>> opt = fdl.optim.adamw(1e-2, weight_decay=0.1, mask=matrices)
+        >>> params = {"w": jnp.ones((1, 2)), "b": jnp.ones(2)}
+        >>> grads = jax.tree.map(jnp.ones_like, params)
+        >>> new = fdl.optim.apply_updates(params, opt.update(grads, opt.init(params), params)[0])
+        >>> new["w"], new["b"]  # 1 - lr·(1 + wd) for the matrix, 1 - lr for the bias
+        (Array([[0.989, 0.989]], dtype=float32), Array([0.99, 0.99], dtype=float32))
     """
-    b1, b2 = _check("adamw", lr, betas, eps, weight_decay)
-    direction = scale_by_adam(b1, b2, eps, amsgrad=amsgrad, state_dtype=state_dtype)
+    validate("adamw", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    direction = scale_by_adam(*betas, eps, amsgrad=amsgrad, state_dtype=state_dtype)
     return chain_optimizer(
-        direction, lr=lr, weight_decay=weight_decay, decoupled=True, mask=mask, maximize=maximize
+        direction, lr, weight_decay, decoupled=True, mask=mask, maximize=maximize
     )
 
 
 def nadam(
     lr: ScalarOrSchedule = 2e-3,
-    betas: tuple = (0.9, 0.999),
+    betas: tuple[ScalarOrSchedule, ScalarOrSchedule] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
     momentum_decay: float = 4e-3,
@@ -174,23 +169,20 @@ def nadam(
     Example:
         >>> import jax.numpy as jnp, functional_dl as fdl
         >>> opt = fdl.optim.nadam()
-        >>> state = opt.init({"w": jnp.zeros(2)})
+        >>> u, state = opt.update({"w": jnp.array([1.0, -2.0])}, opt.init({"w": jnp.zeros(2)}))
+        >>> u["w"].round(4)  # -lr·1.056·sign(g) on the first step
+        Array([-0.0021,  0.0021], dtype=float32)
     """
-    b1, b2 = _check("nadam", lr, betas, eps, weight_decay)
-    check_nonnegative("momentum_decay", momentum_decay, fn="nadam")
-    direction = scale_by_nadam(b1, b2, eps, momentum_decay=momentum_decay, state_dtype=state_dtype)
-    return chain_optimizer(
-        direction,
-        lr=lr,
-        weight_decay=weight_decay,
-        decoupled=decoupled_weight_decay,
-        maximize=maximize,
-    )
+    validate("nadam", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    validate("nadam", momentum_decay=momentum_decay)
+    direction = scale_by_nadam(*betas, eps, momentum_decay=momentum_decay, state_dtype=state_dtype)
+    decoupled = decoupled_weight_decay
+    return chain_optimizer(direction, lr, weight_decay, decoupled=decoupled, maximize=maximize)
 
 
 def radam(
     lr: ScalarOrSchedule = 1e-3,
-    betas: tuple = (0.9, 0.999),
+    betas: tuple[ScalarOrSchedule, ScalarOrSchedule] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
     decoupled_weight_decay: bool = False,
@@ -223,22 +215,19 @@ def radam(
     Example:
         >>> import jax.numpy as jnp, functional_dl as fdl
         >>> opt = fdl.optim.radam()
-        >>> state = opt.init({"w": jnp.zeros(2)})
+        >>> u, state = opt.update({"w": jnp.array([1.0, -2.0])}, opt.init({"w": jnp.zeros(2)}))
+        >>> u["w"].round(4)  # rho_t <= 5: the step is -lr·m̂ = -lr·g
+        Array([-0.001,  0.002], dtype=float32)
     """
-    b1, b2 = _check("radam", lr, betas, eps, weight_decay)
-    direction = scale_by_radam(b1, b2, eps, state_dtype=state_dtype)
-    return chain_optimizer(
-        direction,
-        lr=lr,
-        weight_decay=weight_decay,
-        decoupled=decoupled_weight_decay,
-        maximize=maximize,
-    )
+    validate("radam", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    direction = scale_by_radam(*betas, eps, state_dtype=state_dtype)
+    decoupled = decoupled_weight_decay
+    return chain_optimizer(direction, lr, weight_decay, decoupled=decoupled, maximize=maximize)
 
 
 def adamax(
     lr: ScalarOrSchedule = 2e-3,
-    betas: tuple = (0.9, 0.999),
+    betas: tuple[ScalarOrSchedule, ScalarOrSchedule] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
     *,
@@ -268,53 +257,10 @@ def adamax(
     Example:
         >>> import jax.numpy as jnp, functional_dl as fdl
         >>> opt = fdl.optim.adamax()
-        >>> state = opt.init({"w": jnp.zeros(2)})
+        >>> u, state = opt.update({"w": jnp.array([1.0, -2.0])}, opt.init({"w": jnp.zeros(2)}))
+        >>> u["w"].round(4)  # -lr·sign(g) on the first step
+        Array([-0.002,  0.002], dtype=float32)
     """
-    b1, b2 = _check("adamax", lr, betas, eps, weight_decay)
-    direction = scale_by_adamax(b1, b2, eps, state_dtype=state_dtype)
-    return chain_optimizer(direction, lr=lr, weight_decay=weight_decay, maximize=maximize)
-
-
-def lion(
-    lr: ScalarOrSchedule = 1e-4,
-    betas: tuple = (0.9, 0.99),
-    weight_decay: float = 0.0,
-    mask: Any = None,
-    *,
-    maximize: bool = False,
-    state_dtype: Any = None,
-) -> optax.GradientTransformation:
-    """Lion (Chen et al., 2023): the sign of an interpolated momentum, decoupled decay.
-
-    .. math::
-        \\theta_t = \\theta_{t-1}(1 - \\gamma\\lambda)
-                    - \\gamma\\operatorname{sign}(\\beta_1 m_{t-1} + (1-\\beta_1) g_t),
-        \\qquad m_t = \\beta_2 m_{t-1} + (1-\\beta_2) g_t
-
-    PyTorch has no ``Lion``; this follows the paper and ``lion-pytorch`` (defaults
-    ``lr=1e-4``, ``betas=(0.9, 0.99)``, ``weight_decay=0``). ``optax.lion`` is the same rule
-    (its default ``weight_decay`` is 1e-3). Use a 3-10x smaller ``lr`` than for AdamW.
-
-    Args:
-        lr: learning rate ``>= 0`` or schedule.
-        betas: ``(beta1, beta2)``, each in ``[0, 1)`` or a schedule.
-        weight_decay: decoupled decay ``λ >= 0``.
-        mask: leaves to decay, as in ``adamw``.
-        maximize: ascend the objective.
-        state_dtype: dtype of the momentum (default: float32 for bf16/fp16 params).
-
-    Returns:
-        An ``optax.GradientTransformation``.
-
-    Example:
-        >>> import jax.numpy as jnp, functional_dl as fdl
-        >>> opt = fdl.optim.lion(0.1)
-        >>> u, _ = opt.update({"w": jnp.array([3.0])}, opt.init({"w": jnp.zeros(1)}))
-        >>> u["w"]
-        Array([-0.1], dtype=float32)
-    """
-    b1, b2 = _check("lion", lr, betas, 0.0, weight_decay)
-    direction = scale_by_lion(b1, b2, state_dtype=state_dtype)
-    return chain_optimizer(
-        direction, lr=lr, weight_decay=weight_decay, decoupled=True, mask=mask, maximize=maximize
-    )
+    validate("adamax", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    direction = scale_by_adamax(*betas, eps, state_dtype=state_dtype)
+    return chain_optimizer(direction, lr, weight_decay, maximize=maximize)

@@ -16,7 +16,7 @@ most ``group_size`` slicing kernels per leaf shape.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -97,10 +97,10 @@ def flatten(
     check_int("max_leaf_size", max_leaf_size, minimum=0, fn="flatten")
     check_int("group_size", group_size, minimum=1, fn="flatten")
 
-    def init(params):
+    def init(params: Any) -> FlattenState:
         leaves = jax.tree.leaves(params)
         layout = _layout(leaves, max_leaf_size)
-        offsets = []
+        offsets: list[int] = []
         for name, idx in layout.items():
             if not name.startswith("leaf"):
                 offsets += np.cumsum([0] + [int(np.size(leaves[i])) for i in idx[:-1]]).tolist()
@@ -108,20 +108,21 @@ def flatten(
         zeros = jax.tree.map(jnp.zeros_like, _buffers(leaves, layout))
         return FlattenState(inner.init(zeros), tuple(jnp.asarray(c, jnp.int32) for c in chunks))
 
-    def update(updates, state, params=None):
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, FlattenState]:
         leaves, treedef = jax.tree.flatten(updates)
         layout = _layout(leaves, max_leaf_size)
         flat_params = None if params is None else _buffers(jax.tree.leaves(params), layout)
-        flat, inner_state = inner.update(_buffers(leaves, layout), state.inner, flat_params)
-        out = [None] * len(leaves)
+        flat_updates, inner_state = inner.update(_buffers(leaves, layout), state.inner, flat_params)
+        flat = cast("dict[str, jax.Array]", flat_updates)
+        out: list[Any] = [None] * len(leaves)
         for name, idx in layout.items():
             if name.startswith("leaf"):
                 out[idx[0]] = flat[name]
         for k, i in enumerate(_packed(layout)):
             name = jnp.dtype(jnp.result_type(leaves[i])).name
             start = state.offsets[k // group_size][k % group_size]
-            out[i] = jax.lax.dynamic_slice(flat[name], (start,), (int(np.size(leaves[i])),))
-            out[i] = out[i].reshape(jnp.shape(leaves[i]))
+            piece = jax.lax.dynamic_slice(flat[name], (start,), (int(np.size(leaves[i])),))
+            out[i] = piece.reshape(jnp.shape(leaves[i]))
         return treedef.unflatten(out), FlattenState(inner_state, state.offsets)
 
     return optax.GradientTransformation(init, update)

@@ -16,13 +16,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .._checks import check_nonnegative
 from ._base import (
     ScalarOrSchedule,
     advance,
-    check_beta,
     ema,
     leafwise,
+    validate,
     value_at,
     zero_count,
     zeros_like_moment,
@@ -37,6 +36,28 @@ __all__ = [
     "scale_by_radam",
     "scale_by_adamax",
 ]
+
+
+def _step(
+    b1: ScalarOrSchedule, b2: ScalarOrSchedule, count: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """``(new_count, t, beta1, beta2)``: the advanced counter, the 1-based step, the betas."""
+    count, step, t = advance(count)
+    return count, t, value_at(b1, step), value_at(b2, step)
+
+
+def _moments(
+    beta1: jax.Array, beta2: jax.Array, g: jax.Array, m: jax.Array, v: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One leaf of Adam's moments in ``m``'s dtype: ``(g, β1·m + (1-β1)·g, β2·v + (1-β2)·g²)``."""
+    dt = m.dtype
+    x = g.astype(dt)
+    return x, ema(beta1.astype(dt), m, x), ema(beta2.astype(dt), v, x * x)
+
+
+def _zero_moments(params: Any, state_dtype: Any) -> tuple[Any, Any]:
+    """The first and second moments at zero, shaped like ``params``."""
+    return zeros_like_moment(params, state_dtype), zeros_like_moment(params, state_dtype)
 
 
 # ---------------------------------------------------------------------------------------
@@ -83,31 +104,22 @@ def scale_by_adam(
         >>> u["w"].round(4)  # the first step is sign(g) (up to eps)
         Array([ 1., -1.], dtype=float32)
     """
-    check_beta("b1", b1, "scale_by_adam")
-    check_beta("b2", b2, "scale_by_adam")
-    check_nonnegative("eps", eps, fn="scale_by_adam")
+    validate("scale_by_adam", b1=b1, b2=b2, eps=eps)
 
     def init(params):
-        m = zeros_like_moment(params, state_dtype)
-        return ScaleByAdamState(
-            count=zero_count(),
-            exp_avg=m,
-            exp_avg_sq=zeros_like_moment(params, state_dtype),
-            max_exp_avg_sq=zeros_like_moment(params, state_dtype) if amsgrad else None,
-        )
+        m, v = _zero_moments(params, state_dtype)
+        vmax = zeros_like_moment(params, state_dtype) if amsgrad else None
+        return ScaleByAdamState(count=zero_count(), exp_avg=m, exp_avg_sq=v, max_exp_avg_sq=vmax)
 
     def update(updates, state, params=None):
         del params
-        count, step, t = advance(state.count)
-        beta1, beta2 = value_at(b1, step), value_at(b2, step)
+        count, t, beta1, beta2 = _step(b1, b2, state.count)
         inv_bc1 = 1 / (1 - beta1**t)
         inv_sqrt_bc2 = jax.lax.rsqrt(1 - beta2**t)
 
         def leaf(g, m, v, vmax=None):
+            _, m, v = _moments(beta1, beta2, g, m, v)
             dt = m.dtype
-            x = g.astype(dt)
-            m = ema(beta1.astype(dt), m, x)
-            v = ema(beta2.astype(dt), v, x * x)
             if vmax is not None:
                 vmax = jnp.maximum(vmax, v)
             denom = jnp.sqrt(v if vmax is None else vmax) * inv_sqrt_bc2.astype(dt) + eps
@@ -167,23 +179,15 @@ def scale_by_nadam(
         >>> u["w"].round(3)  # (1-mu_1)/(1-mu_1)·g + mu_2/(1-mu_1·mu_2)·m_1, m_1 = 0.1
         Array([1.056], dtype=float32)
     """
-    check_beta("b1", b1, "scale_by_nadam")
-    check_beta("b2", b2, "scale_by_nadam")
-    check_nonnegative("eps", eps, fn="scale_by_nadam")
-    check_nonnegative("momentum_decay", momentum_decay, fn="scale_by_nadam")
+    validate("scale_by_nadam", b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay)
 
     def init(params):
-        return ScaleByNadamState(
-            count=zero_count(),
-            mu_product=jnp.ones([], jnp.result_type(float)),
-            exp_avg=zeros_like_moment(params, state_dtype),
-            exp_avg_sq=zeros_like_moment(params, state_dtype),
-        )
+        mu_product = jnp.ones([], jnp.result_type(float))
+        return ScaleByNadamState(zero_count(), mu_product, *_zero_moments(params, state_dtype))
 
     def update(updates, state, params=None):
         del params
-        count, step, t = advance(state.count)
-        beta1, beta2 = value_at(b1, step), value_at(b2, step)
+        count, t, beta1, beta2 = _step(b1, b2, state.count)
         mu = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
         mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
         mu_product = state.mu_product * mu
@@ -192,10 +196,8 @@ def scale_by_nadam(
         inv_bc2 = 1 / (1 - beta2**t)
 
         def leaf(g, m, v):
+            x, m, v = _moments(beta1, beta2, g, m, v)
             dt = m.dtype
-            x = g.astype(dt)
-            m = ema(beta1.astype(dt), m, x)
-            v = ema(beta2.astype(dt), v, x * x)
             denom = jnp.sqrt(v * inv_bc2.astype(dt)) + eps
             u = (c_grad.astype(dt) * x + c_avg.astype(dt) * m) / denom
             return u.astype(g.dtype), m, v
@@ -241,22 +243,14 @@ def scale_by_radam(
         >>> t.update({"w": jnp.array([0.5])}, t.init({"w": jnp.zeros(1)}))[0]["w"]
         Array([0.5], dtype=float32)
     """
-    check_beta("b1", b1, "scale_by_radam")
-    check_beta("b2", b2, "scale_by_radam")
-    check_nonnegative("eps", eps, fn="scale_by_radam")
+    validate("scale_by_radam", b1=b1, b2=b2, eps=eps)
 
     def init(params):
-        return ScaleByAdamState(
-            zero_count(),
-            zeros_like_moment(params, state_dtype),
-            zeros_like_moment(params, state_dtype),
-            None,
-        )
+        return ScaleByAdamState(zero_count(), *_zero_moments(params, state_dtype), None)
 
     def update(updates, state, params=None):
         del params
-        count, step, t = advance(state.count)
-        beta1, beta2 = value_at(b1, step), value_at(b2, step)
+        count, t, beta1, beta2 = _step(b1, b2, state.count)
         inv_bc1 = 1 / (1 - beta1**t)
         bc2 = 1 - beta2**t
         rho_inf = 2 / (1 - beta2) - 1
@@ -269,10 +263,8 @@ def scale_by_radam(
         c = r * jnp.sqrt(bc2)
 
         def leaf(g, m, v):
+            _, m, v = _moments(beta1, beta2, g, m, v)
             dt = m.dtype
-            x = g.astype(dt)
-            m = ema(beta1.astype(dt), m, x)
-            v = ema(beta2.astype(dt), v, x * x)
             m_hat = m * inv_bc1.astype(dt)
             adaptive = c.astype(dt) / (jnp.sqrt(v) + eps)
             u = jnp.where(rectify, m_hat * adaptive, m_hat)
@@ -323,21 +315,14 @@ def scale_by_adamax(
         >>> t.update({"w": jnp.array([-4.0])}, t.init({"w": jnp.zeros(1)}))[0]["w"]
         Array([-1.], dtype=float32)
     """
-    check_beta("b1", b1, "scale_by_adamax")
-    check_beta("b2", b2, "scale_by_adamax")
-    check_nonnegative("eps", eps, fn="scale_by_adamax")
+    validate("scale_by_adamax", b1=b1, b2=b2, eps=eps)
 
     def init(params):
-        return ScaleByAdamaxState(
-            zero_count(),
-            zeros_like_moment(params, state_dtype),
-            zeros_like_moment(params, state_dtype),
-        )
+        return ScaleByAdamaxState(zero_count(), *_zero_moments(params, state_dtype))
 
     def update(updates, state, params=None):
         del params
-        count, step, t = advance(state.count)
-        beta1, beta2 = value_at(b1, step), value_at(b2, step)
+        count, t, beta1, beta2 = _step(b1, b2, state.count)
         inv_bc1 = 1 / (1 - beta1**t)
 
         def leaf(g, m, n):
