@@ -28,6 +28,16 @@ def as_step(step: ArrayLike, fn: str) -> jax.Array:
     return step
 
 
+def count_reached(k: jax.Array, points: Sequence[int]) -> jax.Array:
+    """How many of the sorted ``points`` are ``<= k``, elementwise over ``k`` (int32).
+
+    The points get a trailing axis and ``k`` is broadcast explicitly against it, so no
+    implicit rank promotion happens (``jax_numpy_rank_promotion='raise'`` works).
+    """
+    arr = jnp.asarray(points, k.dtype).reshape((1,) * k.ndim + (-1,))
+    return jnp.sum(k[..., None] >= arr, axis=-1, dtype=jnp.int32)
+
+
 def to_float(x: ArrayLike) -> jax.Array:
     """``x`` in JAX's default floating dtype (float32, or float64 with x64 enabled)."""
     return jnp.asarray(x, dtype=float)
