@@ -30,8 +30,10 @@ __all__ = [
     "random_split",
     "mean_std",
     "normalize",
+    "num_examples",
     "num_batches",
     "batches",
+    "host_rng",
 ]
 
 
@@ -130,9 +132,26 @@ def _moons(key: Any, n_samples: int, noise: Any) -> tuple[jax.Array, jax.Array]:
     return points[perm] + noise, labels[perm]
 
 
-def _host_rng(key: Any) -> np.random.Generator:
-    """A NumPy generator seeded with the bits of ``key``: host-side randomness that is
-    still a pure function of the key, with no device work or compilation per shape."""
+def host_rng(key: Any) -> np.random.Generator:
+    """A NumPy generator seeded with the bits of ``key``, for randomness drawn on the host.
+
+    The draws stay a pure function of ``key`` (same key, same numbers) and need no device
+    work or compilation per shape: used for shuffling and for generating data sets.
+
+    Args:
+        key: a ``jax.random`` key (typed ``jax.random.key`` or raw ``PRNGKey``).
+
+    Returns:
+        ``numpy.random.Generator`` (PCG64) seeded with the key's uint32 words.
+
+    Equivalent: ``np.random.default_rng(seed)`` with the seed taken from a JAX key.
+
+    Example:
+        >>> host_rng(jax.random.key(0)).integers(0, 10, 3).shape
+        (3,)
+        >>> bool((host_rng(jax.random.key(1)).random(4) == host_rng(jax.random.key(1)).random(4)).all())
+        True
+    """
     if jax.dtypes.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
         key = jax.random.key_data(key)
     return np.random.default_rng(np.asarray(key, np.uint32).ravel())
@@ -140,11 +159,29 @@ def _host_rng(key: Any) -> np.random.Generator:
 
 def _permutation(key: Any, n: int) -> np.ndarray:
     """A permutation of ``range(n)`` decided by ``key``, drawn on the host."""
-    return _host_rng(key).permutation(n)
+    return host_rng(key).permutation(n)
 
 
-def _num_examples(arrays: Sequence[Any], fn: str) -> int:
-    """Common leading size of ``arrays``; raises on an empty or inconsistent data set."""
+def num_examples(data: Any, *, fn: str = "num_examples") -> int:
+    """The number of examples of a data set: the common leading size of its arrays.
+
+    Args:
+        data: a pytree of arrays ``[N, ...]`` (``(inputs, targets)``, a tuple of arrays,
+            a dict, ...).
+        fn: the name used in error messages (the caller's).
+
+    Returns:
+        ``N``.
+
+    Raises:
+        ValueError: no array, an array without a leading axis, arrays of different
+            lengths, or ``N == 0``.
+
+    Example:
+        >>> num_examples((np.zeros((5, 2)), np.zeros(5)))
+        5
+    """
+    arrays = jax.tree_util.tree_leaves(data)
     if not arrays:
         raise ValueError(f"{fn}: expected at least one array, got none")
     sizes = [np.shape(a)[0] if np.ndim(a) else None for a in arrays]
@@ -188,7 +225,7 @@ def random_split(
         >>> train, val, test = random_split(key, (x, y), [0.7, 0.15, 0.15])
     """
     arrays = [np.asarray(a) for a in data]
-    n = _num_examples(arrays, "random_split")
+    n = num_examples(arrays, fn="random_split")
     lengths = list(lengths)
     if not lengths or any(not (v >= 0) for v in lengths):
         raise ValueError(f"random_split: lengths must be non-negative, got lengths={lengths}")
@@ -291,7 +328,7 @@ def batches(
         ...     pass
     """
     arrays = tuple(np.asarray(a) for a in arrays)
-    n = _num_examples(arrays, "batches")
+    n = num_examples(arrays, fn="batches")
     check_int("batch_size", batch_size, minimum=1, fn="batches")
     check_int("skip", skip, minimum=0, fn="batches")
     if shuffle:

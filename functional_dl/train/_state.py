@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ..nn._core import Layer
+from ..nn import Layer
 
 __all__ = ["TrainState", "create_train_state"]
 
