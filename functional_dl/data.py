@@ -222,7 +222,10 @@ def random_split(
     PyTorch: ``torch.utils.data.random_split(dataset, lengths, generator)``.
 
     Example:
-        >>> train, val, test = random_split(key, (x, y), [0.7, 0.15, 0.15])
+        >>> x, y = np.arange(10.0), np.arange(10) % 2
+        >>> train, val, test = random_split(jax.random.key(0), (x, y), [0.6, 0.2, 0.2])
+        >>> [len(part[0]) for part in (train, val, test)]
+        [6, 2, 2]
     """
     arrays = [np.asarray(a) for a in data]
     n = num_examples(arrays, fn="random_split")
@@ -259,8 +262,12 @@ def mean_std(x: Any, *, axis: int | Sequence[int] | None = None) -> tuple[np.nda
         ``(mean, std)`` float32 arrays, broadcastable against ``x``.
 
     Example:
+        >>> x_train = np.array([[1.0, 10.0], [3.0, 30.0]])
         >>> mean, std = mean_std(x_train)
-        >>> x_train, x_test = normalize(x_train, mean, std), normalize(x_test, mean, std)
+        >>> mean.tolist(), std.tolist()
+        ([[2.0, 20.0]], [[1.0, 10.0]])
+        >>> normalize(x_train, mean, std).tolist()
+        [[-1.0, -1.0], [1.0, 1.0]]
     """
     x = np.asarray(x, np.float64)
     if axis is None:
@@ -291,7 +298,12 @@ def normalize(x: Any, mean: Any, std: Any, *, eps: float = 1e-8) -> Any:
 
 
 def num_batches(num_examples: int, batch_size: int, *, drop_last: bool = False) -> int:
-    """Number of batches :func:`batches` yields per epoch."""
+    """Number of batches :func:`batches` yields per epoch.
+
+    Example:
+        >>> num_batches(70, 32), num_batches(70, 32, drop_last=True)
+        (3, 2)
+    """
     check_int("batch_size", batch_size, minimum=1, fn="num_batches")
     return num_examples // batch_size if drop_last else -(-num_examples // batch_size)
 
@@ -324,8 +336,9 @@ def batches(
     PyTorch: ``DataLoader(TensorDataset(*arrays), batch_size, shuffle, drop_last)``.
 
     Example:
-        >>> for xb, yb in batches(jax.random.key(0), x, y, batch_size=32):
-        ...     pass
+        >>> x, y = np.zeros((70, 3)), np.arange(70)
+        >>> [len(yb) for xb, yb in batches(jax.random.key(0), x, y, batch_size=32)]
+        [32, 32, 6]
     """
     arrays = tuple(np.asarray(a) for a in arrays)
     n = num_examples(arrays, fn="batches")

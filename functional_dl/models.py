@@ -205,7 +205,7 @@ def task(name: str, *, seed: int = 0, axis_name: Any = None) -> Task:
 
     Example:
         >>> task("cnn").train[0].shape
-        (1257, 8, 8, 1)
+        (1258, 8, 8, 1)
     """
     check_choice("name", name, TASKS, fn="task")
     check_int("seed", seed, minimum=0, fn="task")

@@ -210,10 +210,18 @@ def fit(
     [ReduceLROnPlateau, EarlyStopping, ModelCheckpoint(save_freq="epoch")])``.
 
     Example:
-        >>> result = fit(state, model, fdl.losses.cross_entropy, fdl.optim.adam(1e-3),
-        ...              (x_train, y_train), epochs=10, batch_size=64,
-        ...              val_data=(x_val, y_val), metrics={"accuracy": accuracy})
-        >>> result.history["val_accuracy"][-1]
+        >>> import optax
+        >>> x, y = fdl.data.make_moons(jax.random.key(0), 64, noise=0.1)
+        >>> model = fdl.nn.Sequential(fdl.nn.Linear(16), fdl.nn.ReLU(), fdl.nn.Linear(2))
+        >>> optimizer = optax.chain(fdl.optim.adam(1e-2), fdl.schedules.scale_by_plateau())
+        >>> state = fdl.train.create_train_state(jax.random.key(1), model, optimizer, (1, 2))
+        >>> result = fit(state, model, fdl.losses.cross_entropy, optimizer, (x, y),
+        ...              epochs=2, batch_size=16, val_data=(x, y), plateau=True,
+        ...              metrics={"accuracy": fdl.metrics.accuracy}, progress=False)
+        >>> sorted(result.history)
+        ['accuracy', 'loss', 'lr_scale', 'time', 'val_accuracy', 'val_loss']
+        >>> int(result.state.step)
+        8
     """
     n = _check_fit_args(
         state,

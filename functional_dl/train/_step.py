@@ -171,9 +171,15 @@ def make_train_step(
         returns the same compiled function.
 
     Example:
-        >>> step = make_train_step(model, fdl.losses.cross_entropy, fdl.optim.adam(1e-3),
-        ...                        metrics={"accuracy": accuracy})
-        >>> state, metrics = step(state, (x_batch, y_batch))
+        >>> model = fdl.nn.Sequential(fdl.nn.Linear(8), fdl.nn.ReLU(), fdl.nn.Linear(2))
+        >>> optimizer = fdl.optim.adam(1e-2)
+        >>> state = fdl.train.create_train_state(jax.random.key(0), model, optimizer, (1, 2))
+        >>> step = make_train_step(model, fdl.losses.cross_entropy, optimizer,
+        ...                        metrics={"accuracy": fdl.metrics.accuracy})
+        >>> x, y = fdl.data.make_moons(jax.random.key(1), 16)
+        >>> state, metrics = step(state, (x, y))
+        >>> sorted(metrics), int(state.step)
+        (['accuracy', 'loss'], 1)
     """
     _check_model(model, loss_fn, "make_train_step")
     items = _metric_items(metrics, "make_train_step")
@@ -247,9 +253,13 @@ def evaluate(
         ``{"loss": float, **{name: float}}``.
 
     Example:
-        >>> evaluate(state, model, fdl.losses.cross_entropy, (x_test, y_test),
-        ...          metrics={"accuracy": accuracy})
-        {'accuracy': 0.98, 'loss': 0.06}
+        >>> model = fdl.nn.Sequential(fdl.nn.Linear(2))
+        >>> state = fdl.train.create_train_state(jax.random.key(0), model, fdl.optim.sgd(0.1), (1, 2))
+        >>> x, y = fdl.data.make_moons(jax.random.key(1), 37)
+        >>> scores = evaluate(state, model, fdl.losses.cross_entropy, (x, y),
+        ...                   metrics={"accuracy": fdl.metrics.accuracy}, batch_size=8)
+        >>> sorted(scores), 0.0 <= scores["accuracy"] <= 1.0
+        (['accuracy', 'loss'], True)
     """
     _check_model(model, loss_fn, "evaluate")
     if jax.process_count() > 1:
