@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+_DOC: str = __doc__ or ""
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad", "nadam", "radam", "adamax", "lion")
 SCHEDULES = ("constant", "cosine", "step", "onecycle", "warmup-cosine", "plateau")
 DEFAULT_LR = {"sgd": 0.05, "adagrad": 0.05, "lion": 3e-4}  # others: 3e-3
@@ -170,7 +171,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         args.parser.error(f"--checkpoint-dir must be a directory, got the file {ckpt}")
     if args.resume and ckpt is None:
         args.parser.error("--resume needs --checkpoint-dir")
-    if args.resume and latest_checkpoint(ckpt) is None:
+    if args.resume and ckpt is not None and latest_checkpoint(ckpt) is None:
         args.parser.error(f"--resume: no checkpoint to resume from in {ckpt}")
     if not args.resume and ckpt is not None and latest_checkpoint(ckpt) is not None:
         args.parser.error(
@@ -233,8 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``python -m functional_dl`` argument parser."""
     parser = _Parser(
         prog="python -m functional_dl",
-        description=__doc__.split("\n")[0],
-        epilog=__doc__.split("\n", 2)[2],
+        description=_DOC.split("\n")[0],
+        epilog=_DOC.split("\n", 2)[2],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)

@@ -132,6 +132,11 @@ def _moons(key: Any, n_samples: int, noise: Any) -> tuple[jax.Array, jax.Array]:
     return points[perm] + noise, labels[perm]
 
 
+def _is_typed_key(key: Any) -> bool:
+    dtype = getattr(key, "dtype", None)
+    return dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key)
+
+
 def host_rng(key: Any) -> np.random.Generator:
     """A NumPy generator seeded with the bits of ``key``, for randomness drawn on the host.
 
@@ -149,10 +154,11 @@ def host_rng(key: Any) -> np.random.Generator:
     Example:
         >>> host_rng(jax.random.key(0)).integers(0, 10, 3).shape
         (3,)
-        >>> bool((host_rng(jax.random.key(1)).random(4) == host_rng(jax.random.key(1)).random(4)).all())
+        >>> a, b = host_rng(jax.random.key(1)).random(4), host_rng(jax.random.key(1)).random(4)
+        >>> bool((a == b).all())
         True
     """
-    if jax.dtypes.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
+    if _is_typed_key(key):
         key = jax.random.key_data(key)
     return np.random.default_rng(np.asarray(key, np.uint32).ravel())
 
@@ -184,12 +190,12 @@ def num_examples(data: Any, *, fn: str = "num_examples") -> int:
     arrays = jax.tree_util.tree_leaves(data)
     if not arrays:
         raise ValueError(f"{fn}: expected at least one array, got none")
-    sizes = [np.shape(a)[0] if np.ndim(a) else None for a in arrays]
-    if None in sizes:
+    if any(np.ndim(a) == 0 for a in arrays):
         raise ValueError(
             f"{fn}: every array needs a leading example axis, got shapes "
             f"{[tuple(np.shape(a)) for a in arrays]}"
         )
+    sizes = [int(np.shape(a)[0]) for a in arrays]
     if len(set(sizes)) != 1:
         raise ValueError(
             f"{fn}: arrays must have the same number of examples (leading axis), got sizes {sizes}"
@@ -199,7 +205,7 @@ def num_examples(data: Any, *, fn: str = "num_examples") -> int:
             f"{fn}: the data set is empty (0 examples), shapes "
             f"{[tuple(np.shape(a)) for a in arrays]}"
         )
-    return int(sizes[0])
+    return sizes[0]
 
 
 def random_split(

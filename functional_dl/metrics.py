@@ -88,7 +88,8 @@ def accuracy(outputs: ArrayLike, targets: ArrayLike) -> jax.Array:
 def top_k_accuracy(outputs: ArrayLike, targets: ArrayLike, *, k: int = 5) -> jax.Array:
     """Fraction of targets among the ``k`` highest-scoring classes.
 
-    .. math:: \\frac{1}{N}\\sum_i [\\#\\{c : \\mathrm{outputs}_{ic} > \\mathrm{outputs}_{it_i}\\} < k]
+    .. math:: \\frac{1}{N}\\sum_i
+              [\\#\\{c : \\mathrm{outputs}_{ic} > \\mathrm{outputs}_{it_i}\\} < k]
 
     A target counts as a hit when fewer than ``k`` classes score strictly higher than it
     (ties are resolved in the target's favour).
@@ -151,7 +152,8 @@ def token_accuracy(
 
     Example:
         >>> logits = jax.nn.one_hot(jnp.array([[2, 3, 0], [2, 2, 0]]), 4)
-        >>> round(float(token_accuracy(logits, jnp.array([[2, 3, 0], [2, 3, 1]]), ignore_index=1)), 4)
+        >>> targets = jnp.array([[2, 3, 0], [2, 3, 1]])
+        >>> round(float(token_accuracy(logits, targets, ignore_index=1)), 4)
         0.8
     """
     fn = "token_accuracy"

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from . import data, losses, nn
@@ -175,10 +174,10 @@ class Task(NamedTuple):
     model: nn.Layer
     loss_fn: Callable[[Any, Any], Any]
     metrics: dict[str, Callable[[Any, Any], Any]]
-    train: tuple[Any, Any]
-    val: tuple[Any, Any]
-    test: tuple[Any, Any]
-    input_shape: tuple[int, ...]
+    train: tuple[Any, ...]  # (inputs, targets)
+    val: tuple[Any, ...]
+    test: tuple[Any, ...]
+    input_shape: Any  # a shape, or a tuple of shapes for several inputs
 
 
 def _digits() -> list[tuple[np.ndarray, ...]]:

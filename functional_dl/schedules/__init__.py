@@ -30,8 +30,8 @@ from ._plateau import PlateauConfig as PlateauConfig
 from ._plateau import PlateauState as PlateauState
 from ._plateau import ReduceLROnPlateau as ReduceLROnPlateau
 from ._plateau import ScaleByPlateauState as ScaleByPlateauState
-from ._plateau import reduce_lr_on_plateau as reduce_lr_on_plateau
 from ._plateau import plateau_states as plateau_states
+from ._plateau import reduce_lr_on_plateau as reduce_lr_on_plateau
 from ._plateau import scale_by_plateau as scale_by_plateau
 from ._plateau import step_plateau as step_plateau
 

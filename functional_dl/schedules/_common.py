@@ -65,7 +65,7 @@ def anneal(
     end: ArrayLike,
     done: ArrayLike,
     remaining: ArrayLike,
-    total: float,
+    total: ArrayLike,
     strategy: str = "cos",
 ) -> jax.Array:
     """Interpolate from ``start`` to ``end`` after ``done`` of ``total`` units.
@@ -90,4 +90,4 @@ def anneal(
         w_end = jnp.square(jnp.sin((0.5 * math.pi) * p))
     else:
         w_start, w_end = q, p
-    return start * w_start + end * w_end
+    return jnp.asarray(start * w_start + end * w_end)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -272,7 +272,8 @@ def scale_by_plateau(
             return updates, state
         return updates, ScaleByPlateauState(machine.update(state.plateau, value), state.config)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    # (optax types states as OptState; ours is a registered dataclass pytree)
+    return optax.GradientTransformationExtraArgs(cast(Any, init_fn), cast(Any, update_fn))
 
 
 def _is_plateau(x: Any) -> bool:

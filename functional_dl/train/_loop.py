@@ -51,7 +51,7 @@ class FitResult(NamedTuple):
 def _bar_class() -> Any:
     """tqdm's notebook widget when Jupyter can show it, else the text bar (terminals)."""
     try:
-        import ipywidgets  # noqa: F401  (the widget bar needs it)
+        import ipywidgets  # noqa: F401  # pyright: ignore[reportMissingImports]  (the widget bar needs it)
         from tqdm.auto import tqdm
     except ImportError:
         from tqdm import tqdm

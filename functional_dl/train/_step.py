@@ -254,7 +254,8 @@ def evaluate(
 
     Example:
         >>> model = fdl.nn.Sequential(fdl.nn.Linear(2))
-        >>> state = fdl.train.create_train_state(jax.random.key(0), model, fdl.optim.sgd(0.1), (1, 2))
+        >>> optimizer = fdl.optim.sgd(0.1)
+        >>> state = fdl.train.create_train_state(jax.random.key(0), model, optimizer, (1, 2))
         >>> x, y = fdl.data.make_moons(jax.random.key(1), 37)
         >>> scores = evaluate(state, model, fdl.losses.cross_entropy, (x, y),
         ...                   metrics={"accuracy": fdl.metrics.accuracy}, batch_size=8)
