@@ -38,7 +38,7 @@ def count_reached(k: jax.Array, points: Sequence[int]) -> jax.Array:
     return jnp.sum(k[..., None] >= arr, axis=-1, dtype=jnp.int32)
 
 
-def to_float(x: ArrayLike) -> jax.Array:
+def to_float(x: ArrayLike | Sequence[float]) -> jax.Array:
     """``x`` in JAX's default floating dtype (float32, or float64 with x64 enabled)."""
     return jnp.asarray(x, dtype=float)
 

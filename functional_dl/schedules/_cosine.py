@@ -109,7 +109,7 @@ def cosine_annealing_warm_restarts(
             starts_arr = jnp.asarray(starts, k.dtype)
             cycle = jnp.maximum(count_reached(k, starts) - 1, 0)
             t_cur = k - starts_arr[cycle]
-            t_i = to_float(jnp.asarray(lengths))[cycle]
+            t_i = to_float(lengths)[cycle]
         t_cur = to_float(t_cur)
         return anneal(base_lr, eta_min, t_cur, t_i - t_cur, t_i)
 
