@@ -7,18 +7,25 @@ gradient registered in :mod:`functional_dl.grads` and checked against ``jax.grad
     y = fdl.activations.gelu(x)
 """
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
 from . import activations as activations
 from . import augment as augment
 from . import data as data
 from . import grads as grads
 from . import losses as losses
+from . import metrics as metrics
 from . import models as models
 from . import nn as nn
 from . import optim as optim
 from . import schedules as schedules
 from . import train as train
 
-__version__ = "0.1.0"
+try:  # the one version number is pyproject.toml's, read from the installed metadata
+    __version__: str = _version("functional_dl")
+except _PackageNotFoundError:  # pragma: no cover - a source tree that is not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "activations",
@@ -26,6 +33,7 @@ __all__ = [
     "data",
     "grads",
     "losses",
+    "metrics",
     "models",
     "nn",
     "optim",

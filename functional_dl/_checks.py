@@ -33,7 +33,7 @@ __all__ = [
 
 def is_concrete(value: Any) -> bool:
     """True when ``value`` can be inspected in Python (not a tracer)."""
-    return not isinstance(value, jax.core.Tracer)
+    return not isinstance(value, jax.core.Tracer)  # pyright: ignore[reportAttributeAccessIssue]
 
 
 def _where(fn: str | None) -> str:

@@ -14,7 +14,9 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+_DOC: str = __doc__ or ""
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad", "nadam", "radam", "adamax", "lion")
 SCHEDULES = ("constant", "cosine", "step", "onecycle", "warmup-cosine", "plateau")
 DEFAULT_LR = {"sgd": 0.05, "adagrad": 0.05, "lion": 3e-4}  # others: 3e-3
@@ -72,7 +74,7 @@ def _cmd_gradcheck(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _learning_rate(schedule: str, lr: float, total_steps: int, steps_per_epoch: int):
+def _learning_rate(schedule: str, lr: float, total_steps: int, steps_per_epoch: int) -> Any:
     """A float or a ``fdl.schedules`` schedule over ``total_steps`` updates."""
     from . import schedules
 
@@ -104,19 +106,20 @@ def _train(
 ) -> dict:
     """Train a task end to end; returns the test scores and timings."""
     import jax
+    import optax
 
     from . import data, models, optim, schedules, train
 
     start = time.perf_counter()
-    task = models.task(model, seed=seed)
+    task = models.task(model, seed=seed, axis_name=train.DATA_AXIS)
     lr = lr if lr is not None else DEFAULT_LR.get(optimizer, 3e-3)
     steps_per_epoch = data.num_batches(len(task.train[1]), batch_size, drop_last=True)
     rate = _learning_rate(schedule, lr, steps_per_epoch * epochs, steps_per_epoch)
     extra = {"momentum": 0.9} if optimizer in ("sgd", "rmsprop") else {}
     opt = getattr(optim, optimizer)(rate, **extra)
-    plateau = (
-        schedules.reduce_lr_on_plateau(factor=0.5, patience=2) if schedule == "plateau" else None
-    )
+    plateau = schedule == "plateau"
+    if plateau:  # the plateau factor is a transform in the chain; fit feeds it val_loss
+        opt = optax.chain(opt, schedules.scale_by_plateau(factor=0.5, patience=2))
     state = train.create_train_state(jax.random.key(seed), task.model, opt, task.input_shape)
     result = train.fit(
         state,
@@ -129,7 +132,6 @@ def _train(
         val_data=task.val,
         metrics=task.metrics,
         plateau=plateau,
-        base_lr=lr if plateau else None,
         checkpoint_dir=checkpoint_dir,
         resume=resume,
         progress=progress,
@@ -169,7 +171,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         args.parser.error(f"--checkpoint-dir must be a directory, got the file {ckpt}")
     if args.resume and ckpt is None:
         args.parser.error("--resume needs --checkpoint-dir")
-    if args.resume and latest_checkpoint(ckpt) is None:
+    if args.resume and ckpt is not None and latest_checkpoint(ckpt) is None:
         args.parser.error(f"--resume: no checkpoint to resume from in {ckpt}")
     if not args.resume and ckpt is not None and latest_checkpoint(ckpt) is not None:
         args.parser.error(
@@ -232,8 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``python -m functional_dl`` argument parser."""
     parser = _Parser(
         prog="python -m functional_dl",
-        description=__doc__.split("\n")[0],
-        epilog=__doc__.split("\n", 2)[2],
+        description=_DOC.split("\n")[0],
+        epilog=_DOC.split("\n", 2)[2],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)

@@ -30,8 +30,10 @@ __all__ = [
     "random_split",
     "mean_std",
     "normalize",
+    "num_examples",
     "num_batches",
     "batches",
+    "host_rng",
 ]
 
 
@@ -130,29 +132,70 @@ def _moons(key: Any, n_samples: int, noise: Any) -> tuple[jax.Array, jax.Array]:
     return points[perm] + noise, labels[perm]
 
 
-def _host_rng(key: Any) -> np.random.Generator:
-    """A NumPy generator seeded with the bits of ``key``: host-side randomness that is
-    still a pure function of the key, with no device work or compilation per shape."""
-    if jax.dtypes.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
+def _is_typed_key(key: Any) -> bool:
+    dtype = getattr(key, "dtype", None)
+    return dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key)
+
+
+def host_rng(key: Any) -> np.random.Generator:
+    """A NumPy generator seeded with the bits of ``key``, for randomness drawn on the host.
+
+    The draws stay a pure function of ``key`` (same key, same numbers) and need no device
+    work or compilation per shape: used for shuffling and for generating data sets.
+
+    Args:
+        key: a ``jax.random`` key (typed ``jax.random.key`` or raw ``PRNGKey``).
+
+    Returns:
+        ``numpy.random.Generator`` (PCG64) seeded with the key's uint32 words.
+
+    Equivalent: ``np.random.default_rng(seed)`` with the seed taken from a JAX key.
+
+    Example:
+        >>> host_rng(jax.random.key(0)).integers(0, 10, 3).shape
+        (3,)
+        >>> a, b = host_rng(jax.random.key(1)).random(4), host_rng(jax.random.key(1)).random(4)
+        >>> bool((a == b).all())
+        True
+    """
+    if _is_typed_key(key):
         key = jax.random.key_data(key)
     return np.random.default_rng(np.asarray(key, np.uint32).ravel())
 
 
 def _permutation(key: Any, n: int) -> np.ndarray:
     """A permutation of ``range(n)`` decided by ``key``, drawn on the host."""
-    return _host_rng(key).permutation(n)
+    return host_rng(key).permutation(n)
 
 
-def _num_examples(arrays: Sequence[Any], fn: str) -> int:
-    """Common leading size of ``arrays``; raises on an empty or inconsistent data set."""
+def num_examples(data: Any, *, fn: str = "num_examples") -> int:
+    """The number of examples of a data set: the common leading size of its arrays.
+
+    Args:
+        data: a pytree of arrays ``[N, ...]`` (``(inputs, targets)``, a tuple of arrays,
+            a dict, ...).
+        fn: the name used in error messages (the caller's).
+
+    Returns:
+        ``N``.
+
+    Raises:
+        ValueError: no array, an array without a leading axis, arrays of different
+            lengths, or ``N == 0``.
+
+    Example:
+        >>> num_examples((np.zeros((5, 2)), np.zeros(5)))
+        5
+    """
+    arrays = jax.tree_util.tree_leaves(data)
     if not arrays:
         raise ValueError(f"{fn}: expected at least one array, got none")
-    sizes = [np.shape(a)[0] if np.ndim(a) else None for a in arrays]
-    if None in sizes:
+    if any(np.ndim(a) == 0 for a in arrays):
         raise ValueError(
             f"{fn}: every array needs a leading example axis, got shapes "
             f"{[tuple(np.shape(a)) for a in arrays]}"
         )
+    sizes = [int(np.shape(a)[0]) for a in arrays]
     if len(set(sizes)) != 1:
         raise ValueError(
             f"{fn}: arrays must have the same number of examples (leading axis), got sizes {sizes}"
@@ -162,7 +205,7 @@ def _num_examples(arrays: Sequence[Any], fn: str) -> int:
             f"{fn}: the data set is empty (0 examples), shapes "
             f"{[tuple(np.shape(a)) for a in arrays]}"
         )
-    return int(sizes[0])
+    return sizes[0]
 
 
 def random_split(
@@ -185,10 +228,13 @@ def random_split(
     PyTorch: ``torch.utils.data.random_split(dataset, lengths, generator)``.
 
     Example:
-        >>> train, val, test = random_split(key, (x, y), [0.7, 0.15, 0.15])
+        >>> x, y = np.arange(10.0), np.arange(10) % 2
+        >>> train, val, test = random_split(jax.random.key(0), (x, y), [0.6, 0.2, 0.2])
+        >>> [len(part[0]) for part in (train, val, test)]
+        [6, 2, 2]
     """
     arrays = [np.asarray(a) for a in data]
-    n = _num_examples(arrays, "random_split")
+    n = num_examples(arrays, fn="random_split")
     lengths = list(lengths)
     if not lengths or any(not (v >= 0) for v in lengths):
         raise ValueError(f"random_split: lengths must be non-negative, got lengths={lengths}")
@@ -222,8 +268,12 @@ def mean_std(x: Any, *, axis: int | Sequence[int] | None = None) -> tuple[np.nda
         ``(mean, std)`` float32 arrays, broadcastable against ``x``.
 
     Example:
+        >>> x_train = np.array([[1.0, 10.0], [3.0, 30.0]])
         >>> mean, std = mean_std(x_train)
-        >>> x_train, x_test = normalize(x_train, mean, std), normalize(x_test, mean, std)
+        >>> mean.tolist(), std.tolist()
+        ([[2.0, 20.0]], [[1.0, 10.0]])
+        >>> normalize(x_train, mean, std).tolist()
+        [[-1.0, -1.0], [1.0, 1.0]]
     """
     x = np.asarray(x, np.float64)
     if axis is None:
@@ -254,7 +304,12 @@ def normalize(x: Any, mean: Any, std: Any, *, eps: float = 1e-8) -> Any:
 
 
 def num_batches(num_examples: int, batch_size: int, *, drop_last: bool = False) -> int:
-    """Number of batches :func:`batches` yields per epoch."""
+    """Number of batches :func:`batches` yields per epoch.
+
+    Example:
+        >>> num_batches(70, 32), num_batches(70, 32, drop_last=True)
+        (3, 2)
+    """
     check_int("batch_size", batch_size, minimum=1, fn="num_batches")
     return num_examples // batch_size if drop_last else -(-num_examples // batch_size)
 
@@ -287,11 +342,12 @@ def batches(
     PyTorch: ``DataLoader(TensorDataset(*arrays), batch_size, shuffle, drop_last)``.
 
     Example:
-        >>> for xb, yb in batches(jax.random.key(0), x, y, batch_size=32):
-        ...     pass
+        >>> x, y = np.zeros((70, 3)), np.arange(70)
+        >>> [len(yb) for xb, yb in batches(jax.random.key(0), x, y, batch_size=32)]
+        [32, 32, 6]
     """
     arrays = tuple(np.asarray(a) for a in arrays)
-    n = _num_examples(arrays, "batches")
+    n = num_examples(arrays, fn="batches")
     check_int("batch_size", batch_size, minimum=1, fn="batches")
     check_int("skip", skip, minimum=0, fn="batches")
     if shuffle:

@@ -14,13 +14,11 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from . import data, losses, nn
 from ._checks import check_choice, check_int
-from .data import _host_rng
-from .train import DATA_AXIS, accuracy
+from .metrics import accuracy, sequence_accuracy
 
 __all__ = [
     "mlp",
@@ -64,21 +62,23 @@ def cnn(
     channels: tuple[int, int] = (32, 64),
     *,
     dropout: float = 0.25,
-    axis_name: Any = DATA_AXIS,
+    axis_name: Any = None,
 ) -> nn.Layer:
     """A small convolutional network for 8x8 (or larger) images, NHWC.
 
     ``[Conv2d 3x3 (no bias), BatchNorm, ReLU, MaxPool2d 2] * 2, Flatten, Dropout,
-    Linear(128), ReLU, Linear(num_classes)``. BatchNorm reduces its batch statistics over
-    the ``axis_name`` device axis (``"data"``, bound by :func:`fdl.train.make_train_step`),
-    so data-parallel training equals single-device training; pass ``axis_name=None`` to
-    apply the model outside a data-parallel step.
+    Linear(128), ReLU, Linear(num_classes)``. With ``axis_name=fdl.train.DATA_AXIS``
+    BatchNorm reduces its batch statistics over that device axis (bound by
+    :func:`fdl.train.make_train_step`), so data-parallel training equals single-device
+    training; with the default ``None`` each device normalises with the statistics of its
+    own shard (identical on one device), and the model also runs outside a mapped step.
 
     Args:
         num_classes: number of output logits.
         channels: output channels of the two convolutions.
         dropout: drop rate before the classifier.
-        axis_name: mapped axis over which BatchNorm averages its statistics.
+        axis_name: mapped axis over which BatchNorm averages its statistics (``None``:
+            no cross-device reduction).
 
     Returns:
         A :class:`~functional_dl.nn.Layer` mapping ``[N, H, W, C]`` to ``[N, num_classes]``.
@@ -162,24 +162,10 @@ def reversal_data(
     check_int("n_samples", n_samples, minimum=1, fn="reversal_data")
     check_int("length", length, minimum=1, fn="reversal_data")
     check_int("vocab_size", vocab_size, minimum=3, fn="reversal_data")
-    src = _host_rng(key).integers(2, vocab_size, (n_samples, length), dtype=np.int32)
+    src = data.host_rng(key).integers(2, vocab_size, (n_samples, length), dtype=np.int32)
     tgt_out = src[:, ::-1].copy()
     tgt_in = np.concatenate([np.full((n_samples, 1), BOS, np.int32), tgt_out[:, :-1]], axis=1)
     return (src, tgt_in), tgt_out
-
-
-def sequence_accuracy(outputs: Any, targets: Any) -> Any:
-    """Fraction of sequences whose every token is predicted: ``mean(all(argmax == t))``.
-
-    Args:
-        outputs: logits ``[N, T, vocab]``.
-        targets: int ``[N, T]``.
-
-    Returns:
-        float32 scalar.
-    """
-    hits = jnp.all(jnp.argmax(outputs, axis=-1) == targets, axis=-1)
-    return jnp.mean(hits.astype(jnp.float32))
 
 
 class Task(NamedTuple):
@@ -188,10 +174,10 @@ class Task(NamedTuple):
     model: nn.Layer
     loss_fn: Callable[[Any, Any], Any]
     metrics: dict[str, Callable[[Any, Any], Any]]
-    train: tuple[Any, Any]
-    val: tuple[Any, Any]
-    test: tuple[Any, Any]
-    input_shape: tuple[int, ...]
+    train: tuple[Any, ...]  # (inputs, targets)
+    val: tuple[Any, ...]
+    test: tuple[Any, ...]
+    input_shape: Any  # a shape, or a tuple of shapes for several inputs
 
 
 def _digits() -> list[tuple[np.ndarray, ...]]:
@@ -199,7 +185,7 @@ def _digits() -> list[tuple[np.ndarray, ...]]:
     return data.random_split(jax.random.key(0), data.load_digits(), [0.7, 0.15, 0.15])
 
 
-def task(name: str, *, seed: int = 0) -> Task:
+def task(name: str, *, seed: int = 0, axis_name: Any = None) -> Task:
     """The model, data, loss and metrics of a named task.
 
     ``"mlp"`` and ``"cnn"``: scikit-learn's 8x8 digits (1797 images, split 70/15/15 with
@@ -210,20 +196,22 @@ def task(name: str, *, seed: int = 0) -> Task:
     Args:
         name: one of :data:`TASKS`.
         seed: seed of the generated data (the reversal task only).
+        axis_name: passed to the models with batch statistics (:func:`cnn`); give
+            ``fdl.train.DATA_AXIS`` to train data-parallel with synchronised BatchNorm.
 
     Returns:
         :class:`Task`.
 
     Example:
         >>> task("cnn").train[0].shape
-        (1257, 8, 8, 1)
+        (1258, 8, 8, 1)
     """
     check_choice("name", name, TASKS, fn="task")
     check_int("seed", seed, minimum=0, fn="task")
     metrics = {"accuracy": accuracy}
     if name in ("mlp", "cnn"):
         train, val, test = _digits()
-        model = mlp() if name == "mlp" else cnn()
+        model = mlp() if name == "mlp" else cnn(axis_name=axis_name)
         return Task(model, losses.cross_entropy, metrics, train, val, test, (1, 8, 8, 1))
     key = jax.random.PRNGKey(seed)  # raw key: the data are drawn on the host
     train, val, test = (

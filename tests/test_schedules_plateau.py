@@ -197,5 +197,35 @@ def test_scale_by_plateau_chained_with_an_optax_optimizer():
         assert_close(updates["w"], -used_lr * grads["w"])
         assert_close(state[1].plateau.lr, ref.lr / lr)
     assert ref.lr < lr / 2  # the run did reduce
-    with pytest.raises(TypeError, match="value"):
-        S.scale_by_plateau().update(grads, S.scale_by_plateau().init(params), params)
+    # without `value` (the per-epoch protocol) the update only applies the current scale
+    updates, same = update(grads, state, params)
+    assert_close(updates["w"], -ref.lr * grads["w"])
+    assert same == state
+
+
+def test_step_plateau_per_epoch_matches_pytorch_in_any_opt_state():
+    """step_plateau feeds every scale_by_plateau found in a state (chain, masked): the
+    rates used epoch by epoch are PyTorch's ReduceLROnPlateau.step(metric) per epoch."""
+    lr, kw = 0.1, dict(patience=1, factor=0.5, cooldown=1)
+    params = {"w": jnp.ones(3), "frozen": jnp.ones(2)}
+    tx = optax.chain(
+        optax.sgd(lr),
+        optax.masked(S.scale_by_plateau(**kw), {"w": True, "frozen": False}),
+    )
+    grads = {"w": jnp.asarray([1.0, -2.0, 0.5]), "frozen": jnp.ones(2)}
+    state = tx.init(params)
+    ref = RefPlateau(lr, eps=1e-8 * lr, **kw)
+    step_plateau = jax.jit(S.step_plateau)
+    for metric in [3, 2, 2, 2, 2, 2, 1, 1, 1, 1]:
+        for _ in range(3):  # three updates per epoch, all at the epoch's rate
+            updates, state = tx.update(grads, state, params)
+            assert_close(updates["w"], -ref.lr * grads["w"])
+            assert_close(updates["frozen"], -lr * grads["frozen"])
+        state = step_plateau(state, metric)
+        ref.step(metric)
+        (plateau,) = S.plateau_states(state)
+        assert_close(plateau.plateau.lr, ref.lr / lr)
+    assert ref.lr < lr / 2  # the run did reduce
+    with pytest.raises(ValueError, match="no scale_by_plateau state"):
+        S.step_plateau(optax.sgd(lr).init(params), 1.0)
+    assert S.plateau_states(optax.sgd(lr).init(params)) == []

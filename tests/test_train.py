@@ -3,8 +3,6 @@ checkpoints, resumption, NaN handling) and the history plot."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +13,7 @@ import functional_dl as fdl
 from functional_dl import models
 from functional_dl.nn import Layer, Sequential
 from tests.helpers import TraceCounter, assert_close
+from tests.test_schedules_plateau import RefPlateau
 
 # ---------------------------------------------------------------- tiny reference models
 
@@ -149,12 +148,15 @@ def sgd_step(params, xb, yb, lr):
     return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
 
 
-def test_step_donates_its_input_and_lr_scale_scales_sgd(digits):
+def test_step_donates_its_input_and_the_plateau_scale_scales_sgd(digits):
     x, y = digits["small"]
-    state = fdl.train.replicate(new_state(DETERMINISTIC, SGD), fdl.train.data_parallel_mesh())
+    opt = optax.chain(SGD, fdl.schedules.scale_by_plateau(factor=0.5, patience=0))
+    state = fdl.train.replicate(new_state(DETERMINISTIC, opt), fdl.train.data_parallel_mesh())
+    for metric in [1.0, 1.0]:  # one improvement, one bad epoch: the scale drops to 0.5
+        state = state.replace(opt_state=fdl.schedules.step_plateau(state.opt_state, metric))
     expected = sgd_step(new_state(DETERMINISTIC, SGD).params, x[:40], y[:40], 0.05)
     old_leaf = state.params["1_dense"]["w"]
-    scaled, _ = fdl.train.make_train_step(DETERMINISTIC, xent, SGD)(state, (x[:40], y[:40]), 0.5)
+    scaled, _ = fdl.train.make_train_step(DETERMINISTIC, xent, opt)(state, (x[:40], y[:40]))
     assert old_leaf.is_deleted()  # donated
     assert_close(scaled.params, expected)
 
@@ -205,37 +207,38 @@ def test_fit_learns_digits_to_97_percent_and_plots(tmp_path):
     assert [ax.get_title() for ax in fig.axes] == ["accuracy", "loss"]
 
 
-class _LR(NamedTuple):
-    lr: jax.Array
-
-
-class HalvingPlateau:
-    """The protocol of fdl.schedules.reduce_lr_on_plateau, halving the rate every epoch."""
-
-    init = staticmethod(lambda lr: _LR(jnp.float32(lr)))
-    update = staticmethod(lambda state, metric: _LR(state.lr * 0.5))
+# The training loss falls every epoch, so in mode "max" every epoch after the first is a
+# bad one: with patience 0 the rate halves after every epoch from the second on.
+HALVING = dict(mode="max", factor=0.5, patience=0)
 
 
 def test_fit_plateau_scales_the_learning_rate_per_epoch(digits):
     x, y = digits["small"]
-    state = new_state(DETERMINISTIC, SGD)
-    twin = new_state(DETERMINISTIC, SGD)  # fit donates `state`; the reference starts here
+    opt = optax.chain(SGD, fdl.schedules.scale_by_plateau(**HALVING))
+    state = new_state(DETERMINISTIC, opt)
+    twin = new_state(DETERMINISTIC, opt)  # fit donates `state`; the reference starts here
     key, params = twin.key, twin.params
     result = fdl.train.fit(
         state,
         DETERMINISTIC,
         xent,
-        SGD,
+        opt,
         (x, y),
-        epochs=2,
+        epochs=3,
         batch_size=40,
-        plateau=HalvingPlateau,
-        base_lr=0.1,
+        plateau=True,
+        monitor="loss",
         progress=False,
     )
-    assert_close(result.history["lr"], [0.1, 0.05], dtype=np.float32)
-    # reference: plain SGD over the documented batch order, lr 0.1 then 0.05
-    for epoch, lr in enumerate([0.1, 0.05]):
+    # PyTorch: ReduceLROnPlateau(optimizer, **HALVING).step(loss) after each epoch
+    ref, lrs = RefPlateau(0.1, **HALVING), []
+    for loss in result.history["loss"]:
+        lrs.append(ref.lr)
+        ref.step(loss)
+    assert lrs == [0.1, 0.1, 0.05]
+    assert_close(0.1 * np.asarray(result.history["lr_scale"]), lrs, dtype=np.float32)
+    # reference: plain SGD over the documented batch order, at the rates above
+    for epoch, lr in enumerate(lrs):
         for xb, yb in fdl.data.batches(
             jax.random.fold_in(key, epoch), x, y, batch_size=40, drop_last=True
         ):
@@ -269,20 +272,21 @@ def test_resume_equals_uninterrupted_run_bit_for_bit(digits, tmp_path):
         batch_size=40,
         val_data=val,
         metrics=METRICS,
-        plateau=HalvingPlateau,
-        base_lr=3e-3,
+        plateau=True,
+        monitor="loss",
         progress=False,
     )
-    full = fdl.train.fit(new_state(), MLP, xent, ADAM, data, epochs=3, **kw)
+    opt = optax.chain(ADAM, fdl.schedules.scale_by_plateau(**HALVING))
+    full = fdl.train.fit(new_state(optimizer=opt), MLP, xent, opt, data, epochs=3, **kw)
     first = fdl.train.fit(
-        new_state(), MLP, xent, ADAM, data, epochs=1, checkpoint_dir=tmp_path, **kw
+        new_state(optimizer=opt), MLP, xent, opt, data, epochs=1, checkpoint_dir=tmp_path, **kw
     )
     assert fdl.train.latest_checkpoint(tmp_path).name == "step_00000005.safetensors"
     rest = fdl.train.fit(
-        new_state(seed=99),
+        new_state(optimizer=opt, seed=99),
         MLP,
         xent,
-        ADAM,
+        opt,
         data,
         epochs=3,
         checkpoint_dir=tmp_path,
@@ -297,11 +301,44 @@ def test_resume_equals_uninterrupted_run_bit_for_bit(digits, tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     full.history.pop("time"), rest.history.pop("time"), first.history.pop("time")
     assert rest.history == full.history
+    assert full.history["lr_scale"] == [1.0, 1.0, 0.5]  # the cut needs the restored best
     assert len(first.history["loss"]) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [  # keep_checkpoints=2
         "step_00000010.safetensors",
         "step_00000015.safetensors",
     ]
+
+
+def test_plateau_run_resumed_mid_way_equals_the_uninterrupted_run(digits, tmp_path):
+    """The plateau state is part of opt_state: a run stopped after a rate cut continues
+    with the cut rate and the plateau's memory (best metric, counters) bit for bit."""
+    opt = optax.chain(SGD, fdl.schedules.scale_by_plateau(**HALVING))
+    kw = dict(batch_size=40, plateau=True, monitor="loss", progress=False)
+    args = (DETERMINISTIC, xent, opt, digits["small"])
+    full = fdl.train.fit(new_state(DETERMINISTIC, opt), *args, epochs=4, **kw)
+    assert full.history["lr_scale"] == [1.0, 1.0, 0.5, 0.25]
+    fdl.train.fit(new_state(DETERMINISTIC, opt), *args, epochs=2, checkpoint_dir=tmp_path, **kw)
+    ckpt = fdl.train.latest_checkpoint(tmp_path)
+    assert "plateau" not in fdl.train.checkpoint_metadata(ckpt)
+    saved = fdl.train.restore_checkpoint(ckpt, new_state(DETERMINISTIC, opt))
+    (plateau,) = fdl.schedules.plateau_states(saved.opt_state)
+    assert float(plateau.plateau.lr) == 0.5  # cut after the second epoch, before saving
+    rest = fdl.train.fit(
+        new_state(DETERMINISTIC, opt, seed=7),
+        *args,
+        epochs=4,
+        checkpoint_dir=tmp_path,
+        resume=True,
+        **kw,
+    )
+    for a, b in zip(
+        jax.tree_util.tree_leaves(full.state), jax.tree_util.tree_leaves(rest.state), strict=True
+    ):
+        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+            a, b = jax.random.key_data(a), jax.random.key_data(b)
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    full.history.pop("time"), rest.history.pop("time")
+    assert rest.history == full.history
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(digits, tmp_path):
@@ -369,8 +406,22 @@ def test_fit_bad_input(digits, tmp_path):
         fdl.train.fit(
             state, *args, (x, y), epochs=1, batch_size=8, resume=tmp_path / "missing.safetensors"
         )
-    with pytest.raises(ValueError, match="base_lr"):
-        fdl.train.fit(state, *args, (x, y), epochs=1, batch_size=8, plateau=HalvingPlateau)
+    with pytest.raises(ValueError, match="plateau=True needs a fdl.schedules.scale_by_plateau"):
+        fdl.train.fit(state, *args, (x, y), epochs=1, batch_size=8, plateau=True)
+    with pytest.raises(TypeError, match="plateau must be True or False"):
+        plateau = fdl.schedules.reduce_lr_on_plateau()
+        fdl.train.fit(state, *args, (x, y), epochs=1, batch_size=8, plateau=plateau)
+    chained = optax.chain(ADAM, fdl.schedules.scale_by_plateau())
+    with pytest.raises(ValueError, match="only with plateau=True"):
+        fdl.train.fit(
+            new_state(DETERMINISTIC, chained),
+            DETERMINISTIC,
+            xent,
+            chained,
+            (x, y),
+            epochs=1,
+            batch_size=8,
+        )
     with pytest.raises(ValueError, match="epochs"):
         fdl.train.fit(state, *args, (x, y), epochs=0, batch_size=8)
     with pytest.raises(ValueError, match=r"monitor must be one of \['loss'\]"):

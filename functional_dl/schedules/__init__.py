@@ -4,8 +4,9 @@ Every constructor returns ``schedule(step) -> lr``, a pure function of an intege
 step count (an array of any shape; jit-able with a traced step) such that
 ``schedule(k)`` equals PyTorch's ``get_last_lr()`` after ``k`` calls of
 ``scheduler.step()``; pass it as ``lr=`` of any ``fdl.optim`` optimizer.
-``reduce_lr_on_plateau`` is a state machine (``init``/``update``) and
-``scale_by_plateau`` the optax transform built on it.
+``reduce_lr_on_plateau`` is a state machine (``init``/``update``),
+``scale_by_plateau`` the optax transform built on it (its state lives in the optimizer
+state) and ``step_plateau(opt_state, metric)`` feeds it a metric once per epoch.
 
 Values are computed in JAX's default float dtype: float32 (within a few ulp, below
 3e-7 relative, of PyTorch's float64 values for the cosine, linear and one-cycle forms,
@@ -25,11 +26,14 @@ from ._decay import multi_step_lr as multi_step_lr
 from ._decay import step_lr as step_lr
 from ._one_cycle import one_cycle_lr as one_cycle_lr
 from ._one_cycle import one_cycle_momentum as one_cycle_momentum
+from ._plateau import PlateauConfig as PlateauConfig
 from ._plateau import PlateauState as PlateauState
 from ._plateau import ReduceLROnPlateau as ReduceLROnPlateau
 from ._plateau import ScaleByPlateauState as ScaleByPlateauState
+from ._plateau import plateau_states as plateau_states
 from ._plateau import reduce_lr_on_plateau as reduce_lr_on_plateau
 from ._plateau import scale_by_plateau as scale_by_plateau
+from ._plateau import step_plateau as step_plateau
 
 __all__ = [
     "step_lr",
@@ -45,6 +49,9 @@ __all__ = [
     "join_schedules",
     "reduce_lr_on_plateau",
     "scale_by_plateau",
+    "step_plateau",
+    "plateau_states",
+    "PlateauConfig",
     "PlateauState",
     "ReduceLROnPlateau",
     "ScaleByPlateauState",

@@ -28,7 +28,17 @@ def as_step(step: ArrayLike, fn: str) -> jax.Array:
     return step
 
 
-def to_float(x: ArrayLike) -> jax.Array:
+def count_reached(k: jax.Array, points: Sequence[int]) -> jax.Array:
+    """How many of the sorted ``points`` are ``<= k``, elementwise over ``k`` (int32).
+
+    The points get a trailing axis and ``k`` is broadcast explicitly against it, so no
+    implicit rank promotion happens (``jax_numpy_rank_promotion='raise'`` works).
+    """
+    arr = jnp.asarray(points, k.dtype).reshape((1,) * k.ndim + (-1,))
+    return jnp.sum(k[..., None] >= arr, axis=-1, dtype=jnp.int32)
+
+
+def to_float(x: ArrayLike | Sequence[float]) -> jax.Array:
     """``x`` in JAX's default floating dtype (float32, or float64 with x64 enabled)."""
     return jnp.asarray(x, dtype=float)
 
@@ -55,7 +65,7 @@ def anneal(
     end: ArrayLike,
     done: ArrayLike,
     remaining: ArrayLike,
-    total: float,
+    total: ArrayLike,
     strategy: str = "cos",
 ) -> jax.Array:
     """Interpolate from ``start`` to ``end`` after ``done`` of ``total`` units.
@@ -80,4 +90,4 @@ def anneal(
         w_end = jnp.square(jnp.sin((0.5 * math.pi) * p))
     else:
         w_start, w_end = q, p
-    return start * w_start + end * w_end
+    return jnp.asarray(start * w_start + end * w_end)

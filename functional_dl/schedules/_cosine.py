@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from .._checks import check_int
-from ._common import Schedule, anneal, as_step, to_float
+from ._common import Schedule, anneal, as_step, count_reached, to_float
 
 
 def cosine_annealing_lr(base_lr: float, T_max: int, eta_min: float = 0.0) -> Schedule:
@@ -107,7 +107,7 @@ def cosine_annealing_warm_restarts(
                 length *= T_mult
             lengths = [T_0 * T_mult**i for i in range(len(starts))]
             starts_arr = jnp.asarray(starts, k.dtype)
-            cycle = jnp.maximum(jnp.sum(k[..., None] >= starts_arr, axis=-1) - 1, 0)
+            cycle = jnp.maximum(count_reached(k, starts) - 1, 0)
             t_cur = k - starts_arr[cycle]
             t_i = to_float(lengths)[cycle]
         t_cur = to_float(t_cur)

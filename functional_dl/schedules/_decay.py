@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from .._checks import check_in_range, check_int, check_nonnegative
-from ._common import Schedule, anneal, as_step, check_milestones, to_float
+from ._common import Schedule, anneal, as_step, check_milestones, count_reached, to_float
 
 
 def step_lr(base_lr: float, step_size: int, gamma: float = 0.1) -> Schedule:
@@ -74,7 +74,7 @@ def multi_step_lr(base_lr: float, milestones: Sequence[int], gamma: float = 0.1)
 
     def schedule(step: ArrayLike) -> jax.Array:
         k = as_step(step, fn)
-        passed = jnp.sum(k[..., None] >= jnp.asarray(milestones, dtype=k.dtype), axis=-1)
+        passed = count_reached(k, milestones)
         return base_lr * jnp.power(gamma, to_float(passed))
 
     return schedule

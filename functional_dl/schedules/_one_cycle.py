@@ -50,11 +50,9 @@ def _cycle(
     def schedule(step: ArrayLike) -> jax.Array:
         k = as_step(step, fn)
         kf = to_float(k)
-        out = None
         # PyTorch takes the first phase with step <= end_step, the last phase otherwise
-        for i in reversed(range(len(phases))):
-            ph, (start, end) = phases[i], values[i]
-            val = anneal(
+        vals = [
+            anneal(
                 start,
                 end,
                 kf - ph.start_step,
@@ -62,7 +60,11 @@ def _cycle(
                 ph.end_step - ph.start_step,
                 strategy,
             )
-            out = val if out is None else jnp.where(k <= ph.last, val, out)
+            for ph, (start, end) in zip(phases, values, strict=True)
+        ]
+        out = vals[-1]
+        for ph, val in zip(phases[-2::-1], vals[-2::-1], strict=True):
+            out = jnp.where(k <= ph.last, val, out)
         return jnp.where(k > total_steps, final, out)
 
     return schedule

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -136,10 +138,45 @@ def reduce_lr_on_plateau(
     return ReduceLROnPlateau(init, update)
 
 
-class ScaleByPlateauState(NamedTuple):
-    """State of :func:`scale_by_plateau`."""
+class PlateauConfig(NamedTuple):
+    """The hyperparameters of a plateau rule (the arguments of :func:`reduce_lr_on_plateau`).
 
-    plateau: PlateauState  # the plateau machine; ``plateau.lr`` is the current scale
+    Hashable: kept as static pytree metadata of :class:`ScaleByPlateauState`, so that
+    :func:`step_plateau` can step any plateau state it finds in an optimizer state.
+    """
+
+    mode: str = "min"
+    factor: float = 0.1
+    patience: int = 10
+    threshold: float = 1e-4
+    threshold_mode: str = "rel"
+    cooldown: int = 0
+    min_lr: float = 0.0  # in units of the scale for scale_by_plateau (its min_scale)
+    eps: float = 1e-8
+
+
+@functools.lru_cache(maxsize=64)
+def _machine(config: PlateauConfig) -> ReduceLROnPlateau:
+    return reduce_lr_on_plateau(**config._asdict())
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaleByPlateauState:
+    """State of :func:`scale_by_plateau` (a pytree whose only leaves are ``plateau``'s).
+
+    Fields::
+
+        plateau  # PlateauState: the plateau machine; ``plateau.lr`` is the current scale
+        config   # PlateauConfig: static pytree metadata, the rule's hyperparameters
+    """
+
+    plateau: PlateauState
+    config: PlateauConfig = PlateauConfig()
+
+
+jax.tree_util.register_dataclass(
+    ScaleByPlateauState, data_fields=["plateau"], meta_fields=["config"]
+)
 
 
 def scale_by_plateau(
@@ -154,15 +191,23 @@ def scale_by_plateau(
 ) -> optax.GradientTransformationExtraArgs:
     """An optax transform that scales updates by a ReduceLROnPlateau factor.
 
-    The scale starts at 1 and follows :func:`reduce_lr_on_plateau` driven by the metric
-    passed as ``update(updates, state, params, value=metric)``. Chained after an
-    optimizer whose update is proportional to its learning rate (every ``fdl.optim``
-    optimizer, decoupled weight decay included), ``optax.chain(opt(lr), scale_by_plateau())``
-    steps with the rate ``lr·scale``, as PyTorch's scheduler would set it.
+    The scale starts at 1 and follows :func:`reduce_lr_on_plateau` driven by a metric.
+    Chained after an optimizer whose update is proportional to its learning rate (every
+    ``fdl.optim`` optimizer, decoupled weight decay included),
+    ``optax.chain(opt(lr), scale_by_plateau())`` steps with the rate ``lr·scale``, as
+    PyTorch's scheduler would set it. The state (the scale, the best metric, the
+    counters) lives in the optimizer state, so it is checkpointed with it.
 
-    Order, as in a PyTorch loop (``optimizer.step()`` then ``scheduler.step(metric)``): the
-    updates of a step are scaled by the scale *before* that step's ``value`` is seen,
-    then ``value`` updates the scale used from the next step on.
+    The metric reaches the rule in one of two ways:
+
+    - once per epoch (PyTorch's usual loop): ``opt_state = step_plateau(opt_state,
+      metric)`` between epochs, while ``update(updates, state, params)`` without
+      ``value`` only applies the current scale. :func:`functional_dl.train.fit` does this
+      with ``plateau=True``.
+    - at every update: ``update(updates, state, params, value=metric)``; the updates of
+      a step are scaled by the scale *before* that step's ``value`` is seen, then
+      ``value`` updates the scale used from the next step on (``optimizer.step()`` then
+      ``scheduler.step(metric)``).
 
     Args:
       mode, factor, patience, threshold, threshold_mode, cooldown, eps: as in
@@ -172,11 +217,11 @@ def scale_by_plateau(
       min_scale: lower bound of the scale (>= 0).
 
     Returns:
-      ``optax.GradientTransformationExtraArgs``: ``init(params)`` and
-      ``update(updates, state, params=None, *, value)``; ``optax.chain`` forwards
-      ``value`` to it. Each update keeps its dtype.
+      ``optax.GradientTransformationExtraArgs``: ``init(params) -> ScaleByPlateauState``
+      and ``update(updates, state, params=None, *, value=None)``; ``optax.chain``
+      forwards ``value`` to it. Each update keeps its dtype.
 
-    optax: ``optax.contrib.reduce_on_plateau`` has the same calling convention but
+    optax: ``optax.contrib.reduce_on_plateau`` has the per-update calling convention but
     applies the new scale in the step that sees ``value`` and reduces when the bad count
     reaches (not exceeds) patience.
 
@@ -189,8 +234,14 @@ def scale_by_plateau(
       ...     updates, state = tx.update({"w": jnp.ones(2)}, state, params, value=loss)
       >>> round(float(updates["w"][0]), 6)  # the third step uses lr 0.1 * 0.5
       -0.05
+      >>> state = tx.init(params)
+      >>> for val_loss in [1.0, 1.0]:  # once per epoch
+      ...     state = step_plateau(state, val_loss)
+      >>> updates, state = tx.update({"w": jnp.ones(2)}, state, params)
+      >>> round(float(updates["w"][0]), 6)
+      -0.05
     """
-    machine = reduce_lr_on_plateau(
+    config = PlateauConfig(
         mode=mode,
         factor=factor,
         patience=patience,
@@ -200,22 +251,93 @@ def scale_by_plateau(
         min_lr=min_scale,
         eps=eps,
     )
+    machine = _machine(config)  # validates the arguments
 
     def init_fn(params: Any) -> ScaleByPlateauState:
         del params
-        return ScaleByPlateauState(machine.init(1.0))
+        return ScaleByPlateauState(machine.init(1.0), config)
 
     def update_fn(
         updates: Any,
         state: ScaleByPlateauState,
         params: Any = None,
         *,
-        value: ArrayLike,
+        value: ArrayLike | None = None,
         **extra_args: Any,
     ) -> tuple[Any, ScaleByPlateauState]:
         del params, extra_args
         scale = state.plateau.lr
         updates = jax.tree_util.tree_map(lambda u: (u * scale).astype(u.dtype), updates)
-        return updates, ScaleByPlateauState(machine.update(state.plateau, value))
+        if value is None:
+            return updates, state
+        return updates, ScaleByPlateauState(machine.update(state.plateau, value), state.config)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    # (optax types states as OptState; ours is a registered dataclass pytree)
+    return optax.GradientTransformationExtraArgs(cast(Any, init_fn), cast(Any, update_fn))
+
+
+def _is_plateau(x: Any) -> bool:
+    return isinstance(x, ScaleByPlateauState)
+
+
+def plateau_states(opt_state: Any) -> list[ScaleByPlateauState]:
+    """Every :class:`ScaleByPlateauState` in an optimizer state, in flattening order.
+
+    Args:
+        opt_state: any optax state tree (chains, ``optax.masked``, ``multi_transform``...).
+
+    Returns:
+        A list, empty when the optimizer has no :func:`scale_by_plateau` transform.
+
+    Example:
+        >>> tx = optax.chain(optax.sgd(0.1), scale_by_plateau())
+        >>> [float(s.plateau.lr) for s in plateau_states(tx.init(jnp.zeros(2)))]
+        [1.0]
+    """
+    leaves = jax.tree_util.tree_leaves(opt_state, is_leaf=_is_plateau)
+    return [x for x in leaves if _is_plateau(x)]
+
+
+def step_plateau(opt_state: Any, metric: ArrayLike) -> Any:
+    """Feed ``metric`` to every :func:`scale_by_plateau` transform of an optimizer state.
+
+    One PyTorch ``scheduler.step(metric)`` (see :func:`reduce_lr_on_plateau`) for each
+    :class:`ScaleByPlateauState` found anywhere in ``opt_state`` (inside
+    ``optax.chain``, ``optax.masked``, ``fdl.optim.param_groups``...); every other leaf
+    is returned as is. Call it once per epoch with the validation metric, between the
+    epoch's last update and the next epoch's first. Pure and jit-able.
+
+    Args:
+        opt_state: the optimizer state (e.g. ``TrainState.opt_state``).
+        metric: a scalar (the monitored loss or score).
+
+    Returns:
+        The optimizer state with the plateau states stepped.
+
+    Raises:
+        ValueError: ``opt_state`` holds no plateau state (the optimizer has no
+            ``scale_by_plateau`` in its chain).
+
+    PyTorch: ``scheduler.step(metric)`` of ``ReduceLROnPlateau``.
+
+    Example:
+        >>> tx = optax.chain(optax.sgd(0.1), scale_by_plateau(patience=0, factor=0.5))
+        >>> state = tx.init(jnp.zeros(2))
+        >>> for val_loss in [2.0, 2.0, 1.0]:
+        ...     state = step_plateau(state, val_loss)
+        >>> float(plateau_states(state)[0].plateau.lr)
+        0.5
+    """
+    if not plateau_states(opt_state):
+        raise ValueError(
+            "step_plateau: opt_state holds no scale_by_plateau state; chain the "
+            "transform after the optimizer, e.g. optax.chain(fdl.optim.adam(1e-3), "
+            "fdl.schedules.scale_by_plateau(patience=2))"
+        )
+
+    def step(x: Any) -> Any:
+        if not _is_plateau(x):
+            return x
+        return ScaleByPlateauState(_machine(x.config).update(x.plateau, metric), x.config)
+
+    return jax.tree_util.tree_map(step, opt_state, is_leaf=_is_plateau)

@@ -7,6 +7,7 @@ safetensors checkpoints and a history plot.
                            val_data=(x_val, y_val), metrics={"accuracy": fdl.train.accuracy})
 """
 
+from ..metrics import accuracy as accuracy  # the public name of fdl.metrics.accuracy
 from ._checkpoint import CheckpointError as CheckpointError
 from ._checkpoint import checkpoint_metadata as checkpoint_metadata
 from ._checkpoint import checkpoint_path as checkpoint_path
@@ -22,7 +23,6 @@ from ._parallel import shard_batch as shard_batch
 from ._plot import plot_history as plot_history
 from ._state import TrainState as TrainState
 from ._state import create_train_state as create_train_state
-from ._step import accuracy as accuracy
 from ._step import evaluate as evaluate
 from ._step import make_train_step as make_train_step
 

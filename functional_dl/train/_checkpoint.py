@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import safetensors
 import safetensors.numpy
@@ -61,7 +62,7 @@ class CheckpointError(ValueError):
 
 
 def _is_key(leaf: Any) -> bool:
-    return hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+    return hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key)
 
 
 def _describe(path: tuple, leaf: Any) -> tuple[str, str, list[int]]:
@@ -102,7 +103,13 @@ def save_checkpoint(
     (pickle); here one safetensors file, no code is executed on load.
 
     Example:
-        >>> save_checkpoint("ckpt/step_100.safetensors", state, metadata={"epoch": 3})
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "step_100.safetensors")
+        >>> tree = {"w": jnp.ones((2, 3)), "step": jnp.int32(100)}
+        >>> save_checkpoint(path, tree, metadata={"epoch": 3}).name
+        'step_100.safetensors'
+        >>> checkpoint_metadata(path)
+        {'epoch': 3}
     """
     path = Path(path)
     if path.is_dir():
@@ -208,7 +215,11 @@ def restore_checkpoint(path: str | os.PathLike, template: Any) -> Any:
         A new pytree with the structure of ``template`` and the saved values.
 
     Example:
-        >>> state = restore_checkpoint("ckpt/step_100.safetensors", state)
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "step_100.safetensors")
+        >>> _ = save_checkpoint(path, {"w": jnp.full(3, 2.0)})
+        >>> restore_checkpoint(path, {"w": jnp.zeros(3)})["w"].tolist()
+        [2.0, 2.0, 2.0]
     """
     data, meta = _read(path, "restore_checkpoint")
     info = json.loads(meta[_FORMAT])
@@ -262,7 +273,12 @@ def _check_match(path: Any, saved: list[tuple], expected: list[tuple]) -> None:
 
 
 def checkpoint_path(directory: str | os.PathLike, step: int) -> Path:
-    """The file :func:`fit` writes at ``step``: ``<directory>/step_00000100.safetensors``."""
+    """The file :func:`fit` writes at ``step``: ``<directory>/step_00000100.safetensors``.
+
+    Example:
+        >>> checkpoint_path("runs", 100).as_posix()
+        'runs/step_00000100.safetensors'
+    """
     return Path(directory) / f"step_{int(step):08d}.safetensors"
 
 

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from .._checks import check_choice, check_int, check_nonnegative, check_positive
-from ..data import _num_examples, batches, num_batches
-from ..nn._core import Layer
+from .._checks import check_choice, check_int, check_nonnegative
+from ..data import batches, num_batches, num_examples
+from ..nn import Layer
+from ..schedules import plateau_states, step_plateau
 from ._checkpoint import (
     checkpoint_metadata,
     checkpoint_path,
@@ -51,7 +51,7 @@ class FitResult(NamedTuple):
 def _bar_class() -> Any:
     """tqdm's notebook widget when Jupyter can show it, else the text bar (terminals)."""
     try:
-        import ipywidgets  # noqa: F401  (the widget bar needs it)
+        import ipywidgets  # noqa: F401  # pyright: ignore[reportMissingImports]  (the widget bar needs it)
         from tqdm.auto import tqdm
     except ImportError:
         from tqdm import tqdm
@@ -69,20 +69,19 @@ def _improved(value: float, best: float | None, mode: str, min_delta: float) -> 
 
 
 def _check_fit_args(
-    state,
-    model,
-    train_data,
-    epochs,
-    batch_size,
-    val_data,
-    plateau,
-    base_lr,
-    patience,
-    min_delta,
-    mode,
-    checkpoint_dir,
-    resume,
-    keep_checkpoints,
+    state: Any,
+    model: Any,
+    train_data: Any,
+    epochs: Any,
+    batch_size: Any,
+    val_data: Any,
+    plateau: Any,
+    patience: Any,
+    min_delta: Any,
+    mode: Any,
+    checkpoint_dir: Any,
+    resume: Any,
+    keep_checkpoints: Any,
 ) -> int:
     fn = "fit"
     if not isinstance(state, TrainState):
@@ -96,15 +95,27 @@ def _check_fit_args(
     check_nonnegative("min_delta", min_delta, fn=fn)
     if patience is not None:
         check_int("patience", patience, minimum=1, fn=fn)
-    if plateau is not None:
-        if base_lr is None:
-            raise ValueError(
-                "fit: plateau needs the optimizer's base learning rate, got base_lr=None"
-            )
-        check_positive("base_lr", base_lr, fn=fn)
-    n = _num_examples(jax.tree_util.tree_leaves(train_data), "fit: train_data")
+    if not isinstance(plateau, bool):
+        raise TypeError(
+            "fit: plateau must be True or False (the plateau rule is an optimizer "
+            "transform: optax.chain(optimizer, fdl.schedules.scale_by_plateau(...))), "
+            f"got plateau={plateau!r}"
+        )
+    has_plateau = bool(plateau_states(state.opt_state))
+    if plateau and not has_plateau:
+        raise ValueError(
+            "fit: plateau=True needs a fdl.schedules.scale_by_plateau transform in the "
+            "optimizer's chain, e.g. optax.chain(fdl.optim.adam(1e-3), "
+            "fdl.schedules.scale_by_plateau(patience=2)); state.opt_state has none"
+        )
+    if has_plateau and not plateau:
+        raise ValueError(
+            "fit: the optimizer has a scale_by_plateau transform, which fit feeds with "
+            "the monitored metric only with plateau=True; got plateau=False"
+        )
+    n = num_examples(train_data, fn="fit: train_data")
     if val_data is not None:
-        _num_examples(jax.tree_util.tree_leaves(val_data), "fit: val_data")
+        num_examples(val_data, fn="fit: val_data")
     if (
         checkpoint_dir is not None
         and Path(checkpoint_dir).exists()
@@ -138,8 +149,7 @@ def fit(
     metrics: Metrics | None = None,
     drop_last: bool = True,
     eval_batch_size: int = 512,
-    plateau: Any = None,
-    base_lr: float | None = None,
+    plateau: bool = False,
     monitor: str | None = None,
     mode: str = "min",
     patience: int | None = None,
@@ -168,10 +178,12 @@ def fit(
             (``val_loss``, ``val_<metric>`` in the history).
         drop_last: drop the last incomplete batch of an epoch (one compiled shape).
         eval_batch_size: batch size of the validation forward passes.
-        plateau: a ``fdl.schedules.reduce_lr_on_plateau(...)`` scheduler fed ``monitor``
-            after each epoch; the learning rate becomes ``state.lr``, applied as the
-            update scale ``state.lr / base_lr``.
-        base_lr: the optimizer's learning rate (needed with ``plateau``).
+        plateau: feed ``monitor`` after each epoch to the
+            ``fdl.schedules.scale_by_plateau`` transform of the optimizer
+            (``optax.chain(fdl.optim.adam(1e-3), fdl.schedules.scale_by_plateau(...))``)
+            with :func:`fdl.schedules.step_plateau`; its state is in
+            ``state.opt_state`` and the history records the scale each epoch ran with
+            (``lr_scale``).
         monitor: the history entry watched by plateau and early stopping (default
             ``"val_loss"`` with ``val_data``, else ``"loss"``).
         mode: ``"min"`` or ``"max"``: whether a smaller or larger ``monitor`` is better.
@@ -179,9 +191,10 @@ def fit(
             ``monitor`` (``None``: never stop early).
         min_delta: the smallest change that counts as an improvement.
         checkpoint_dir: write ``step_<step>.safetensors`` there after every epoch: the
-            :class:`TrainState` (restorable with ``restore_checkpoint(path, state)``), with
-            the history and the plateau and early-stopping state in its metadata; the
-            last ``keep_checkpoints`` files are kept.
+            :class:`TrainState` (restorable with ``restore_checkpoint(path, state)``; the
+            plateau state is part of its ``opt_state``), with the history and the
+            early-stopping state in its metadata; the last ``keep_checkpoints`` files
+            are kept.
         resume: ``True`` continues from the latest checkpoint of ``checkpoint_dir``, a
             path from that file; the result equals the uninterrupted run bit for bit.
         progress: show the progress bar.
@@ -197,10 +210,18 @@ def fit(
     [ReduceLROnPlateau, EarlyStopping, ModelCheckpoint(save_freq="epoch")])``.
 
     Example:
-        >>> result = fit(state, model, fdl.losses.cross_entropy, fdl.optim.adam(1e-3),
-        ...              (x_train, y_train), epochs=10, batch_size=64,
-        ...              val_data=(x_val, y_val), metrics={"accuracy": accuracy})
-        >>> result.history["val_accuracy"][-1]
+        >>> import optax
+        >>> x, y = fdl.data.make_moons(jax.random.key(0), 64, noise=0.1)
+        >>> model = fdl.nn.Sequential(fdl.nn.Linear(16), fdl.nn.ReLU(), fdl.nn.Linear(2))
+        >>> optimizer = optax.chain(fdl.optim.adam(1e-2), fdl.schedules.scale_by_plateau())
+        >>> state = fdl.train.create_train_state(jax.random.key(1), model, optimizer, (1, 2))
+        >>> result = fit(state, model, fdl.losses.cross_entropy, optimizer, (x, y),
+        ...              epochs=2, batch_size=16, val_data=(x, y), plateau=True,
+        ...              metrics={"accuracy": fdl.metrics.accuracy}, progress=False)
+        >>> sorted(result.history)
+        ['accuracy', 'loss', 'lr_scale', 'time', 'val_accuracy', 'val_loss']
+        >>> int(result.state.step)
+        8
     """
     n = _check_fit_args(
         state,
@@ -210,7 +231,6 @@ def fit(
         batch_size,
         val_data,
         plateau,
-        base_lr,
         patience,
         min_delta,
         mode,
@@ -241,16 +261,14 @@ def fit(
     leaves = [np.asarray(a) for a in leaves]
 
     state = replicate(state, mesh)
-    pstate = plateau.init(base_lr) if plateau else None
-    book = {
+    book: dict[str, Any] = {
         "history": {},
         "best": None,
         "bad_epochs": 0,
         "steps_per_epoch": steps_per_epoch,
-        "plateau": None,
     }
     if resume:
-        state, pstate, book = _resume(resume, checkpoint_dir, state, pstate, steps_per_epoch)
+        state, book = _resume(resume, checkpoint_dir, state, steps_per_epoch)
     history = book["history"]
     step = int(state.step)
     start_epoch, skip = divmod(step, steps_per_epoch)
@@ -258,7 +276,6 @@ def fit(
     stopped_early = False
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
-        lr_scale = jnp.asarray(pstate.lr / base_lr if plateau else 1.0, jnp.float32)
         sums: dict[str, float] = {}
         key = jax.random.fold_in(state.key, epoch)
         bar = _progress_bar(
@@ -275,7 +292,7 @@ def fit(
             batch = jax.tree_util.tree_unflatten(treedef, chunk)
             if jax.process_count() > 1:  # one process: the step's jit places the batch
                 batch = shard_batch(batch, mesh)
-            state, step_metrics = train_step(state, batch, lr_scale)
+            state, step_metrics = train_step(state, batch)
             values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
             if not math.isfinite(values["loss"]):
                 bar.close()
@@ -309,9 +326,9 @@ def fit(
             )
             record.update({f"val_{k}": v for k, v in scores.items()})
         if plateau:
-            record["lr"] = float(pstate.lr)
-            pstate = plateau.update(pstate, record[monitor])
-            book["plateau"] = [np.asarray(v).tolist() for v in jax.tree_util.tree_leaves(pstate)]
+            record["lr_scale"] = float(plateau_states(state.opt_state)[0].plateau.lr)
+            opt_state = step_plateau(state.opt_state, record[monitor])
+            state = state.replace(opt_state=replicate(opt_state, mesh))
         record["time"] = time.perf_counter() - t0
         for k, v in record.items():
             history.setdefault(k, []).append(v)
@@ -334,10 +351,9 @@ def _resume(
     resume: bool | str | Path,
     checkpoint_dir: Any,
     state: TrainState,
-    pstate: Any,
     steps_per_epoch: int,
-) -> tuple[TrainState, Any, dict]:
-    """The state, plateau state and bookkeeping saved by an earlier :func:`fit`."""
+) -> tuple[TrainState, dict]:
+    """The state (plateau state included) and bookkeeping saved by an earlier :func:`fit`."""
     path = Path(resume) if isinstance(resume, (str, Path)) else latest_checkpoint(checkpoint_dir)
     if path is None or not path.is_file():
         where = f"at {path}" if path else f"in {checkpoint_dir}"
@@ -349,21 +365,8 @@ def _resume(
             f"{book.get('steps_per_epoch')} steps per epoch, this run has "
             f"{steps_per_epoch} (same data, batch_size and drop_last needed)"
         )
-    state = restore_checkpoint(path, state)
-    saved = book.get("plateau")
-    if pstate is not None and saved is not None:
-        # Scalars kept in the JSON metadata (exact for float32/int32 via Python numbers).
-        leaves, treedef = jax.tree_util.tree_flatten(pstate)
-        if len(saved) != len(leaves):
-            raise ValueError(
-                f"fit: the plateau state of {str(path)!r} has {len(saved)} "
-                f"values, the scheduler expects {len(leaves)}"
-            )
-        pstate = jax.tree_util.tree_unflatten(
-            treedef,
-            [jnp.asarray(v, jnp.result_type(t)) for v, t in zip(saved, leaves, strict=True)],
-        )
-    return state, pstate, book
+    book.pop("plateau", None)  # written by versions that kept it outside opt_state
+    return restore_checkpoint(path, state), book
 
 
 def _prune(directory: str | Path, keep: int) -> None:

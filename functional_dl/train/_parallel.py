@@ -46,8 +46,10 @@ def data_parallel_mesh(devices: Sequence[Any] | None = None) -> Mesh:
 
     Example:
         >>> mesh = data_parallel_mesh()          # every local (and remote) device
-        >>> mesh.shape["data"]
-        8
+        >>> mesh.shape["data"] == len(jax.devices())
+        True
+        >>> data_parallel_mesh(jax.devices()[:1]).shape["data"]
+        1
     """
     devices = list(jax.devices() if devices is None else devices)
     if not devices:

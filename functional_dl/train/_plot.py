@@ -11,8 +11,8 @@ __all__ = ["plot_history"]
 def plot_history(history: dict[str, list[float]], *, path: str | os.PathLike | None = None) -> Any:
     """Plot training curves: one panel per metric, the training and validation values.
 
-    ``history["x"]`` and ``history["val_x"]`` share a panel; ``lr`` gets a log-scale
-    panel; ``time`` is left out.
+    ``history["x"]`` and ``history["val_x"]`` share a panel; ``lr`` and ``lr_scale`` get
+    a log-scale panel; ``time`` is left out.
 
     Args:
         history: the ``history`` of :func:`fit` (metric name -> per-epoch values).
@@ -22,7 +22,9 @@ def plot_history(history: dict[str, list[float]], *, path: str | os.PathLike | N
         A ``matplotlib.figure.Figure`` (shown by notebooks when it is the cell result).
 
     Example:
-        >>> fig = plot_history(result.history, path="runs/curves.png")
+        >>> history = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "time": [3.0, 2.0]}
+        >>> [ax.get_title() for ax in plot_history(history).axes]
+        ['loss']
     """
     try:
         from matplotlib.figure import Figure
@@ -39,7 +41,7 @@ def plot_history(history: dict[str, list[float]], *, path: str | os.PathLike | N
             if key in history:
                 values = history[key]
                 ax.plot(range(1, len(values) + 1), values, marker="o", ms=3, label=label)
-        if name == "lr":
+        if name in ("lr", "lr_scale"):
             ax.set_yscale("log")
         ax.set_title(name)
         ax.set_xlabel("epoch")

@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ..nn._core import Layer
+from ..nn import Layer
 
 __all__ = ["TrainState", "create_train_state"]
 
@@ -33,9 +33,11 @@ class TrainState:
     function and optimizer too; here they stay outside, so the state is plain data).
 
     Example:
+        >>> model = fdl.nn.Sequential(fdl.nn.Flatten(), fdl.nn.Linear(2))
         >>> state = create_train_state(jax.random.key(0), model, fdl.optim.adam(1e-3),
-        ...                            (1, 8, 8, 1))
-        >>> state = state.replace(step=state.step + 1)
+        ...                            (1, 4, 4, 1))
+        >>> int(state.replace(step=state.step + 1).step)
+        1
     """
 
     params: Any
@@ -72,7 +74,10 @@ def create_train_state(
         ``TrainState(params, model_state, opt_state, step=0, key)``.
 
     Example:
-        >>> state = create_train_state(jax.random.key(0), model, optimizer, (1, 8, 8, 1))
+        >>> model = fdl.nn.Sequential(fdl.nn.Flatten(), fdl.nn.Linear(2))
+        >>> state = create_train_state(jax.random.key(0), model, fdl.optim.sgd(0.1), (1, 3))
+        >>> state.params["1_linear"]["weight"].shape, int(state.step)
+        ((3, 2), 0)
     """
     if not isinstance(model, Layer):
         raise TypeError(f"create_train_state: model must be a Layer, got model={model!r}")

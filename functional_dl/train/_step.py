@@ -14,33 +14,14 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from ..data import _num_examples, batches
-from ..nn._core import Layer
+from ..data import batches, num_examples
+from ..nn import Layer
 from ._parallel import DATA_AXIS, data_parallel_mesh
 from ._state import TrainState
 
-__all__ = ["accuracy", "make_train_step", "evaluate"]
+__all__ = ["make_train_step", "evaluate"]
 
 Metrics = Mapping[str, Callable[[Any, Any], Any]]
-
-
-def accuracy(outputs: Any, targets: Any) -> jax.Array:
-    """Fraction of arg-max predictions equal to the integer targets.
-
-    .. math:: \\mathrm{acc} = \\frac{1}{N}\\sum_i [\\arg\\max_c \\mathrm{outputs}_{ic} = t_i]
-
-    Args:
-        outputs: logits or probabilities ``[..., num_classes]``.
-        targets: integer classes ``[...]``.
-
-    Returns:
-        float32 scalar in ``[0, 1]``.
-
-    Example:
-        >>> accuracy(jnp.array([[0.1, 2.0], [3.0, 0.0]]), jnp.array([1, 1]))
-        Array(0.5, dtype=float32)
-    """
-    return jnp.mean((jnp.argmax(outputs, axis=-1) == targets).astype(jnp.float32))
 
 
 def _metric_items(metrics: Metrics | None, fn: str) -> tuple[tuple[str, Callable], ...]:
@@ -89,7 +70,7 @@ def _train_step(
 ) -> Callable:
     mean = _device_mean(mesh)
 
-    def local_step(state: TrainState, batch: Any, lr_scale: jax.Array):
+    def local_step(state: TrainState, batch: Any) -> tuple[TrainState, dict[str, jax.Array]]:
         inputs, targets = batch  # each device sees [batch / devices, ...]
         key = jax.random.fold_in(state.key, state.step)
         key = jax.random.fold_in(key, lax.axis_index(DATA_AXIS))  # own dropout per shard
@@ -106,7 +87,6 @@ def _train_step(
         # pass of its lax.pmean.
         grads, loss = mean((grads, loss))
         updates, opt_state = update(grads, state.opt_state, state.params)
-        updates = jax.tree_util.tree_map(lambda u: u * lr_scale.astype(u.dtype), updates)
         new_state = state.replace(
             params=optax.apply_updates(state.params, updates),
             model_state=mean(model_state),
@@ -124,7 +104,7 @@ def _train_step(
     sharded = jax.shard_map(
         local_step,
         mesh=mesh,
-        in_specs=(P(), P(DATA_AXIS), P()),
+        in_specs=(P(), P(DATA_AXIS)),
         out_specs=(P(), P()),
         check_vma=False,
     )
@@ -132,19 +112,17 @@ def _train_step(
     jitted = jax.jit(
         sharded,
         donate_argnums=0,
-        in_shardings=(replicated, split, replicated),
+        in_shardings=(replicated, split),
         out_shardings=(replicated, replicated),
     )
 
     @functools.wraps(jitted)
-    def step(state: TrainState, batch: Any, lr_scale: Any = 1.0):
+    def step(state: TrainState, batch: Any) -> tuple[TrainState, dict[str, jax.Array]]:
         if getattr(state.step, "sharding", None) != replicated:
             # A state not yet on the mesh (fresh from create_train_state) is moved there
             # first, so that it has the type of the step's output: one trace, one compile.
             state = jax.device_put(state, replicated)
-        if not isinstance(lr_scale, jax.Array):
-            lr_scale = np.float32(lr_scale)
-        return jitted(state, batch, lr_scale)
+        return jitted(state, batch)
 
     return step
 
@@ -157,7 +135,7 @@ def make_train_step(
     metrics: Metrics | None = None,
     mesh: Mesh | None = None,
 ) -> Callable:
-    """Build the jitted training step ``step(state, batch, lr_scale=1.0) -> (state, metrics)``.
+    """Build the jitted training step ``step(state, batch) -> (state, metrics)``.
 
     One step on ``batch = (inputs, targets)``:
 
@@ -167,7 +145,7 @@ def make_train_step(
                                            key=fold_in(key, step), train=True)
         loss = loss_fn(outputs, targets)                   # mean over the global batch
         updates, opt_state = optimizer.update(grad(loss), opt_state, params)
-        params = params + lr_scale * updates;  step += 1
+        params = optax.apply_updates(params, updates);  step += 1
 
     The step runs under ``jax.shard_map`` over ``mesh`` (default: every device): the state
     is replicated, the batch is split along its first axis, the loss and metrics are
@@ -176,9 +154,9 @@ def make_train_step(
     ``axis_name=DATA_AXIS``. The input ``state`` is donated (its buffers are reused):
     do not use it after the call (a state not yet on the mesh, e.g. fresh from
     :func:`create_train_state`, is first copied there with :func:`replicate`).
-    ``lr_scale`` multiplies the updates, which scales the learning rate of every
-    optimizer whose update is linear in it (SGD, Adam, AdamW, RMSprop, ...); :func:`fit`
-    drives it from a plateau scheduler.
+    The learning rate belongs to ``optimizer`` alone (a float, a schedule, or an
+    ``fdl.schedules.scale_by_plateau`` transform in its chain whose state lives in
+    ``state.opt_state``).
 
     Args:
         model: a :class:`functional_dl.nn.Layer`.
@@ -193,9 +171,15 @@ def make_train_step(
         returns the same compiled function.
 
     Example:
-        >>> step = make_train_step(model, fdl.losses.cross_entropy, fdl.optim.adam(1e-3),
-        ...                        metrics={"accuracy": accuracy})
-        >>> state, metrics = step(state, (x_batch, y_batch))
+        >>> model = fdl.nn.Sequential(fdl.nn.Linear(8), fdl.nn.ReLU(), fdl.nn.Linear(2))
+        >>> optimizer = fdl.optim.adam(1e-2)
+        >>> state = fdl.train.create_train_state(jax.random.key(0), model, optimizer, (1, 2))
+        >>> step = make_train_step(model, fdl.losses.cross_entropy, optimizer,
+        ...                        metrics={"accuracy": fdl.metrics.accuracy})
+        >>> x, y = fdl.data.make_moons(jax.random.key(1), 16)
+        >>> state, metrics = step(state, (x, y))
+        >>> sorted(metrics), int(state.step)
+        (['accuracy', 'loss'], 1)
     """
     _check_model(model, loss_fn, "make_train_step")
     items = _metric_items(metrics, "make_train_step")
@@ -269,9 +253,14 @@ def evaluate(
         ``{"loss": float, **{name: float}}``.
 
     Example:
-        >>> evaluate(state, model, fdl.losses.cross_entropy, (x_test, y_test),
-        ...          metrics={"accuracy": accuracy})
-        {'accuracy': 0.98, 'loss': 0.06}
+        >>> model = fdl.nn.Sequential(fdl.nn.Linear(2))
+        >>> optimizer = fdl.optim.sgd(0.1)
+        >>> state = fdl.train.create_train_state(jax.random.key(0), model, optimizer, (1, 2))
+        >>> x, y = fdl.data.make_moons(jax.random.key(1), 37)
+        >>> scores = evaluate(state, model, fdl.losses.cross_entropy, (x, y),
+        ...                   metrics={"accuracy": fdl.metrics.accuracy}, batch_size=8)
+        >>> sorted(scores), 0.0 <= scores["accuracy"] <= 1.0
+        (['accuracy', 'loss'], True)
     """
     _check_model(model, loss_fn, "evaluate")
     if jax.process_count() > 1:
@@ -282,7 +271,7 @@ def evaluate(
     items = _metric_items(metrics, "evaluate")
     mesh = mesh or data_parallel_mesh()
     leaves, treedef = jax.tree_util.tree_flatten(data)
-    n = _num_examples(leaves, "evaluate")
+    n = num_examples(leaves, fn="evaluate")
     devices = mesh.shape[DATA_AXIS]
     size = -(-min(batch_size, n) // devices) * devices
     forward = _forward(model.apply, mesh)
