@@ -53,7 +53,7 @@ def _reference_epoch_fn(model, loss_fn, opt):
 def run(quick: bool = False) -> list[dict]:
     """Seconds per epoch of ``fit`` and of the reference loop, and checkpoint timings."""
     name = "mlp" if quick else "cnn"
-    task = models.task(name)
+    task = models.task(name, axis_name=fdl.train.DATA_AXIS)  # fit's synchronised batch norm
     if quick:  # a one-hidden-layer MLP on 128 digits: compiles in a moment
         task = task._replace(
             model=models.mlp(hidden=(32,)), train=(task.train[0][:128], task.train[1][:128])
