@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_choice, check_pair, check_positive
-from . import _image, _random
+from . import _image, _sampling
 from ._geometry import INTERPOLATIONS
 
 
@@ -178,7 +178,7 @@ def affine(
     translate = check_pair("translate", translate, ordered=False, fn=fn)
     shear = (
         (shear, 0.0)
-        if _random.is_scalar(shear)
+        if _sampling.is_scalar(shear)
         else check_pair("shear", shear, ordered=False, fn=fn)
     )
     _check_warp_args(images, interpolation, fill, fn)
@@ -206,7 +206,7 @@ def random_rotation(
       >>> random_rotation(key, images, 15.0)
     """
     fn = "random_rotation"
-    degrees = _random.symmetric_range("degrees", degrees, fn=fn)
+    degrees = _sampling.symmetric_range("degrees", degrees, fn=fn)
     _check_warp_args(images, interpolation, fill, fn)
     return _random_affine(key, images, degrees, None, None, None, fill, interpolation=interpolation)
 
@@ -215,8 +215,8 @@ def _shear_ranges(shear: Any, fn: str) -> tuple | None:
     """torchvision's shear argument: number, ``(lo, hi)`` for x, or 4 values (x and y)."""
     if shear is None:
         return None
-    if _random.is_scalar(shear):
-        return _random.symmetric_range("shear", shear, fn=fn), (0.0, 0.0)
+    if _sampling.is_scalar(shear):
+        return _sampling.symmetric_range("shear", shear, fn=fn), (0.0, 0.0)
     shear = tuple(shear)
     if len(shear) == 2:
         return check_pair("shear", shear, fn=fn), (0.0, 0.0)
@@ -263,10 +263,10 @@ def random_affine(
       >>> random_affine(key, images, 10.0, translate=(0.1, 0.1), scale=(0.9, 1.1))
     """
     fn = "random_affine"
-    degrees = _random.symmetric_range("degrees", degrees, fn=fn)
+    degrees = _sampling.symmetric_range("degrees", degrees, fn=fn)
     if translate is not None:
         translate = check_pair("translate", translate, ordered=False, fn=fn)
-        _random.check_range_within("translate", translate, 0.0, 1.0, fn=fn)
+        _sampling.check_range_within("translate", translate, 0.0, 1.0, fn=fn)
     if scale is not None:
         scale = check_pair("scale", scale, fn=fn)
         check_positive("scale[0]", scale[0], fn=fn)
@@ -298,14 +298,14 @@ def _random_affine(
         if translate is not None:
             dx, dy = translate[0] * W, translate[1] * H
             shift = (
-                jnp.round(_random.uniform(u[1], (-dx, dx))),
-                jnp.round(_random.uniform(u[2], (-dy, dy))),
+                jnp.round(_sampling.uniform(u[1], (-dx, dx))),
+                jnp.round(_sampling.uniform(u[2], (-dy, dy))),
             )
-        zoom = 1.0 if scale is None else _random.uniform(u[3], scale)
+        zoom = 1.0 if scale is None else _sampling.uniform(u[3], scale)
         skew = (0.0, 0.0)
         if shears is not None:
-            skew = (_random.uniform(u[4], shears[0]), _random.uniform(u[5], shears[1]))
-        matrix = _inverse_matrix(_random.uniform(u[0], degrees), shift, zoom, skew)
+            skew = (_sampling.uniform(u[4], shears[0]), _sampling.uniform(u[5], shears[1]))
+        matrix = _inverse_matrix(_sampling.uniform(u[0], degrees), shift, zoom, skew)
         return _warp(img, matrix, interpolation, fill)
 
-    return _random.per_sample(one, key, x, 6)
+    return _sampling.per_sample(one, key, x, 6)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_pair, check_positive
-from . import _image, _random
+from . import _image, _sampling
 
 
 def _check_fits(kx: int, ky: int, images: Any, fn: str) -> None:
@@ -81,7 +81,7 @@ def gaussian_blur_fixed(images: Any, kernel_size: Any, sigma: Any) -> jnp.ndarra
     kx, ky = _image.parse_size("kernel_size", kernel_size, fn=fn, odd=True)
     sx, sy = (
         (sigma, sigma)
-        if _random.is_scalar(sigma)
+        if _sampling.is_scalar(sigma)
         else check_pair("sigma", sigma, ordered=False, fn=fn)
     )
     check_positive("sigma", sx, fn=fn)
@@ -113,7 +113,7 @@ def gaussian_blur(
     """
     fn = "gaussian_blur"
     kx, ky = _image.parse_size("kernel_size", kernel_size, fn=fn, odd=True)
-    lo, hi = (sigma, sigma) if _random.is_scalar(sigma) else check_pair("sigma", sigma, fn=fn)
+    lo, hi = (sigma, sigma) if _sampling.is_scalar(sigma) else check_pair("sigma", sigma, fn=fn)
     check_positive("sigma", lo, fn=fn)
     _image.check(images, fn=fn)
     _check_fits(kx, ky, images, fn)
@@ -123,7 +123,7 @@ def gaussian_blur(
 @_image.float_kernel(static=("kx", "ky"), image_arg=1)
 def _random_blur(key: Any, x: jnp.ndarray, sigma: tuple, *, kx: int, ky: int) -> jnp.ndarray:
     def one(u: jnp.ndarray, img: jnp.ndarray) -> jnp.ndarray:
-        s = _random.uniform(u[0], sigma)
+        s = _sampling.uniform(u[0], sigma)
         return _blur(img, kx, ky, s, s)
 
-    return _random.per_sample(one, key, x, 1)
+    return _sampling.per_sample(one, key, x, 1)

@@ -15,7 +15,7 @@ from .._checks import (
     check_positive,
     is_concrete,
 )
-from . import _image, _random
+from . import _image, _sampling
 
 INTERPOLATIONS = ("nearest", "bilinear")
 
@@ -39,7 +39,9 @@ def hflip(images: Any) -> jnp.ndarray:
     return jnp.flip(jnp.asarray(images), axis=-2)
 
 
-def random_horizontal_flip(key: Any, images: Any, *, p: Any = 0.5) -> jnp.ndarray:
+def random_horizontal_flip(
+    key: Any, images: Any, *, p: Any = 0.5, _window: _sampling.Window | None = None
+) -> jnp.ndarray:
     """Mirror each sample left-right with probability ``p``.
 
     Args:
@@ -57,23 +59,25 @@ def random_horizontal_flip(key: Any, images: Any, *, p: Any = 0.5) -> jnp.ndarra
       >>> random_horizontal_flip(key, images, p=0.5)
     """
     fn = "random_horizontal_flip"
-    _random.check_p(p, fn=fn)
+    _sampling.check_p(p, fn=fn)
     _image.check(images, fn=fn)
-    return _random_horizontal_flip(key, images, p)
+    return _random_horizontal_flip(key, images, p, window=_window)
 
 
-@_random.windowed_jit
-def _random_horizontal_flip(key: Any, images: Any, p: Any) -> jnp.ndarray:
+@jax.jit
+def _random_horizontal_flip(
+    key: Any, images: Any, p: Any, *, window: _sampling.Window | None
+) -> jnp.ndarray:
     def one(u: jnp.ndarray, img: jnp.ndarray) -> jnp.ndarray:
         # Read column W - 1 - j or j: a gather with per-sample indices. (Selecting
         # between the image and its reverse compiles far slower on CPU when the image
         # comes from a resized crop in the same program.) The indices are in range, so
         # the gather clamps instead of masking (mode 'clip': no bounds test per element).
         cols = jnp.arange(img.shape[-2])
-        cols = jnp.where(_random.bernoulli(u[0], p), cols[::-1], cols)
+        cols = jnp.where(_sampling.bernoulli(u[0], p), cols[::-1], cols)
         return jnp.take(img, cols, axis=-2, mode="clip")
 
-    return _random.per_sample(one, key, jnp.asarray(images), 1)
+    return _sampling.per_sample(one, key, jnp.asarray(images), 1, window=window)
 
 
 def center_crop(images: Any, size: Any) -> jnp.ndarray:
@@ -230,6 +234,7 @@ def random_resized_crop(
     scale: Any = (0.08, 1.0),
     ratio: Any = (3.0 / 4.0, 4.0 / 3.0),
     interpolation: str = "bilinear",
+    _window: _sampling.Window | None = None,
 ) -> jnp.ndarray:
     """Crop a random box of random area and aspect ratio per sample, resize it to ``size``.
 
@@ -267,7 +272,7 @@ def random_resized_crop(
     check_positive("ratio[0]", ratio[0], fn=fn)
     _image.check(images, fn=fn)
     return _random_resized_crop(
-        key, images, scale, ratio, size=out_size, interpolation=interpolation
+        key, images, scale, ratio, size=out_size, interpolation=interpolation, window=_window
     )
 
 
@@ -280,21 +285,18 @@ def _random_resized_crop(
     *,
     size: tuple[int, int],
     interpolation: str,
+    window: _sampling.Window | None,
 ) -> jnp.ndarray:
     H, W = x.shape[-3], x.shape[-2]
     fallback = _fallback_box(H, W, ratio)
-    tries = _random.TRIES
+    tries = _sampling.TRIES
 
     def one(u: jnp.ndarray, img: jnp.ndarray) -> jnp.ndarray:
-        w, h = _random.box_candidates(u[:tries], u[tries : 2 * tries], float(H * W), scale, ratio)
-        found, h, w = _random.first_valid((w > 0) & (w <= W) & (h > 0) & (h <= H), h, w)
-        top = _random.randint(u[2 * tries], H - h)
-        left = _random.randint(u[2 * tries + 1], W - w)
+        w, h = _sampling.box_candidates(u[:tries], u[tries : 2 * tries], float(H * W), scale, ratio)
+        found, h, w = _sampling.first_valid((w > 0) & (w <= W) & (h > 0) & (h <= H), h, w)
+        top = _sampling.randint(u[2 * tries], H - h)
+        left = _sampling.randint(u[2 * tries + 1], W - w)
         box = [jnp.where(found, a, b) for a, b in zip((top, left, h, w), fallback, strict=True)]
         return _resized_crop(img, *box, size, interpolation)
 
-    return _random.per_sample(one, key, x, 2 * tries + 2)
-
-
-_random.register_chunkable(random_horizontal_flip)
-_random.register_chunkable(random_resized_crop)
+    return _sampling.per_sample(one, key, x, 2 * tries + 2, window=window)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_int, check_ndim, check_positive
-from . import _image, _random
+from . import _image, _sampling
 
 
 def _check(images: Any, labels: Any, alpha: Any, num_classes: Any, fn: str) -> jnp.ndarray:
@@ -51,9 +51,9 @@ def _draw(key: Any, n: int, alpha: Any, per_sample: Any) -> tuple[jnp.ndarray, j
     and CutMix share this compiled sampler (the gamma sampler is slow to compile).
     """
     k_lam, k_box = jax.random.split(key)
-    log_gamma = _random.flat_draw(jax.random.loggamma, k_lam, (n, 2), alpha)
+    log_gamma = _sampling.flat_draw(jax.random.loggamma, k_lam, (n, 2), alpha)
     lam = jax.nn.sigmoid(log_gamma[:, 0] - log_gamma[:, 1])
-    u = _random.flat_draw(jax.random.uniform, k_box, (n, 2))
+    u = _sampling.flat_draw(jax.random.uniform, k_box, (n, 2))
     return jnp.where(per_sample, lam, lam[:1]), jnp.where(per_sample, u, u[:1])
 
 
@@ -148,7 +148,7 @@ def _cutmix(images: Any, labels: jnp.ndarray, lam: jnp.ndarray, u: jnp.ndarray) 
     H, W = x.shape[1:3]
 
     def box(u: jnp.ndarray, lam: jnp.ndarray) -> tuple:
-        r_y, r_x = _random.randint(u[0], H - 1), _random.randint(u[1], W - 1)
+        r_y, r_x = _sampling.randint(u[0], H - 1), _sampling.randint(u[1], W - 1)
         r = 0.5 * jnp.sqrt(1.0 - lam)
         half_h, half_w = (r * H).astype(jnp.int32), (r * W).astype(jnp.int32)
         y1, y2 = jnp.maximum(r_y - half_h, 0), jnp.minimum(r_y + half_h, H)
