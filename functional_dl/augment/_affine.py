@@ -45,6 +45,7 @@ def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) ->
     is the interpolation weight that fell inside the image.
     """
     H, W, C = x.shape[-3:]
+    fill = _image.expand_to(fill, x.ndim)
     m = matrix.astype(x.dtype)
     X, Y = jnp.meshgrid(
         jnp.arange(W, dtype=x.dtype) - (W - 1) / 2, jnp.arange(H, dtype=x.dtype) - (H - 1) / 2
@@ -67,7 +68,7 @@ def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) ->
         index = jnp.clip(iy, 0, H - 1) * W + jnp.clip(ix, 0, W - 1)
         # in range after clipping: mode 'clip' avoids a bounds test per element
         values = jnp.take(flat, index.reshape(-1), axis=-2, mode="clip").reshape(x.shape)
-        return values, inside[..., None]
+        return values, _image.expand_to(inside[..., None], x.ndim)
 
     if interpolation == "nearest":
         values, inside = sample(
@@ -75,7 +76,7 @@ def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) ->
         )
         return jnp.where(inside, values, fill)
     x0, y0 = jnp.floor(src_x), jnp.floor(src_y)
-    fx, fy = (src_x - x0)[..., None], (src_y - y0)[..., None]
+    fx, fy = (_image.expand_to((s - s0)[..., None], x.ndim) for s, s0 in ((src_x, x0), (src_y, y0)))
     x0, y0 = x0.astype(jnp.int32), y0.astype(jnp.int32)
     sampled = mask = 0.0
     for dy, wy in ((0, 1.0 - fy), (1, fy)):

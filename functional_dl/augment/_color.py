@@ -236,7 +236,7 @@ def _color_jitter(
                 op = order[step]
                 ref = 0.0
                 if need_gray:
-                    gray = _luma(p[0], p[1], p[2])
+                    gray = _luma(p[0], p[1], p[2])[None]  # [1, H, W]
                     ref = jnp.where(op == 1, jnp.mean(gray), jnp.where(op == 2, gray, 0.0))
                 active = True if first is None else (step < before_hue) == first
                 p = jnp.where(active, _blend(p, ref, factors[op]), p)

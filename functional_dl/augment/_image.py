@@ -95,6 +95,17 @@ def check_value(name: str, value: Any, shape: tuple[int, ...], *, fn: str) -> No
         ) from exc
 
 
+def expand_to(a: Any, ndim: int) -> jnp.ndarray:
+    """``a`` with leading unit axes up to rank ``ndim`` (a scalar stays a scalar).
+
+    NumPy's rank promotion written out, so that the ops run under
+    ``jax_numpy_rank_promotion='raise'``: a ``[H, W, 1]`` mask or a ``[C]`` fill value
+    against a batch ``[N, H, W, C]``.
+    """
+    a = jnp.asarray(a)
+    return a if a.ndim == 0 else a.reshape((1,) * (ndim - a.ndim) + a.shape)
+
+
 def box_mask(hw: tuple[int, int], top: Any, left: Any, height: Any, width: Any) -> jnp.ndarray:
     """``[H, W, 1]`` True in rows ``[top, top + height)`` and columns ``[left, left + width)``."""
     rows = jnp.arange(hw[0])[:, None, None]
