@@ -129,7 +129,11 @@ def rotate(
     PyTorch: ``torchvision.transforms.v2.functional.rotate(expand=False, center=None)``.
 
     Example:
-      >>> rotate(images, 30.0, interpolation="bilinear")
+      >>> images = jnp.zeros((1, 3, 3, 1)).at[0, 0, 1, 0].set(1.0)  # top centre pixel
+      >>> rotate(images, 90.0)[0, :, :, 0]  # counter-clockwise: to the left centre
+      Array([[0., 0., 0.],
+             [1., 0., 0.],
+             [0., 0., 0.]], dtype=float32)
     """
     return affine(
         images, angle, (0.0, 0.0), 1.0, (0.0, 0.0), interpolation=interpolation, fill=fill
@@ -172,7 +176,11 @@ def affine(
     ``affine(x, a, t, s, sh) == torchvision affine(x, -a, t, s, sh)``.
 
     Example:
-      >>> affine(images, 15.0, (2, -3), 1.1, (5.0, 0.0))
+      >>> images = jnp.zeros((1, 3, 3, 1)).at[0, 1, 1, 0].set(1.0)
+      >>> affine(images, 0.0, (1, 0), 1.0, (0.0, 0.0))[0, :, :, 0]  # one pixel to the right
+      Array([[0., 0., 0.],
+             [0., 0., 1.],
+             [0., 0., 0.]], dtype=float32)
     """
     fn = "affine"
     check_positive("scale", scale, fn=fn)
@@ -204,7 +212,9 @@ def random_rotation(
     PyTorch: ``torchvision.transforms.v2.RandomRotation(degrees, fill=fill)``.
 
     Example:
-      >>> random_rotation(key, images, 15.0)
+      >>> key, images = jax.random.key(0), jnp.ones((2, 8, 8, 3))
+      >>> random_rotation(key, images, 15.0).shape
+      (2, 8, 8, 3)
     """
     fn = "random_rotation"
     degrees = _sampling.symmetric_range("degrees", degrees, fn=fn)
@@ -261,7 +271,9 @@ def random_affine(
     the same).
 
     Example:
-      >>> random_affine(key, images, 10.0, translate=(0.1, 0.1), scale=(0.9, 1.1))
+      >>> key, images = jax.random.key(0), jnp.ones((2, 8, 8, 3))
+      >>> random_affine(key, images, 10.0, translate=(0.1, 0.1), scale=(0.9, 1.1)).shape
+      (2, 8, 8, 3)
     """
     fn = "random_affine"
     degrees = _sampling.symmetric_range("degrees", degrees, fn=fn)

@@ -75,7 +75,10 @@ def gaussian_blur_fixed(images: Any, kernel_size: Any, sigma: Any) -> jnp.ndarra
     here). dm-pix's ``gaussian_blur`` pads with zeros instead.
 
     Example:
-      >>> gaussian_blur_fixed(images, 5, 1.5)
+      >>> images = jnp.zeros((5, 5, 1)).at[2, 2, 0].set(1.0)  # an impulse
+      >>> out = gaussian_blur_fixed(images, 3, 1.0)
+      >>> round(float(out.sum()), 4), round(float(out[2, 2, 0]), 4)
+      (1.0, 0.2042)
     """
     fn = "gaussian_blur_fixed"
     kx, ky = _image.parse_size("kernel_size", kernel_size, fn=fn, odd=True)
@@ -109,7 +112,9 @@ def gaussian_blur(
     per call there, one per sample here).
 
     Example:
-      >>> gaussian_blur(key, images, 9, sigma=(0.1, 2.0))
+      >>> key, images = jax.random.key(0), jnp.ones((2, 16, 16, 3))
+      >>> gaussian_blur(key, images, 9, sigma=(0.1, 2.0)).shape
+      (2, 16, 16, 3)
     """
     fn = "gaussian_blur"
     kx, ky = _image.parse_size("kernel_size", kernel_size, fn=fn, odd=True)

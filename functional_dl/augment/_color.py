@@ -76,7 +76,8 @@ def adjust_brightness(images: Any, factor: Any) -> jnp.ndarray:
     dm-pix's ``adjust_brightness`` is additive instead).
 
     Example:
-      >>> adjust_brightness(images, 1.5)
+      >>> adjust_brightness(jnp.array([[[0.25, 0.5, 0.75]]]), 1.5)  # clipped at 1
+      Array([[[0.375, 0.75 , 1.   ]]], dtype=float32)
     """
     fn = "adjust_brightness"
     check_nonnegative("factor", factor, fn=fn)
@@ -101,7 +102,9 @@ def adjust_contrast(images: Any, factor: Any) -> jnp.ndarray:
     per-channel mean and does not clip.)
 
     Example:
-      >>> adjust_contrast(images, 0.5)
+      >>> out = adjust_contrast(jnp.array([[[0.0, 0.0, 0.0]], [[1.0, 1.0, 1.0]]]), 0.5)
+      >>> [round(float(v), 4) for v in out[:, 0, 0]]  # half way to the gray mean 0.5
+      [0.25, 0.75]
     """
     fn = "adjust_contrast"
     check_nonnegative("factor", factor, fn=fn)
@@ -123,7 +126,9 @@ def adjust_saturation(images: Any, factor: Any) -> jnp.ndarray:
     dm-pix scales the HSV saturation instead).
 
     Example:
-      >>> adjust_saturation(images, 0.0)  # grayscale, three channels
+      >>> out = adjust_saturation(jnp.array([[[1.0, 0.0, 0.0]]]), 0.0)  # gray, three channels
+      >>> out.shape, [round(float(v), 4) for v in out.ravel()]
+      ((1, 1, 3), [0.2989, 0.2989, 0.2989])
     """
     fn = "adjust_saturation"
     check_nonnegative("factor", factor, fn=fn)
@@ -146,7 +151,9 @@ def rgb_to_grayscale(images: Any, *, num_output_channels: int = 1) -> jnp.ndarra
     ``rgb_to_grayscale`` (rec601) uses the same weights.
 
     Example:
-      >>> rgb_to_grayscale(images, num_output_channels=3)
+      >>> out = rgb_to_grayscale(jnp.array([[[1.0, 0.0, 0.0]]]), num_output_channels=3)
+      >>> out.shape, [round(float(v), 4) for v in out.ravel()]
+      ((1, 1, 3), [0.2989, 0.2989, 0.2989])
     """
     fn = "rgb_to_grayscale"
     check_choice("num_output_channels", num_output_channels, (1, 3), fn=fn)
@@ -197,7 +204,9 @@ def color_jitter(
     factors per call there; per sample here).
 
     Example:
-      >>> color_jitter(key, images, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)
+      >>> key, images = jax.random.key(0), jnp.full((2, 8, 8, 3), 0.5)
+      >>> color_jitter(key, images, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1).shape
+      (2, 8, 8, 3)
     """
     fn = "color_jitter"
     ranges = (
@@ -273,7 +282,9 @@ def random_grayscale(
     PyTorch: ``torchvision.transforms.v2.RandomGrayscale(p)`` (one draw per call there).
 
     Example:
-      >>> random_grayscale(key, images, p=0.2)
+      >>> key, images = jax.random.key(0), jnp.ones((2, 8, 8, 3))
+      >>> random_grayscale(key, images, p=0.2).shape
+      (2, 8, 8, 3)
     """
     fn = "random_grayscale"
     _sampling.check_p(p, fn=fn)

@@ -99,7 +99,9 @@ def compose(*augmentations: Callable) -> Callable:
       >>> aug = compose(partial(random_resized_crop, size=24),
       ...               random_horizontal_flip,
       ...               partial(color_jitter, brightness=0.4))
-      >>> out = jax.jit(aug)(jax.random.key(0), images)
+      >>> images = jnp.ones((4, 32, 32, 3))
+      >>> jax.jit(aug)(jax.random.key(0), images).shape
+      (4, 24, 24, 3)
     """
     for i, aug in enumerate(augmentations):
         if not callable(aug):

@@ -39,7 +39,11 @@ def erase(images: Any, top: Any, left: Any, height: Any, width: Any, value: Any)
     ``v`` has the box's shape ``[C, h, w]``; here an image-sized array is masked instead.
 
     Example:
-      >>> erase(images, 4, 4, 8, 8, 0.5)
+      >>> erase(jnp.ones((4, 4, 1)), 1, 1, 2, 2, 0.0)[..., 0]  # a 2x2 hole at (1, 1)
+      Array([[1., 1., 1., 1.],
+             [1., 0., 0., 1.],
+             [1., 0., 0., 1.],
+             [1., 1., 1., 1.]], dtype=float32)
     """
     fn = "erase"
     for name, v in (("top", top), ("left", left), ("height", height), ("width", width)):
@@ -81,7 +85,9 @@ def random_erasing(
     PyTorch: ``torchvision.transforms.v2.RandomErasing(p, scale, ratio, value)``.
 
     Example:
-      >>> random_erasing(key, images, p=0.5, value="random")
+      >>> key, images = jax.random.key(0), jnp.ones((2, 16, 16, 3))
+      >>> random_erasing(key, images, p=0.5, value="random").shape
+      (2, 16, 16, 3)
     """
     fn = "random_erasing"
     _sampling.check_p(p, fn=fn)

@@ -33,7 +33,8 @@ def hflip(images: Any) -> jnp.ndarray:
     ``dm_pix.flip_left_right``.
 
     Example:
-      >>> hflip(images)
+      >>> hflip(jnp.arange(3.0).reshape(1, 3, 1))[..., 0]
+      Array([[2., 1., 0.]], dtype=float32)
     """
     _image.check(images, fn="hflip")
     return jnp.flip(jnp.asarray(images), axis=-2)
@@ -56,7 +57,12 @@ def random_horizontal_flip(
     there, one per sample here); ``dm_pix.random_flip_left_right``.
 
     Example:
-      >>> random_horizontal_flip(key, images, p=0.5)
+      >>> images = jnp.broadcast_to(jnp.arange(3.0).reshape(1, 1, 3, 1), (4, 1, 3, 1))
+      >>> random_horizontal_flip(jax.random.key(0), images, p=0.5)[:, 0, :, 0]  # one draw each
+      Array([[0., 1., 2.],
+             [0., 1., 2.],
+             [2., 1., 0.],
+             [2., 1., 0.]], dtype=float32)
     """
     fn = "random_horizontal_flip"
     _sampling.check_p(p, fn=fn)
@@ -99,7 +105,8 @@ def center_crop(images: Any, size: Any) -> jnp.ndarray:
     ``center_crop`` rounds the other way and never pads.)
 
     Example:
-      >>> center_crop(images, 24)
+      >>> center_crop(jnp.ones((2, 32, 32, 3)), 24).shape
+      (2, 24, 24, 3)
     """
     fn = "center_crop"
     _image.check(images, fn=fn)
@@ -200,7 +207,8 @@ def resized_crop(
     does not.
 
     Example:
-      >>> resized_crop(images, 4, 4, 16, 16, 32)  # 2x zoom on the centre
+      >>> resized_crop(jnp.ones((2, 32, 32, 3)), 8, 8, 16, 16, 32).shape  # 2x zoom on the centre
+      (2, 32, 32, 3)
     """
     fn = "resized_crop"
     check_choice("interpolation", interpolation, INTERPOLATIONS, fn=fn)
@@ -261,7 +269,9 @@ def random_resized_crop(
     antialias=False)``; one box per sample here.
 
     Example:
-      >>> random_resized_crop(key, images, 224)
+      >>> key, images = jax.random.key(0), jnp.ones((2, 32, 40, 3))
+      >>> random_resized_crop(key, images, 24).shape
+      (2, 24, 24, 3)
     """
     fn = "random_resized_crop"
     check_choice("interpolation", interpolation, INTERPOLATIONS, fn=fn)

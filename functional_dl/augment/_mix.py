@@ -89,7 +89,10 @@ def mixup(
     "mixup: Beyond Empirical Risk Minimization".
 
     Example:
+      >>> key, images, y = jax.random.key(0), jnp.ones((4, 8, 8, 3)), jnp.array([0, 1, 2, 3])
       >>> images, labels = mixup(key, images, jax.nn.one_hot(y, 10), alpha=0.2)
+      >>> images.shape, labels.shape, bool(jnp.allclose(labels.sum(-1), 1.0))
+      ((4, 8, 8, 3), (4, 10), True)
     """
     labels = _check(images, labels, alpha, num_classes, "mixup")
     lam, _ = _draw(key, labels.shape[0], alpha, per_sample)
@@ -135,7 +138,10 @@ def cutmix(
     per batch, ``per_sample=False``). Yun et al., 2019, "CutMix".
 
     Example:
+      >>> key, images, y = jax.random.key(0), jnp.ones((4, 8, 8, 3)), jnp.array([0, 1, 2, 3])
       >>> images, labels = cutmix(key, images, jax.nn.one_hot(y, 10))
+      >>> images.shape, labels.shape, bool(jnp.allclose(labels.sum(-1), 1.0))
+      ((4, 8, 8, 3), (4, 10), True)
     """
     labels = _check(images, labels, alpha, num_classes, "cutmix")
     lam, u = _draw(key, labels.shape[0], alpha, per_sample)
