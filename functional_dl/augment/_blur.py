@@ -36,7 +36,7 @@ def _correlate_axis(x: jnp.ndarray, weights: jnp.ndarray, axis: int) -> jnp.ndar
     pad = [(0, 0)] * x.ndim
     pad[axis] = (k // 2, k // 2)
     padded = jnp.pad(x, pad, mode="reflect")
-    out = 0.0
+    out = jnp.zeros((), x.dtype)
     for tap in range(k):
         window = jax.lax.slice_in_dim(padded, tap, tap + size, axis=axis)
         out = out + weights[tap] * window

@@ -306,7 +306,9 @@ def _random_resized_crop(
         found, h, w = _sampling.first_valid((w > 0) & (w <= W) & (h > 0) & (h <= H), h, w)
         top = _sampling.randint(u[2 * tries], H - h)
         left = _sampling.randint(u[2 * tries + 1], W - w)
-        box = [jnp.where(found, a, b) for a, b in zip((top, left, h, w), fallback, strict=True)]
-        return _resized_crop(img, *box, size, interpolation)
+        top, left, h, w = (
+            jnp.where(found, a, b) for a, b in zip((top, left, h, w), fallback, strict=True)
+        )
+        return _resized_crop(img, top, left, h, w, size, interpolation)
 
     return _sampling.per_sample(one, key, x, 2 * tries + 2, window=window)

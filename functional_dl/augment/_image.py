@@ -106,7 +106,7 @@ def expand_to(a: Any, ndim: int) -> jnp.ndarray:
     return a if a.ndim == 0 else a.reshape((1,) * (ndim - a.ndim) + a.shape)
 
 
-def box_mask(hw: tuple[int, int], top: Any, left: Any, height: Any, width: Any) -> jnp.ndarray:
+def box_mask(hw: tuple[int, ...], top: Any, left: Any, height: Any, width: Any) -> jnp.ndarray:
     """``[H, W, 1]`` True in rows ``[top, top + height)`` and columns ``[left, left + width)``."""
     rows = jnp.arange(hw[0])[:, None, None]
     cols = jnp.arange(hw[1])[None, :, None]
