@@ -68,7 +68,7 @@ def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) ->
         index = jnp.clip(iy, 0, H - 1) * W + jnp.clip(ix, 0, W - 1)
         # in range after clipping: mode 'clip' avoids a bounds test per element
         values = jnp.take(flat, index.reshape(-1), axis=-2, mode="clip").reshape(x.shape)
-        return values, _image.expand_to(inside[..., None], x.ndim)
+        return values, inside[..., None]  # [H, W, 1]
 
     if interpolation == "nearest":
         values, inside = sample(
@@ -76,16 +76,16 @@ def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) ->
         )
         return jnp.where(inside, values, fill)
     x0, y0 = jnp.floor(src_x), jnp.floor(src_y)
-    fx, fy = (_image.expand_to((s - s0)[..., None], x.ndim) for s, s0 in ((src_x, x0), (src_y, y0)))
+    fx, fy = (src_x - x0)[..., None], (src_y - y0)[..., None]
     x0, y0 = x0.astype(jnp.int32), y0.astype(jnp.int32)
     sampled = mask = 0.0
     for dy, wy in ((0, 1.0 - fy), (1, fy)):
         for dx, wx in ((0, 1.0 - fx), (1, fx)):
             values, inside = sample(y0 + dy, x0 + dx)
-            weight = jnp.where(inside, wy * wx, 0.0)
-            sampled = sampled + weight * values
+            weight = jnp.where(inside, wy * wx, 0.0)  # [H, W, 1]
+            sampled = sampled + _image.expand_to(weight, x.ndim) * values
             mask = mask + weight
-    return mask * (sampled - fill) + fill
+    return _image.expand_to(mask, x.ndim) * (sampled - fill) + fill
 
 
 def _check_warp_args(images: Any, interpolation: str, fill: Any, fn: str) -> None:

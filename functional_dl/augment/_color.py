@@ -33,7 +33,7 @@ def _luma(r: jnp.ndarray, g: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
 def _blend(x: jnp.ndarray, ref: Any, factor: Any) -> jnp.ndarray:
     """torchvision's ``_blend``: ``clip(factor * x + (1 - factor) * ref, 0, 1)``."""
     factor = jnp.asarray(factor, x.dtype)
-    return jnp.clip(x * factor + ref * (1.0 - factor), 0.0, 1.0)
+    return jnp.clip(x * factor + _image.expand_to(ref * (1.0 - factor), x.ndim), 0.0, 1.0)
 
 
 def _contrast_ref(x: jnp.ndarray) -> jnp.ndarray:
@@ -245,7 +245,7 @@ def _color_jitter(
                 op = order[step]
                 ref = 0.0
                 if need_gray:
-                    gray = _luma(p[0], p[1], p[2])[None]  # [1, H, W]
+                    gray = _luma(p[0], p[1], p[2])
                     ref = jnp.where(op == 1, jnp.mean(gray), jnp.where(op == 2, gray, 0.0))
                 active = True if first is None else (step < before_hue) == first
                 p = jnp.where(active, _blend(p, ref, factors[op]), p)
