@@ -245,14 +245,15 @@ CHUNKED_PIPELINE = (
 def test_compose_in_chunks_equals_the_whole_batch(monkeypatch):
     # chunks of 2 images (a shape no other test uses, so no kernel is reused from a
     # trace under another chunk size); each op still draws the rows of the whole batch
-    from functional_dl.augment import _random
+    from functional_dl.augment import _compose, _sampling
 
     images = RNG.random((6, 13, 15, 3)).astype(np.float32)
-    monkeypatch.setattr(_random, "CHUNK_ELEMENTS", 2 * 13 * 15 * 3)
+    monkeypatch.setattr(_sampling, "CHUNK_ELEMENTS", 2 * 13 * 15 * 3)
     pipeline = A.compose(*CHUNKED_PIPELINE)
     keys = jax.random.split(KEY, len(CHUNKED_PIPELINE))
     assert (
-        _random._compose_chunk(lambda ks, x: _op_by_op(CHUNKED_PIPELINE, KEY, x), keys, images) == 2
+        _compose._compose_chunk(lambda ks, x: _op_by_op(CHUNKED_PIPELINE, KEY, x), keys, images)
+        == 2
     )
     ref = _op_by_op(CHUNKED_PIPELINE, KEY, images)
     for out in (pipeline(KEY, images), jax.jit(pipeline)(KEY, images)):
@@ -263,30 +264,30 @@ def test_compose_in_chunks_equals_the_whole_batch(monkeypatch):
 
 
 def test_compose_chunks_only_chains_that_gain():
-    from functional_dl.augment import _random
+    from functional_dl.augment import _compose
 
     jitter2 = partial(A.color_jitter, brightness=0.4, hue=0.1)
-    assert _random._chunk_gain(jitter2) == 2
-    assert _random._chunk_gain(partial(A.color_jitter, hue=0.1)) == 1
-    assert _random._chunk_gain(A.random_horizontal_flip) == 1
-    assert _random._chunk_gain(partial(A.random_erasing, value="random")) == 0
-    assert _random._chunk_gain(partial(A.random_rotation, degrees=10.0)) == 0
-    assert _random._chunk_gain(partial(A.random_resized_crop, 24)) == 0  # positional
-    assert _random._chunk_gain(lambda key, x: x) == 0
+    assert _compose._chunk_gain(jitter2) == 2
+    assert _compose._chunk_gain(partial(A.color_jitter, hue=0.1)) == 1
+    assert _compose._chunk_gain(A.random_horizontal_flip) == 1
+    assert _compose._chunk_gain(partial(A.random_erasing, value="random")) == 0
+    assert _compose._chunk_gain(partial(A.random_rotation, degrees=10.0)) == 0
+    assert _compose._chunk_gain(partial(A.random_resized_crop, 24)) == 0  # positional
+    assert _compose._chunk_gain(lambda key, x: x) == 0
 
 
 def test_per_sample_in_chunks_equals_vmap():
-    from functional_dl.augment import _random
+    from functional_dl.augment import _sampling
 
     images = jnp.asarray(RNG.random((12, 5, 4, 3)), jnp.float32)
 
     def fn(u, img):
         return img * u[0] + u[1]
 
-    whole = _random.per_sample(fn, KEY, images, 2)
-    chunked = _random.per_sample(fn, KEY, images, 2, chunk_elements=3 * 5 * 4 * 3)
+    whole = _sampling.per_sample(fn, KEY, images, 2)
+    chunked = _sampling.per_sample(fn, KEY, images, 2, chunk_elements=3 * 5 * 4 * 3)
     assert_close(chunked, whole, rtol=1e-6, atol=1e-7)  # ulps: fused multiply-adds
-    assert [_random.chunk_size(12, 60, c) for c in (None, 60, 150, 240, 10**6, 1)] == [
+    assert [_sampling.chunk_size(12, 60, c) for c in (None, 60, 150, 240, 10**6, 1)] == [
         12,
         1,
         2,
@@ -297,13 +298,13 @@ def test_per_sample_in_chunks_equals_vmap():
 
 
 def test_color_jitter_in_chunks_equals_vmap(monkeypatch):
-    from functional_dl.augment import _random
+    from functional_dl.augment import _sampling
 
     images = RNG.random((4, 7, 9, 3)).astype(np.float32)
     jitter = partial(A.color_jitter, brightness=0.5, contrast=0.5, saturation=0.5, hue=0.2)
     whole = jitter(KEY, images)
     jax.clear_caches()  # the kernel reads the chunk size when traced
-    monkeypatch.setattr(_random, "CHUNK_ELEMENTS", 7 * 9 * 3)
+    monkeypatch.setattr(_sampling, "CHUNK_ELEMENTS", 7 * 9 * 3)
     chunked = jitter(KEY, images)
     jax.clear_caches()
     assert_close(chunked, whole, rtol=1e-6, atol=1e-6)

@@ -22,6 +22,7 @@ from ._color import adjust_saturation as adjust_saturation
 from ._color import color_jitter as color_jitter
 from ._color import random_grayscale as random_grayscale
 from ._color import rgb_to_grayscale as rgb_to_grayscale
+from ._compose import compose as compose
 from ._erase import erase as erase
 from ._erase import random_erasing as random_erasing
 from ._geometry import center_crop as center_crop
@@ -34,7 +35,6 @@ from ._hsv import hsv_to_rgb as hsv_to_rgb
 from ._hsv import rgb_to_hsv as rgb_to_hsv
 from ._mix import cutmix as cutmix
 from ._mix import mixup as mixup
-from ._random import compose as compose
 
 __all__ = [
     # random ops

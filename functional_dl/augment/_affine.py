@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_choice, check_pair, check_positive
-from . import _image, _random
+from . import _image, _sampling
 from ._geometry import INTERPOLATIONS
 
 
@@ -45,6 +45,7 @@ def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) ->
     is the interpolation weight that fell inside the image.
     """
     H, W, C = x.shape[-3:]
+    fill = _image.expand_to(fill, x.ndim)
     m = matrix.astype(x.dtype)
     X, Y = jnp.meshgrid(
         jnp.arange(W, dtype=x.dtype) - (W - 1) / 2, jnp.arange(H, dtype=x.dtype) - (H - 1) / 2
@@ -67,7 +68,7 @@ def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) ->
         index = jnp.clip(iy, 0, H - 1) * W + jnp.clip(ix, 0, W - 1)
         # in range after clipping: mode 'clip' avoids a bounds test per element
         values = jnp.take(flat, index.reshape(-1), axis=-2, mode="clip").reshape(x.shape)
-        return values, inside[..., None]
+        return values, inside[..., None]  # [H, W, 1]
 
     if interpolation == "nearest":
         values, inside = sample(
@@ -81,10 +82,10 @@ def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) ->
     for dy, wy in ((0, 1.0 - fy), (1, fy)):
         for dx, wx in ((0, 1.0 - fx), (1, fx)):
             values, inside = sample(y0 + dy, x0 + dx)
-            weight = jnp.where(inside, wy * wx, 0.0)
-            sampled = sampled + weight * values
+            weight = jnp.where(inside, wy * wx, 0.0)  # [H, W, 1]
+            sampled = sampled + _image.expand_to(weight, x.ndim) * values
             mask = mask + weight
-    return mask * (sampled - fill) + fill
+    return _image.expand_to(mask, x.ndim) * (sampled - fill) + fill
 
 
 def _check_warp_args(images: Any, interpolation: str, fill: Any, fn: str) -> None:
@@ -128,7 +129,11 @@ def rotate(
     PyTorch: ``torchvision.transforms.v2.functional.rotate(expand=False, center=None)``.
 
     Example:
-      >>> rotate(images, 30.0, interpolation="bilinear")
+      >>> images = jnp.zeros((1, 3, 3, 1)).at[0, 0, 1, 0].set(1.0)  # top centre pixel
+      >>> rotate(images, 90.0)[0, :, :, 0]  # counter-clockwise: to the left centre
+      Array([[0., 0., 0.],
+             [1., 0., 0.],
+             [0., 0., 0.]], dtype=float32)
     """
     return affine(
         images, angle, (0.0, 0.0), 1.0, (0.0, 0.0), interpolation=interpolation, fill=fill
@@ -171,14 +176,18 @@ def affine(
     ``affine(x, a, t, s, sh) == torchvision affine(x, -a, t, s, sh)``.
 
     Example:
-      >>> affine(images, 15.0, (2, -3), 1.1, (5.0, 0.0))
+      >>> images = jnp.zeros((1, 3, 3, 1)).at[0, 1, 1, 0].set(1.0)
+      >>> affine(images, 0.0, (1, 0), 1.0, (0.0, 0.0))[0, :, :, 0]  # one pixel to the right
+      Array([[0., 0., 0.],
+             [0., 0., 1.],
+             [0., 0., 0.]], dtype=float32)
     """
     fn = "affine"
     check_positive("scale", scale, fn=fn)
     translate = check_pair("translate", translate, ordered=False, fn=fn)
     shear = (
         (shear, 0.0)
-        if _random.is_scalar(shear)
+        if _sampling.is_scalar(shear)
         else check_pair("shear", shear, ordered=False, fn=fn)
     )
     _check_warp_args(images, interpolation, fill, fn)
@@ -203,10 +212,12 @@ def random_rotation(
     PyTorch: ``torchvision.transforms.v2.RandomRotation(degrees, fill=fill)``.
 
     Example:
-      >>> random_rotation(key, images, 15.0)
+      >>> key, images = jax.random.key(0), jnp.ones((2, 8, 8, 3))
+      >>> random_rotation(key, images, 15.0).shape
+      (2, 8, 8, 3)
     """
     fn = "random_rotation"
-    degrees = _random.symmetric_range("degrees", degrees, fn=fn)
+    degrees = _sampling.symmetric_range("degrees", degrees, fn=fn)
     _check_warp_args(images, interpolation, fill, fn)
     return _random_affine(key, images, degrees, None, None, None, fill, interpolation=interpolation)
 
@@ -215,8 +226,8 @@ def _shear_ranges(shear: Any, fn: str) -> tuple | None:
     """torchvision's shear argument: number, ``(lo, hi)`` for x, or 4 values (x and y)."""
     if shear is None:
         return None
-    if _random.is_scalar(shear):
-        return _random.symmetric_range("shear", shear, fn=fn), (0.0, 0.0)
+    if _sampling.is_scalar(shear):
+        return _sampling.symmetric_range("shear", shear, fn=fn), (0.0, 0.0)
     shear = tuple(shear)
     if len(shear) == 2:
         return check_pair("shear", shear, fn=fn), (0.0, 0.0)
@@ -260,13 +271,15 @@ def random_affine(
     the same).
 
     Example:
-      >>> random_affine(key, images, 10.0, translate=(0.1, 0.1), scale=(0.9, 1.1))
+      >>> key, images = jax.random.key(0), jnp.ones((2, 8, 8, 3))
+      >>> random_affine(key, images, 10.0, translate=(0.1, 0.1), scale=(0.9, 1.1)).shape
+      (2, 8, 8, 3)
     """
     fn = "random_affine"
-    degrees = _random.symmetric_range("degrees", degrees, fn=fn)
+    degrees = _sampling.symmetric_range("degrees", degrees, fn=fn)
     if translate is not None:
         translate = check_pair("translate", translate, ordered=False, fn=fn)
-        _random.check_range_within("translate", translate, 0.0, 1.0, fn=fn)
+        _sampling.check_range_within("translate", translate, 0.0, 1.0, fn=fn)
     if scale is not None:
         scale = check_pair("scale", scale, fn=fn)
         check_positive("scale[0]", scale[0], fn=fn)
@@ -298,14 +311,14 @@ def _random_affine(
         if translate is not None:
             dx, dy = translate[0] * W, translate[1] * H
             shift = (
-                jnp.round(_random.uniform(u[1], (-dx, dx))),
-                jnp.round(_random.uniform(u[2], (-dy, dy))),
+                jnp.round(_sampling.uniform(u[1], (-dx, dx))),
+                jnp.round(_sampling.uniform(u[2], (-dy, dy))),
             )
-        zoom = 1.0 if scale is None else _random.uniform(u[3], scale)
+        zoom = 1.0 if scale is None else _sampling.uniform(u[3], scale)
         skew = (0.0, 0.0)
         if shears is not None:
-            skew = (_random.uniform(u[4], shears[0]), _random.uniform(u[5], shears[1]))
-        matrix = _inverse_matrix(_random.uniform(u[0], degrees), shift, zoom, skew)
+            skew = (_sampling.uniform(u[4], shears[0]), _sampling.uniform(u[5], shears[1]))
+        matrix = _inverse_matrix(_sampling.uniform(u[0], degrees), shift, zoom, skew)
         return _warp(img, matrix, interpolation, fill)
 
-    return _random.per_sample(one, key, x, 6)
+    return _sampling.per_sample(one, key, x, 6)

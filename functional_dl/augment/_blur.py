@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_pair, check_positive
-from . import _image, _random
+from . import _image, _sampling
 
 
 def _check_fits(kx: int, ky: int, images: Any, fn: str) -> None:
@@ -36,7 +36,7 @@ def _correlate_axis(x: jnp.ndarray, weights: jnp.ndarray, axis: int) -> jnp.ndar
     pad = [(0, 0)] * x.ndim
     pad[axis] = (k // 2, k // 2)
     padded = jnp.pad(x, pad, mode="reflect")
-    out = 0.0
+    out = jnp.zeros((), x.dtype)
     for tap in range(k):
         window = jax.lax.slice_in_dim(padded, tap, tap + size, axis=axis)
         out = out + weights[tap] * window
@@ -75,13 +75,16 @@ def gaussian_blur_fixed(images: Any, kernel_size: Any, sigma: Any) -> jnp.ndarra
     here). dm-pix's ``gaussian_blur`` pads with zeros instead.
 
     Example:
-      >>> gaussian_blur_fixed(images, 5, 1.5)
+      >>> images = jnp.zeros((5, 5, 1)).at[2, 2, 0].set(1.0)  # an impulse
+      >>> out = gaussian_blur_fixed(images, 3, 1.0)
+      >>> round(float(out.sum()), 4), round(float(out[2, 2, 0]), 4)
+      (1.0, 0.2042)
     """
     fn = "gaussian_blur_fixed"
     kx, ky = _image.parse_size("kernel_size", kernel_size, fn=fn, odd=True)
     sx, sy = (
         (sigma, sigma)
-        if _random.is_scalar(sigma)
+        if _sampling.is_scalar(sigma)
         else check_pair("sigma", sigma, ordered=False, fn=fn)
     )
     check_positive("sigma", sx, fn=fn)
@@ -109,11 +112,13 @@ def gaussian_blur(
     per call there, one per sample here).
 
     Example:
-      >>> gaussian_blur(key, images, 9, sigma=(0.1, 2.0))
+      >>> key, images = jax.random.key(0), jnp.ones((2, 16, 16, 3))
+      >>> gaussian_blur(key, images, 9, sigma=(0.1, 2.0)).shape
+      (2, 16, 16, 3)
     """
     fn = "gaussian_blur"
     kx, ky = _image.parse_size("kernel_size", kernel_size, fn=fn, odd=True)
-    lo, hi = (sigma, sigma) if _random.is_scalar(sigma) else check_pair("sigma", sigma, fn=fn)
+    lo, hi = (sigma, sigma) if _sampling.is_scalar(sigma) else check_pair("sigma", sigma, fn=fn)
     check_positive("sigma", lo, fn=fn)
     _image.check(images, fn=fn)
     _check_fits(kx, ky, images, fn)
@@ -123,7 +128,7 @@ def gaussian_blur(
 @_image.float_kernel(static=("kx", "ky"), image_arg=1)
 def _random_blur(key: Any, x: jnp.ndarray, sigma: tuple, *, kx: int, ky: int) -> jnp.ndarray:
     def one(u: jnp.ndarray, img: jnp.ndarray) -> jnp.ndarray:
-        s = _random.uniform(u[0], sigma)
+        s = _sampling.uniform(u[0], sigma)
         return _blur(img, kx, ky, s, s)
 
-    return _random.per_sample(one, key, x, 1)
+    return _sampling.per_sample(one, key, x, 1)

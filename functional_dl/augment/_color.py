@@ -11,7 +11,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from .._checks import check_choice, check_nonnegative, is_concrete
-from . import _image, _random
+from . import _image, _sampling
 from ._hsv import shift_hue_planes
 
 # ITU-R 601 luma weights, as torchvision's rgb_to_grayscale.
@@ -33,7 +33,7 @@ def _luma(r: jnp.ndarray, g: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
 def _blend(x: jnp.ndarray, ref: Any, factor: Any) -> jnp.ndarray:
     """torchvision's ``_blend``: ``clip(factor * x + (1 - factor) * ref, 0, 1)``."""
     factor = jnp.asarray(factor, x.dtype)
-    return jnp.clip(x * factor + ref * (1.0 - factor), 0.0, 1.0)
+    return jnp.clip(x * factor + _image.expand_to(ref * (1.0 - factor), x.ndim), 0.0, 1.0)
 
 
 def _contrast_ref(x: jnp.ndarray) -> jnp.ndarray:
@@ -76,7 +76,8 @@ def adjust_brightness(images: Any, factor: Any) -> jnp.ndarray:
     dm-pix's ``adjust_brightness`` is additive instead).
 
     Example:
-      >>> adjust_brightness(images, 1.5)
+      >>> adjust_brightness(jnp.array([[[0.25, 0.5, 0.75]]]), 1.5)  # clipped at 1
+      Array([[[0.375, 0.75 , 1.   ]]], dtype=float32)
     """
     fn = "adjust_brightness"
     check_nonnegative("factor", factor, fn=fn)
@@ -101,7 +102,9 @@ def adjust_contrast(images: Any, factor: Any) -> jnp.ndarray:
     per-channel mean and does not clip.)
 
     Example:
-      >>> adjust_contrast(images, 0.5)
+      >>> out = adjust_contrast(jnp.array([[[0.0, 0.0, 0.0]], [[1.0, 1.0, 1.0]]]), 0.5)
+      >>> [round(float(v), 4) for v in out[:, 0, 0]]  # half way to the gray mean 0.5
+      [0.25, 0.75]
     """
     fn = "adjust_contrast"
     check_nonnegative("factor", factor, fn=fn)
@@ -123,7 +126,9 @@ def adjust_saturation(images: Any, factor: Any) -> jnp.ndarray:
     dm-pix scales the HSV saturation instead).
 
     Example:
-      >>> adjust_saturation(images, 0.0)  # grayscale, three channels
+      >>> out = adjust_saturation(jnp.array([[[1.0, 0.0, 0.0]]]), 0.0)  # gray, three channels
+      >>> out.shape, [round(float(v), 4) for v in out.ravel()]
+      ((1, 1, 3), [0.2989, 0.2989, 0.2989])
     """
     fn = "adjust_saturation"
     check_nonnegative("factor", factor, fn=fn)
@@ -146,7 +151,9 @@ def rgb_to_grayscale(images: Any, *, num_output_channels: int = 1) -> jnp.ndarra
     ``rgb_to_grayscale`` (rec601) uses the same weights.
 
     Example:
-      >>> rgb_to_grayscale(images, num_output_channels=3)
+      >>> out = rgb_to_grayscale(jnp.array([[[1.0, 0.0, 0.0]]]), num_output_channels=3)
+      >>> out.shape, [round(float(v), 4) for v in out.ravel()]
+      ((1, 1, 3), [0.2989, 0.2989, 0.2989])
     """
     fn = "rgb_to_grayscale"
     check_choice("num_output_channels", num_output_channels, (1, 3), fn=fn)
@@ -156,10 +163,10 @@ def rgb_to_grayscale(images: Any, *, num_output_channels: int = 1) -> jnp.ndarra
 
 def _jitter_range(name: str, value: Any, *, center: float, bound: tuple) -> tuple | None:
     """torchvision's ``ColorJitter._check_input``: None when the range is ``{center}``."""
-    lo, hi = _random.symmetric_range(
+    lo, hi = _sampling.symmetric_range(
         name, value, fn="color_jitter", center=center, minimum=0.0 if center == 1.0 else None
     )
-    _random.check_range_within(name, (lo, hi), bound[0], bound[1], fn="color_jitter")
+    _sampling.check_range_within(name, (lo, hi), bound[0], bound[1], fn="color_jitter")
     if is_concrete(lo) and is_concrete(hi) and lo == hi == center:
         return None
     return lo, hi
@@ -173,6 +180,7 @@ def color_jitter(
     contrast: Any = 0,
     saturation: Any = 0,
     hue: Any = 0,
+    _window: _sampling.Window | None = None,
 ) -> jnp.ndarray:
     """Randomly change brightness, contrast, saturation and hue, in a random order.
 
@@ -196,7 +204,9 @@ def color_jitter(
     factors per call there; per sample here).
 
     Example:
-      >>> color_jitter(key, images, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)
+      >>> key, images = jax.random.key(0), jnp.full((2, 8, 8, 3), 0.5)
+      >>> color_jitter(key, images, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1).shape
+      (2, 8, 8, 3)
     """
     fn = "color_jitter"
     ranges = (
@@ -206,11 +216,13 @@ def color_jitter(
         _jitter_range("hue", hue, center=0.0, bound=(-0.5, 0.5)),
     )
     _image.check(images, fn=fn, channels=(3,))
-    return _color_jitter(key, images, ranges)
+    return _color_jitter(key, images, ranges, window=_window)
 
 
 @_image.float_kernel(image_arg=1)
-def _color_jitter(key: Any, x: jnp.ndarray, ranges: tuple) -> jnp.ndarray:
+def _color_jitter(
+    key: Any, x: jnp.ndarray, ranges: tuple, *, window: _sampling.Window | None
+) -> jnp.ndarray:
     """``ranges``: (lo, hi) or None for brightness, contrast, saturation, hue."""
     blends = ranges[:3]
     off = jnp.array([r is None for r in blends] + [True])  # the hue shift is not a blend
@@ -220,7 +232,7 @@ def _color_jitter(key: Any, x: jnp.ndarray, ranges: tuple) -> jnp.ndarray:
     def one(u: jnp.ndarray, img: jnp.ndarray) -> jnp.ndarray:
         perm = jnp.argsort(u[:4])  # 0 brightness, 1 contrast, 2 saturation, 3 hue
         factors = jnp.stack(
-            [_random.uniform(u[4 + i], r) if r is not None else 1.0 for i, r in enumerate(blends)]
+            [_sampling.uniform(u[4 + i], r) if r is not None else 1.0 for i, r in enumerate(blends)]
         )
         # Brightness, contrast and saturation are blends with a reference image (0, the
         # mean gray, the gray). The enabled blends run in the drawn order: those drawn
@@ -245,16 +257,18 @@ def _color_jitter(key: Any, x: jnp.ndarray, ranges: tuple) -> jnp.ndarray:
         if ranges[3] is None:
             return jnp.moveaxis(blend_steps(p, None), 0, -1)
         p = blend_steps(p, True)
-        p = shift_hue_planes(p, _random.uniform(u[7], ranges[3]))
+        p = shift_hue_planes(p, _sampling.uniform(u[7], ranges[3]))
         return jnp.moveaxis(blend_steps(p, False), 0, -1)
 
     # several steps, each a full-size intermediate: run in cache-sized chunks of images
     steps = num_blends + (ranges[3] is not None)
-    chunk = _random.CHUNK_ELEMENTS if steps > 1 else None
-    return _random.per_sample(one, key, x, 8, chunk_elements=chunk)
+    chunk = _sampling.CHUNK_ELEMENTS if steps > 1 else None
+    return _sampling.per_sample(one, key, x, 8, window=window, chunk_elements=chunk)
 
 
-def random_grayscale(key: Any, images: Any, *, p: Any = 0.1) -> jnp.ndarray:
+def random_grayscale(
+    key: Any, images: Any, *, p: Any = 0.1, _window: _sampling.Window | None = None
+) -> jnp.ndarray:
     """Convert each sample to grayscale with probability ``p`` (keeping its channel count).
 
     Args:
@@ -268,32 +282,22 @@ def random_grayscale(key: Any, images: Any, *, p: Any = 0.1) -> jnp.ndarray:
     PyTorch: ``torchvision.transforms.v2.RandomGrayscale(p)`` (one draw per call there).
 
     Example:
-      >>> random_grayscale(key, images, p=0.2)
+      >>> key, images = jax.random.key(0), jnp.ones((2, 8, 8, 3))
+      >>> random_grayscale(key, images, p=0.2).shape
+      (2, 8, 8, 3)
     """
     fn = "random_grayscale"
-    _random.check_p(p, fn=fn)
+    _sampling.check_p(p, fn=fn)
     _image.check(images, fn=fn, channels=(1, 3))
-    return _random_grayscale(key, images, p)
+    return _random_grayscale(key, images, p, window=_window)
 
 
 @_image.float_kernel(image_arg=1)
-def _random_grayscale(key: Any, x: jnp.ndarray, p: Any) -> jnp.ndarray:
+def _random_grayscale(
+    key: Any, x: jnp.ndarray, p: Any, *, window: _sampling.Window | None
+) -> jnp.ndarray:
     def one(u: jnp.ndarray, img: jnp.ndarray) -> jnp.ndarray:
         gray = jnp.broadcast_to(_gray(img), img.shape)
-        return jnp.where(_random.bernoulli(u[0], p), gray, img)
+        return jnp.where(_sampling.bernoulli(u[0], p), gray, img)
 
-    return _random.per_sample(one, key, x, 1)
-
-
-def _jitter_gain(keywords: dict) -> int:
-    """Chunks pay off from two enabled steps (each a full-size intermediate)."""
-
-    def enabled(v: Any) -> bool:
-        return not (v is None or (isinstance(v, (int, float)) and v == 0))
-
-    steps = sum(enabled(keywords.get(k)) for k in ("brightness", "contrast", "saturation", "hue"))
-    return 2 if steps >= 2 else 1
-
-
-_random.register_chunkable(color_jitter, _jitter_gain)
-_random.register_chunkable(random_grayscale)
+    return _sampling.per_sample(one, key, x, 1, window=window)

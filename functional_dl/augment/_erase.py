@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_nonnegative, check_pair, check_positive
-from . import _image, _random
+from . import _image, _sampling
 
 
 @_image.float_kernel()
@@ -39,7 +39,11 @@ def erase(images: Any, top: Any, left: Any, height: Any, width: Any, value: Any)
     ``v`` has the box's shape ``[C, h, w]``; here an image-sized array is masked instead.
 
     Example:
-      >>> erase(images, 4, 4, 8, 8, 0.5)
+      >>> erase(jnp.ones((4, 4, 1)), 1, 1, 2, 2, 0.0)[..., 0]  # a 2x2 hole at (1, 1)
+      Array([[1., 1., 1., 1.],
+             [1., 0., 0., 1.],
+             [1., 0., 0., 1.],
+             [1., 1., 1., 1.]], dtype=float32)
     """
     fn = "erase"
     for name, v in (("top", top), ("left", left), ("height", height), ("width", width)):
@@ -57,6 +61,7 @@ def random_erasing(
     scale: Any = (0.02, 0.33),
     ratio: Any = (0.3, 3.3),
     value: Any = 0.0,
+    _window: _sampling.Window | None = None,
 ) -> jnp.ndarray:
     """With probability ``p``, erase a random box of random area and aspect ratio per sample.
 
@@ -80,12 +85,14 @@ def random_erasing(
     PyTorch: ``torchvision.transforms.v2.RandomErasing(p, scale, ratio, value)``.
 
     Example:
-      >>> random_erasing(key, images, p=0.5, value="random")
+      >>> key, images = jax.random.key(0), jnp.ones((2, 16, 16, 3))
+      >>> random_erasing(key, images, p=0.5, value="random").shape
+      (2, 16, 16, 3)
     """
     fn = "random_erasing"
-    _random.check_p(p, fn=fn)
+    _sampling.check_p(p, fn=fn)
     scale = check_pair("scale", scale, fn=fn)
-    _random.check_range_within("scale", scale, 0.0, 1.0, fn=fn)
+    _sampling.check_range_within("scale", scale, 0.0, 1.0, fn=fn)
     ratio = check_pair("ratio", ratio, fn=fn)
     check_positive("ratio[0]", ratio[0], fn=fn)
     noise = isinstance(value, str)
@@ -96,34 +103,40 @@ def random_erasing(
     _image.check(images, fn=fn)
     if not noise:
         _image.check_value("value", value, np.shape(images)[-1:], fn=fn)
-    return _random_erasing(key, images, p, scale, ratio, None if noise else value)
+    return _random_erasing(key, images, p, scale, ratio, None if noise else value, window=_window)
 
 
 @_image.float_kernel(image_arg=1)
 def _random_erasing(
-    key: Any, x: jnp.ndarray, p: Any, scale: tuple, ratio: tuple, value: Any
+    key: Any,
+    x: jnp.ndarray,
+    p: Any,
+    scale: tuple,
+    ratio: tuple,
+    value: Any,
+    *,
+    window: _sampling.Window | None,
 ) -> jnp.ndarray:
     """``value=None`` erases with standard normal noise."""
     H, W = x.shape[-3], x.shape[-2]
-    tries = _random.TRIES
+    tries = _sampling.TRIES
     k_params, k_noise = jax.random.split(key)
     noise = ()
     if value is None:
-        draw = _random.batch_draw if x.ndim == 4 else _random.flat_draw
-        noise = (draw(jax.random.normal, k_noise, x.shape).astype(x.dtype),)
+        if x.ndim == 4:
+            drawn = _sampling.batch_draw(jax.random.normal, k_noise, x.shape, window=window)
+        else:
+            drawn = _sampling.flat_draw(jax.random.normal, k_noise, x.shape)
+        noise = (drawn.astype(x.dtype),)
 
     def one(u: jnp.ndarray, img: jnp.ndarray, *noise: jnp.ndarray) -> jnp.ndarray:
         v = noise[0] if noise else jnp.asarray(value, img.dtype)
-        h, w = _random.box_candidates(u[:tries], u[tries : 2 * tries], float(H * W), scale, ratio)
-        found, h, w = _random.first_valid((h < H) & (w < W), h, w)
-        top = _random.randint(u[2 * tries], H - h)
-        left = _random.randint(u[2 * tries + 1], W - w)
-        erase_it = found & _random.bernoulli(u[2 * tries + 2], p)
+        h, w = _sampling.box_candidates(u[:tries], u[tries : 2 * tries], float(H * W), scale, ratio)
+        found, h, w = _sampling.first_valid((h < H) & (w < W), h, w)
+        top = _sampling.randint(u[2 * tries], H - h)
+        left = _sampling.randint(u[2 * tries + 1], W - w)
+        erase_it = found & _sampling.bernoulli(u[2 * tries + 2], p)
         mask = _image.box_mask(img.shape[-3:-1], top, left, h, w) & erase_it
         return jnp.where(mask, v, img)
 
-    return _random.per_sample(one, k_params, x, 2 * tries + 3, *noise)
-
-
-# per-pixel noise would be drawn for the whole batch in every chunk: keep it whole
-_random.register_chunkable(random_erasing, lambda kw: int(kw.get("value") != "random"))
+    return _sampling.per_sample(one, k_params, x, 2 * tries + 3, *noise, window=window)

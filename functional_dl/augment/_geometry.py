@@ -15,7 +15,7 @@ from .._checks import (
     check_positive,
     is_concrete,
 )
-from . import _image, _random
+from . import _image, _sampling
 
 INTERPOLATIONS = ("nearest", "bilinear")
 
@@ -33,13 +33,16 @@ def hflip(images: Any) -> jnp.ndarray:
     ``dm_pix.flip_left_right``.
 
     Example:
-      >>> hflip(images)
+      >>> hflip(jnp.arange(3.0).reshape(1, 3, 1))[..., 0]
+      Array([[2., 1., 0.]], dtype=float32)
     """
     _image.check(images, fn="hflip")
     return jnp.flip(jnp.asarray(images), axis=-2)
 
 
-def random_horizontal_flip(key: Any, images: Any, *, p: Any = 0.5) -> jnp.ndarray:
+def random_horizontal_flip(
+    key: Any, images: Any, *, p: Any = 0.5, _window: _sampling.Window | None = None
+) -> jnp.ndarray:
     """Mirror each sample left-right with probability ``p``.
 
     Args:
@@ -54,26 +57,33 @@ def random_horizontal_flip(key: Any, images: Any, *, p: Any = 0.5) -> jnp.ndarra
     there, one per sample here); ``dm_pix.random_flip_left_right``.
 
     Example:
-      >>> random_horizontal_flip(key, images, p=0.5)
+      >>> images = jnp.broadcast_to(jnp.arange(3.0).reshape(1, 1, 3, 1), (4, 1, 3, 1))
+      >>> random_horizontal_flip(jax.random.key(0), images, p=0.5)[:, 0, :, 0]  # one draw each
+      Array([[0., 1., 2.],
+             [0., 1., 2.],
+             [2., 1., 0.],
+             [2., 1., 0.]], dtype=float32)
     """
     fn = "random_horizontal_flip"
-    _random.check_p(p, fn=fn)
+    _sampling.check_p(p, fn=fn)
     _image.check(images, fn=fn)
-    return _random_horizontal_flip(key, images, p)
+    return _random_horizontal_flip(key, images, p, window=_window)
 
 
-@_random.windowed_jit
-def _random_horizontal_flip(key: Any, images: Any, p: Any) -> jnp.ndarray:
+@jax.jit
+def _random_horizontal_flip(
+    key: Any, images: Any, p: Any, *, window: _sampling.Window | None
+) -> jnp.ndarray:
     def one(u: jnp.ndarray, img: jnp.ndarray) -> jnp.ndarray:
         # Read column W - 1 - j or j: a gather with per-sample indices. (Selecting
         # between the image and its reverse compiles far slower on CPU when the image
         # comes from a resized crop in the same program.) The indices are in range, so
         # the gather clamps instead of masking (mode 'clip': no bounds test per element).
         cols = jnp.arange(img.shape[-2])
-        cols = jnp.where(_random.bernoulli(u[0], p), cols[::-1], cols)
+        cols = jnp.where(_sampling.bernoulli(u[0], p), cols[::-1], cols)
         return jnp.take(img, cols, axis=-2, mode="clip")
 
-    return _random.per_sample(one, key, jnp.asarray(images), 1)
+    return _sampling.per_sample(one, key, jnp.asarray(images), 1, window=window)
 
 
 def center_crop(images: Any, size: Any) -> jnp.ndarray:
@@ -95,7 +105,8 @@ def center_crop(images: Any, size: Any) -> jnp.ndarray:
     ``center_crop`` rounds the other way and never pads.)
 
     Example:
-      >>> center_crop(images, 24)
+      >>> center_crop(jnp.ones((2, 32, 32, 3)), 24).shape
+      (2, 24, 24, 3)
     """
     fn = "center_crop"
     _image.check(images, fn=fn)
@@ -196,7 +207,8 @@ def resized_crop(
     does not.
 
     Example:
-      >>> resized_crop(images, 4, 4, 16, 16, 32)  # 2x zoom on the centre
+      >>> resized_crop(jnp.ones((2, 32, 32, 3)), 8, 8, 16, 16, 32).shape  # 2x zoom on the centre
+      (2, 32, 32, 3)
     """
     fn = "resized_crop"
     check_choice("interpolation", interpolation, INTERPOLATIONS, fn=fn)
@@ -230,6 +242,7 @@ def random_resized_crop(
     scale: Any = (0.08, 1.0),
     ratio: Any = (3.0 / 4.0, 4.0 / 3.0),
     interpolation: str = "bilinear",
+    _window: _sampling.Window | None = None,
 ) -> jnp.ndarray:
     """Crop a random box of random area and aspect ratio per sample, resize it to ``size``.
 
@@ -256,7 +269,9 @@ def random_resized_crop(
     antialias=False)``; one box per sample here.
 
     Example:
-      >>> random_resized_crop(key, images, 224)
+      >>> key, images = jax.random.key(0), jnp.ones((2, 32, 40, 3))
+      >>> random_resized_crop(key, images, 24).shape
+      (2, 24, 24, 3)
     """
     fn = "random_resized_crop"
     check_choice("interpolation", interpolation, INTERPOLATIONS, fn=fn)
@@ -267,7 +282,7 @@ def random_resized_crop(
     check_positive("ratio[0]", ratio[0], fn=fn)
     _image.check(images, fn=fn)
     return _random_resized_crop(
-        key, images, scale, ratio, size=out_size, interpolation=interpolation
+        key, images, scale, ratio, size=out_size, interpolation=interpolation, window=_window
     )
 
 
@@ -280,21 +295,20 @@ def _random_resized_crop(
     *,
     size: tuple[int, int],
     interpolation: str,
+    window: _sampling.Window | None,
 ) -> jnp.ndarray:
     H, W = x.shape[-3], x.shape[-2]
     fallback = _fallback_box(H, W, ratio)
-    tries = _random.TRIES
+    tries = _sampling.TRIES
 
     def one(u: jnp.ndarray, img: jnp.ndarray) -> jnp.ndarray:
-        w, h = _random.box_candidates(u[:tries], u[tries : 2 * tries], float(H * W), scale, ratio)
-        found, h, w = _random.first_valid((w > 0) & (w <= W) & (h > 0) & (h <= H), h, w)
-        top = _random.randint(u[2 * tries], H - h)
-        left = _random.randint(u[2 * tries + 1], W - w)
-        box = [jnp.where(found, a, b) for a, b in zip((top, left, h, w), fallback, strict=True)]
-        return _resized_crop(img, *box, size, interpolation)
+        w, h = _sampling.box_candidates(u[:tries], u[tries : 2 * tries], float(H * W), scale, ratio)
+        found, h, w = _sampling.first_valid((w > 0) & (w <= W) & (h > 0) & (h <= H), h, w)
+        top = _sampling.randint(u[2 * tries], H - h)
+        left = _sampling.randint(u[2 * tries + 1], W - w)
+        top, left, h, w = (
+            jnp.where(found, a, b) for a, b in zip((top, left, h, w), fallback, strict=True)
+        )
+        return _resized_crop(img, top, left, h, w, size, interpolation)
 
-    return _random.per_sample(one, key, x, 2 * tries + 2)
-
-
-_random.register_chunkable(random_horizontal_flip)
-_random.register_chunkable(random_resized_crop)
+    return _sampling.per_sample(one, key, x, 2 * tries + 2, window=window)

@@ -117,7 +117,8 @@ def adjust_hue(images: Any, factor: Any) -> jnp.ndarray:
     PyTorch: ``torchvision.transforms.v2.functional.adjust_hue``.
 
     Example:
-      >>> adjust_hue(images, 0.25)
+      >>> adjust_hue(jnp.array([[[1.0, 0.0, 0.0]]]), 1 / 3).round(4)  # red -> green
+      Array([[[0., 1., 0.]]], dtype=float32)
     """
     fn = "adjust_hue"
     check_in_range("factor", factor, -0.5, 0.5, fn=fn)
@@ -141,7 +142,8 @@ def rgb_to_hsv(images: Any) -> jnp.ndarray:
     ``dm_pix.rgb_to_hsv``.
 
     Example:
-      >>> rgb_to_hsv(jnp.array([1.0, 0.0, 0.0]))  # [0, 1, 1]
+      >>> rgb_to_hsv(jnp.array([[[1.0, 0.0, 0.0]]]))  # red: hue 0, saturation 1, value 1
+      Array([[[0., 1., 1.]]], dtype=float32)
     """
     _image.check(images, fn="rgb_to_hsv", ranks=tuple(range(1, 8)), channels=(3,))
     return _to_hsv(images)
@@ -162,7 +164,8 @@ def hsv_to_rgb(images: Any) -> jnp.ndarray:
     PyTorch: torchvision's private ``_hsv_to_rgb``; ``colorsys.hsv_to_rgb``.
 
     Example:
-      >>> hsv_to_rgb(jnp.array([0.5, 1.0, 1.0]))  # cyan [0, 1, 1]
+      >>> hsv_to_rgb(jnp.array([[[0.5, 1.0, 1.0]]]))  # cyan
+      Array([[[0., 1., 1.]]], dtype=float32)
     """
     _image.check(images, fn="hsv_to_rgb", ranks=tuple(range(1, 8)), channels=(3,))
     return _to_rgb(images)

@@ -18,11 +18,12 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_int, check_ndim
-from . import _random
+from .._dtypes import compute_dtype
 
 _UINT8_MAX = 255.0
 
@@ -55,17 +56,18 @@ def to_compute(images: Any) -> tuple[jnp.ndarray, Callable]:
     """
     images = jnp.asarray(images)
     dtype = images.dtype
+    x = images.astype(compute_dtype(dtype))  # uint8 -> float32
     if jnp.issubdtype(dtype, jnp.floating):
 
         def restore(y: jnp.ndarray) -> jnp.ndarray:
             return y.astype(dtype)
 
-        return images.astype(jnp.promote_types(dtype, jnp.float32)), restore
+        return x, restore
 
     def restore_int(y: jnp.ndarray) -> jnp.ndarray:
         return jnp.round(jnp.clip(y, 0.0, 1.0) * _UINT8_MAX).astype(dtype)
 
-    return images.astype(jnp.float32) / _UINT8_MAX, restore_int
+    return x / _UINT8_MAX, restore_int
 
 
 def parse_size(name: str, size: Any, *, fn: str, odd: bool = False) -> tuple[int, int]:
@@ -93,7 +95,18 @@ def check_value(name: str, value: Any, shape: tuple[int, ...], *, fn: str) -> No
         ) from exc
 
 
-def box_mask(hw: tuple[int, int], top: Any, left: Any, height: Any, width: Any) -> jnp.ndarray:
+def expand_to(a: Any, ndim: int) -> jnp.ndarray:
+    """``a`` with leading unit axes up to rank ``ndim`` (a scalar stays a scalar).
+
+    NumPy's rank promotion written out, so that the ops run under
+    ``jax_numpy_rank_promotion='raise'``: a ``[H, W, 1]`` mask or a ``[C]`` fill value
+    against a batch ``[N, H, W, C]``.
+    """
+    a = jnp.asarray(a)
+    return a if a.ndim == 0 else a.reshape((1,) * (ndim - a.ndim) + a.shape)
+
+
+def box_mask(hw: tuple[int, ...], top: Any, left: Any, height: Any, width: Any) -> jnp.ndarray:
     """``[H, W, 1]`` True in rows ``[top, top + height)`` and columns ``[left, left + width)``."""
     rows = jnp.arange(hw[0])[:, None, None]
     cols = jnp.arange(hw[1])[None, :, None]
@@ -112,10 +125,9 @@ def float_kernel(*, static: tuple[str, ...] = (), image_arg: int = 0) -> Callabl
     def decorate(kernel: Callable) -> Callable:
         @functools.wraps(kernel)
         def run(*args: Any, **kwargs: Any) -> Any:
-            args = list(args)
-            args[image_arg], restore = to_compute(args[image_arg])
-            return restore(kernel(*args, **kwargs))
+            x, restore = to_compute(args[image_arg])
+            return restore(kernel(*args[:image_arg], x, *args[image_arg + 1 :], **kwargs))
 
-        return _random.windowed_jit(run, static=static)
+        return jax.jit(run, static_argnames=static)
 
     return decorate

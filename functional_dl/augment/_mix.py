@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_int, check_ndim, check_positive
-from . import _image, _random
+from . import _image, _sampling
 
 
 def _check(images: Any, labels: Any, alpha: Any, num_classes: Any, fn: str) -> jnp.ndarray:
@@ -51,9 +51,9 @@ def _draw(key: Any, n: int, alpha: Any, per_sample: Any) -> tuple[jnp.ndarray, j
     and CutMix share this compiled sampler (the gamma sampler is slow to compile).
     """
     k_lam, k_box = jax.random.split(key)
-    log_gamma = _random.flat_draw(jax.random.loggamma, k_lam, (n, 2), alpha)
+    log_gamma = _sampling.flat_draw(jax.random.loggamma, k_lam, (n, 2), alpha)
     lam = jax.nn.sigmoid(log_gamma[:, 0] - log_gamma[:, 1])
-    u = _random.flat_draw(jax.random.uniform, k_box, (n, 2))
+    u = _sampling.flat_draw(jax.random.uniform, k_box, (n, 2))
     return jnp.where(per_sample, lam, lam[:1]), jnp.where(per_sample, u, u[:1])
 
 
@@ -89,7 +89,10 @@ def mixup(
     "mixup: Beyond Empirical Risk Minimization".
 
     Example:
+      >>> key, images, y = jax.random.key(0), jnp.ones((4, 8, 8, 3)), jnp.array([0, 1, 2, 3])
       >>> images, labels = mixup(key, images, jax.nn.one_hot(y, 10), alpha=0.2)
+      >>> images.shape, labels.shape, bool(jnp.allclose(labels.sum(-1), 1.0))
+      ((4, 8, 8, 3), (4, 10), True)
     """
     labels = _check(images, labels, alpha, num_classes, "mixup")
     lam, _ = _draw(key, labels.shape[0], alpha, per_sample)
@@ -135,7 +138,10 @@ def cutmix(
     per batch, ``per_sample=False``). Yun et al., 2019, "CutMix".
 
     Example:
+      >>> key, images, y = jax.random.key(0), jnp.ones((4, 8, 8, 3)), jnp.array([0, 1, 2, 3])
       >>> images, labels = cutmix(key, images, jax.nn.one_hot(y, 10))
+      >>> images.shape, labels.shape, bool(jnp.allclose(labels.sum(-1), 1.0))
+      ((4, 8, 8, 3), (4, 10), True)
     """
     labels = _check(images, labels, alpha, num_classes, "cutmix")
     lam, u = _draw(key, labels.shape[0], alpha, per_sample)
@@ -148,7 +154,7 @@ def _cutmix(images: Any, labels: jnp.ndarray, lam: jnp.ndarray, u: jnp.ndarray) 
     H, W = x.shape[1:3]
 
     def box(u: jnp.ndarray, lam: jnp.ndarray) -> tuple:
-        r_y, r_x = _random.randint(u[0], H - 1), _random.randint(u[1], W - 1)
+        r_y, r_x = _sampling.randint(u[0], H - 1), _sampling.randint(u[1], W - 1)
         r = 0.5 * jnp.sqrt(1.0 - lam)
         half_h, half_w = (r * H).astype(jnp.int32), (r * W).astype(jnp.int32)
         y1, y2 = jnp.maximum(r_y - half_h, 0), jnp.minimum(r_y + half_h, H)
