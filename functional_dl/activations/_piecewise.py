@@ -15,7 +15,8 @@ import numpy as np
 
 from .. import grads
 from .._checks import check_ndim
-from ._common import as_float, check_real, elementwise, register_elementwise, upcast
+from .._dtypes import upcast
+from ._common import as_float, check_real, elementwise, register_elementwise
 
 # ---------------------------------------------------------------------------- relu
 

@@ -21,7 +21,8 @@ import numpy as np
 
 from .. import grads
 from .._checks import check_int
-from ._common import as_float, upcast
+from .._dtypes import upcast
+from ._common import as_float
 from ._smooth import sigmoid
 
 # --------------------------------------------------------------------- validation

@@ -8,15 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_floating, check_same_shape
+from .._dtypes import compute_dtype
 from ._reduction import check_reduction, reduce_loss
 
 # class weights of the gradient-check examples (5 classes)
 EXAMPLE_WEIGHT = np.array([0.5, 2.0, 1.0, 1.5, 0.25])
-
-
-def compute_dtype(dtype: Any) -> Any:
-    """float32 for half-precision inputs (accuracy), else the dtype itself."""
-    return jnp.promote_types(dtype, jnp.float32)
 
 
 def float_inputs(fn: str, **arrays: Any) -> tuple[list, Any]:

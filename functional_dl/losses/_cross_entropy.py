@@ -24,12 +24,12 @@ import numpy as np
 
 from .. import grads
 from .._checks import check_floating, check_int, check_probability
+from .._dtypes import compute_dtype
 from ._common import (
     EXAMPLE_WEIGHT,
     check_class_target,
     check_class_weight,
     class_target_masks,
-    compute_dtype,
     poison,
 )
 from ._reduction import check_reduction, reduce_loss

@@ -10,13 +10,13 @@ import numpy as np
 
 from .. import grads
 from .._checks import check_choice, check_floating, check_nonnegative
+from .._dtypes import compute_dtype
 from ._common import (
     EXAMPLE_WEIGHT,
     check_broadcastable,
     check_class_target,
     check_class_weight,
     class_target_masks,
-    compute_dtype,
     dpow0,
     poison,
     pow0,
