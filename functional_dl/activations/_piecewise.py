@@ -264,7 +264,7 @@ register_elementwise("hardswish", _hardswish_formula, _hardswish_grad, kinks=(-3
 
 
 def _prelu_formula(x, weight):
-    return jnp.where(x > 0, x, weight * x)
+    return jnp.where(x > 0, x, jnp.broadcast_to(weight, x.shape) * x)
 
 
 def _prelu_backward(x, weight, g):
@@ -274,7 +274,7 @@ def _prelu_backward(x, weight, g):
     d/dweight prelu = 0 if x > 0 else x, summed over every axis the weight is
     broadcast along (all but the channel axis, or all axes for a scalar weight).
     """
-    gx = jnp.where(x > 0, g, weight * g)
+    gx = jnp.where(x > 0, g, jnp.broadcast_to(weight, g.shape) * g)
     gw_full = jnp.where(x > 0, jnp.zeros_like(x), x * g)
     w_shape = np.shape(weight)
     if len(w_shape) == 0:

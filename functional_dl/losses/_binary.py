@@ -24,7 +24,7 @@ _BCE_EPS = 1e-12  # PyTorch's clamp of the BCE gradient denominator
 
 
 def _weighted(loss, weight):
-    return loss if weight is None else loss * weight
+    return loss if weight is None else loss * jnp.broadcast_to(weight, loss.shape)
 
 
 # -------------------------------------------------------------- binary_cross_entropy

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -98,6 +99,16 @@ def class_target_masks(target: jnp.ndarray, num_classes: int, ignore_index: Any 
     valid = jnp.ones(target.shape, bool) if ignore_index is None else target != ignore_index
     bad = valid & ((target < 0) | (target >= num_classes))
     return valid, bad, jnp.clip(target, 0, num_classes - 1)
+
+
+def class_mask(y: jax.Array, num_classes: int) -> jax.Array:
+    """``[..., C]`` booleans, True at the class ``y`` of each element (``y`` is ``[...]``)."""
+    return jax.nn.one_hot(y, num_classes, dtype=jnp.bool_)
+
+
+def per_class(weight: Any, shape: tuple[int, ...]) -> jax.Array:
+    """A per-class ``[C]`` weight (or a scalar) broadcast explicitly to ``[..., C]``."""
+    return jnp.broadcast_to(weight, shape)
 
 
 def poison(bad: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:

@@ -29,7 +29,9 @@ from ._common import (
     EXAMPLE_WEIGHT,
     check_class_target,
     check_class_weight,
+    class_mask,
     class_target_masks,
+    per_class,
     poison,
 )
 from ._reduction import check_reduction, reduce_loss
@@ -50,7 +52,11 @@ def _softmax_parts(x, y, v):
     lse = jnp.log(jnp.sum(e, axis=-1))
     zy = None if y is None else jnp.take_along_axis(xf, y[..., None], axis=-1)[..., 0] - m
     # 0·(−inf) counts as 0: a class with zero target mass and −inf logit adds nothing
-    s = None if v is None else jnp.sum(jnp.where(v != 0, v * (xf - m[..., None]), 0), axis=-1)
+    if v is None:
+        s = None
+    else:
+        vb = per_class(v, xf.shape)
+        s = jnp.sum(jnp.where(vb != 0, vb * (xf - m[..., None]), 0), axis=-1)
     return (lse, zy, s), (m, e)
 
 
@@ -80,7 +86,7 @@ def _stats_backward(x, e, y, v, m, lse, g_lse, g_xy, g_s):
         dx = rows.reshape(dx.shape)
     dv = None
     if v is not None:
-        dx = dx + g_s[..., None] * v
+        dx = dx + g_s[..., None] * per_class(v, dx.shape)
         # 0 where g_s is 0 (ignored rows), even at a −inf logit
         dv = jnp.where(g_s[..., None] == 0, 0, g_s[..., None] * (x.astype(e.dtype) - m[..., None]))
         dv = jnp.sum(dv, axis=tuple(range(dv.ndim - v.ndim))).astype(v.dtype)
@@ -130,7 +136,7 @@ def _ce_prob(x, target, weight, eps, stats):
     t = target.astype(compute_dtype(x.dtype))
     if _smoothing_on(eps):
         t = t * (1 - eps) + eps / num_classes
-    v = t if weight is None else t * weight
+    v = t if weight is None else t * per_class(weight, t.shape)
     lse, _, s = stats(x, None, v)
     return lse * jnp.sum(v, axis=-1) - s, None
 
@@ -292,6 +298,7 @@ def _cross_entropy_backward(x, target, weight, g, *, ignore_index=-100, eps=0.0,
     w = jnp.ones(num_classes, cd) if weight is None else weight
     (lse, _, _), (m, _) = _softmax_parts(x, None, None)
     if jnp.issubdtype(jnp.asarray(target).dtype, jnp.floating):
+        w = per_class(w, x.shape)
         v = w * (target * (1 - eps) + eps / num_classes)
         c = _reduce_cotangent(g, None if reduction != "mean" else lse.size, reduction, lse.shape)
         dx = _stats_backward(x, None, None, v, m, lse, c * jnp.sum(v, axis=-1), None, -c)[0]
@@ -318,7 +325,7 @@ def _nll_backward(x, target, weight, ignore_index, g):
     w_y = _target_weight(weight, y, valid, x.dtype)
     den = jnp.sum(w_y)
     c = poison(bad, g * w_y / jnp.where(den == 0, 1, den))
-    return jnp.where(jnp.arange(x.shape[-1]) == y[..., None], -c[..., None], 0)
+    return jnp.where(class_mask(y, x.shape[-1]), -c[..., None], 0)
 
 
 # ---------------------------------------------------------------- gradient registry

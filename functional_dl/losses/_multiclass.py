@@ -16,8 +16,10 @@ from ._common import (
     check_broadcastable,
     check_class_target,
     check_class_weight,
+    class_mask,
     class_target_masks,
     dpow0,
+    per_class,
     poison,
     pow0,
 )
@@ -40,7 +42,7 @@ def _margins(x, target, margin):
     _, bad, y = class_target_masks(target, num_classes)
     xy = jnp.take_along_axis(x, y[..., None], axis=-1)
     h = margin - xy + x
-    active = (jnp.arange(num_classes) != y[..., None]) & (h > 0)
+    active = ~class_mask(y, num_classes) & (h > 0)
     return jnp.where(active, h, 0), y, bad
 
 
@@ -59,7 +61,7 @@ def _multi_margin_backward(x, target, weight, g, *, p=1, margin=1.0):
     w_y = 1.0 if weight is None else jnp.take(weight, y)
     k = (h > 0).astype(x.dtype) if p == 1 else 2 * h
     k = poison(bad, g * w_y / x.shape[-1])[..., None] * k
-    onehot = jnp.arange(x.shape[-1]) == y[..., None]
+    onehot = class_mask(y, x.shape[-1])
     return k - jnp.where(onehot, jnp.sum(k, axis=-1, keepdims=True), 0)
 
 
@@ -112,7 +114,7 @@ def _focal_parts(x, target, alpha):
         t = jax.nn.one_hot(y, num_classes, dtype=x.dtype)
     else:
         t, bad = target.astype(x.dtype), None
-    a = 1.0 if alpha is None else alpha
+    a = 1.0 if alpha is None else per_class(alpha, x.shape)
     logp = jax.nn.log_softmax(x, axis=-1)
     return t, a, logp, -jnp.expm1(logp), bad
 
