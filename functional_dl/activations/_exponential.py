@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .._checks import check_in_range, check_positive
+from .._checks import check_in_range, check_positive, is_concrete
 from ._common import as_float, check_real, elementwise, register_elementwise
 
 # ---------------------------------------------------------------------- elu, selu
@@ -128,7 +128,7 @@ def celu(x: Any, *, alpha: float = 1.0) -> jax.Array:
       Array([-0.78693867,  0.        ,  2.        ], dtype=float32)
     """
     check_real("alpha", alpha, fn="celu")
-    if not isinstance(alpha, jax.core.Tracer) and float(alpha) == 0.0:
+    if is_concrete(alpha) and float(alpha) == 0.0:
         raise ValueError(f"celu: alpha must be nonzero, got alpha={alpha!r}")
     return _celu(as_float(x, fn="celu"), alpha)
 

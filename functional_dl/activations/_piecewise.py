@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import grads
-from .._checks import check_ndim
+from .._checks import check_ndim, is_concrete
 from .._dtypes import upcast
 from ._common import as_float, check_real, elementwise, register_elementwise
 
@@ -101,7 +101,7 @@ def hardtanh(x: Any, *, min_val: float = -1.0, max_val: float = 1.0) -> jax.Arra
     """
     check_real("min_val", min_val, fn="hardtanh")
     check_real("max_val", max_val, fn="hardtanh")
-    if not isinstance(min_val, jax.core.Tracer) and not isinstance(max_val, jax.core.Tracer):
+    if is_concrete(min_val) and is_concrete(max_val):
         if float(min_val) > float(max_val):
             raise ValueError(
                 "hardtanh: min_val must be <= max_val, got "

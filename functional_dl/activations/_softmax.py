@@ -239,32 +239,32 @@ def _register_softmax(name, formula, backward):
         # finite differences of <f(x), g> do not cancel catastrophically; same gradient
         return out if where is None else jnp.where(where, out, 0.0)
 
-    def entry(axis, where):
-        return dict(
+    def entry(name, axis, where, examples, fd_examples):
+        grads.register(
+            name,
             forward=lambda x, *m: forward(x, axis, m[0] if m else None),
             backward=lambda x, *m_g: backward(x, axis, m_g[0] if where else None, m_g[-1]),
+            examples=examples,
+            fd_examples=fd_examples,
         )
 
     def smooth():  # moderate logits for the finite differences
         return np.random.default_rng(1).standard_normal((4, 6)) * 3
 
-    grads.register(
-        name,
-        **entry((1,), False),
-        examples=lambda: [_softmax_examples()[:1]],
-        fd_examples=lambda: [(smooth(),)],
-    )
-    grads.register(
+    entry(name, (1,), False, lambda: [_softmax_examples()[:1]], lambda: [(smooth(),)])
+    entry(
         f"{name}(axis=0)",
-        **entry((0,), False),
-        examples=lambda: [(_softmax_examples()[0].T,)],
-        fd_examples=lambda: [(smooth().T,)],
+        (0,),
+        False,
+        lambda: [(_softmax_examples()[0].T,)],
+        lambda: [(smooth().T,)],
     )
-    grads.register(
+    entry(
         f"{name}(where=mask)",
-        **entry((1,), True),
-        examples=lambda: [_softmax_examples()],
-        fd_examples=lambda: [(smooth(), _softmax_examples()[1])],
+        (1,),
+        True,
+        lambda: [_softmax_examples()],
+        lambda: [(smooth(), _softmax_examples()[1])],
     )
 
 

@@ -7,6 +7,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from .. import grads
 from .._checks import check_nonnegative
@@ -46,10 +47,14 @@ def _bce_backward(p, y, g):
 
 
 _bce = jax.custom_vjp(_bce_formula)
-_bce.defvjp(lambda p, y: (_bce_formula(p, y), (p, y)), lambda res, g: _bce_backward(*res, g))
+_bce.defvjp(
+    lambda p, y: (_bce_formula(p, y), (p, y)), lambda res, g: _bce_backward(res[0], res[1], g)
+)
 
 
-def binary_cross_entropy(input, target, weight=None, *, reduction="mean"):
+def binary_cross_entropy(
+    input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *, reduction: str = "mean"
+) -> jax.Array:
     """Binary cross-entropy between probabilities and targets.
 
     ``loss = −weight·[y·max(log p, −100) + (1 − y)·max(log(1 − p), −100)]`` with
@@ -126,13 +131,18 @@ def _bce_logits_backward(x, y, pos_weight, g):
 _bce_logits = jax.custom_vjp(lambda x, y, pw: _bce_logits_terms(x, y, pw, _softplus_pair))
 _bce_logits.defvjp(
     lambda x, y, pw: (_bce_logits_terms(x, y, pw, _softplus_pair), (x, y, pw)),
-    lambda res, g: _bce_logits_backward(*res, g),
+    lambda res, g: _bce_logits_backward(res[0], res[1], res[2], g),
 )
 
 
 def binary_cross_entropy_with_logits(
-    input, target, weight=None, *, pos_weight=None, reduction="mean"
-):
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: ArrayLike | None = None,
+    *,
+    pos_weight: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Binary cross-entropy on logits, with optional per-class positive weight.
 
     ``loss = weight·[(1 − y)·x − (1 + (pos_weight − 1)·y)·log σ(x)]``, computed as
@@ -182,7 +192,7 @@ def _hinge_backward(x, y, g):
     return jnp.where(active, -y * g, 0), jnp.where(active, -x * g, 0)
 
 
-def hinge_loss(input, target, *, reduction="mean"):
+def hinge_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean") -> jax.Array:
     """Binary hinge loss for labels in {−1, +1}.
 
     ``loss = max(0, 1 − target·input)``; the gradient at the kink
@@ -236,7 +246,14 @@ def _sigmoid_focal_backward(x, y, alpha, gamma, g):
     return g * _alpha_t(y, alpha) * ((s - y) * pow0(q, gamma) + ce * gamma_term * dq)
 
 
-def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, reduction="mean"):
+def sigmoid_focal_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    reduction: str = "mean",
+) -> jax.Array:
     """Sigmoid focal loss (torchvision's formula).
 
     ``loss = α_t·(1 − p_t)^γ·BCE_with_logits(x, y)`` with ``p = σ(x)``,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from .. import grads
 from .._checks import check_floating, check_int, check_probability
@@ -125,7 +126,7 @@ def _ce_int(x, target, weight, ignore_index, eps, stats):
     v = (jnp.ones(num_classes, cd) if weight is None else weight) if smooth else None
     lse, xy, s = stats(x, y, v)
     loss = w_y * jnp.where(valid, lse - xy, 0)  # ignored rows: no inf·0, not even in grads
-    if smooth:
+    if v is not None:
         loss = (1 - eps) * loss + eps / num_classes * jnp.where(valid, jnp.sum(v) * lse - s, 0)
     return poison(bad, loss), jnp.sum(w_y)
 
@@ -142,8 +143,14 @@ def _ce_prob(x, target, weight, eps, stats):
 
 
 def cross_entropy(
-    input, target, weight=None, *, ignore_index=-100, label_smoothing=0.0, reduction="mean"
-):
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: ArrayLike | None = None,
+    *,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+) -> jax.Array:
     """Softmax cross-entropy between logits and class indices or class probabilities.
 
     Integer targets ``y`` (shape ``[...]``), class weights ``w`` (default 1),
@@ -217,7 +224,14 @@ def cross_entropy(
     return reduce_loss(loss, reduction, dtype=x.dtype, denominator=den)
 
 
-def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean"):
+def nll_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: ArrayLike | None = None,
+    *,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> jax.Array:
     """Negative log-likelihood of class indices given log-probabilities.
 
     ``loss_n = −w[y_n]·input_n[y_n]``, 0 where ``y_n == ignore_index``; ``'mean'``
@@ -363,18 +377,20 @@ grads.register(
     examples=_ce_examples,
     fd_examples=_ce_fd_examples,
 )
-_CE_OPTS = dict(ignore_index=1, eps=0.1)
 grads.register(
     "cross_entropy(weight, ignore_index=1, label_smoothing=0.1)",
-    forward=lambda x, y: _cross_entropy_formula(x, y, EXAMPLE_WEIGHT, **_CE_OPTS),
-    backward=lambda x, y, g: _cross_entropy_backward(x, y, EXAMPLE_WEIGHT, g, **_CE_OPTS),
+    forward=lambda x, y: _cross_entropy_formula(x, y, EXAMPLE_WEIGHT, ignore_index=1, eps=0.1),
+    backward=lambda x, y, g: _cross_entropy_backward(
+        x, y, EXAMPLE_WEIGHT, g, ignore_index=1, eps=0.1
+    ),
     examples=_ce_weighted_examples,
 )
-_PROB_OPTS = dict(eps=0.2, reduction="none")
 grads.register(
     "cross_entropy(probability targets, weight, label_smoothing=0.2, reduction='none')",
-    forward=lambda x, t: _cross_entropy_formula(x, t, EXAMPLE_WEIGHT, **_PROB_OPTS),
-    backward=lambda x, t, g: _cross_entropy_backward(x, t, EXAMPLE_WEIGHT, g, **_PROB_OPTS),
+    forward=lambda x, t: _cross_entropy_formula(x, t, EXAMPLE_WEIGHT, eps=0.2, reduction="none"),
+    backward=lambda x, t, g: _cross_entropy_backward(
+        x, t, EXAMPLE_WEIGHT, g, eps=0.2, reduction="none"
+    ),
     examples=_ce_prob_examples,
     argnums=(0, 1),
 )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from .. import grads
 from .._checks import check_ndim, check_nonnegative, check_positive
@@ -61,7 +63,14 @@ def _cosine_embedding_backward(x1, x2, y, g, margin=0.0):
     return k * (x2 / root - cos * x1 / m1), k * (x1 / root - cos * x2 / m2)
 
 
-def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean"):
+def cosine_embedding_loss(
+    input1: ArrayLike,
+    input2: ArrayLike,
+    target: ArrayLike,
+    *,
+    margin: float = 0.0,
+    reduction: str = "mean",
+) -> jax.Array:
     """Cosine embedding loss: pull pairs together (y = 1) or push apart (y = −1).
 
     ``cos = Σ x1·x2 / sqrt((Σ x1² + ε)(Σ x2² + ε))`` with ``ε = 1e-12`` over the last
@@ -146,8 +155,16 @@ def _triplet_backward(a, pos, neg, g, margin=1.0, p=2.0, eps=1e-6, swap=False):
 
 
 def triplet_margin_loss(
-    anchor, positive, negative, *, margin=1.0, p=2.0, eps=1e-6, swap=False, reduction="mean"
-):
+    anchor: ArrayLike,
+    positive: ArrayLike,
+    negative: ArrayLike,
+    *,
+    margin: float = 1.0,
+    p: float = 2.0,
+    eps: float = 1e-06,
+    swap: bool = False,
+    reduction: str = "mean",
+) -> jax.Array:
     """Triplet margin loss: the anchor closer to the positive than to the negative.
 
     ``loss = max(0, margin + d(a, pos) − d(a, neg))`` with the pairwise distance
@@ -205,7 +222,14 @@ def _ranking_backward(x1, x2, y, g, margin=0.0):
     return -y * k, y * k
 
 
-def margin_ranking_loss(input1, input2, target, *, margin=0.0, reduction="mean"):
+def margin_ranking_loss(
+    input1: ArrayLike,
+    input2: ArrayLike,
+    target: ArrayLike,
+    *,
+    margin: float = 0.0,
+    reduction: str = "mean",
+) -> jax.Array:
     """Margin ranking loss: ``input1`` should rank above ``input2`` when target is 1.
 
     ``loss = max(0, −target·(input1 − input2) + margin)``.
@@ -258,7 +282,9 @@ def _dice_backward(x, t, g, smooth=1.0):
     return (-g * (2 * t * den - num) / (den * den), -g * (2 * x * den - num) / (den * den))
 
 
-def dice_loss(input, target, *, smooth=1.0, reduction="mean"):
+def dice_loss(
+    input: ArrayLike, target: ArrayLike, *, smooth: float = 1.0, reduction: str = "mean"
+) -> jax.Array:
     """Soft Dice loss per sample and class.
 
     For each sample ``n`` and class ``c``, summing over the spatial axes (all but the

@@ -7,6 +7,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from .. import grads
 from .._checks import check_choice, check_floating, check_nonnegative
@@ -65,7 +66,15 @@ def _multi_margin_backward(x, target, weight, g, *, p=1, margin=1.0):
     return k - jnp.where(onehot, jnp.sum(k, axis=-1, keepdims=True), 0)
 
 
-def multi_margin_loss(input, target, *, p=1, margin=1.0, weight=None, reduction="mean"):
+def multi_margin_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    p: int = 1,
+    margin: float = 1.0,
+    weight: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Multi-class hinge loss (Weston–Watkins form, PyTorch's ``multi_margin_loss``).
 
     ``loss_n = Σ_{i ≠ y_n} max(0, margin − x_n[y_n] + x_n[i])^p · w[y_n] / C``;
@@ -142,7 +151,14 @@ def _softmax_focal_backward(x, target, alpha, g, *, gamma=2.0):
     return big_a - p * jnp.sum(big_a, axis=-1, keepdims=True)
 
 
-def softmax_focal_loss(input, target, *, gamma=2.0, alpha=None, reduction="mean"):
+def softmax_focal_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    gamma: float = 2.0,
+    alpha: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Multi-class focal loss on softmax probabilities.
 
     ``loss_n = −Σ_c α_c·t_c·(1 − p_c)^γ·log p_c`` with ``p = softmax(input)``; for

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from .. import grads
 from .._checks import check_nonnegative, check_positive
@@ -68,7 +70,7 @@ def _huber_backward(x, y, delta, g):
     return gx, -gx
 
 
-def mse_loss(input, target, *, reduction="mean"):
+def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean") -> jax.Array:
     """Mean squared error.
 
     ``loss = (input − target)²`` per element, then reduced.
@@ -92,7 +94,7 @@ def mse_loss(input, target, *, reduction="mean"):
     return pointwise_loss("mse_loss", _mse_formula, input, target, reduction)
 
 
-def l1_loss(input, target, *, reduction="mean"):
+def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean") -> jax.Array:
     """Mean absolute error.
 
     ``loss = |input − target|`` per element; the gradient at ``input == target`` is 0
@@ -115,7 +117,9 @@ def l1_loss(input, target, *, reduction="mean"):
     return pointwise_loss("l1_loss", _l1_formula, input, target, reduction)
 
 
-def smooth_l1_loss(input, target, *, beta=1.0, reduction="mean"):
+def smooth_l1_loss(
+    input: ArrayLike, target: ArrayLike, *, beta: float = 1.0, reduction: str = "mean"
+) -> jax.Array:
     """Smooth L1 loss: quadratic below ``beta``, linear above.
 
     With ``d = input − target``: ``loss = 0.5·d²/beta`` if ``|d| < beta`` else
@@ -142,7 +146,9 @@ def smooth_l1_loss(input, target, *, beta=1.0, reduction="mean"):
     return pointwise_loss("smooth_l1_loss", _smooth_l1_formula, input, target, reduction, beta)
 
 
-def huber_loss(input, target, *, delta=1.0, reduction="mean"):
+def huber_loss(
+    input: ArrayLike, target: ArrayLike, *, delta: float = 1.0, reduction: str = "mean"
+) -> jax.Array:
     """Huber loss: quadratic below ``delta``, linear with slope ``delta`` above.
 
     With ``d = input − target``: ``loss = 0.5·d²`` if ``|d| <= delta`` else
