@@ -78,7 +78,8 @@ def binary_cross_entropy(
 
     Example::
 
-        binary_cross_entropy(jnp.array([0.9, 0.2]), jnp.array([1.0, 0.0]))
+        >>> binary_cross_entropy(jnp.array([0.9, 0.2]), jnp.array([1.0, 0.0]))
+        Array(0.1642..., dtype=float32)
     """
     fn = "binary_cross_entropy"
     check_reduction(reduction, fn=fn)
@@ -168,7 +169,8 @@ def binary_cross_entropy_with_logits(
 
     Example::
 
-        binary_cross_entropy_with_logits(jnp.array([2.0, -1.0]), jnp.array([1.0, 0.0]))
+        >>> binary_cross_entropy_with_logits(jnp.array([2.0, -1.0]), jnp.array([1.0, 0.0]))
+        Array(0.2200..., dtype=float32)
     """
     fn = "binary_cross_entropy_with_logits"
     check_reduction(reduction, fn=fn)
@@ -212,7 +214,8 @@ def hinge_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean") 
 
     Example::
 
-        hinge_loss(jnp.array([0.5, -2.0]), jnp.array([1.0, -1.0]))  # 0.25
+        >>> hinge_loss(jnp.array([0.5, -2.0]), jnp.array([1.0, -1.0]))  # 0.25
+        Array(0.25, dtype=float32)
     """
     return pointwise_loss("hinge_loss", _hinge_formula, input, target, reduction)
 
@@ -280,7 +283,8 @@ def sigmoid_focal_loss(
 
     Example::
 
-        sigmoid_focal_loss(jnp.array([3.0, -1.0]), jnp.array([1.0, 1.0]))
+        >>> sigmoid_focal_loss(jnp.array([3.0, -1.0]), jnp.array([1.0, 1.0]))
+        Array(0.0877..., dtype=float32)
     """
     check_nonnegative("gamma", gamma, fn="sigmoid_focal_loss")
     return pointwise_loss(

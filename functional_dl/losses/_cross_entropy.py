@@ -196,8 +196,9 @@ def cross_entropy(
 
     Example::
 
-        logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
-        cross_entropy(logits, jnp.array([0, 2]), label_smoothing=0.1)
+        >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
+        >>> cross_entropy(logits, jnp.array([0, 2]), label_smoothing=0.1)
+        Array(0.3454..., dtype=float32)
     """
     fn = "cross_entropy"
     check_reduction(reduction, fn=fn)
@@ -255,7 +256,8 @@ def nll_loss(
 
     Example::
 
-        nll_loss(jnp.log(jnp.array([[0.7, 0.3]])), jnp.array([0]))  # −log 0.7
+        >>> nll_loss(jnp.log(jnp.array([[0.7, 0.3]])), jnp.array([0]))  # −log 0.7
+        Array(0.3566..., dtype=float32)
     """
     fn = "nll_loss"
     check_reduction(reduction, fn=fn)

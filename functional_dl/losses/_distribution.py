@@ -70,8 +70,10 @@ def kl_div(
 
     Example::
 
-        p = jnp.array([[0.5, 0.5]]); log_q = jnp.log(jnp.array([[0.9, 0.1]]))
-        kl_div(log_q, p, reduction="batchmean")  # KL(p || q)
+        >>> p = jnp.array([[0.5, 0.5]])
+        >>> log_q = jnp.log(jnp.array([[0.9, 0.1]]))
+        >>> kl_div(log_q, p, reduction="batchmean")  # KL(p || q)
+        Array(0.5108..., dtype=float32)
     """
     fn = "kl_div"
     check_reduction(reduction, fn=fn, extra=("batchmean",))
@@ -122,7 +124,8 @@ def gan_discriminator_loss(
 
     Example::
 
-        gan_discriminator_loss(jnp.array([3.0, 2.0]), jnp.array([-2.0, -4.0]))
+        >>> gan_discriminator_loss(jnp.array([3.0, 2.0]), jnp.array([-2.0, -4.0]))
+        Array(0.1602..., dtype=float32)
     """
     fn = "gan_discriminator_loss"
     check_reduction(reduction, fn=fn)
@@ -168,7 +171,8 @@ def gan_generator_loss(
 
     Example::
 
-        gan_generator_loss(jnp.array([-2.0, 0.5]))
+        >>> gan_generator_loss(jnp.array([-2.0, 0.5]))
+        Array(1.3005..., dtype=float32)
     """
     fn = "gan_generator_loss"
     check_reduction(reduction, fn=fn)

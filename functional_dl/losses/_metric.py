@@ -96,8 +96,9 @@ def cosine_embedding_loss(
 
     Example::
 
-        cosine_embedding_loss(jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 1.0]]),
-                              jnp.array([1]))  # 1 − 1/√2
+        >>> cosine_embedding_loss(jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 1.0]]),
+        ...                       jnp.array([1]))  # 1 − 1/√2
+        Array(0.2928..., dtype=float32)
     """
     fn = "cosine_embedding_loss"
     check_reduction(reduction, fn=fn)
@@ -196,8 +197,9 @@ def triplet_margin_loss(
 
     Example::
 
-        a, pos, neg = jnp.zeros((1, 2)), jnp.array([[0.0, 1.0]]), jnp.array([[3.0, 0.0]])
-        triplet_margin_loss(a, pos, neg, eps=0.0)  # max(0, 1 + 1 − 3) = 0
+        >>> a, pos, neg = jnp.zeros((1, 2)), jnp.array([[0.0, 1.0]]), jnp.array([[3.0, 0.0]])
+        >>> triplet_margin_loss(a, pos, neg, eps=0.0)  # max(0, 1 + 1 − 3) = 0
+        Array(0., dtype=float32)
     """
     fn = "triplet_margin_loss"
     check_reduction(reduction, fn=fn)
@@ -249,8 +251,9 @@ def margin_ranking_loss(
 
     Example::
 
-        margin_ranking_loss(jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0]),
-                            jnp.array([1.0, 1.0]), margin=0.5)  # (0 + 1.5) / 2
+        >>> margin_ranking_loss(jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0]),
+        ...                     jnp.array([1.0, 1.0]), margin=0.5)  # (0 + 1.5) / 2
+        Array(0.75, dtype=float32)
     """
     fn = "margin_ranking_loss"
     check_reduction(reduction, fn=fn)
@@ -309,8 +312,9 @@ def dice_loss(
 
     Example::
 
-        p = jnp.array([[[0.9, 0.1], [0.2, 0.8]]])  # [N=1, H·W=2, C=2]
-        dice_loss(p, jnp.array([[[1.0, 0.0], [0.0, 1.0]]]))
+        >>> p = jnp.array([[[0.9, 0.1], [0.2, 0.8]]])  # [N=1, H·W=2, C=2]
+        >>> dice_loss(p, jnp.array([[[1.0, 0.0], [0.0, 1.0]]]))
+        Array(0.1001..., dtype=float32)
     """
     check_nonnegative("smooth", smooth, fn="dice_loss")
     check_ndim("input", input, range(2, 33), fn="dice_loss")

@@ -100,7 +100,8 @@ def multi_margin_loss(
 
     Example::
 
-        multi_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([3]))  # 0.325
+        >>> multi_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([3]))  # 0.325
+        Array(0.325, dtype=float32)
     """
     fn = "multi_margin_loss"
     check_reduction(reduction, fn=fn)
@@ -185,7 +186,8 @@ def softmax_focal_loss(
 
     Example::
 
-        softmax_focal_loss(jnp.array([[2.0, 0.0, -1.0]]), jnp.array([0]), gamma=2.0)
+        >>> softmax_focal_loss(jnp.array([[2.0, 0.0, -1.0]]), jnp.array([0]), gamma=2.0)
+        Array(0.0041..., dtype=float32)
     """
     fn = "softmax_focal_loss"
     check_reduction(reduction, fn=fn)

@@ -89,7 +89,8 @@ def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean") ->
 
     Example::
 
-        mse_loss(jnp.array([1.0, 2.0]), jnp.array([0.0, 0.0]))  # 2.5
+        >>> mse_loss(jnp.array([1.0, 2.0]), jnp.array([0.0, 0.0]))  # 2.5
+        Array(2.5, dtype=float32)
     """
     return pointwise_loss("mse_loss", _mse_formula, input, target, reduction)
 
@@ -112,7 +113,8 @@ def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean") -> 
 
     Example::
 
-        l1_loss(jnp.array([1.0, -2.0]), jnp.zeros(2))  # 1.5
+        >>> l1_loss(jnp.array([1.0, -2.0]), jnp.zeros(2))  # 1.5
+        Array(1.5, dtype=float32)
     """
     return pointwise_loss("l1_loss", _l1_formula, input, target, reduction)
 
@@ -140,7 +142,8 @@ def smooth_l1_loss(
 
     Example::
 
-        smooth_l1_loss(jnp.array([0.5, 3.0]), jnp.zeros(2))  # (0.125 + 2.5) / 2
+        >>> smooth_l1_loss(jnp.array([0.5, 3.0]), jnp.zeros(2))  # (0.125 + 2.5) / 2
+        Array(1.3125, dtype=float32)
     """
     check_nonnegative("beta", beta, fn="smooth_l1_loss")
     return pointwise_loss("smooth_l1_loss", _smooth_l1_formula, input, target, reduction, beta)
@@ -169,7 +172,8 @@ def huber_loss(
 
     Example::
 
-        huber_loss(jnp.array([0.5, 3.0]), jnp.zeros(2))  # (0.125 + 2.5) / 2
+        >>> huber_loss(jnp.array([0.5, 3.0]), jnp.zeros(2))  # (0.125 + 2.5) / 2
+        Array(1.3125, dtype=float32)
     """
     check_positive("delta", delta, fn="huber_loss")
     return pointwise_loss("huber_loss", _huber_formula, input, target, reduction, delta)
