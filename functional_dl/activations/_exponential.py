@@ -73,7 +73,7 @@ def selu(x: Any) -> jax.Array:
     Returns:
       an array with the shape and floating dtype of ``x``.
 
-    PyTorch: ``torch.nn.functional.selu`` (same); ``jax.nn.selu`` is the same function.
+    PyTorch: ``torch.nn.functional.selu`` and ``jax.nn.selu`` are the same function.
     Paper: Klambauer et al., 2017, https://arxiv.org/abs/1706.02515.
 
     Example:

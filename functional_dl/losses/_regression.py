@@ -103,7 +103,7 @@ def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean") -> 
 
     Args:
       input: predictions, any shape ``[...]``.
-      target: same shape as ``input``.
+      target: targets ``[...]``, the shape of ``input``.
       reduction: ``'mean'`` (default), ``'sum'`` or ``'none'``.
 
     Returns:
