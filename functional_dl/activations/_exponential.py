@@ -226,8 +226,7 @@ def log_sigmoid(x: Any) -> jax.Array:
     Returns:
       an array with the shape and floating dtype of ``x``.
 
-    PyTorch: ``torch.nn.functional.logsigmoid`` (same); ``jax.nn.log_sigmoid`` is the
-    same function.
+    Same as PyTorch's ``torch.nn.functional.logsigmoid`` and as ``jax.nn.log_sigmoid``.
 
     Example:
       >>> fdl.activations.log_sigmoid(jnp.array([-1e4, 0.0, 1e4]))

@@ -382,6 +382,6 @@ grads.register(
     "dice_loss(smooth=1.0)",
     forward=_dice_formula,
     backward=_dice_backward,
-    examples=_dice_examples,
     argnums=(0, 1),
+    examples=_dice_examples,
 )
