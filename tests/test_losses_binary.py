@@ -146,7 +146,9 @@ def test_bce_logits_weight_gradients_match_autodiff_and_finite_differences():
         return L.binary_cross_entropy_with_logits(x, y, w, pos_weight=pw)
 
     def plain(x, y, w, pw):
-        return jnp.mean(w * _bce_logits_formula(x, y, jnp.broadcast_to(pw, x.shape)))
+        return jnp.mean(
+            jnp.broadcast_to(w, x.shape) * _bce_logits_formula(x, y, jnp.broadcast_to(pw, x.shape))
+        )
 
     args = (X, SOFT, WEIGHTS["per_class"], POS_WEIGHT)
     assert_close(

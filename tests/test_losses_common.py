@@ -252,10 +252,12 @@ def test_integer_input_raises_type_error(name):
 
 @pytest.mark.parametrize("name", L.__all__)
 def test_docstring_example_runs(name):
-    """The ``Example::`` block of every docstring runs, and gives a finite scalar."""
+    """The ``Example::`` doctest of every docstring runs, and gives a finite scalar."""
     doc = getattr(L, name).__doc__
     assert "Example::" in doc, name
-    tree = ast.parse(textwrap.dedent(doc.split("Example::", 1)[1]).strip())
+    block = textwrap.dedent(doc.split("Example::", 1)[1]).strip().splitlines()
+    source = "\n".join(line[4:] for line in block if line[:4] in (">>> ", "... "))
+    tree = ast.parse(source)
     *setup, last = tree.body
     namespace = {"jnp": jnp, "jax": jax, **{n: getattr(L, n) for n in L.__all__}}
     exec(compile(ast.Module(setup, type_ignores=[]), name, "exec"), namespace)

@@ -27,9 +27,7 @@ import numpy as np
 
 from .. import grads
 from .._checks import check_in_range
-
-# float16/bfloat16 are computed in float32 and rounded once, like PyTorch's opmath.
-_HALF_DTYPES = (np.dtype(jnp.float16), np.dtype(jnp.bfloat16))
+from .._dtypes import upcast
 
 
 def as_float(x: Any, *, fn: str) -> jax.Array:
@@ -40,16 +38,6 @@ def as_float(x: Any, *, fn: str) -> jax.Array:
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
     return x
-
-
-def compute_dtype(dtype: Any) -> Any:
-    """The dtype the arithmetic runs in: float32 for float16/bfloat16, else ``dtype``."""
-    return jnp.float32 if np.dtype(dtype) in _HALF_DTYPES else dtype
-
-
-def upcast(x: jax.Array) -> jax.Array:
-    """``x`` in its compute dtype (see :func:`compute_dtype`)."""
-    return x.astype(compute_dtype(x.dtype))
 
 
 def check_real(name: str, value: Any, *, fn: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .._checks import check_in_range, check_positive
+from .._checks import check_in_range, check_positive, is_concrete
 from ._common import as_float, check_real, elementwise, register_elementwise
 
 # ---------------------------------------------------------------------- elu, selu
@@ -73,7 +73,7 @@ def selu(x: Any) -> jax.Array:
     Returns:
       an array with the shape and floating dtype of ``x``.
 
-    PyTorch: ``torch.nn.functional.selu`` (same); ``jax.nn.selu`` is the same function.
+    PyTorch: ``torch.nn.functional.selu`` and ``jax.nn.selu`` are the same function.
     Paper: Klambauer et al., 2017, https://arxiv.org/abs/1706.02515.
 
     Example:
@@ -128,7 +128,7 @@ def celu(x: Any, *, alpha: float = 1.0) -> jax.Array:
       Array([-0.78693867,  0.        ,  2.        ], dtype=float32)
     """
     check_real("alpha", alpha, fn="celu")
-    if not isinstance(alpha, jax.core.Tracer) and float(alpha) == 0.0:
+    if is_concrete(alpha) and float(alpha) == 0.0:
         raise ValueError(f"celu: alpha must be nonzero, got alpha={alpha!r}")
     return _celu(as_float(x, fn="celu"), alpha)
 
@@ -226,8 +226,7 @@ def log_sigmoid(x: Any) -> jax.Array:
     Returns:
       an array with the shape and floating dtype of ``x``.
 
-    PyTorch: ``torch.nn.functional.logsigmoid`` (same); ``jax.nn.log_sigmoid`` is the
-    same function.
+    Same as PyTorch's ``torch.nn.functional.logsigmoid`` and as ``jax.nn.log_sigmoid``.
 
     Example:
       >>> fdl.activations.log_sigmoid(jnp.array([-1e4, 0.0, 1e4]))

@@ -14,8 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import grads
-from .._checks import check_ndim
-from ._common import as_float, check_real, elementwise, register_elementwise, upcast
+from .._checks import check_ndim, is_concrete
+from .._dtypes import upcast
+from ._common import as_float, check_real, elementwise, register_elementwise
 
 # ---------------------------------------------------------------------------- relu
 
@@ -100,7 +101,7 @@ def hardtanh(x: Any, *, min_val: float = -1.0, max_val: float = 1.0) -> jax.Arra
     """
     check_real("min_val", min_val, fn="hardtanh")
     check_real("max_val", max_val, fn="hardtanh")
-    if not isinstance(min_val, jax.core.Tracer) and not isinstance(max_val, jax.core.Tracer):
+    if is_concrete(min_val) and is_concrete(max_val):
         if float(min_val) > float(max_val):
             raise ValueError(
                 "hardtanh: min_val must be <= max_val, got "
@@ -263,7 +264,7 @@ register_elementwise("hardswish", _hardswish_formula, _hardswish_grad, kinks=(-3
 
 
 def _prelu_formula(x, weight):
-    return jnp.where(x > 0, x, weight * x)
+    return jnp.where(x > 0, x, jnp.broadcast_to(weight, x.shape) * x)
 
 
 def _prelu_backward(x, weight, g):
@@ -273,7 +274,7 @@ def _prelu_backward(x, weight, g):
     d/dweight prelu = 0 if x > 0 else x, summed over every axis the weight is
     broadcast along (all but the channel axis, or all axes for a scalar weight).
     """
-    gx = jnp.where(x > 0, g, weight * g)
+    gx = jnp.where(x > 0, g, jnp.broadcast_to(weight, g.shape) * g)
     gw_full = jnp.where(x > 0, jnp.zeros_like(x), x * g)
     w_shape = np.shape(weight)
     if len(w_shape) == 0:

@@ -112,12 +112,11 @@ def softsign(x: Any) -> jax.Array:
     Returns:
       an array with the shape and floating dtype of ``x``.
 
-    PyTorch: ``torch.nn.functional.softsign`` (same); ``jax.nn.soft_sign`` is the same
-    function.
+    PyTorch: ``torch.nn.functional.softsign`` (same); JAX: ``jax.nn.soft_sign`` (same).
 
     Example:
-      >>> fdl.activations.softsign(jnp.array([-3.0, 0.0, 1.0]))
-      Array([-0.75,  0.  ,  0.5 ], dtype=float32)
+      >>> fdl.activations.softsign(jnp.array([-3.0, 1.0]))
+      Array([-0.75,  0.5 ], dtype=float32)
     """
     return _softsign(as_float(x, fn="softsign"))
 

@@ -12,7 +12,6 @@ A row with a ``+inf`` logit is NaN, as in PyTorch and ``jax.nn``.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import jax
@@ -21,7 +20,8 @@ import numpy as np
 
 from .. import grads
 from .._checks import check_int
-from ._common import as_float, upcast
+from .._dtypes import upcast
+from ._common import as_float
 from ._smooth import sigmoid
 
 # --------------------------------------------------------------------- validation
@@ -108,28 +108,20 @@ def _log_softmax_backward(x, axis, where, g):
     return g - y * jnp.sum(g, axis, keepdims=True)
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(1,))
-def _softmax(x, axis, where):
-    return _softmax_formula(x, axis, where)
+def _with_jvp(formula, tangent):
+    """``formula(x, axis, where)`` as a ``jax.custom_jvp`` (``axis`` static, ``where`` not
+    differentiated) whose JVP is ``tangent(x, axis, where, t) -> (value, tangent_out)``."""
+    f = jax.custom_jvp(formula, nondiff_argnums=(1,))
+    f.defjvp(lambda axis, primals, tangents: tangent(primals[0], axis, primals[1], tangents[0]))
+    return f
 
 
-@_softmax.defjvp
-def _softmax_jvp(axis, primals, tangents):
-    x, where = primals
-    t, _ = tangents
+def _softmax_tangent(x, axis, where, t):
     y = _softmax_formula(x, axis, where)
     return y, y * (t - jnp.sum(y * t, axis, keepdims=True))
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(1,))
-def _log_softmax(x, axis, where):
-    return _log_softmax_formula(x, axis, where)
-
-
-@_log_softmax.defjvp
-def _log_softmax_jvp(axis, primals, tangents):
-    x, where = primals
-    t, _ = tangents
+def _log_softmax_tangent(x, axis, where, t):
     z, e, s = _normalizer(x, axis, where)
     out = z - jnp.log(s)
     dot = t - jnp.sum(e * t, axis, keepdims=True) / s  # t - <softmax, t>; one multiply
@@ -137,6 +129,10 @@ def _log_softmax_jvp(axis, primals, tangents):
         out = jnp.where(where, out, jnp.finfo(x.dtype).min)
         dot = jnp.where(where, dot, jnp.zeros_like(dot))
     return out, dot
+
+
+_softmax = _with_jvp(_softmax_formula, _softmax_tangent)
+_log_softmax = _with_jvp(_log_softmax_formula, _log_softmax_tangent)
 
 
 def _prepare(x, axis, where, fn):
@@ -238,32 +234,32 @@ def _register_softmax(name, formula, backward):
         # finite differences of <f(x), g> do not cancel catastrophically; same gradient
         return out if where is None else jnp.where(where, out, 0.0)
 
-    def entry(axis, where):
-        return dict(
+    def entry(name, axis, where, examples, fd_examples):
+        grads.register(
+            name,
             forward=lambda x, *m: forward(x, axis, m[0] if m else None),
             backward=lambda x, *m_g: backward(x, axis, m_g[0] if where else None, m_g[-1]),
+            examples=examples,
+            fd_examples=fd_examples,
         )
 
     def smooth():  # moderate logits for the finite differences
         return np.random.default_rng(1).standard_normal((4, 6)) * 3
 
-    grads.register(
-        name,
-        **entry((1,), False),
-        examples=lambda: [_softmax_examples()[:1]],
-        fd_examples=lambda: [(smooth(),)],
-    )
-    grads.register(
+    entry(name, (1,), False, lambda: [_softmax_examples()[:1]], lambda: [(smooth(),)])
+    entry(
         f"{name}(axis=0)",
-        **entry((0,), False),
-        examples=lambda: [(_softmax_examples()[0].T,)],
-        fd_examples=lambda: [(smooth().T,)],
+        (0,),
+        False,
+        lambda: [(_softmax_examples()[0].T,)],
+        lambda: [(smooth().T,)],
     )
-    grads.register(
+    entry(
         f"{name}(where=mask)",
-        **entry((1,), True),
-        examples=lambda: [_softmax_examples()],
-        fd_examples=lambda: [(smooth(), _softmax_examples()[1])],
+        (1,),
+        True,
+        lambda: [_softmax_examples()],
+        lambda: [(smooth(), _softmax_examples()[1])],
     )
 
 

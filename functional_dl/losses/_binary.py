@@ -7,6 +7,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from .. import grads
 from .._checks import check_nonnegative
@@ -24,7 +25,7 @@ _BCE_EPS = 1e-12  # PyTorch's clamp of the BCE gradient denominator
 
 
 def _weighted(loss, weight):
-    return loss if weight is None else loss * weight
+    return loss if weight is None else loss * jnp.broadcast_to(weight, loss.shape)
 
 
 # -------------------------------------------------------------- binary_cross_entropy
@@ -46,10 +47,14 @@ def _bce_backward(p, y, g):
 
 
 _bce = jax.custom_vjp(_bce_formula)
-_bce.defvjp(lambda p, y: (_bce_formula(p, y), (p, y)), lambda res, g: _bce_backward(*res, g))
+_bce.defvjp(
+    lambda p, y: (_bce_formula(p, y), (p, y)), lambda res, g: _bce_backward(res[0], res[1], g)
+)
 
 
-def binary_cross_entropy(input, target, weight=None, *, reduction="mean"):
+def binary_cross_entropy(
+    input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *, reduction: str = "mean"
+) -> jax.Array:
     """Binary cross-entropy between probabilities and targets.
 
     ``loss = −weight·[y·max(log p, −100) + (1 − y)·max(log(1 − p), −100)]`` with
@@ -73,7 +78,8 @@ def binary_cross_entropy(input, target, weight=None, *, reduction="mean"):
 
     Example::
 
-        binary_cross_entropy(jnp.array([0.9, 0.2]), jnp.array([1.0, 0.0]))
+        >>> binary_cross_entropy(jnp.array([0.9, 0.2]), jnp.array([1.0, 0.0]))
+        Array(0.1642..., dtype=float32)
     """
     fn = "binary_cross_entropy"
     check_reduction(reduction, fn=fn)
@@ -126,13 +132,18 @@ def _bce_logits_backward(x, y, pos_weight, g):
 _bce_logits = jax.custom_vjp(lambda x, y, pw: _bce_logits_terms(x, y, pw, _softplus_pair))
 _bce_logits.defvjp(
     lambda x, y, pw: (_bce_logits_terms(x, y, pw, _softplus_pair), (x, y, pw)),
-    lambda res, g: _bce_logits_backward(*res, g),
+    lambda res, g: _bce_logits_backward(res[0], res[1], res[2], g),
 )
 
 
 def binary_cross_entropy_with_logits(
-    input, target, weight=None, *, pos_weight=None, reduction="mean"
-):
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: ArrayLike | None = None,
+    *,
+    pos_weight: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Binary cross-entropy on logits, with optional per-class positive weight.
 
     ``loss = weight·[(1 − y)·x − (1 + (pos_weight − 1)·y)·log σ(x)]``, computed as
@@ -158,7 +169,8 @@ def binary_cross_entropy_with_logits(
 
     Example::
 
-        binary_cross_entropy_with_logits(jnp.array([2.0, -1.0]), jnp.array([1.0, 0.0]))
+        >>> binary_cross_entropy_with_logits(jnp.array([2.0, -1.0]), jnp.array([1.0, 0.0]))
+        Array(0.2200..., dtype=float32)
     """
     fn = "binary_cross_entropy_with_logits"
     check_reduction(reduction, fn=fn)
@@ -182,7 +194,7 @@ def _hinge_backward(x, y, g):
     return jnp.where(active, -y * g, 0), jnp.where(active, -x * g, 0)
 
 
-def hinge_loss(input, target, *, reduction="mean"):
+def hinge_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean") -> jax.Array:
     """Binary hinge loss for labels in {−1, +1}.
 
     ``loss = max(0, 1 − target·input)``; the gradient at the kink
@@ -202,7 +214,8 @@ def hinge_loss(input, target, *, reduction="mean"):
 
     Example::
 
-        hinge_loss(jnp.array([0.5, -2.0]), jnp.array([1.0, -1.0]))  # 0.25
+        >>> hinge_loss(jnp.array([0.5, -2.0]), jnp.array([1.0, -1.0]))  # 0.25
+        Array(0.25, dtype=float32)
     """
     return pointwise_loss("hinge_loss", _hinge_formula, input, target, reduction)
 
@@ -236,7 +249,14 @@ def _sigmoid_focal_backward(x, y, alpha, gamma, g):
     return g * _alpha_t(y, alpha) * ((s - y) * pow0(q, gamma) + ce * gamma_term * dq)
 
 
-def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, reduction="mean"):
+def sigmoid_focal_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    reduction: str = "mean",
+) -> jax.Array:
     """Sigmoid focal loss (torchvision's formula).
 
     ``loss = α_t·(1 − p_t)^γ·BCE_with_logits(x, y)`` with ``p = σ(x)``,
@@ -263,7 +283,8 @@ def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, reduction="mean"
 
     Example::
 
-        sigmoid_focal_loss(jnp.array([3.0, -1.0]), jnp.array([1.0, 1.0]))
+        >>> sigmoid_focal_loss(jnp.array([3.0, -1.0]), jnp.array([1.0, 1.0]))
+        Array(0.0877..., dtype=float32)
     """
     check_nonnegative("gamma", gamma, fn="sigmoid_focal_loss")
     return pointwise_loss(

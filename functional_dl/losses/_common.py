@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_floating, check_same_shape
+from .._dtypes import compute_dtype
 from ._reduction import check_reduction, reduce_loss
 
 # class weights of the gradient-check examples (5 classes)
 EXAMPLE_WEIGHT = np.array([0.5, 2.0, 1.0, 1.5, 0.25])
-
-
-def compute_dtype(dtype: Any) -> Any:
-    """float32 for half-precision inputs (accuracy), else the dtype itself."""
-    return jnp.promote_types(dtype, jnp.float32)
 
 
 def float_inputs(fn: str, **arrays: Any) -> tuple[list, Any]:
@@ -102,6 +99,16 @@ def class_target_masks(target: jnp.ndarray, num_classes: int, ignore_index: Any 
     valid = jnp.ones(target.shape, bool) if ignore_index is None else target != ignore_index
     bad = valid & ((target < 0) | (target >= num_classes))
     return valid, bad, jnp.clip(target, 0, num_classes - 1)
+
+
+def class_mask(y: jax.Array, num_classes: int) -> jax.Array:
+    """``[..., C]`` booleans, True at the class ``y`` of each element (``y`` is ``[...]``)."""
+    return jax.nn.one_hot(y, num_classes, dtype=jnp.bool_)
+
+
+def per_class(weight: Any, shape: tuple[int, ...]) -> jax.Array:
+    """A per-class ``[C]`` weight (or a scalar) broadcast explicitly to ``[..., C]``."""
+    return jnp.broadcast_to(weight, shape)
 
 
 def poison(bad: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:

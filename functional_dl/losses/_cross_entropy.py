@@ -21,15 +21,18 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from .. import grads
 from .._checks import check_floating, check_int, check_probability
+from .._dtypes import compute_dtype
 from ._common import (
     EXAMPLE_WEIGHT,
     check_class_target,
     check_class_weight,
+    class_mask,
     class_target_masks,
-    compute_dtype,
+    per_class,
     poison,
 )
 from ._reduction import check_reduction, reduce_loss
@@ -50,7 +53,11 @@ def _softmax_parts(x, y, v):
     lse = jnp.log(jnp.sum(e, axis=-1))
     zy = None if y is None else jnp.take_along_axis(xf, y[..., None], axis=-1)[..., 0] - m
     # 0·(−inf) counts as 0: a class with zero target mass and −inf logit adds nothing
-    s = None if v is None else jnp.sum(jnp.where(v != 0, v * (xf - m[..., None]), 0), axis=-1)
+    if v is None:
+        s = None
+    else:
+        vb = per_class(v, xf.shape)
+        s = jnp.sum(jnp.where(vb != 0, vb * (xf - m[..., None]), 0), axis=-1)
     return (lse, zy, s), (m, e)
 
 
@@ -80,7 +87,7 @@ def _stats_backward(x, e, y, v, m, lse, g_lse, g_xy, g_s):
         dx = rows.reshape(dx.shape)
     dv = None
     if v is not None:
-        dx = dx + g_s[..., None] * v
+        dx = dx + g_s[..., None] * per_class(v, dx.shape)
         # 0 where g_s is 0 (ignored rows), even at a −inf logit
         dv = jnp.where(g_s[..., None] == 0, 0, g_s[..., None] * (x.astype(e.dtype) - m[..., None]))
         dv = jnp.sum(dv, axis=tuple(range(dv.ndim - v.ndim))).astype(v.dtype)
@@ -119,7 +126,7 @@ def _ce_int(x, target, weight, ignore_index, eps, stats):
     v = (jnp.ones(num_classes, cd) if weight is None else weight) if smooth else None
     lse, xy, s = stats(x, y, v)
     loss = w_y * jnp.where(valid, lse - xy, 0)  # ignored rows: no inf·0, not even in grads
-    if smooth:
+    if v is not None:
         loss = (1 - eps) * loss + eps / num_classes * jnp.where(valid, jnp.sum(v) * lse - s, 0)
     return poison(bad, loss), jnp.sum(w_y)
 
@@ -130,14 +137,20 @@ def _ce_prob(x, target, weight, eps, stats):
     t = target.astype(compute_dtype(x.dtype))
     if _smoothing_on(eps):
         t = t * (1 - eps) + eps / num_classes
-    v = t if weight is None else t * weight
+    v = t if weight is None else t * per_class(weight, t.shape)
     lse, _, s = stats(x, None, v)
     return lse * jnp.sum(v, axis=-1) - s, None
 
 
 def cross_entropy(
-    input, target, weight=None, *, ignore_index=-100, label_smoothing=0.0, reduction="mean"
-):
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: ArrayLike | None = None,
+    *,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+) -> jax.Array:
     """Softmax cross-entropy between logits and class indices or class probabilities.
 
     Integer targets ``y`` (shape ``[...]``), class weights ``w`` (default 1),
@@ -183,8 +196,9 @@ def cross_entropy(
 
     Example::
 
-        logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
-        cross_entropy(logits, jnp.array([0, 2]), label_smoothing=0.1)
+        >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
+        >>> cross_entropy(logits, jnp.array([0, 2]), label_smoothing=0.1)
+        Array(0.3454..., dtype=float32)
     """
     fn = "cross_entropy"
     check_reduction(reduction, fn=fn)
@@ -211,7 +225,14 @@ def cross_entropy(
     return reduce_loss(loss, reduction, dtype=x.dtype, denominator=den)
 
 
-def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean"):
+def nll_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: ArrayLike | None = None,
+    *,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> jax.Array:
     """Negative log-likelihood of class indices given log-probabilities.
 
     ``loss_n = −w[y_n]·input_n[y_n]``, 0 where ``y_n == ignore_index``; ``'mean'``
@@ -235,7 +256,8 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean")
 
     Example::
 
-        nll_loss(jnp.log(jnp.array([[0.7, 0.3]])), jnp.array([0]))  # −log 0.7
+        >>> nll_loss(jnp.log(jnp.array([[0.7, 0.3]])), jnp.array([0]))  # −log 0.7
+        Array(0.3566..., dtype=float32)
     """
     fn = "nll_loss"
     check_reduction(reduction, fn=fn)
@@ -292,6 +314,7 @@ def _cross_entropy_backward(x, target, weight, g, *, ignore_index=-100, eps=0.0,
     w = jnp.ones(num_classes, cd) if weight is None else weight
     (lse, _, _), (m, _) = _softmax_parts(x, None, None)
     if jnp.issubdtype(jnp.asarray(target).dtype, jnp.floating):
+        w = per_class(w, x.shape)
         v = w * (target * (1 - eps) + eps / num_classes)
         c = _reduce_cotangent(g, None if reduction != "mean" else lse.size, reduction, lse.shape)
         dx = _stats_backward(x, None, None, v, m, lse, c * jnp.sum(v, axis=-1), None, -c)[0]
@@ -318,7 +341,7 @@ def _nll_backward(x, target, weight, ignore_index, g):
     w_y = _target_weight(weight, y, valid, x.dtype)
     den = jnp.sum(w_y)
     c = poison(bad, g * w_y / jnp.where(den == 0, 1, den))
-    return jnp.where(jnp.arange(x.shape[-1]) == y[..., None], -c[..., None], 0)
+    return jnp.where(class_mask(y, x.shape[-1]), -c[..., None], 0)
 
 
 # ---------------------------------------------------------------- gradient registry
@@ -356,18 +379,20 @@ grads.register(
     examples=_ce_examples,
     fd_examples=_ce_fd_examples,
 )
-_CE_OPTS = dict(ignore_index=1, eps=0.1)
 grads.register(
     "cross_entropy(weight, ignore_index=1, label_smoothing=0.1)",
-    forward=lambda x, y: _cross_entropy_formula(x, y, EXAMPLE_WEIGHT, **_CE_OPTS),
-    backward=lambda x, y, g: _cross_entropy_backward(x, y, EXAMPLE_WEIGHT, g, **_CE_OPTS),
+    forward=lambda x, y: _cross_entropy_formula(x, y, EXAMPLE_WEIGHT, ignore_index=1, eps=0.1),
+    backward=lambda x, y, g: _cross_entropy_backward(
+        x, y, EXAMPLE_WEIGHT, g, ignore_index=1, eps=0.1
+    ),
     examples=_ce_weighted_examples,
 )
-_PROB_OPTS = dict(eps=0.2, reduction="none")
 grads.register(
     "cross_entropy(probability targets, weight, label_smoothing=0.2, reduction='none')",
-    forward=lambda x, t: _cross_entropy_formula(x, t, EXAMPLE_WEIGHT, **_PROB_OPTS),
-    backward=lambda x, t, g: _cross_entropy_backward(x, t, EXAMPLE_WEIGHT, g, **_PROB_OPTS),
+    forward=lambda x, t: _cross_entropy_formula(x, t, EXAMPLE_WEIGHT, eps=0.2, reduction="none"),
+    backward=lambda x, t, g: _cross_entropy_backward(
+        x, t, EXAMPLE_WEIGHT, g, eps=0.2, reduction="none"
+    ),
     examples=_ce_prob_examples,
     argnums=(0, 1),
 )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from .. import grads
 from .._checks import check_ndim, check_nonnegative, check_positive
@@ -61,7 +63,14 @@ def _cosine_embedding_backward(x1, x2, y, g, margin=0.0):
     return k * (x2 / root - cos * x1 / m1), k * (x1 / root - cos * x2 / m2)
 
 
-def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean"):
+def cosine_embedding_loss(
+    input1: ArrayLike,
+    input2: ArrayLike,
+    target: ArrayLike,
+    *,
+    margin: float = 0.0,
+    reduction: str = "mean",
+) -> jax.Array:
     """Cosine embedding loss: pull pairs together (y = 1) or push apart (y = −1).
 
     ``cos = Σ x1·x2 / sqrt((Σ x1² + ε)(Σ x2² + ε))`` with ``ε = 1e-12`` over the last
@@ -87,8 +96,9 @@ def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean
 
     Example::
 
-        cosine_embedding_loss(jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 1.0]]),
-                              jnp.array([1]))  # 1 − 1/√2
+        >>> cosine_embedding_loss(jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 1.0]]),
+        ...                       jnp.array([1]))  # 1 − 1/√2
+        Array(0.2928..., dtype=float32)
     """
     fn = "cosine_embedding_loss"
     check_reduction(reduction, fn=fn)
@@ -146,8 +156,16 @@ def _triplet_backward(a, pos, neg, g, margin=1.0, p=2.0, eps=1e-6, swap=False):
 
 
 def triplet_margin_loss(
-    anchor, positive, negative, *, margin=1.0, p=2.0, eps=1e-6, swap=False, reduction="mean"
-):
+    anchor: ArrayLike,
+    positive: ArrayLike,
+    negative: ArrayLike,
+    *,
+    margin: float = 1.0,
+    p: float = 2.0,
+    eps: float = 1e-06,
+    swap: bool = False,
+    reduction: str = "mean",
+) -> jax.Array:
     """Triplet margin loss: the anchor closer to the positive than to the negative.
 
     ``loss = max(0, margin + d(a, pos) − d(a, neg))`` with the pairwise distance
@@ -179,8 +197,9 @@ def triplet_margin_loss(
 
     Example::
 
-        a, pos, neg = jnp.zeros((1, 2)), jnp.array([[0.0, 1.0]]), jnp.array([[3.0, 0.0]])
-        triplet_margin_loss(a, pos, neg, eps=0.0)  # max(0, 1 + 1 − 3) = 0
+        >>> a, pos, neg = jnp.zeros((1, 2)), jnp.array([[0.0, 1.0]]), jnp.array([[3.0, 0.0]])
+        >>> triplet_margin_loss(a, pos, neg, eps=0.0)  # max(0, 1 + 1 − 3) = 0
+        Array(0., dtype=float32)
     """
     fn = "triplet_margin_loss"
     check_reduction(reduction, fn=fn)
@@ -205,7 +224,14 @@ def _ranking_backward(x1, x2, y, g, margin=0.0):
     return -y * k, y * k
 
 
-def margin_ranking_loss(input1, input2, target, *, margin=0.0, reduction="mean"):
+def margin_ranking_loss(
+    input1: ArrayLike,
+    input2: ArrayLike,
+    target: ArrayLike,
+    *,
+    margin: float = 0.0,
+    reduction: str = "mean",
+) -> jax.Array:
     """Margin ranking loss: ``input1`` should rank above ``input2`` when target is 1.
 
     ``loss = max(0, −target·(input1 − input2) + margin)``.
@@ -225,8 +251,9 @@ def margin_ranking_loss(input1, input2, target, *, margin=0.0, reduction="mean")
 
     Example::
 
-        margin_ranking_loss(jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0]),
-                            jnp.array([1.0, 1.0]), margin=0.5)  # (0 + 1.5) / 2
+        >>> margin_ranking_loss(jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0]),
+        ...                     jnp.array([1.0, 1.0]), margin=0.5)  # (0 + 1.5) / 2
+        Array(0.75, dtype=float32)
     """
     fn = "margin_ranking_loss"
     check_reduction(reduction, fn=fn)
@@ -258,7 +285,9 @@ def _dice_backward(x, t, g, smooth=1.0):
     return (-g * (2 * t * den - num) / (den * den), -g * (2 * x * den - num) / (den * den))
 
 
-def dice_loss(input, target, *, smooth=1.0, reduction="mean"):
+def dice_loss(
+    input: ArrayLike, target: ArrayLike, *, smooth: float = 1.0, reduction: str = "mean"
+) -> jax.Array:
     """Soft Dice loss per sample and class.
 
     For each sample ``n`` and class ``c``, summing over the spatial axes (all but the
@@ -283,8 +312,9 @@ def dice_loss(input, target, *, smooth=1.0, reduction="mean"):
 
     Example::
 
-        p = jnp.array([[[0.9, 0.1], [0.2, 0.8]]])  # [N=1, H·W=2, C=2]
-        dice_loss(p, jnp.array([[[1.0, 0.0], [0.0, 1.0]]]))
+        >>> p = jnp.array([[[0.9, 0.1], [0.2, 0.8]]])  # [N=1, H·W=2, C=2]
+        >>> dice_loss(p, jnp.array([[[1.0, 0.0], [0.0, 1.0]]]))
+        Array(0.1001..., dtype=float32)
     """
     check_nonnegative("smooth", smooth, fn="dice_loss")
     check_ndim("input", input, range(2, 33), fn="dice_loss")
@@ -352,6 +382,6 @@ grads.register(
     "dice_loss(smooth=1.0)",
     forward=_dice_formula,
     backward=_dice_backward,
-    examples=_dice_examples,
     argnums=(0, 1),
+    examples=_dice_examples,
 )

@@ -7,17 +7,20 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from .. import grads
 from .._checks import check_choice, check_floating, check_nonnegative
+from .._dtypes import compute_dtype
 from ._common import (
     EXAMPLE_WEIGHT,
     check_broadcastable,
     check_class_target,
     check_class_weight,
+    class_mask,
     class_target_masks,
-    compute_dtype,
     dpow0,
+    per_class,
     poison,
     pow0,
 )
@@ -40,7 +43,7 @@ def _margins(x, target, margin):
     _, bad, y = class_target_masks(target, num_classes)
     xy = jnp.take_along_axis(x, y[..., None], axis=-1)
     h = margin - xy + x
-    active = (jnp.arange(num_classes) != y[..., None]) & (h > 0)
+    active = ~class_mask(y, num_classes) & (h > 0)
     return jnp.where(active, h, 0), y, bad
 
 
@@ -59,11 +62,19 @@ def _multi_margin_backward(x, target, weight, g, *, p=1, margin=1.0):
     w_y = 1.0 if weight is None else jnp.take(weight, y)
     k = (h > 0).astype(x.dtype) if p == 1 else 2 * h
     k = poison(bad, g * w_y / x.shape[-1])[..., None] * k
-    onehot = jnp.arange(x.shape[-1]) == y[..., None]
+    onehot = class_mask(y, x.shape[-1])
     return k - jnp.where(onehot, jnp.sum(k, axis=-1, keepdims=True), 0)
 
 
-def multi_margin_loss(input, target, *, p=1, margin=1.0, weight=None, reduction="mean"):
+def multi_margin_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    p: int = 1,
+    margin: float = 1.0,
+    weight: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Multi-class hinge loss (Weston–Watkins form, PyTorch's ``multi_margin_loss``).
 
     ``loss_n = Σ_{i ≠ y_n} max(0, margin − x_n[y_n] + x_n[i])^p · w[y_n] / C``;
@@ -89,7 +100,8 @@ def multi_margin_loss(input, target, *, p=1, margin=1.0, weight=None, reduction=
 
     Example::
 
-        multi_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([3]))  # 0.325
+        >>> multi_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([3]))  # 0.325
+        Array(0.325, dtype=float32)
     """
     fn = "multi_margin_loss"
     check_reduction(reduction, fn=fn)
@@ -112,7 +124,7 @@ def _focal_parts(x, target, alpha):
         t = jax.nn.one_hot(y, num_classes, dtype=x.dtype)
     else:
         t, bad = target.astype(x.dtype), None
-    a = 1.0 if alpha is None else alpha
+    a = 1.0 if alpha is None else per_class(alpha, x.shape)
     logp = jax.nn.log_softmax(x, axis=-1)
     return t, a, logp, -jnp.expm1(logp), bad
 
@@ -140,7 +152,14 @@ def _softmax_focal_backward(x, target, alpha, g, *, gamma=2.0):
     return big_a - p * jnp.sum(big_a, axis=-1, keepdims=True)
 
 
-def softmax_focal_loss(input, target, *, gamma=2.0, alpha=None, reduction="mean"):
+def softmax_focal_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    gamma: float = 2.0,
+    alpha: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Multi-class focal loss on softmax probabilities.
 
     ``loss_n = −Σ_c α_c·t_c·(1 − p_c)^γ·log p_c`` with ``p = softmax(input)``; for
@@ -167,7 +186,8 @@ def softmax_focal_loss(input, target, *, gamma=2.0, alpha=None, reduction="mean"
 
     Example::
 
-        softmax_focal_loss(jnp.array([[2.0, 0.0, -1.0]]), jnp.array([0]), gamma=2.0)
+        >>> softmax_focal_loss(jnp.array([[2.0, 0.0, -1.0]]), jnp.array([0]), gamma=2.0)
+        Array(0.0041..., dtype=float32)
     """
     fn = "softmax_focal_loss"
     check_reduction(reduction, fn=fn)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from .. import grads
 from .._checks import check_nonnegative, check_positive
@@ -68,7 +70,7 @@ def _huber_backward(x, y, delta, g):
     return gx, -gx
 
 
-def mse_loss(input, target, *, reduction="mean"):
+def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean") -> jax.Array:
     """Mean squared error.
 
     ``loss = (input − target)²`` per element, then reduced.
@@ -87,12 +89,13 @@ def mse_loss(input, target, *, reduction="mean"):
 
     Example::
 
-        mse_loss(jnp.array([1.0, 2.0]), jnp.array([0.0, 0.0]))  # 2.5
+        >>> mse_loss(jnp.array([1.0, 2.0]), jnp.array([0.0, 0.0]))  # 2.5
+        Array(2.5, dtype=float32)
     """
     return pointwise_loss("mse_loss", _mse_formula, input, target, reduction)
 
 
-def l1_loss(input, target, *, reduction="mean"):
+def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean") -> jax.Array:
     """Mean absolute error.
 
     ``loss = |input − target|`` per element; the gradient at ``input == target`` is 0
@@ -100,7 +103,7 @@ def l1_loss(input, target, *, reduction="mean"):
 
     Args:
       input: predictions, any shape ``[...]``.
-      target: same shape as ``input``.
+      target: targets ``[...]``, the shape of ``input``.
       reduction: ``'mean'`` (default), ``'sum'`` or ``'none'``.
 
     Returns:
@@ -110,12 +113,15 @@ def l1_loss(input, target, *, reduction="mean"):
 
     Example::
 
-        l1_loss(jnp.array([1.0, -2.0]), jnp.zeros(2))  # 1.5
+        >>> l1_loss(jnp.array([1.0, -2.0]), jnp.zeros(2))  # 1.5
+        Array(1.5, dtype=float32)
     """
     return pointwise_loss("l1_loss", _l1_formula, input, target, reduction)
 
 
-def smooth_l1_loss(input, target, *, beta=1.0, reduction="mean"):
+def smooth_l1_loss(
+    input: ArrayLike, target: ArrayLike, *, beta: float = 1.0, reduction: str = "mean"
+) -> jax.Array:
     """Smooth L1 loss: quadratic below ``beta``, linear above.
 
     With ``d = input − target``: ``loss = 0.5·d²/beta`` if ``|d| < beta`` else
@@ -136,13 +142,16 @@ def smooth_l1_loss(input, target, *, beta=1.0, reduction="mean"):
 
     Example::
 
-        smooth_l1_loss(jnp.array([0.5, 3.0]), jnp.zeros(2))  # (0.125 + 2.5) / 2
+        >>> smooth_l1_loss(jnp.array([0.5, 3.0]), jnp.zeros(2))  # (0.125 + 2.5) / 2
+        Array(1.3125, dtype=float32)
     """
     check_nonnegative("beta", beta, fn="smooth_l1_loss")
     return pointwise_loss("smooth_l1_loss", _smooth_l1_formula, input, target, reduction, beta)
 
 
-def huber_loss(input, target, *, delta=1.0, reduction="mean"):
+def huber_loss(
+    input: ArrayLike, target: ArrayLike, *, delta: float = 1.0, reduction: str = "mean"
+) -> jax.Array:
     """Huber loss: quadratic below ``delta``, linear with slope ``delta`` above.
 
     With ``d = input − target``: ``loss = 0.5·d²`` if ``|d| <= delta`` else
@@ -163,7 +172,8 @@ def huber_loss(input, target, *, delta=1.0, reduction="mean"):
 
     Example::
 
-        huber_loss(jnp.array([0.5, 3.0]), jnp.zeros(2))  # (0.125 + 2.5) / 2
+        >>> huber_loss(jnp.array([0.5, 3.0]), jnp.zeros(2))  # (0.125 + 2.5) / 2
+        Array(1.3125, dtype=float32)
     """
     check_positive("delta", delta, fn="huber_loss")
     return pointwise_loss("huber_loss", _huber_formula, input, target, reduction, delta)
