@@ -11,11 +11,11 @@ from jax import lax
 from .._checks import check_choice, check_int, check_positive, check_probability
 from . import init as initializers
 from ._core import Layer
-from ._dropout import dropout as dropout_op
-from ._embedding import embedding
-from ._layers import RMSNorm
-from ._linear import linear
+from ._norm import RMSNorm
 from ._transformer import causal_lm_block
+from .functional._dropout import dropout as dropout_op
+from .functional._embedding import embedding
+from .functional._linear import linear
 
 __all__ = ["TransformerLM", "generate"]
 

@@ -11,12 +11,12 @@ import jax.numpy as jnp
 from .._checks import check_choice, check_int
 from . import init as initializers
 from ._core import Layer
-from ._dropout import dropout as dropout_op
-from ._embedding import embedding
-from ._layers import Linear
-from ._linear import linear
-from ._positional import sinusoidal_positional_encoding
+from ._linear import Linear
 from ._transformer import TransformerDecoderLayer, TransformerEncoderLayer, norm_layer
+from .functional._dropout import dropout as dropout_op
+from .functional._embedding import embedding
+from .functional._linear import linear
+from .functional._positional import sinusoidal_positional_encoding
 
 __all__ = ["Transformer"]
 

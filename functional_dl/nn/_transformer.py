@@ -14,11 +14,12 @@ import jax
 
 from .. import activations
 from .._checks import check_choice, check_int, check_positive, check_probability
+from ._attention import MultiHeadAttention
 from ._core import Layer
-from ._dropout import dropout as dropout_op
-from ._layers import LayerNorm, Linear, RMSNorm
-from ._linear import linear
-from ._mha import MultiHeadAttention
+from ._linear import Linear
+from ._norm import LayerNorm, RMSNorm
+from .functional._dropout import dropout as dropout_op
+from .functional._linear import linear
 
 __all__ = ["TransformerEncoderLayer", "TransformerDecoderLayer", "FeedForward", "norm_layer"]
 

@@ -13,8 +13,7 @@ import jax.numpy as jnp
 
 from .. import activations
 from .._checks import check_int
-from ._core import Layer
-from ._layers import stateless
+from ._core import Layer, stateless
 
 __all__ = [
     "ReLU",

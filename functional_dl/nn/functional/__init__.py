@@ -5,11 +5,11 @@ keep the floating dtype of the data argument; parameters are cast to it.
 """
 
 # dense, convolution, pooling, normalisation, dropout, embedding
-from ._batch_norm import batch_norm as batch_norm
 from ._conv import conv2d as conv2d
 from ._dropout import dropout as dropout
 from ._embedding import embedding as embedding
 from ._linear import linear as linear
+from ._norm import batch_norm as batch_norm
 from ._norm import group_norm as group_norm
 from ._norm import layer_norm as layer_norm
 from ._norm import rms_norm as rms_norm

@@ -7,7 +7,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_floating, check_ndim
+from ..._checks import check_floating, check_ndim
 from ._utils import register_grad
 
 __all__ = ["embedding", "embedding_backward"]

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_floating, check_probability, is_concrete
+from ..._checks import check_floating, check_probability, is_concrete
 from ._utils import register_grad
 
 __all__ = ["dropout", "dropout_backward"]

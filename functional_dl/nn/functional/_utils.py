@@ -3,7 +3,8 @@
 Dtype rule of every ``nn.functional`` op: the output has the floating dtype of the
 data argument ``x``; parameters (weights, biases, tables) are cast to it, so float32
 parameters work with bfloat16 activations (mixed precision). Statistics of the
-normalisation layers are accumulated in at least float32.
+normalisation layers are accumulated in at least float32
+(:func:`functional_dl._dtypes.compute_dtype`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import grads
-from .._checks import check_floating, check_int
+from ... import grads
+from ..._checks import check_floating, check_int
 
 
 def as_pair(name: str, value: Any, *, fn: str, minimum: int = 1) -> tuple[int, int]:
@@ -36,11 +37,6 @@ def as_pair(name: str, value: Any, *, fn: str, minimum: int = 1) -> tuple[int, i
 def param(p: Any, x: Any) -> Any:
     """Parameter ``p`` cast to the dtype of ``x`` (``None`` stays ``None``)."""
     return None if p is None else jnp.asarray(p).astype(x.dtype)
-
-
-def stat_dtype(dtype: Any) -> Any:
-    """The dtype statistics are accumulated in: at least float32."""
-    return jnp.promote_types(dtype, jnp.float32)
 
 
 def check_input(name: str, x: Any, ndims: Any, *, fn: str, what: str) -> None:

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_choice
+from ..._checks import check_choice
 from ._conv import conv_padding
 from ._utils import as_pair, check_input, register_grad
 
