@@ -23,6 +23,7 @@ from ._core import Layer, default_weight_init
 from .functional._attention import attention_weights, scaled_dot_product_attention
 from .functional._linear import linear
 from .functional._positional import rope as rope_fn
+from .functional._utils import to_rank
 
 __all__ = ["MultiHeadAttention", "split_heads", "merge_heads"]
 
@@ -223,8 +224,14 @@ def MultiHeadAttention(
             new_state = {"k": k, "v": v, "index": index + length}
             slots = jnp.arange(k.shape[-2])
             q_slots = index + jnp.arange(length)
-            valid = (slots <= q_slots[:, None]) if causal else (slots < index + length)[None]
-            mask = valid if mask is None else valid & mask
+            if causal:  # [length, slots]
+                valid = slots[None, :] <= q_slots[:, None]
+            else:  # [1, slots]
+                valid = (slots < index + length)[None]
+            if mask is not None:
+                rank = max(valid.ndim, mask.ndim)
+                valid = to_rank(valid, rank) & to_rank(mask, rank)
+            mask = valid
             causal = False
         elif cache_length is not None:
             new_state = _new_cache(k, v, length, cache_length)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from .._checks import check_int
 from ._core import Layer
 from .functional._positional import relative_position_bias
+from .functional._utils import to_rank
 
 __all__ = ["LearnedPositionalEmbedding", "RelativePositionBias"]
 
@@ -32,7 +33,7 @@ def LearnedPositionalEmbedding(max_length, *, stddev=0.02):
                 f"(x.shape={x.shape}) exceeds max_length={max_length}"
             )
         positions = jnp.arange(x.shape[-2]) if positions is None else positions
-        return x + params["table"][positions].astype(x.dtype), state
+        return x + to_rank(params["table"][positions].astype(x.dtype), x.ndim), state
 
     return Layer(init, apply, "learned_positional_embedding")
 

@@ -17,6 +17,7 @@ from .functional._dropout import dropout as dropout_op
 from .functional._embedding import embedding
 from .functional._linear import linear
 from .functional._positional import sinusoidal_positional_encoding
+from .functional._utils import to_rank
 
 __all__ = ["Transformer"]
 
@@ -150,7 +151,7 @@ def Transformer(
         table = params["embed" if share_embeddings else f"{side}_embed"]["weight"]
         h = embedding(ids, table) * math.sqrt(d_model)
         pos = params[f"{side}_pos"]["weight"] if positional == "learned" else sinusoid
-        h = h + jnp.take(pos, positions, axis=0).astype(h.dtype)
+        h = h + to_rank(jnp.take(pos, positions, axis=0).astype(h.dtype), h.ndim)
         return dropout_op(key, h, dropout, train=train and dropout > 0)
 
     def padding(ids, given):

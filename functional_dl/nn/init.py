@@ -247,7 +247,7 @@ def orthogonal(
         key, (max(rows, cols), min(rows, cols)), jnp.promote_types(dtype, jnp.float32)
     )
     q, r = jnp.linalg.qr(a)
-    q = q * jnp.sign(jnp.diagonal(r))
+    q = q * jnp.sign(jnp.diagonal(r))[None, :]
     if rows < cols:
         q = q.T
     return (gain * q).reshape(shape).astype(dtype)

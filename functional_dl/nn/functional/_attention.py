@@ -16,6 +16,7 @@ import numpy as np
 from ... import grads
 from ..._checks import check_choice, check_floating, check_in_range, check_int
 from . import _blockwise
+from ._utils import to_rank
 
 __all__ = ["scaled_dot_product_attention", "attention_weights"]
 
@@ -36,7 +37,7 @@ def _valid(mask, is_causal, lq, lk):
     valid = mask
     if is_causal:
         tri = jnp.tril(jnp.ones((lq, lk), bool))  # top-left aligned, as PyTorch
-        valid = tri if valid is None else valid & tri
+        valid = tri if valid is None else valid & to_rank(tri, valid.ndim)
     return valid
 
 
@@ -44,8 +45,9 @@ def _probs(q, k, bias, valid, scale):
     """Safe softmax of the scores: fully masked rows give all-zero probabilities."""
     s = jnp.einsum("...qd,...kd->...qk", q, k) * scale
     if bias is not None:
-        s = s + bias
+        s = s + to_rank(bias, s.ndim)
     if valid is not None:
+        valid = to_rank(valid, s.ndim)
         s = jnp.where(valid, s, _blockwise.NEG)
     m = jax.lax.stop_gradient(jnp.max(s, axis=-1, keepdims=True))
     e = jnp.exp(s - m)

@@ -94,6 +94,7 @@ def _block_scores(cfg, qi, kj, mask, bias, i, j):
     if cfg.is_causal:
         rows = i * bq + lax.broadcasted_iota(jnp.int32, (bq, bk), 0)
         valid = valid & (cols <= rows)
+    valid = jnp.reshape(valid, (1,) * (s.ndim - 2) + valid.shape)
     if cfg.has_mask:
         valid = valid & _slice_rows_cols(mask, i * bq, bq, j * bk, bk)
     return jnp.where(valid, s, NEG), valid

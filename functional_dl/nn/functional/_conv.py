@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._checks import check_int
-from ._utils import as_pair, check_input, check_vector, param, register_grad
+from ._utils import as_pair, check_input, check_vector, param, param_to, register_grad
 
 __all__ = ["conv2d", "conv2d_backward", "conv_padding"]
 
@@ -118,7 +118,7 @@ def conv2d(
     y = jax.lax.conv_general_dilated(
         x, param(w, x), s, pads, rhs_dilation=d, dimension_numbers=_DIMS, feature_group_count=groups
     )
-    return y if b is None else y + param(b, x)
+    return y if b is None else y + param_to(b, y)
 
 
 def conv2d_backward(

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._checks import check_floating, check_ndim
-from ._utils import check_vector, param, register_grad
+from ._utils import check_vector, param, param_to, register_grad
 
 __all__ = ["linear", "linear_backward"]
 
@@ -45,7 +45,7 @@ def linear(x: Any, w: Any, b: Any = None) -> Any:
     """
     _check(x, w, b)
     y = jnp.matmul(x, param(w, x))
-    return y if b is None else y + param(b, x)
+    return y if b is None else y + param_to(b, y)
 
 
 def linear_backward(x: Any, w: Any, b: Any, g: Any) -> tuple[Any, Any, Any]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..._checks import check_floating, check_in_range, check_int, check_positive
 from ..._dtypes import compute_dtype
-from ._utils import check_vector, param, register_grad
+from ._utils import check_vector, param_to, register_grad, to_rank
 
 __all__ = [
     "batch_norm",
@@ -51,9 +51,9 @@ def affine(xhat: Any, x: Any, weight: Any, bias: Any) -> Any:
     """``xhat * weight + bias`` in ``x``'s dtype (absent parameters are skipped)."""
     y = xhat.astype(x.dtype)
     if weight is not None:
-        y = y * param(weight, x)
+        y = y * param_to(weight, y)
     if bias is not None:
-        y = y + param(bias, x)
+        y = y + param_to(bias, y)
     return y
 
 
@@ -118,12 +118,13 @@ def _normalize_bwd(axes, eps, axis_name, res, cts):
         e1, e2 = s1 / n, s2 / n
         if axis_name is not None:
             e1, e2 = jax.lax.pmean((e1, e2), axis_name)
-        scale = rstd if weight is None else rstd * weight
+        e1, e2 = to_rank(e1, x.ndim), to_rank(e2, x.ndim)
+        scale = rstd if weight is None else rstd * to_rank(weight, x.ndim)
         dx = scale * (g - e1 - xhat * e2)
         dw = None if weight is None else s2.astype(weight.dtype)
         db = None if bias is None else s1.astype(bias.dtype)
         return dx.astype(x.dtype), dw, db
-    dxhat = g if weight is None else g * weight
+    dxhat = g if weight is None else g * to_rank(weight, x.ndim)
     e1 = jnp.mean(dxhat, axis=axes, keepdims=True)
     e2 = jnp.mean(dxhat * xhat, axis=axes, keepdims=True)
     if axis_name is not None:
@@ -235,7 +236,7 @@ def _rms_bwd(axes, eps, res, g):
     x, r, weight = res
     xhat = x.astype(r.dtype) * r
     g = g.astype(r.dtype)
-    dxhat = g if weight is None else g * weight
+    dxhat = g if weight is None else g * to_rank(weight, x.ndim)
     dx = r * (dxhat - xhat * jnp.mean(dxhat * xhat, axis=axes, keepdims=True))
     lead = tuple(range(x.ndim - len(axes)))
     dw = None if weight is None else jnp.sum(g * xhat, axis=lead).astype(weight.dtype)
@@ -450,7 +451,8 @@ def _batch_norm(
                 "running_var, got None"
             )
         xf = x.astype(compute_dtype(x.dtype))
-        y = (xf - running_mean) * jax.lax.rsqrt(running_var.astype(xf.dtype) + eps)
+        rstd = jax.lax.rsqrt(running_var.astype(xf.dtype) + eps)
+        y = (xf - to_rank(running_mean, x.ndim)) * to_rank(rstd, x.ndim)
         return affine(y, x, weight, bias), running_mean, running_var
     count = _batch_count(x, axis_name)
     y, mean, var = norm(x, weight, bias, axes, eps, axis_name)
@@ -491,9 +493,9 @@ def batch_norm_backward(
         _batch_count(x, axis_name)
         return normalize_vjp(x, weight, bias, g, axes, eps, axis_name)
     gf = g.astype(compute_dtype(x.dtype))
-    rstd = jax.lax.rsqrt(running_var.astype(gf.dtype) + eps)
-    xhat = (x.astype(gf.dtype) - running_mean) * rstd
-    dx = (gf if weight is None else gf * weight) * rstd
+    rstd = to_rank(jax.lax.rsqrt(running_var.astype(gf.dtype) + eps), x.ndim)
+    xhat = (x.astype(gf.dtype) - to_rank(running_mean, x.ndim)) * rstd
+    dx = (gf if weight is None else gf * to_rank(weight, x.ndim)) * rstd
     dw = None if weight is None else jnp.sum(gf * xhat, axis=axes).astype(weight.dtype)
     db = None if bias is None else jnp.sum(gf, axis=axes).astype(bias.dtype)
     return dx.astype(x.dtype), dw, db

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..._checks import check_choice
 from ._conv import conv_padding
-from ._utils import as_pair, check_input, register_grad
+from ._utils import as_pair, check_input, register_grad, to_rank
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
 
@@ -153,7 +153,7 @@ def avg_pool2d(
     k, s, pads, out = _geometry("avg_pool2d", x, kernel_size, stride, padding)
     total = jax.lax.reduce_window(x, 0.0, jax.lax.add, *_window_args(k, s, pads))
     div = _avg_divisor(x.shape, k, s, pads, out, count_include_pad)
-    return total / jnp.asarray(div, x.dtype)
+    return total / to_rank(jnp.asarray(div, x.dtype), total.ndim)
 
 
 def avg_pool2d_backward(
@@ -168,7 +168,7 @@ def avg_pool2d_backward(
     """Vjp of :func:`avg_pool2d`: ``g / D`` spread evenly over each window's entries."""
     k, s, pads, out = _geometry("avg_pool2d", x, kernel_size, stride, padding)
     div = _avg_divisor(x.shape, k, s, pads, out, count_include_pad)
-    part = g.astype(x.dtype) / jnp.asarray(div, x.dtype)
+    part = g.astype(x.dtype) / to_rank(jnp.asarray(div, x.dtype), g.ndim)
     return _scatter_windows([part] * (k[0] * k[1]), x.shape, k, s, pads, out)
 
 

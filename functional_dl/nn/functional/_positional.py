@@ -60,7 +60,8 @@ def sinusoidal_positional_encoding(length, dim, *, base=10000.0, dtype=jnp.float
 def _rope_angles(positions, dim, theta, shape, dtype):
     """cos/sin of ``positions * theta^(-2i/dim)``, ``[..., L, dim/2]`` broadcast to ``shape``."""
     inv_freq = theta ** (-jnp.arange(0, dim, 2, dtype=dtype) / dim)
-    angles = jnp.asarray(positions, dtype)[..., None] * inv_freq
+    positions = jnp.asarray(positions, dtype)[..., None]
+    angles = positions * jnp.reshape(inv_freq, (1,) * (positions.ndim - 1) + inv_freq.shape)
     angles = jnp.broadcast_to(angles, shape[:-1] + (dim // 2,))
     return jnp.cos(angles), jnp.sin(angles)
 
@@ -195,7 +196,7 @@ def alibi_bias(num_heads, q_len, k_len, *, dtype=jnp.float32):
     check_int("k_len", k_len, minimum=0, fn=fn)
     qpos = jnp.arange(q_len) + (k_len - q_len)
     dist = jnp.abs(qpos[:, None] - jnp.arange(k_len)[None, :]).astype(jnp.float32)
-    return (-alibi_slopes(num_heads)[:, None, None] * dist).astype(dtype)
+    return (-alibi_slopes(num_heads)[:, None, None] * dist[None]).astype(dtype)
 
 
 # ---------------------------------------------------------------------- T5 buckets

@@ -39,6 +39,20 @@ def param(p: Any, x: Any) -> Any:
     return None if p is None else jnp.asarray(p).astype(x.dtype)
 
 
+def to_rank(v: Any, ndim: int) -> Any:
+    """``v`` with leading size-1 axes added up to rank ``ndim``: the explicit form of
+    NumPy's trailing-axis broadcasting, valid under ``jax_numpy_rank_promotion='raise'``
+    (``to_rank(bias [C], 4)`` is ``[1, 1, 1, C]``)."""
+    v = jnp.asarray(v)
+    return jnp.reshape(v, (1,) * (ndim - v.ndim) + v.shape)
+
+
+def param_to(p: Any, x: Any) -> Any:
+    """Parameter ``p`` cast to ``x``'s dtype and broadcast-ready against ``x``
+    (:func:`to_rank` of ``x.ndim``); ``None`` stays ``None``."""
+    return None if p is None else to_rank(jnp.asarray(p).astype(x.dtype), x.ndim)
+
+
 def check_input(name: str, x: Any, ndims: Any, *, fn: str, what: str) -> None:
     """Floating ``x`` of rank ``ndims``; the message names the expected layout ``what``."""
     check_floating(name, x, fn=fn)
