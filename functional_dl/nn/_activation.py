@@ -55,10 +55,12 @@ def _activation(fn_name: str, **kwargs: Any) -> Layer:
 
 
 def _doc(cls: str, fn: str, torch: str, args: str = "") -> str:
+    out = 2 if cls == "GLU" else 4  # GLU halves the axis
     return (
         f"Layer applying :func:`functional_dl.activations.{fn}`{args}.\n\n"
         f"No parameters, no state. PyTorch: ``torch.nn.{torch}``.\n\n"
-        f"Example:\n  >>> y, _ = {cls}().apply({{}}, {{}}, jnp.linspace(-2, 2, 5))\n"
+        f"Example:\n  >>> y, _ = {cls}().apply({{}}, {{}}, jnp.linspace(-2, 2, 4))\n"
+        f"  >>> y.shape\n  ({out},)\n"
     )
 
 
@@ -175,7 +177,9 @@ def PReLU(num_parameters: int = 1, init: float = 0.25, *, dtype: Any = jnp.float
     PyTorch: ``torch.nn.PReLU(num_parameters, init)``.
 
     Example:
-      >>> params, _ = PReLU().init(jax.random.key(0), (4, 8))
+      >>> params, _ = PReLU(8).init(jax.random.key(0), (4, 8))
+      >>> params["weight"].shape
+      (8,)
     """
     check_int("num_parameters", num_parameters, minimum=1, fn="PReLU")
 

@@ -121,6 +121,8 @@ def MultiHeadAttention(
       >>> mha = MultiHeadAttention(4, is_causal=True)
       >>> params, state = mha.init(jax.random.key(0), (2, 10, 32))
       >>> y, state = mha.apply(params, state, jnp.ones((2, 10, 32)))
+      >>> y.shape
+      (2, 10, 32)
     """
     check_int("num_heads", num_heads, minimum=1, fn=_FN)
     hkv = num_heads if num_kv_heads is None else num_kv_heads

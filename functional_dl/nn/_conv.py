@@ -48,6 +48,8 @@ def Conv2d(
 
     Example:
       >>> params, _ = Conv2d(16, 3, padding="same").init(jax.random.key(0), (8, 28, 28, 1))
+      >>> params["weight"].shape
+      (3, 3, 1, 16)
     """
     check_int("out_channels", out_channels, minimum=1, fn="Conv2d")
     kh, kw = as_pair("kernel_size", kernel_size, fn="Conv2d")
@@ -82,7 +84,9 @@ def MaxPool2d(kernel_size: Any, stride: Any = None, padding: Any = 0) -> Layer:
     PyTorch: ``torch.nn.MaxPool2d(kernel_size, stride, padding)``.
 
     Example:
-      >>> y, _ = MaxPool2d(2).apply({}, {}, jnp.ones((1, 8, 8, 3)))  # (1, 4, 4, 3)
+      >>> y, _ = MaxPool2d(2).apply({}, {}, jnp.ones((1, 8, 8, 3)))
+      >>> y.shape
+      (1, 4, 4, 3)
     """
     opts = {"stride": stride, "padding": padding}
 
@@ -103,7 +107,9 @@ def AvgPool2d(
     PyTorch: ``torch.nn.AvgPool2d(kernel_size, stride, padding, count_include_pad=...)``.
 
     Example:
-      >>> y, _ = AvgPool2d(2).apply({}, {}, jnp.ones((1, 8, 8, 3)))  # (1, 4, 4, 3)
+      >>> y, _ = AvgPool2d(2).apply({}, {}, jnp.ones((1, 8, 8, 3)))
+      >>> y.shape
+      (1, 4, 4, 3)
     """
     opts = {"stride": stride, "padding": padding, "count_include_pad": count_include_pad}
 

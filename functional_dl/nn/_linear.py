@@ -48,6 +48,8 @@ def Linear(
 
     Example:
       >>> params, state = Linear(10).init(jax.random.key(0), (32, 64))
+      >>> params["weight"].shape, params["bias"].shape
+      ((64, 10), (10,))
     """
     check_int("out_features", out_features, minimum=1, fn="Linear")
 
@@ -108,6 +110,8 @@ def Embedding(
 
     Example:
       >>> params, _ = Embedding(100, 16).init(jax.random.key(0), (4, 7))
+      >>> params["weight"].shape
+      (100, 16)
     """
     check_int("num_embeddings", num_embeddings, minimum=1, fn="Embedding")
     check_int("embedding_dim", embedding_dim, minimum=1, fn="Embedding")
@@ -132,7 +136,9 @@ def Dropout(rate: float = 0.5) -> Layer:
     PyTorch: ``torch.nn.Dropout(p=rate)``.
 
     Example:
-      >>> y, _ = Dropout(0.1).apply({}, {}, x, key=jax.random.key(0), train=True)
+      >>> y, _ = Dropout(0.5).apply({}, {}, jnp.ones(4), key=jax.random.key(0), train=True)
+      >>> y  # entries 0 or 1 / (1 - 0.5)
+      Array([0., 0., 2., 2.], dtype=float32)
     """
     check_probability("rate", rate, fn="Dropout")
 

@@ -73,6 +73,8 @@ def TransformerLM(
       >>> lm = TransformerLM(100, d_model=64, num_heads=4, num_layers=2)
       >>> params, state = lm.init(jax.random.key(0), (8, 32))
       >>> logits, _ = lm.apply(params, state, jnp.zeros((8, 32), jnp.int32))
+      >>> logits.shape
+      (8, 32, 100)
     """
     for name, value in (
         ("vocab_size", vocab_size),
@@ -195,8 +197,12 @@ def generate(
       int32 ``[B, L + max_new_tokens]``: the prompt followed by the generated tokens.
 
     Example:
+      >>> lm = TransformerLM(20, d_model=16, num_heads=2, num_layers=1)
+      >>> params, _ = lm.init(jax.random.key(0), (2, 8))
       >>> out = generate(lm, params, jnp.zeros((2, 1), jnp.int32), 16,
       ...                key=jax.random.key(0), temperature=0.8, top_k=10)
+      >>> out.shape
+      (2, 17)
     """
     check_int("max_new_tokens", max_new_tokens, minimum=1, fn="generate")
     check_positive("temperature", temperature, fn="generate")

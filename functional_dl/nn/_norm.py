@@ -41,6 +41,8 @@ def LayerNorm(
 
     Example:
       >>> params, _ = LayerNorm().init(jax.random.key(0), (8, 16))
+      >>> params["weight"].shape, params["bias"].shape
+      ((16,), (16,))
     """
     check_positive("eps", eps, fn="LayerNorm")
     init = affine_init(lambda s: s[-1:], elementwise_affine, elementwise_affine and bias, dtype)
@@ -65,6 +67,8 @@ def RMSNorm(
 
     Example:
       >>> params, _ = RMSNorm().init(jax.random.key(0), (8, 16))
+      >>> params["weight"].shape
+      (16,)
     """
     if eps is not None:
         check_positive("eps", eps, fn="RMSNorm")
@@ -99,6 +103,8 @@ def BatchNorm(
 
     Example:
       >>> params, state = BatchNorm().init(jax.random.key(0), (8, 14, 14, 16))
+      >>> sorted(state), state["running_var"].shape
+      (['running_mean', 'running_var'], (16,))
     """
     check_in_range("momentum", momentum, 0.0, 1.0, fn="BatchNorm")
     check_positive("eps", eps, fn="BatchNorm")
@@ -152,6 +158,8 @@ def GroupNorm(
 
     Example:
       >>> params, _ = GroupNorm(4).init(jax.random.key(0), (8, 14, 14, 16))
+      >>> params["weight"].shape
+      (16,)
     """
     check_int("num_groups", num_groups, minimum=1, fn="GroupNorm")
     check_positive("eps", eps, fn="GroupNorm")

@@ -84,7 +84,10 @@ def Transformer(
       >>> model = Transformer(12, d_model=32, num_heads=4, num_encoder_layers=2,
       ...                     num_decoder_layers=2, dim_feedforward=64)
       >>> params, state = model.init(jax.random.key(0), ((2, 9), (2, 9)))
+      >>> src = tgt = jnp.ones((2, 9), jnp.int32)
       >>> logits, _ = model.apply(params, state, (src, tgt))
+      >>> logits.shape
+      (2, 9, 12)
     """
     for name, value in (
         ("src_vocab_size", src_vocab_size),

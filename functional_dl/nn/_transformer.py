@@ -229,6 +229,8 @@ def TransformerEncoderLayer(
       >>> layer = TransformerEncoderLayer(4, 64)
       >>> params, state = layer.init(jax.random.key(0), (2, 10, 32))
       >>> y, _ = layer.apply(params, state, jnp.ones((2, 10, 32)))
+      >>> y.shape
+      (2, 10, 32)
     """
     check_int("num_heads", num_heads, minimum=1, fn="TransformerEncoderLayer")
     return _block(
@@ -294,6 +296,8 @@ def TransformerDecoderLayer(
       >>> layer = TransformerDecoderLayer(4, 64)
       >>> params, state = layer.init(jax.random.key(0), (2, 7, 32))
       >>> y, _ = layer.apply(params, state, jnp.ones((2, 7, 32)), memory=jnp.ones((2, 9, 32)))
+      >>> y.shape
+      (2, 7, 32)
     """
     check_int("num_heads", num_heads, minimum=1, fn="TransformerDecoderLayer")
     return _block(

@@ -37,6 +37,8 @@ def embedding(ids: Any, table: Any) -> Any:
 
     Example:
       >>> embedding(jnp.array([2, 0]), jnp.eye(3))  # rows 2 and 0
+      Array([[0., 0., 1.],
+             [1., 0., 0.]], dtype=float32)
     """
     _check(ids, table)
     return jnp.take(table, ids, axis=0, mode="fill")

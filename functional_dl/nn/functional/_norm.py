@@ -202,7 +202,8 @@ def layer_norm(x: Any, weight: Any = None, bias: Any = None, *, eps: float = 1e-
     ``flax.linen.LayerNorm`` (whose default one-pass variance is inaccurate at large means).
 
     Example:
-      >>> layer_norm(jnp.array([[1.0, 2.0, 3.0]]))  # ~[[-1.22, 0, 1.22]]
+      >>> [round(float(v), 4) for v in layer_norm(jnp.array([[1.0, 2.0, 3.0]]))[0]]
+      [-1.2247, 0.0, 1.2247]
     """
     return _layer_norm(x, weight, bias, eps, normalize)
 
@@ -266,7 +267,8 @@ def rms_norm(x: Any, weight: Any = None, *, eps: float | None = None) -> Any:
     weight, eps)``. Zhang & Sennrich (2019).
 
     Example:
-      >>> rms_norm(jnp.array([[3.0, 4.0]]))  # [[0.85, 1.13]]
+      >>> [round(float(v), 3) for v in rms_norm(jnp.array([[3.0, 4.0]]))[0]]
+      [0.849, 1.131]
     """
     eps = _rms_eps(x, eps)
     return _rms(x, weight, _norm_axes("rms_norm", x, weight, None), eps)
@@ -433,7 +435,10 @@ def batch_norm(
     Ioffe & Szegedy (2015).
 
     Example:
-      >>> y, rm, rv = batch_norm(x, jnp.zeros(C), jnp.ones(C), training=True)
+      >>> x = jnp.arange(8.0).reshape(4, 2)  # [N, C]
+      >>> y, rm, rv = batch_norm(x, jnp.zeros(2), jnp.ones(2), training=True)
+      >>> [round(float(v), 3) for v in y[:, 0]], rm
+      ([-1.342, -0.447, 0.447, 1.342], Array([0.3, 0.4], dtype=float32))
     """
     return _batch_norm(
         x, running_mean, running_var, weight, bias, training, momentum, eps, axis_name, normalize

@@ -146,7 +146,8 @@ def avg_pool2d(
     (``ceil_mode=False``, no ``divisor_override``).
 
     Example:
-      >>> avg_pool2d(jnp.ones((1, 4, 4, 3)), 2, padding=1, count_include_pad=False)[0, 0, 0, 0]
+      >>> y = avg_pool2d(jnp.ones((1, 4, 4, 3)), 2, padding=1, count_include_pad=False)
+      >>> float(y[0, 0, 0, 0])
       1.0
     """
     check_choice("count_include_pad", count_include_pad, (True, False), fn="avg_pool2d")
