@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ._core import Layer, _abstract_output, output_shape
+from ._core import Layer, _abstract_output, backward_of, output_shape
 
 __all__ = ["Sequential", "Residual"]
 
@@ -59,7 +59,9 @@ def Sequential(*layers: Layer) -> Layer:
             x, _ = layer.apply(params[name], state[name], x, key=k, train=train)
         grads = {}
         for name, layer, k, xi in reversed(list(zip(names, layers, keys, inputs, strict=True))):
-            grads[name], g = layer.backward(params[name], state[name], xi, g, key=k, train=train)
+            grads[name], g = backward_of(layer)(
+                params[name], state[name], xi, g, key=k, train=train
+            )
         return grads, g
 
     has_backward = all(layer.backward is not None for layer in layers)
@@ -92,7 +94,7 @@ def Residual(layer: Layer) -> Layer:
         return x + y, state
 
     def backward(params, state, x, g, *, key=None, train=False):
-        grads, dx = layer.backward(params, state, x, g, key=key, train=train)
+        grads, dx = backward_of(layer)(params, state, x, g, key=key, train=train)
         return grads, g + dx
 
     has_backward = layer.backward is not None

@@ -37,6 +37,7 @@ from . import init as initializers
 __all__ = [
     "Layer",
     "output_shape",
+    "backward_of",
     "stateless",
     "named_grads",
     "no_params",
@@ -71,6 +72,13 @@ def output_shape(
     """Shape of ``layer.apply`` on an input of ``input_shape``, computed abstractly."""
     x = jax.ShapeDtypeStruct(tuple(input_shape), dtype)
     return tuple(_abstract_output(layer, params, state, x).shape)
+
+
+def backward_of(layer: Layer) -> Callable[..., tuple[Any, Any]]:
+    """``layer.backward``; raises ``ValueError`` for a layer without one."""
+    if layer.backward is None:
+        raise ValueError(f"layer {layer.name!r} has no hand-derived backward pass")
+    return layer.backward
 
 
 def _abstract_output(layer: Layer, params: Any, state: Any, x: Any) -> Any:

@@ -232,8 +232,11 @@ def _generate(model, params, prompt, src, key, *, max_new_tokens, temperature, t
 
     length = prompt.shape[1] + max_new_tokens
     logits, cache = model.apply(params, {}, inputs(prompt), cache_length=length)
-    keys = None if key is None else jax.random.split(key, max_new_tokens)
-    first = _pick(logits[:, -1], None if key is None else keys[0], temperature, top_k)
+    first_key, step_keys = None, None
+    if key is not None:
+        keys = jax.random.split(key, max_new_tokens)
+        first_key, step_keys = keys[0], keys[1:]
+    first = _pick(logits[:, -1], first_key, temperature, top_k)
 
     def step(carry, k):
         cache, token = carry
@@ -241,7 +244,5 @@ def _generate(model, params, prompt, src, key, *, max_new_tokens, temperature, t
         token = _pick(logits[:, -1], k, temperature, top_k)
         return (cache, token), token
 
-    _, rest = lax.scan(
-        step, (cache, first), None if key is None else keys[1:], length=max_new_tokens - 1
-    )
+    _, rest = lax.scan(step, (cache, first), step_keys, length=max_new_tokens - 1)
     return jnp.concatenate([prompt, first[:, None], rest.T.astype(jnp.int32)], axis=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -107,7 +108,7 @@ def Transformer(
         )
     if d_model % num_heads:
         raise ValueError(f"{_FN}: d_model={d_model} must be divisible by num_heads={num_heads}")
-    kw = dict(
+    kw: dict[str, Any] = dict(
         num_heads=num_heads,
         dim_feedforward=dim_feedforward,
         dropout=dropout,

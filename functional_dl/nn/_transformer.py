@@ -10,6 +10,8 @@ SwiGLU, RoPE, causal)::
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 
 from .. import activations
@@ -91,7 +93,7 @@ def _block(
     check_int("dim_feedforward", dim_feedforward, minimum=1, fn=fn)
     check_probability("dropout", dropout, fn=fn)
     check_positive("layer_norm_eps", eps, fn=fn)
-    attn_kw = dict(
+    attn_kw: dict[str, Any] = dict(
         num_kv_heads=num_kv_heads,
         bias=bias,
         dropout=dropout,

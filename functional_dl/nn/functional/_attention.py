@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -171,7 +172,8 @@ def _blockwise_attention(q, k, v, bias, mask, key, *, is_causal, scale, dropout_
         has_mask=mask is not None,
         has_bias=bias is not None,
     )
-    return _blocks(q, k, v, bias, mask, key, cfg)[..., :lq, :]
+    out = cast(jax.Array, _blocks(q, k, v, bias, mask, key, cfg))
+    return out[..., :lq, :]
 
 
 # ---------------------------------------------------------------------------- public
@@ -326,7 +328,7 @@ def _attention(
         bias = jnp.reshape(bias.astype(ct), (1,) * (rank - bias.ndim) + bias.shape)
     if implementation == "plain":
         static = (("is_causal", is_causal), ("scale", scale), ("dropout_p", dropout_p))
-        out = _plain(q, k, v, bias, mask, key, static)
+        out = cast(jax.Array, _plain(q, k, v, bias, mask, key, static))
     else:
         out = _blockwise_attention(
             q,
@@ -384,8 +386,8 @@ def _with(extra, large=True):
     return lambda: [args + extra() for args in _qkv_examples(large=large)]
 
 
-_CAUSAL = {"is_causal": True, "scale": 0.7}
-_DROP = {"dropout_p": 0.3}
+_CAUSAL: dict[str, Any] = {"is_causal": True, "scale": 0.7}
+_DROP: dict[str, Any] = {"dropout_p": 0.3}
 _jit = jax.jit  # the checks call these many times on same-shaped examples
 
 

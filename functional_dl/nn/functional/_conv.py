@@ -40,8 +40,8 @@ def conv_padding(
         else:
             if stride != (1, 1):
                 raise ValueError(f"{fn}: padding='same' needs stride 1, got stride={stride}")
-            totals = [d * (k - 1) for d, k in zip(dilation, kernel, strict=True)]
-            pads = tuple((t // 2, t - t // 2) for t in totals)
+            th, tw = (d * (k - 1) for d, k in zip(dilation, kernel, strict=True))
+            pads = ((th // 2, th - th // 2), (tw // 2, tw - tw // 2))
     else:
         ph, pw = as_pair("padding", padding, fn=fn, minimum=0)
         pads = ((ph, ph), (pw, pw))

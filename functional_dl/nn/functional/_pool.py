@@ -57,7 +57,7 @@ def _scatter_windows(parts: list[Any], x_shape, k, s, pads, out) -> Any:
     contribution is placed at ``(a + i s, b + j s)`` (interior padding), then summed."""
     ph = x_shape[1] + sum(pads[0])
     pw = x_shape[2] + sum(pads[1])
-    total = 0
+    total: Any = 0
     for t, part in enumerate(parts):
         a, b = divmod(t, k[1])
         hi_h = ph - a - (s[0] * (out[0] - 1) + 1)
