@@ -13,13 +13,15 @@ cache holds the projected memory ``{"k", "v"}`` so it is computed once.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 from .._checks import check_choice, check_int, check_probability
 from . import init as initializers
-from ._core import Layer, default_weight_init
+from ._core import Init, Layer, default_weight_init
 from .functional._attention import attention_weights, scaled_dot_product_attention
 from .functional._linear import linear
 from .functional._positional import rope as rope_fn
@@ -30,14 +32,14 @@ __all__ = ["MultiHeadAttention", "split_heads", "merge_heads"]
 _FN = "MultiHeadAttention"
 
 
-def split_heads(x, num_heads):
+def split_heads(x: Any, num_heads: int) -> jax.Array:
     """``[..., L, H*hd] -> [..., H, L, hd]``."""
     *lead, length, width = x.shape
     x = x.reshape(tuple(lead) + (length, num_heads, width // num_heads))
     return jnp.swapaxes(x, -2, -3)
 
 
-def merge_heads(x):
+def merge_heads(x: Any) -> jax.Array:
     """``[..., H, L, hd] -> [..., L, H*hd]``."""
     x = jnp.swapaxes(x, -2, -3)
     return x.reshape(x.shape[:-2] + (x.shape[-2] * x.shape[-1],))
@@ -63,21 +65,21 @@ def _dense(p, x):
 
 
 def MultiHeadAttention(
-    num_heads,
+    num_heads: int,
     *,
-    num_kv_heads=None,
-    head_dim=None,
-    cross_attention=False,
-    kv_features=None,
-    bias=True,
-    dropout=0.0,
-    is_causal=False,
-    rope=None,
-    rope_theta=10000.0,
-    implementation=None,
-    weight_init=None,
-    dtype=jnp.float32,
-):
+    num_kv_heads: int | None = None,
+    head_dim: int | None = None,
+    cross_attention: bool = False,
+    kv_features: int | None = None,
+    bias: bool = True,
+    dropout: float = 0.0,
+    is_causal: bool = False,
+    rope: str | None = None,
+    rope_theta: float = 10000.0,
+    implementation: str | None = None,
+    weight_init: Init | None = None,
+    dtype: Any = jnp.float32,
+) -> Layer:
     """Multi-head (grouped-query) attention layer with an optional KV cache.
 
     .. math::

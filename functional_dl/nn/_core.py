@@ -119,7 +119,8 @@ def default_weight_init(key: Any, shape: tuple[int, ...], dtype: Any) -> Any:
     return initializers.kaiming_uniform(key, shape, dtype, a=math.sqrt(5.0))
 
 
-def no_params(key, input_shape):
+def no_params(key: Any, input_shape: Any) -> tuple[dict, dict]:
+    """``init`` of a layer without parameters or state."""
     return {}, {}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -23,21 +24,21 @@ _FN = "TransformerLM"
 
 
 def TransformerLM(
-    vocab_size,
-    d_model=512,
-    num_heads=8,
-    num_layers=6,
+    vocab_size: int,
+    d_model: int = 512,
+    num_heads: int = 8,
+    num_layers: int = 6,
     *,
-    num_kv_heads=None,
-    dim_feedforward=None,
-    dropout=0.0,
-    norm_eps=1e-6,
-    rope_theta=10000.0,
-    rope_layout="half",
-    tie_embeddings=False,
-    implementation=None,
-    init_std=0.02,
-):
+    num_kv_heads: int | None = None,
+    dim_feedforward: int | None = None,
+    dropout: float = 0.0,
+    norm_eps: float = 1e-6,
+    rope_theta: float = 10000.0,
+    rope_layout: str = "half",
+    tie_embeddings: bool = False,
+    implementation: str | None = None,
+    init_std: float = 0.02,
+) -> Layer:
     """Decoder-only Transformer LM: pre-norm RMSNorm, SwiGLU, RoPE, causal (LLaMA-style).
 
     .. math::
@@ -172,8 +173,16 @@ def _pick(logits, key, temperature, top_k):
 
 
 def generate(
-    model, params, prompt, max_new_tokens, *, src=None, key=None, temperature=1.0, top_k=None
-):
+    model: Layer,
+    params: Any,
+    prompt: Any,
+    max_new_tokens: int,
+    *,
+    src: Any = None,
+    key: Any = None,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+) -> jax.Array:
     """Autoregressive generation with the KV cache: ``prompt`` plus ``max_new_tokens``.
 
     The prompt is run once (prefill, filling a cache of length ``L + max_new_tokens``),

@@ -13,7 +13,7 @@ from .functional._utils import to_rank
 __all__ = ["LearnedPositionalEmbedding", "RelativePositionBias"]
 
 
-def LearnedPositionalEmbedding(max_length, *, stddev=0.02):
+def LearnedPositionalEmbedding(max_length: int, *, stddev: float = 0.02) -> Layer:
     """Learned absolute positions: ``y = x + table[positions]``, table ``[max_length, D]``.
 
     ``init(key, input_shape)`` with ``input_shape = (..., L, D)`` draws the table from
@@ -38,7 +38,9 @@ def LearnedPositionalEmbedding(max_length, *, stddev=0.02):
     return Layer(init, apply, "learned_positional_embedding")
 
 
-def RelativePositionBias(num_heads, *, num_buckets=32, max_distance=128, bidirectional=True):
+def RelativePositionBias(
+    num_heads: int, *, num_buckets: int = 32, max_distance: int = 128, bidirectional: bool = True
+) -> Layer:
     """T5 relative position bias as a layer: ``x`` = int ``[Lq, Lk]`` relative positions.
 
     ``init(key, input_shape)`` creates ``table: [num_buckets, num_heads]`` from

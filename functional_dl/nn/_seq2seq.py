@@ -30,24 +30,24 @@ def _split(key, n):
 
 
 def Transformer(
-    src_vocab_size,
-    tgt_vocab_size=None,
-    d_model=512,
-    num_heads=8,
-    num_encoder_layers=6,
-    num_decoder_layers=6,
-    dim_feedforward=2048,
-    dropout=0.1,
-    activation="relu",
-    layer_norm_eps=1e-5,
+    src_vocab_size: int,
+    tgt_vocab_size: int | None = None,
+    d_model: int = 512,
+    num_heads: int = 8,
+    num_encoder_layers: int = 6,
+    num_decoder_layers: int = 6,
+    dim_feedforward: int = 2048,
+    dropout: float = 0.1,
+    activation: str = "relu",
+    layer_norm_eps: float = 1e-5,
     *,
-    norm_first=False,
-    share_embeddings=False,
-    positional="sinusoidal",
-    max_length=1024,
-    pad_id=None,
-    implementation=None,
-):
+    norm_first: bool = False,
+    share_embeddings: bool = False,
+    positional: str = "sinusoidal",
+    max_length: int = 1024,
+    pad_id: int | None = None,
+    implementation: str | None = None,
+) -> Layer:
     """Encoder-decoder Transformer over token ids, returning next-token logits.
 
     .. math::

@@ -17,7 +17,7 @@ import jax
 from .. import activations
 from .._checks import check_choice, check_int, check_positive, check_probability
 from ._attention import MultiHeadAttention
-from ._core import Layer
+from ._core import Init, Layer
 from ._linear import Linear
 from ._norm import LayerNorm, RMSNorm
 from .functional._dropout import dropout as dropout_op
@@ -26,13 +26,20 @@ from .functional._linear import linear
 __all__ = ["TransformerEncoderLayer", "TransformerDecoderLayer", "FeedForward", "norm_layer"]
 
 
-def norm_layer(norm, eps):
+def norm_layer(norm: str, eps: float) -> Layer:
     """``LayerNorm(eps)`` for ``norm='layer_norm'``, ``RMSNorm(eps)`` for ``'rms_norm'``."""
     check_choice("norm", norm, ("layer_norm", "rms_norm"), fn="norm_layer")
     return LayerNorm(eps) if norm == "layer_norm" else RMSNorm(eps)
 
 
-def FeedForward(dim_feedforward, *, activation="relu", dropout=0.0, bias=True, weight_init=None):
+def FeedForward(
+    dim_feedforward: int,
+    *,
+    activation: str = "relu",
+    dropout: float = 0.0,
+    bias: bool = True,
+    weight_init: Init | None = None,
+) -> Layer:
     """Position-wise feed-forward network on the last axis.
 
     ``'relu'``/``'gelu'``: ``linear2(dropout(act(linear1(x))))`` (params ``linear1``,
@@ -179,21 +186,21 @@ def _block(
 
 
 def TransformerEncoderLayer(
-    num_heads,
-    dim_feedforward=2048,
-    dropout=0.1,
-    activation="relu",
-    layer_norm_eps=1e-5,
+    num_heads: int,
+    dim_feedforward: int = 2048,
+    dropout: float = 0.1,
+    activation: str = "relu",
+    layer_norm_eps: float = 1e-5,
     *,
-    norm_first=False,
-    bias=True,
-    norm="layer_norm",
-    num_kv_heads=None,
-    rope=None,
-    rope_theta=10000.0,
-    is_causal=False,
-    implementation=None,
-):
+    norm_first: bool = False,
+    bias: bool = True,
+    norm: str = "layer_norm",
+    num_kv_heads: int | None = None,
+    rope: str | None = None,
+    rope_theta: float = 10000.0,
+    is_causal: bool = False,
+    implementation: str | None = None,
+) -> Layer:
     """Transformer encoder layer: self-attention and feed-forward, each with a residual.
 
     .. math::
@@ -255,21 +262,21 @@ def TransformerEncoderLayer(
 
 
 def TransformerDecoderLayer(
-    num_heads,
-    dim_feedforward=2048,
-    dropout=0.1,
-    activation="relu",
-    layer_norm_eps=1e-5,
+    num_heads: int,
+    dim_feedforward: int = 2048,
+    dropout: float = 0.1,
+    activation: str = "relu",
+    layer_norm_eps: float = 1e-5,
     *,
-    norm_first=False,
-    bias=True,
-    norm="layer_norm",
-    num_kv_heads=None,
-    rope=None,
-    rope_theta=10000.0,
-    is_causal=True,
-    implementation=None,
-):
+    norm_first: bool = False,
+    bias: bool = True,
+    norm: str = "layer_norm",
+    num_kv_heads: int | None = None,
+    rope: str | None = None,
+    rope_theta: float = 10000.0,
+    is_causal: bool = True,
+    implementation: str | None = None,
+) -> Layer:
     """Transformer decoder layer: causal self-attention, cross-attention, feed-forward.
 
     .. math::
@@ -322,17 +329,17 @@ def TransformerDecoderLayer(
 
 
 def causal_lm_block(
-    num_heads,
-    dim_feedforward,
+    num_heads: int,
+    dim_feedforward: int,
     *,
-    num_kv_heads,
-    dropout,
-    eps,
-    rope_theta,
-    rope_layout,
-    implementation,
-    weight_init,
-):
+    num_kv_heads: int | None,
+    dropout: float,
+    eps: float,
+    rope_theta: float,
+    rope_layout: str,
+    implementation: str | None,
+    weight_init: Init | None,
+) -> Layer:
     """The decoder-only block of :func:`TransformerLM`: pre-norm RMSNorm, causal
     RoPE self-attention without biases, SwiGLU feed-forward."""
     return _block(

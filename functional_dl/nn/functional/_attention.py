@@ -222,19 +222,19 @@ def _check_inputs(q, k, v, mask, bias, dropout_p, key):
 
 
 def scaled_dot_product_attention(
-    q,
-    k,
-    v,
+    q: Any,
+    k: Any,
+    v: Any,
     *,
-    mask=None,
-    is_causal=False,
-    scale=None,
-    bias=None,
-    dropout_p=0.0,
-    key=None,
-    implementation=None,
-    block_size=None,
-):
+    mask: Any = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+    bias: Any = None,
+    dropout_p: float = 0.0,
+    key: Any = None,
+    implementation: str | None = None,
+    block_size: int | None = None,
+) -> jax.Array:
     """Scaled dot-product attention ``softmax(q k^T * scale + bias, masked) v``.
 
     .. math::
@@ -345,7 +345,15 @@ def _attention(
     return out.astype(out_dtype)
 
 
-def attention_weights(q, k, *, mask=None, is_causal=False, scale=None, bias=None):
+def attention_weights(
+    q: Any,
+    k: Any,
+    *,
+    mask: Any = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+    bias: Any = None,
+) -> jax.Array:
     """The attention probabilities ``softmax(scale * q k^T + bias, masked)``, ``[..., Lq, Lk]``.
 
     The weights that :func:`scaled_dot_product_attention` applies to ``v`` (without

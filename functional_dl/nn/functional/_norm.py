@@ -208,7 +208,9 @@ def layer_norm(x: Any, weight: Any = None, bias: Any = None, *, eps: float = 1e-
     return _layer_norm(x, weight, bias, eps, normalize)
 
 
-def layer_norm_backward(x: Any, weight: Any, bias: Any, g: Any, *, eps: float = 1e-5):
+def layer_norm_backward(
+    x: Any, weight: Any, bias: Any, g: Any, *, eps: float = 1e-5
+) -> tuple[Any, Any, Any]:
     """Closed-form vjp of :func:`layer_norm`: ``(dx, dweight, dbias)``.
 
     With ``xhat = (x - mean) * rstd`` and ``dxhat = g * weight`` over the normalised axes:
@@ -274,7 +276,7 @@ def rms_norm(x: Any, weight: Any = None, *, eps: float | None = None) -> Any:
     return _rms(x, weight, _norm_axes("rms_norm", x, weight, None), eps)
 
 
-def rms_norm_backward(x: Any, weight: Any, g: Any, *, eps: float | None = None):
+def rms_norm_backward(x: Any, weight: Any, g: Any, *, eps: float | None = None) -> tuple[Any, Any]:
     """Closed-form vjp of :func:`rms_norm`: ``(dx, dweight)``.
 
     With ``r = (E[x^2] + eps)^{-1/2}``, ``xhat = x r`` and ``dxhat = g * weight``:
@@ -344,7 +346,7 @@ def group_norm(
 
 def group_norm_backward(
     x: Any, num_groups: int, weight: Any, bias: Any, g: Any, *, eps: float = 1e-5
-):
+) -> tuple[Any, Any, Any]:
     """Closed-form vjp of :func:`group_norm`: ``(dx, dweight, dbias)``.
 
     The layer-norm formula per (sample, group): ``dx = rstd (dxhat - E[dxhat] -

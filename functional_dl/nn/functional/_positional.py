@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +23,9 @@ __all__ = [
 ]
 
 
-def sinusoidal_positional_encoding(length, dim, *, base=10000.0, dtype=jnp.float32):
+def sinusoidal_positional_encoding(
+    length: int, dim: int, *, base: float = 10000.0, dtype: Any = jnp.float32
+) -> jax.Array:
     """Sinusoidal position table of Vaswani et al. (2017), ``[length, dim]``.
 
     .. math::
@@ -105,7 +108,9 @@ def _check_rope(x, positions, layout, fn="rope"):
             ) from None
 
 
-def rope(x, positions=None, *, theta=10000.0, layout="interleaved"):
+def rope(
+    x: Any, positions: Any = None, *, theta: float = 10000.0, layout: str = "interleaved"
+) -> jax.Array:
     """Rotary position embedding (RoPE, Su et al. 2021): rotate feature pairs by ``p * f_i``.
 
     .. math::
@@ -148,7 +153,7 @@ def _rope_backward(x, positions, g, *, theta=10000.0, layout="interleaved"):
 
 
 # --------------------------------------------------------------------------- ALiBi
-def alibi_slopes(num_heads):
+def alibi_slopes(num_heads: int) -> jax.Array:
     """ALiBi head slopes: ``2^(-8 (h+1) / n)`` for ``n`` a power of two (Press et al. 2022).
 
     For other ``n`` the slopes of the closest smaller power of two ``m`` are followed by
@@ -171,7 +176,7 @@ def alibi_slopes(num_heads):
     return jnp.asarray(slopes, jnp.float32)
 
 
-def alibi_bias(num_heads, q_len, k_len, *, dtype=jnp.float32):
+def alibi_bias(num_heads: int, q_len: int, k_len: int, *, dtype: Any = jnp.float32) -> jax.Array:
     """ALiBi attention bias ``-slope_h * |i' - j|``, ``[num_heads, q_len, k_len]``.
 
     Query ``i`` sits at position ``i' = i + k_len - q_len`` (queries are the last
@@ -201,8 +206,12 @@ def alibi_bias(num_heads, q_len, k_len, *, dtype=jnp.float32):
 
 # ---------------------------------------------------------------------- T5 buckets
 def relative_position_bucket(
-    relative_position, *, bidirectional=True, num_buckets=32, max_distance=128
-):
+    relative_position: Any,
+    *,
+    bidirectional: bool = True,
+    num_buckets: int = 32,
+    max_distance: int = 128,
+) -> jax.Array:
     """T5's bucket of a relative position ``key_pos - query_pos`` (Raffel et al. 2020).
 
     Half of the buckets (per direction when ``bidirectional``) hold exact distances
@@ -242,7 +251,9 @@ def relative_position_bucket(
     return ret + jnp.where(rel < max_exact, rel, large)
 
 
-def relative_position_bias(table, relative_position, *, bidirectional=True, max_distance=128):
+def relative_position_bias(
+    table: Any, relative_position: Any, *, bidirectional: bool = True, max_distance: int = 128
+) -> jax.Array:
     """T5 relative position bias ``bias[h, i, j] = table[bucket(rel[i, j]), h]``.
 
     Args:
