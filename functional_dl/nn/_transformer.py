@@ -83,7 +83,7 @@ def _block(
     dim_feedforward,
     dropout,
     activation,
-    eps,
+    layer_norm_eps,
     norm_first,
     bias,
     norm,
@@ -99,7 +99,7 @@ def _block(
     fn = name
     check_int("dim_feedforward", dim_feedforward, minimum=1, fn=fn)
     check_probability("dropout", dropout, fn=fn)
-    check_positive("layer_norm_eps", eps, fn=fn)
+    check_positive("layer_norm_eps", layer_norm_eps, fn=fn)
     attn_kw: dict[str, Any] = dict(
         num_kv_heads=num_kv_heads,
         bias=bias,
@@ -114,7 +114,7 @@ def _block(
     ffn = FeedForward(
         dim_feedforward, activation=activation, dropout=dropout, bias=bias, weight_init=weight_init
     )
-    norm_l = norm_layer(norm, eps)
+    norm_l = norm_layer(norm, layer_norm_eps)
     subs = [("self_attn", self_attn)] + ([("cross_attn", cross_attn)] if cross_attention else [])
     subs.append(("ffn", ffn))
 
@@ -241,24 +241,9 @@ def TransformerEncoderLayer(
       >>> y.shape
       (2, 10, 32)
     """
+    options = dict(locals())  # the arguments above, by name
     check_int("num_heads", num_heads, minimum=1, fn="TransformerEncoderLayer")
-    return _block(
-        num_heads,
-        cross_attention=False,
-        dim_feedforward=dim_feedforward,
-        dropout=dropout,
-        activation=activation,
-        eps=layer_norm_eps,
-        norm_first=norm_first,
-        bias=bias,
-        norm=norm,
-        num_kv_heads=num_kv_heads,
-        rope=rope,
-        rope_theta=rope_theta,
-        is_causal=is_causal,
-        implementation=implementation,
-        name="TransformerEncoderLayer",
-    )
+    return _block(cross_attention=False, name="TransformerEncoderLayer", **options)
 
 
 def TransformerDecoderLayer(
@@ -308,24 +293,9 @@ def TransformerDecoderLayer(
       >>> y.shape
       (2, 7, 32)
     """
+    options = dict(locals())  # the arguments above, by name
     check_int("num_heads", num_heads, minimum=1, fn="TransformerDecoderLayer")
-    return _block(
-        num_heads,
-        cross_attention=True,
-        dim_feedforward=dim_feedforward,
-        dropout=dropout,
-        activation=activation,
-        eps=layer_norm_eps,
-        norm_first=norm_first,
-        bias=bias,
-        norm=norm,
-        num_kv_heads=num_kv_heads,
-        rope=rope,
-        rope_theta=rope_theta,
-        is_causal=is_causal,
-        implementation=implementation,
-        name="TransformerDecoderLayer",
-    )
+    return _block(cross_attention=True, name="TransformerDecoderLayer", **options)
 
 
 def causal_lm_block(
@@ -348,7 +318,7 @@ def causal_lm_block(
         dim_feedforward=dim_feedforward,
         dropout=dropout,
         activation="swiglu",
-        eps=eps,
+        layer_norm_eps=eps,
         norm_first=True,
         bias=False,
         norm="rms_norm",
