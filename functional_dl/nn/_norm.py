@@ -120,29 +120,17 @@ def BatchNorm(
             "running_var": jnp.ones((c,), dtype),
         }
 
+    def arrays(params, state):
+        """The op's array arguments after ``x``, from the layer's params and state."""
+        weight, bias = params.get("weight"), params.get("bias")
+        return state["running_mean"], state["running_var"], weight, bias
+
     def apply(params, state, x, *, key=None, train=False):
-        y, mean, var = batch_norm(
-            x,
-            state["running_mean"],
-            state["running_var"],
-            params.get("weight"),
-            params.get("bias"),
-            training=train,
-            **opts,
-        )
+        y, mean, var = batch_norm(x, *arrays(params, state), training=train, **opts)
         return y, ({"running_mean": mean, "running_var": var} if train else state)
 
     def backward(params, state, x, g, *, key=None, train=False):
-        dx, dw, db = batch_norm_backward(
-            x,
-            state["running_mean"],
-            state["running_var"],
-            params.get("weight"),
-            params.get("bias"),
-            g,
-            training=train,
-            **opts,
-        )
+        dx, dw, db = batch_norm_backward(x, *arrays(params, state), g, training=train, **opts)
         return named_grads(params, weight=dw, bias=db), dx
 
     return Layer(init, apply, "batch_norm", backward)
