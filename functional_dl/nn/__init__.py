@@ -32,6 +32,7 @@ from ._activation import Softmax as Softmax
 from ._activation import Softplus as Softplus
 from ._activation import Softsign as Softsign
 from ._activation import Tanh as Tanh
+from ._attention import MultiHeadAttention as MultiHeadAttention
 from ._containers import Residual as Residual
 from ._containers import Sequential as Sequential
 from ._conv import AvgPool2d as AvgPool2d
@@ -42,11 +43,19 @@ from ._linear import Dropout as Dropout
 from ._linear import Embedding as Embedding
 from ._linear import Flatten as Flatten
 from ._linear import Linear as Linear
+from ._lm import TransformerLM as TransformerLM
+from ._lm import generate as generate
 from ._norm import BatchNorm as BatchNorm
 from ._norm import GroupNorm as GroupNorm
 from ._norm import LayerNorm as LayerNorm
 from ._norm import RMSNorm as RMSNorm
+from ._positional import LearnedPositionalEmbedding as LearnedPositionalEmbedding
+from ._positional import RelativePositionBias as RelativePositionBias
+from ._seq2seq import Transformer as Transformer
 from ._summary import summary as summary
+from ._transformer import FeedForward as FeedForward
+from ._transformer import TransformerDecoderLayer as TransformerDecoderLayer
+from ._transformer import TransformerEncoderLayer as TransformerEncoderLayer
 
 __all__ = [
     "functional",
@@ -54,7 +63,6 @@ __all__ = [
     "Layer",
     "Sequential",
     "Residual",
-    # layers: dense, convolution, pooling, normalisation, embedding, dropout, activations
     "backprop",
     "summary",
     "Linear",
@@ -89,20 +97,6 @@ __all__ = [
     "LogSoftmax",
     "GLU",
     "PReLU",
-]
-
-# attention, positional encodings and Transformers
-from ._attention import MultiHeadAttention as MultiHeadAttention  # noqa: E402
-from ._lm import TransformerLM as TransformerLM  # noqa: E402
-from ._lm import generate as generate  # noqa: E402
-from ._positional import LearnedPositionalEmbedding as LearnedPositionalEmbedding  # noqa: E402
-from ._positional import RelativePositionBias as RelativePositionBias  # noqa: E402
-from ._seq2seq import Transformer as Transformer  # noqa: E402
-from ._transformer import FeedForward as FeedForward  # noqa: E402
-from ._transformer import TransformerDecoderLayer as TransformerDecoderLayer  # noqa: E402
-from ._transformer import TransformerEncoderLayer as TransformerEncoderLayer  # noqa: E402
-
-__all__ += [
     "MultiHeadAttention",
     "TransformerEncoderLayer",
     "TransformerDecoderLayer",
