@@ -143,8 +143,7 @@ def xavier_uniform(
       >>> xavier_uniform(jax.random.key(0), (64, 32)).shape
       (64, 32)
     """
-    fan_in, fan_out = fans(shape)
-    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+    bound = gain * math.sqrt(6.0 / sum(fans(shape)))  # fan_in + fan_out
     return uniform(key, shape, dtype, a=-bound, b=bound)
 
 
@@ -156,11 +155,10 @@ def xavier_normal(
     PyTorch: ``torch.nn.init.xavier_normal_``. Glorot & Bengio (2010).
 
     Example:
-      >>> xavier_normal(jax.random.key(0), (64, 32)).shape
-      (64, 32)
+      >>> xavier_normal(jax.random.key(0), (3, 3, 8, 16)).shape
+      (3, 3, 8, 16)
     """
-    fan_in, fan_out = fans(shape)
-    return normal(key, shape, dtype, std=gain * math.sqrt(2.0 / (fan_in + fan_out)))
+    return normal(key, shape, dtype, std=gain * math.sqrt(2.0 / sum(fans(shape))))
 
 
 def _kaiming_std(shape: Sequence[int], a: float, mode: str, nonlinearity: str, fn: str) -> float:
