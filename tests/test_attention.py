@@ -95,7 +95,7 @@ def test_matches_numpy_reference(impl, case):
 def test_matches_jax_nn_dot_product_attention():
     # jax.nn layout is [B, L, N, D]; without fully masked rows the semantics match
     q, k, v = _qkv((2, 4, 12, 16), (2, 4, 12, 16))
-    mask = _mask((2, 1, 12, 12)) | jnp.eye(12, dtype=bool)
+    mask = _mask((2, 1, 12, 12)) | jnp.eye(12, dtype=bool)[None, None]
     t = lambda x: jnp.swapaxes(x, 1, 2)  # noqa: E731
     for kw in (dict(is_causal=True, scale=0.5), dict(mask=mask)):
         ref = t(

@@ -7,8 +7,8 @@ import pytest
 from scipy.signal import correlate
 
 import functional_dl.nn.functional as F
-from functional_dl.nn._batch_norm import batch_norm_backward
-from functional_dl.nn._pool import avg_pool2d_backward, max_pool2d_backward
+from functional_dl.nn.functional._norm import batch_norm_backward
+from functional_dl.nn.functional._pool import avg_pool2d_backward, max_pool2d_backward
 from tests.helpers import FLOAT_DTYPES, assert_close, assert_eager_jit_vmap, assert_finite
 
 RNG = np.random.default_rng(0)

@@ -211,8 +211,8 @@ def test_learned_positional_embedding():
     assert params["table"].shape == (10, 8)
     x = jnp.ones((2, 5, 8))
     y, _ = layer.apply(params, state, x)
-    assert_close(y, x + params["table"][:5])
+    assert_close(y, x + params["table"][None, :5])
     y, _ = layer.apply(params, state, x, positions=jnp.arange(5) + 5)
-    assert_close(y, x + params["table"][5:])
+    assert_close(y, x + params["table"][None, 5:])
     with pytest.raises(ValueError, match="max_length=10"):
         layer.apply(params, state, jnp.ones((2, 11, 8)))

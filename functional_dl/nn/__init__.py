@@ -11,42 +11,51 @@ Submodules: :mod:`functional_dl.nn.functional` (stateless array ops, like
 from . import backprop as backprop
 from . import functional as functional
 from . import init as init
-from ._activation_layers import CELU as CELU
-from ._activation_layers import ELU as ELU
-from ._activation_layers import GELU as GELU
-from ._activation_layers import GLU as GLU
-from ._activation_layers import SELU as SELU
-from ._activation_layers import Hardsigmoid as Hardsigmoid
-from ._activation_layers import Hardswish as Hardswish
-from ._activation_layers import Hardtanh as Hardtanh
-from ._activation_layers import LeakyReLU as LeakyReLU
-from ._activation_layers import LogSigmoid as LogSigmoid
-from ._activation_layers import LogSoftmax as LogSoftmax
-from ._activation_layers import Mish as Mish
-from ._activation_layers import PReLU as PReLU
-from ._activation_layers import ReLU as ReLU
-from ._activation_layers import ReLU6 as ReLU6
-from ._activation_layers import Sigmoid as Sigmoid
-from ._activation_layers import SiLU as SiLU
-from ._activation_layers import Softmax as Softmax
-from ._activation_layers import Softplus as Softplus
-from ._activation_layers import Softsign as Softsign
-from ._activation_layers import Tanh as Tanh
-from ._conv_layers import AvgPool2d as AvgPool2d
-from ._conv_layers import BatchNorm as BatchNorm
-from ._conv_layers import Conv2d as Conv2d
-from ._conv_layers import GroupNorm as GroupNorm
-from ._conv_layers import MaxPool2d as MaxPool2d
+from ._activation import CELU as CELU
+from ._activation import ELU as ELU
+from ._activation import GELU as GELU
+from ._activation import GLU as GLU
+from ._activation import SELU as SELU
+from ._activation import Hardsigmoid as Hardsigmoid
+from ._activation import Hardswish as Hardswish
+from ._activation import Hardtanh as Hardtanh
+from ._activation import LeakyReLU as LeakyReLU
+from ._activation import LogSigmoid as LogSigmoid
+from ._activation import LogSoftmax as LogSoftmax
+from ._activation import Mish as Mish
+from ._activation import PReLU as PReLU
+from ._activation import ReLU as ReLU
+from ._activation import ReLU6 as ReLU6
+from ._activation import Sigmoid as Sigmoid
+from ._activation import SiLU as SiLU
+from ._activation import Softmax as Softmax
+from ._activation import Softplus as Softplus
+from ._activation import Softsign as Softsign
+from ._activation import Tanh as Tanh
+from ._attention import MultiHeadAttention as MultiHeadAttention
+from ._containers import Residual as Residual
+from ._containers import Sequential as Sequential
+from ._conv import AvgPool2d as AvgPool2d
+from ._conv import Conv2d as Conv2d
+from ._conv import MaxPool2d as MaxPool2d
 from ._core import Layer as Layer
-from ._core import Residual as Residual
-from ._core import Sequential as Sequential
-from ._layers import Dropout as Dropout
-from ._layers import Embedding as Embedding
-from ._layers import Flatten as Flatten
-from ._layers import LayerNorm as LayerNorm
-from ._layers import Linear as Linear
-from ._layers import RMSNorm as RMSNorm
+from ._linear import Dropout as Dropout
+from ._linear import Embedding as Embedding
+from ._linear import Flatten as Flatten
+from ._linear import Linear as Linear
+from ._lm import TransformerLM as TransformerLM
+from ._lm import generate as generate
+from ._norm import BatchNorm as BatchNorm
+from ._norm import GroupNorm as GroupNorm
+from ._norm import LayerNorm as LayerNorm
+from ._norm import RMSNorm as RMSNorm
+from ._positional import LearnedPositionalEmbedding as LearnedPositionalEmbedding
+from ._positional import RelativePositionBias as RelativePositionBias
+from ._seq2seq import Transformer as Transformer
 from ._summary import summary as summary
+from ._transformer import FeedForward as FeedForward
+from ._transformer import TransformerDecoderLayer as TransformerDecoderLayer
+from ._transformer import TransformerEncoderLayer as TransformerEncoderLayer
 
 __all__ = [
     "functional",
@@ -54,7 +63,6 @@ __all__ = [
     "Layer",
     "Sequential",
     "Residual",
-    # layers: dense, convolution, pooling, normalisation, embedding, dropout, activations
     "backprop",
     "summary",
     "Linear",
@@ -89,20 +97,6 @@ __all__ = [
     "LogSoftmax",
     "GLU",
     "PReLU",
-]
-
-# attention, positional encodings and Transformers
-from ._lm import TransformerLM as TransformerLM  # noqa: E402
-from ._lm import generate as generate  # noqa: E402
-from ._mha import MultiHeadAttention as MultiHeadAttention  # noqa: E402
-from ._positional import LearnedPositionalEmbedding as LearnedPositionalEmbedding  # noqa: E402
-from ._positional import RelativePositionBias as RelativePositionBias  # noqa: E402
-from ._seq2seq import Transformer as Transformer  # noqa: E402
-from ._transformer import FeedForward as FeedForward  # noqa: E402
-from ._transformer import TransformerDecoderLayer as TransformerDecoderLayer  # noqa: E402
-from ._transformer import TransformerEncoderLayer as TransformerEncoderLayer  # noqa: E402
-
-__all__ += [
     "MultiHeadAttention",
     "TransformerEncoderLayer",
     "TransformerDecoderLayer",

@@ -1,210 +1,122 @@
-"""2-D convolution on channels-last images, and its backward written as convolutions."""
+"""Image layers (channels last): convolution and pooling."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .._checks import check_int
-from ._utils import as_pair, check_input, check_vector, param, register_grad
+from ._core import (
+    Init,
+    Layer,
+    channels,
+    default_weight_init,
+    fan_in_uniform,
+    named_grads,
+    no_params,
+    stateless,
+)
+from .functional._conv import conv2d, conv2d_backward
+from .functional._pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
+from .functional._utils import as_pair
 
-__all__ = ["conv2d", "conv2d_backward", "conv_padding"]
-
-_DIMS = ("NHWC", "HWIO", "NHWC")
-
-
-def conv_padding(
-    padding: Any,
-    size: tuple[int, int],
-    kernel: tuple[int, int],
-    stride: tuple[int, int],
-    dilation: tuple[int, int],
-    *,
-    fn: str,
-) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Explicit ``((top, bottom), (left, right))`` padding; checks the kernel fits.
-
-    ``padding`` is an int, a pair, ``'valid'`` (none) or ``'same'`` (stride 1 only, as
-    PyTorch; total ``dilation * (kernel - 1)``, the extra row/column at the end).
-    """
-    if isinstance(padding, str):
-        if padding not in ("same", "valid"):
-            raise ValueError(
-                f"{fn}: padding must be an int, a pair, 'same' or 'valid', got padding={padding!r}"
-            )
-        if padding == "valid":
-            pads = ((0, 0), (0, 0))
-        else:
-            if stride != (1, 1):
-                raise ValueError(f"{fn}: padding='same' needs stride 1, got stride={stride}")
-            totals = [d * (k - 1) for d, k in zip(dilation, kernel, strict=True)]
-            pads = tuple((t // 2, t - t // 2) for t in totals)
-    else:
-        ph, pw = as_pair("padding", padding, fn=fn, minimum=0)
-        pads = ((ph, ph), (pw, pw))
-    for n, k, d, (lo, hi) in zip(size, kernel, dilation, pads, strict=True):
-        if d * (k - 1) + 1 > n + lo + hi:
-            raise ValueError(
-                f"{fn}: kernel (size {kernel}, dilation {dilation}) is larger than the padded "
-                f"input: spatial size {tuple(size)} with padding {pads}"
-            )
-    return pads
+__all__ = ["Conv2d", "MaxPool2d", "AvgPool2d"]
 
 
-def _geometry(x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any, groups: int):
-    fn = "conv2d"
-    check_input("x", x, 4, fn=fn, what="[N, H, W, C]")
-    if np.ndim(w) != 4:
-        raise ValueError(
-            f"conv2d: w must have rank 4 ([kh, kw, C/groups, out]), got "
-            f"w.shape={tuple(np.shape(w))}"
-        )
-    check_int("groups", groups, minimum=1, fn=fn)
-    c, (kh, kw, cg, o) = x.shape[-1], w.shape
-    if c % groups or o % groups:
-        raise ValueError(
-            f"conv2d: groups must divide the input and output channels, got "
-            f"groups={groups}, x.shape={tuple(x.shape)}, w.shape={tuple(w.shape)}"
-        )
-    if cg * groups != c:
-        raise ValueError(
-            f"conv2d: x has C={c} channels but w expects C/groups={cg} with "
-            f"groups={groups}: x.shape={tuple(x.shape)}, w.shape={tuple(w.shape)}"
-        )
-    check_vector("b", b, o, fn=fn, of=f"w.shape={tuple(w.shape)}")
-    s = as_pair("stride", stride, fn=fn)
-    d = as_pair("dilation", dilation, fn=fn)
-    pads = conv_padding(padding, x.shape[1:3], (kh, kw), s, d, fn=fn)
-    return s, pads, d
-
-
-def conv2d(
-    x: Any,
-    w: Any,
-    b: Any = None,
-    *,
+def Conv2d(
+    out_channels: int,
+    kernel_size: Any,
     stride: Any = 1,
     padding: Any = 0,
     dilation: Any = 1,
     groups: int = 1,
-) -> Any:
-    """2-D cross-correlation of ``[N, H, W, C]`` images with a ``[kh, kw, C/groups, out]`` kernel.
+    *,
+    bias: bool = True,
+    weight_init: Init | None = None,
+    bias_init: Init | None = None,
+    dtype: Any = jnp.float32,
+) -> Layer:
+    """2-D convolution layer on ``[N, H, W, C]`` images (:func:`~.functional.conv2d`).
 
-    .. math:: y_{n,i,j,o} = b_o + \\sum_{a,b,c} x^{pad}_{n,\\,i s_h + a d_h,\\,j s_w + b d_w,\\,
-              g(o) C/G + c}\\; w_{a,b,c,o}
-
-    Args:
-      x: ``[N, H, W, C]``.
-      w: ``[kh, kw, C // groups, out]`` (HWIO; PyTorch stores ``[out, C/groups, kh, kw]``).
-      b: optional ``[out]``.
-      stride, dilation: int or ``(h, w)``.
-      padding: int, ``(h, w)`` (zeros on both sides), ``'valid'`` or ``'same'``.
-      groups: channel groups; must divide ``C`` and ``out``.
-
-    Returns:
-      ``[N, H_out, W_out, out]`` with ``H_out = (H + 2p - d(k - 1) - 1) // s + 1``.
-
-    PyTorch: ``torch.nn.functional.conv2d`` (NCHW there). Equals
-    ``jax.lax.conv_general_dilated`` with NHWC/HWIO dimension numbers.
+    Params: ``{"weight": [kh, kw, C // groups, out_channels], "bias": [out_channels]}``.
+    Default init as PyTorch: both ``U(+-1/sqrt(fan_in))`` with ``fan_in = kh*kw*C/groups``.
+    PyTorch: ``torch.nn.Conv2d(C, out_channels, kernel_size, stride, padding, dilation,
+    groups, bias)``.
 
     Example:
-      >>> conv2d(jnp.ones((1, 8, 8, 3)), jnp.ones((3, 3, 3, 4)), padding="same").shape
-      (1, 8, 8, 4)
+      >>> params, _ = Conv2d(16, 3, padding="same").init(jax.random.key(0), (8, 28, 28, 1))
+      >>> params["weight"].shape
+      (3, 3, 1, 16)
     """
-    s, pads, d = _geometry(x, w, b, stride, padding, dilation, groups)
-    y = jax.lax.conv_general_dilated(
-        x, param(w, x), s, pads, rhs_dilation=d, dimension_numbers=_DIMS, feature_group_count=groups
-    )
-    return y if b is None else y + param(b, x)
+    check_int("out_channels", out_channels, minimum=1, fn="Conv2d")
+    kh, kw = as_pair("kernel_size", kernel_size, fn="Conv2d")
+    opts = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+
+    def init(key, input_shape):
+        c = channels("Conv2d", input_shape, groups)
+        shape = (kh, kw, c // groups, out_channels)
+        k_w, k_b = jax.random.split(key)
+        params = {"weight": (weight_init or default_weight_init)(k_w, shape, dtype)}
+        if bias:
+            params["bias"] = (
+                bias_init(k_b, (out_channels,), dtype)
+                if bias_init
+                else fan_in_uniform(k_b, (out_channels,), math.prod(shape[:3]), dtype)
+            )
+        return params, {}
+
+    def forward(params, x, key, train):
+        return conv2d(x, params["weight"], params.get("bias"), **opts)
+
+    def backward(params, x, g, key, train):
+        dx, dw, db = conv2d_backward(x, params["weight"], params.get("bias"), g, **opts)
+        return named_grads(params, weight=dw, bias=db), dx
+
+    return stateless("conv2d", init, forward, backward)
 
 
-def conv2d_backward(
-    x: Any,
-    w: Any,
-    b: Any,
-    g: Any,
-    *,
-    stride: Any = 1,
-    padding: Any = 0,
-    dilation: Any = 1,
-    groups: int = 1,
-) -> tuple[Any, Any, Any]:
-    """Vjp of :func:`conv2d` as two convolutions: ``(dx, dw, db)``.
+def MaxPool2d(kernel_size: Any, stride: Any = None, padding: Any = 0) -> Layer:
+    """Max pooling layer (:func:`~.functional.max_pool2d`); ``stride`` defaults to the kernel.
 
-    * ``dx`` is the transposed convolution: ``g`` dilated by the stride, padded by
-      ``d(k-1) - pad`` (plus the rows the forward never reached), correlated with the
-      spatially flipped kernel whose in/out channels are swapped (per group).
-    * ``dw`` is the correlation of the input with the output gradient:
-      ``dw[a, b, c, o] = sum_{n,i,j} x^{pad}[n, i s + a d, j s + b d, c] g[n, i, j, o]``,
-      i.e. a convolution whose "batch" is the channels, "features" the samples, with
-      window stride ``d`` and kernel dilation ``s`` (``batch_group_count = groups``).
-    * ``db = sum_{n,i,j} g[n, i, j, :]`` (``None`` without bias).
+    PyTorch: ``torch.nn.MaxPool2d(kernel_size, stride, padding)``.
+
+    Example:
+      >>> y, _ = MaxPool2d(2).apply({}, {}, jnp.ones((1, 8, 8, 3)))
+      >>> y.shape
+      (1, 4, 4, 3)
     """
-    s, pads, d = _geometry(x, w, b, stride, padding, dilation, groups)
-    w = param(w, x)
-    kh, kw, cg, o = w.shape
-    g = g.astype(x.dtype)
-    # rows/columns of the padded input that no output window reached
-    rest = [
-        (n + lo + hi - d_ * (k - 1) - 1) % s_
-        for n, (lo, hi), k, s_, d_ in zip(x.shape[1:3], pads, (kh, kw), s, d, strict=True)
-    ]
-    wt = jnp.reshape(w[::-1, ::-1], (kh, kw, cg, groups, o // groups))
-    wt = jnp.reshape(jnp.transpose(wt, (0, 1, 4, 3, 2)), (kh, kw, o // groups, groups * cg))
-    dx_pads = [
-        (d_ * (k - 1) - lo, d_ * (k - 1) - hi + r)
-        for (lo, hi), k, d_, r in zip(pads, (kh, kw), d, rest, strict=True)
-    ]
-    dx = jax.lax.conv_general_dilated(
-        g,
-        wt,
-        (1, 1),
-        dx_pads,
-        lhs_dilation=s,
-        rhs_dilation=d,
-        dimension_numbers=_DIMS,
-        feature_group_count=groups,
-    )
-    dw_pads = [(lo, hi - r) for (lo, hi), r in zip(pads, rest, strict=True)]
-    dw = jax.lax.conv_general_dilated(
-        x,
-        g,
-        d,
-        dw_pads,
-        rhs_dilation=s,
-        dimension_numbers=("CHWN", "IHWO", "HWNC"),
-        batch_group_count=groups,
-    )
-    db = None if b is None else jnp.sum(g, axis=(0, 1, 2))
-    return dx, dw, db
+    opts = {"stride": stride, "padding": padding}
+
+    def forward(params, x, key, train):
+        return max_pool2d(x, kernel_size, **opts)
+
+    def backward(params, x, g, key, train):
+        return {}, max_pool2d_backward(x, g, kernel_size, **opts)
+
+    return stateless("max_pool2d", no_params, forward, backward)
 
 
-_CONFIGS = [  # (x shape, w shape, kwargs)
-    ((2, 5, 6, 3), (3, 3, 3, 4), {}),
-    ((1, 7, 6, 4), (3, 2, 2, 6), {"stride": 2, "padding": (1, 2), "groups": 2}),
-    # padding 3 exceeds the dilated kernel's reach: negative padding in the transposed conv
-    ((1, 8, 7, 2), (2, 3, 2, 3), {"stride": (3, 2), "dilation": (2, 1), "padding": 3}),
-    ((1, 5, 5, 2), (2, 4, 2, 2), {"padding": "same", "dilation": 2}),
-]
+def AvgPool2d(
+    kernel_size: Any, stride: Any = None, padding: Any = 0, count_include_pad: bool = True
+) -> Layer:
+    """Average pooling layer (:func:`~.functional.avg_pool2d`).
 
+    PyTorch: ``torch.nn.AvgPool2d(kernel_size, stride, padding, count_include_pad=...)``.
 
-def _register(i: int, xs: tuple, ws: tuple, kw: dict) -> None:
-    def examples():
-        rng = np.random.default_rng(10 + i)
-        return [(rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[-1]))]
+    Example:
+      >>> y, _ = AvgPool2d(2).apply({}, {}, jnp.ones((1, 8, 8, 3)))
+      >>> y.shape
+      (1, 4, 4, 3)
+    """
+    opts = {"stride": stride, "padding": padding, "count_include_pad": count_include_pad}
 
-    opts = ", ".join(f"{k}={v!r}" for k, v in kw.items())
-    register_grad(
-        f"conv2d({opts})",
-        forward=lambda x, w, b: conv2d(x, w, b, **kw),
-        backward=lambda x, w, b, g: conv2d_backward(x, w, b, g, **kw),
-        examples=examples,
-        argnums=(0, 1, 2),
-    )
+    def forward(params, x, key, train):
+        return avg_pool2d(x, kernel_size, **opts)
 
+    def backward(params, x, g, key, train):
+        return {}, avg_pool2d_backward(x, g, kernel_size, **opts)
 
-for _i, (_xs, _ws, _kw) in enumerate(_CONFIGS):
-    _register(_i, _xs, _ws, _kw)
+    return stateless("avg_pool2d", no_params, forward, backward)

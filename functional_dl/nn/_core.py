@@ -17,17 +17,36 @@ A layer may also carry its hand-derived backward pass::
 the vector-Jacobian product of ``apply`` at input ``x`` for output cotangent ``g``
 (``param_grads`` has the structure of ``params``). ``Sequential`` and ``Residual``
 chain their children's backward passes (see :mod:`functional_dl.nn.backprop`).
+
+This module also holds the helpers every layer file shares: :func:`stateless` (a layer
+from a forward and a backward), the parameter-naming :func:`named_grads`, and PyTorch's
+default initializers.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Layer", "Sequential", "Residual", "output_shape"]
+from . import init as initializers
+
+__all__ = [
+    "Layer",
+    "output_shape",
+    "backward_of",
+    "stateless",
+    "named_grads",
+    "no_params",
+    "channels",
+    "fan_in_uniform",
+    "default_weight_init",
+    "affine_init",
+    "Init",
+]
 
 
 class Layer(NamedTuple):
@@ -55,94 +74,77 @@ def output_shape(
     return tuple(_abstract_output(layer, params, state, x).shape)
 
 
+def backward_of(layer: Layer) -> Callable[..., tuple[Any, Any]]:
+    """``layer.backward``; raises ``ValueError`` for a layer without one."""
+    if layer.backward is None:
+        raise ValueError(f"layer {layer.name!r} has no hand-derived backward pass")
+    return layer.backward
+
+
 def _abstract_output(layer: Layer, params: Any, state: Any, x: Any) -> Any:
     """``layer.apply``'s output as a ``jax.ShapeDtypeStruct`` (no FLOPs)."""
     y, _ = jax.eval_shape(lambda p, s, x: layer.apply(p, s, x, train=False), params, state, x)
     return y
 
 
-def _split(key: Any, n: int) -> list[Any]:
-    if key is None:
-        return [None] * n
-    return list(jax.random.split(key, n))
+Init = Callable[..., Any]
 
 
-def Sequential(*layers: Layer) -> Layer:
-    """Compose layers left to right: ``y = layer_n(... layer_1(x))``.
+def stateless(name: str, init: Callable, forward: Callable, backward: Callable) -> Layer:
+    """A :class:`Layer` without state from ``forward(params, x, key, train) -> y`` and
+    ``backward(params, x, g, key, train) -> (param_grads, dx)``."""
 
-    Parameters and state are dicts keyed ``"{index}_{name}"`` (``"0_linear"``).
-    ``init`` splits its key into one key per layer and infers each layer's input
-    shape from the previous layer's output (``jax.eval_shape``, no FLOPs); its
-    ``input_shape`` may be a ``jax.ShapeDtypeStruct`` when the input is not float32
-    (token ids). ``apply`` splits ``key`` (when given) the same way.
+    def apply(params, state, x, *, key=None, train=False):
+        return forward(params, x, key, train), state
 
-    PyTorch: ``torch.nn.Sequential``.
-    """
-    if not layers or not all(isinstance(layer, Layer) for layer in layers):
-        raise TypeError(f"Sequential: every argument must be a Layer, got {layers!r}")
-    names = [f"{i}_{layer.name}" for i, layer in enumerate(layers)]
+    def bwd(params, state, x, g, *, key=None, train=False):
+        return backward(params, x, g, key, train)
 
-    def init(key, input_shape):
-        # input_shape may be a jax.ShapeDtypeStruct to give a non-float input (token ids)
-        params, state = {}, {}
-        x = jax.ShapeDtypeStruct(
-            tuple(getattr(input_shape, "shape", input_shape)),
-            getattr(input_shape, "dtype", jnp.float32),
+    return Layer(init, apply, name, bwd)
+
+
+def named_grads(params: dict, **grads: Any) -> dict:
+    """The gradients of ``params``' keys only (absent optional parameters stay absent)."""
+    return {k: grads[k] for k in params}
+
+
+def fan_in_uniform(key: Any, shape: tuple[int, ...], fan_in: int, dtype: Any) -> Any:
+    """``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``: PyTorch's default bias init of linear/conv."""
+    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    return initializers.uniform(key, shape, dtype, a=-bound, b=bound)
+
+
+def default_weight_init(key: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """PyTorch's ``kaiming_uniform_(w, a=sqrt(5))``: ``U(+-1/sqrt(fan_in))``."""
+    return initializers.kaiming_uniform(key, shape, dtype, a=math.sqrt(5.0))
+
+
+def no_params(key: Any, input_shape: Any) -> tuple[dict, dict]:
+    """``init`` of a layer without parameters or state."""
+    return {}, {}
+
+
+def channels(fn: str, input_shape: Any, groups: int = 1) -> int:
+    """``C`` of ``input_shape = [N, ..., C]``, which ``groups`` must divide."""
+    if len(input_shape) < 2 or input_shape[-1] % groups:
+        raise ValueError(
+            f"{fn}: input_shape must be [N, ..., C] with C divisible by "
+            f"groups={groups}, got input_shape={tuple(input_shape)}"
         )
-        for name, layer, k in zip(names, layers, _split(key, len(layers)), strict=True):
-            params[name], state[name] = layer.init(k, tuple(x.shape))
-            x = _abstract_output(layer, params[name], state[name], x)
-        return params, state
-
-    def apply(params, state, x, *, key=None, train=False):
-        new_state = {}
-        for name, layer, k in zip(names, layers, _split(key, len(layers)), strict=True):
-            x, new_state[name] = layer.apply(params[name], state[name], x, key=k, train=train)
-        return x, new_state
-
-    def backward(params, state, x, g, *, key=None, train=False):
-        # forward pass recording every layer's input, then the chain rule backwards
-        keys, inputs = _split(key, len(layers)), []
-        for name, layer, k in zip(names, layers, keys, strict=True):
-            inputs.append(x)
-            x, _ = layer.apply(params[name], state[name], x, key=k, train=train)
-        grads = {}
-        for name, layer, k, xi in reversed(list(zip(names, layers, keys, inputs, strict=True))):
-            grads[name], g = layer.backward(params[name], state[name], xi, g, key=k, train=train)
-        return grads, g
-
-    has_backward = all(layer.backward is not None for layer in layers)
-    return Layer(
-        init,
-        apply,
-        "sequential",
-        backward if has_backward else None,
-        dict(zip(names, layers, strict=True)),
-    )
+    return int(input_shape[-1])
 
 
-def Residual(layer: Layer) -> Layer:
-    """Skip connection: ``y = x + layer(x)`` (the layer must preserve the shape)."""
-    if not isinstance(layer, Layer):
-        raise TypeError(f"Residual: layer must be a Layer, got {layer!r}")
+def affine_init(shape_fn: Callable, weight: bool, bias: bool, dtype: Any) -> Callable:
+    """``init`` of a normalisation layer: ``weight`` ones and ``bias`` zeros of
+    ``shape_fn(input_shape)``, no state."""
 
     def init(key, input_shape):
-        params, state = layer.init(key, input_shape)
-        out = output_shape(layer, params, state, input_shape)
-        if out != tuple(input_shape):
-            raise ValueError(
-                f"Residual: the wrapped layer must preserve the shape, got input_shape="
-                f"{tuple(input_shape)} and output shape {out}"
-            )
-        return params, state
+        shape = shape_fn(tuple(input_shape))
+        params = {}
+        if weight:
+            params["weight"] = initializers.ones(key, shape, dtype)
+        if bias:
+            params["bias"] = initializers.zeros(key, shape, dtype)
+        return params, {}
 
-    def apply(params, state, x, *, key=None, train=False):
-        y, state = layer.apply(params, state, x, key=key, train=train)
-        return x + y, state
-
-    def backward(params, state, x, g, *, key=None, train=False):
-        grads, dx = layer.backward(params, state, x, g, key=key, train=train)
-        return grads, g + dx
-
-    has_backward = layer.backward is not None
-    return Layer(init, apply, f"residual_{layer.name}", backward if has_backward else None)
+    return init

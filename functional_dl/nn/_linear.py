@@ -1,83 +1,155 @@
-"""Affine map ``y = x W + b`` with weights stored ``[in, out]``, and its backward."""
+"""Dense, embedding, dropout and reshaping layers.
+
+Every constructor returns a :class:`Layer` whose ``init`` infers input sizes from
+``input_shape`` and uses PyTorch's default initialization, whose ``apply`` calls the
+matching :mod:`functional_dl.nn.functional` op, and whose ``backward`` calls that op's
+hand-derived vjp.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
-import numpy as np
 
-from .._checks import check_floating, check_ndim
-from ._utils import check_vector, param, register_grad
+from .._checks import check_int, check_probability
+from . import init as initializers
+from ._core import (
+    Init,
+    Layer,
+    default_weight_init,
+    fan_in_uniform,
+    named_grads,
+    no_params,
+    stateless,
+)
+from .functional._dropout import dropout, dropout_backward
+from .functional._embedding import embedding, embedding_backward
+from .functional._linear import linear, linear_backward
 
-__all__ = ["linear", "linear_backward"]
+__all__ = ["Linear", "Flatten", "Embedding", "Dropout"]
 
 
-def _check(x: Any, w: Any, b: Any) -> None:
-    check_floating("x", x, fn="linear")
-    check_ndim("w", w, 2, fn="linear")
-    if np.ndim(x) < 1 or np.shape(x)[-1] != np.shape(w)[0]:
-        raise ValueError(
-            f"linear: the last axis of x must equal w.shape[0] (in_features), got "
-            f"x.shape={tuple(np.shape(x))} and w.shape={tuple(np.shape(w))}"
-        )
-    check_vector("b", b, np.shape(w)[1], fn="linear", of=f"w.shape={tuple(np.shape(w))}")
+def Linear(
+    out_features: int,
+    bias: bool = True,
+    *,
+    weight_init: Init | None = None,
+    bias_init: Init | None = None,
+    dtype: Any = jnp.float32,
+) -> Layer:
+    """Fully connected layer ``y = x @ weight + bias`` on the last axis.
 
-
-def linear(x: Any, w: Any, b: Any = None) -> Any:
-    """Affine map of the last axis: ``y = x @ w + b``.
-
-    .. math:: y_{...j} = \\sum_i x_{...i} W_{ij} + b_j
-
-    Args:
-      x: ``[..., in_features]`` floating array.
-      w: ``[in_features, out_features]`` (transposed w.r.t. PyTorch's ``[out, in]``).
-      b: optional ``[out_features]``.
-
-    Returns:
-      ``[..., out_features]`` in ``x``'s dtype (``w`` and ``b`` are cast to it).
-
-    PyTorch: ``torch.nn.functional.linear(x, w.T, b)``.
+    Params: ``{"weight": [in, out], "bias": [out]}``; ``in`` is ``input_shape[-1]``.
+    Default init as PyTorch: weight ``kaiming_uniform(a=sqrt(5))`` = ``U(+-1/sqrt(in))``,
+    bias ``U(+-1/sqrt(in))``. ``weight_init``/``bias_init`` (``fn(key, shape, dtype)``)
+    override it. PyTorch: ``torch.nn.Linear(in, out_features, bias)``.
 
     Example:
-      >>> linear(jnp.ones((2, 3)), jnp.ones((3, 4)), jnp.zeros(4)).shape
-      (2, 4)
+      >>> params, state = Linear(10).init(jax.random.key(0), (32, 64))
+      >>> params["weight"].shape, params["bias"].shape
+      ((64, 10), (10,))
     """
-    _check(x, w, b)
-    y = jnp.matmul(x, param(w, x))
-    return y if b is None else y + param(b, x)
+    check_int("out_features", out_features, minimum=1, fn="Linear")
+
+    def init(key, input_shape):
+        fan_in = int(input_shape[-1])
+        kw, kb = jax.random.split(key)
+        w_init = weight_init or default_weight_init
+        params = {"weight": w_init(kw, (fan_in, out_features), dtype)}
+        if bias:
+            params["bias"] = (
+                bias_init(kb, (out_features,), dtype)
+                if bias_init
+                else fan_in_uniform(kb, (out_features,), fan_in, dtype)
+            )
+        return params, {}
+
+    def forward(params, x, key, train):
+        return linear(x, params["weight"], params.get("bias"))
+
+    def backward(params, x, g, key, train):
+        dx, dw, db = linear_backward(x, params["weight"], params.get("bias"), g)
+        return named_grads(params, weight=dw, bias=db), dx
+
+    return stateless("linear", init, forward, backward)
 
 
-def linear_backward(x: Any, w: Any, b: Any, g: Any) -> tuple[Any, Any, Any]:
-    """Vector-Jacobian product of :func:`linear`: ``(dx, dw, db)`` for cotangent ``g``.
+def Flatten() -> Layer:
+    """Flatten every axis but the first: ``[N, ...] -> [N, prod(...)]``.
 
-    With ``X`` the inputs flattened to ``[M, in]`` and ``dZ = g`` flattened to ``[M, out]``:
+    PyTorch: ``torch.nn.Flatten()`` (``start_dim=1``).
 
-    .. math:: dX = dZ\\,W^T, \\qquad dW = X^T dZ, \\qquad db = \\textstyle\\sum_m dZ_m
-
-    ``db`` is ``None`` when ``b`` is ``None``.
+    Example:
+      >>> Flatten().apply({}, {}, jnp.ones((2, 3, 4)))[0].shape
+      (2, 12)
     """
-    w = param(w, x)
-    x2 = jnp.reshape(x, (-1, x.shape[-1]))  # (M, in)
-    g2 = jnp.reshape(g, (-1, g.shape[-1]))  # (M, out)
-    dx = jnp.matmul(g, w.T)
-    dw = jnp.matmul(x2.T, g2)
-    db = None if b is None else jnp.sum(g2, axis=0)
-    return dx, dw, db
+
+    def forward(params, x, key, train):
+        return jnp.reshape(x, (x.shape[0], -1))
+
+    def backward(params, x, g, key, train):
+        return {}, jnp.reshape(g, x.shape)
+
+    return stateless("flatten", no_params, forward, backward)
 
 
-def _examples():
-    rng = np.random.default_rng(0)
-    return [
-        (rng.standard_normal((4, 3)), rng.standard_normal((3, 5)), rng.standard_normal(5)),
-        (rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 2)), np.array([0.0, 1e4])),
-    ]
+def Embedding(
+    num_embeddings: int,
+    embedding_dim: int,
+    *,
+    weight_init: Init | None = None,
+    dtype: Any = jnp.float32,
+) -> Layer:
+    """Lookup table: integer ids ``[...]`` to vectors ``[..., embedding_dim]``.
+
+    Params: ``{"weight": [num_embeddings, embedding_dim]}`` drawn from ``N(0, 1)``
+    (PyTorch). In a :func:`Sequential`, pass ``jax.ShapeDtypeStruct(shape, jnp.int32)`` as
+    ``input_shape``. PyTorch: ``torch.nn.Embedding(num_embeddings, embedding_dim)``.
+
+    Example:
+      >>> params, _ = Embedding(100, 16).init(jax.random.key(0), (4, 7))
+      >>> params["weight"].shape
+      (100, 16)
+    """
+    check_int("num_embeddings", num_embeddings, minimum=1, fn="Embedding")
+    check_int("embedding_dim", embedding_dim, minimum=1, fn="Embedding")
+
+    def init(key, input_shape):
+        shape = (num_embeddings, embedding_dim)
+        return {"weight": (weight_init or initializers.normal)(key, shape, dtype)}, {}
+
+    def forward(params, ids, key, train):
+        return embedding(ids, params["weight"])
+
+    def backward(params, ids, g, key, train):
+        return {"weight": embedding_backward(ids, params["weight"], g)}, None
+
+    return stateless("embedding", init, forward, backward)
 
 
-register_grad(
-    "linear",
-    forward=linear,
-    backward=linear_backward,
-    examples=_examples,
-    argnums=(0, 1, 2),
-)
+def Dropout(rate: float = 0.5) -> Layer:
+    """Inverted dropout in training (``train=True``, needs ``key``), identity otherwise.
+
+    Raises ``ValueError`` when ``train=True``, ``rate > 0`` and ``key`` is ``None``.
+    PyTorch: ``torch.nn.Dropout(p=rate)``.
+
+    Example:
+      >>> y, _ = Dropout(0.5).apply({}, {}, jnp.ones(4), key=jax.random.key(0), train=True)
+      >>> y  # entries 0 or 1 / (1 - 0.5)
+      Array([0., 0., 2., 2.], dtype=float32)
+    """
+    check_probability("rate", rate, fn="Dropout")
+
+    def forward(params, x, key, train):
+        if train and rate > 0 and key is None:
+            raise ValueError(
+                f"Dropout: apply needs a key when train=True (rate={rate}), got key=None"
+            )
+        return dropout(key, x, rate, train=train)
+
+    def backward(params, x, g, key, train):
+        return {}, dropout_backward(key, x, rate, g, train=train)
+
+    return stateless("dropout", no_params, forward, backward)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -11,11 +12,11 @@ from jax import lax
 from .._checks import check_choice, check_int, check_positive, check_probability
 from . import init as initializers
 from ._core import Layer
-from ._dropout import dropout as dropout_op
-from ._embedding import embedding
-from ._layers import RMSNorm
-from ._linear import linear
+from ._norm import RMSNorm
 from ._transformer import causal_lm_block
+from .functional._dropout import dropout as dropout_op
+from .functional._embedding import embedding
+from .functional._linear import linear
 
 __all__ = ["TransformerLM", "generate"]
 
@@ -23,21 +24,21 @@ _FN = "TransformerLM"
 
 
 def TransformerLM(
-    vocab_size,
-    d_model=512,
-    num_heads=8,
-    num_layers=6,
+    vocab_size: int,
+    d_model: int = 512,
+    num_heads: int = 8,
+    num_layers: int = 6,
     *,
-    num_kv_heads=None,
-    dim_feedforward=None,
-    dropout=0.0,
-    norm_eps=1e-6,
-    rope_theta=10000.0,
-    rope_layout="half",
-    tie_embeddings=False,
-    implementation=None,
-    init_std=0.02,
-):
+    num_kv_heads: int | None = None,
+    dim_feedforward: int | None = None,
+    dropout: float = 0.0,
+    norm_eps: float = 1e-6,
+    rope_theta: float = 10000.0,
+    rope_layout: str = "half",
+    tie_embeddings: bool = False,
+    implementation: str | None = None,
+    init_std: float = 0.02,
+) -> Layer:
     """Decoder-only Transformer LM: pre-norm RMSNorm, SwiGLU, RoPE, causal (LLaMA-style).
 
     .. math::
@@ -73,6 +74,8 @@ def TransformerLM(
       >>> lm = TransformerLM(100, d_model=64, num_heads=4, num_layers=2)
       >>> params, state = lm.init(jax.random.key(0), (8, 32))
       >>> logits, _ = lm.apply(params, state, jnp.zeros((8, 32), jnp.int32))
+      >>> logits.shape
+      (8, 32, 100)
     """
     for name, value in (
         ("vocab_size", vocab_size),
@@ -170,8 +173,16 @@ def _pick(logits, key, temperature, top_k):
 
 
 def generate(
-    model, params, prompt, max_new_tokens, *, src=None, key=None, temperature=1.0, top_k=None
-):
+    model: Layer,
+    params: Any,
+    prompt: Any,
+    max_new_tokens: int,
+    *,
+    src: Any = None,
+    key: Any = None,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+) -> jax.Array:
     """Autoregressive generation with the KV cache: ``prompt`` plus ``max_new_tokens``.
 
     The prompt is run once (prefill, filling a cache of length ``L + max_new_tokens``),
@@ -195,8 +206,12 @@ def generate(
       int32 ``[B, L + max_new_tokens]``: the prompt followed by the generated tokens.
 
     Example:
+      >>> lm = TransformerLM(20, d_model=16, num_heads=2, num_layers=1)
+      >>> params, _ = lm.init(jax.random.key(0), (2, 8))
       >>> out = generate(lm, params, jnp.zeros((2, 1), jnp.int32), 16,
       ...                key=jax.random.key(0), temperature=0.8, top_k=10)
+      >>> out.shape
+      (2, 17)
     """
     check_int("max_new_tokens", max_new_tokens, minimum=1, fn="generate")
     check_positive("temperature", temperature, fn="generate")
@@ -226,8 +241,11 @@ def _generate(model, params, prompt, src, key, *, max_new_tokens, temperature, t
 
     length = prompt.shape[1] + max_new_tokens
     logits, cache = model.apply(params, {}, inputs(prompt), cache_length=length)
-    keys = None if key is None else jax.random.split(key, max_new_tokens)
-    first = _pick(logits[:, -1], None if key is None else keys[0], temperature, top_k)
+    first_key, step_keys = None, None
+    if key is not None:
+        keys = jax.random.split(key, max_new_tokens)
+        first_key, step_keys = keys[0], keys[1:]
+    first = _pick(logits[:, -1], first_key, temperature, top_k)
 
     def step(carry, k):
         cache, token = carry
@@ -235,7 +253,5 @@ def _generate(model, params, prompt, src, key, *, max_new_tokens, temperature, t
         token = _pick(logits[:, -1], k, temperature, top_k)
         return (cache, token), token
 
-    _, rest = lax.scan(
-        step, (cache, first), None if key is None else keys[1:], length=max_new_tokens - 1
-    )
+    _, rest = lax.scan(step, (cache, first), step_keys, length=max_new_tokens - 1)
     return jnp.concatenate([prompt, first[:, None], rest.T.astype(jnp.int32)], axis=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -11,12 +12,13 @@ import jax.numpy as jnp
 from .._checks import check_choice, check_int
 from . import init as initializers
 from ._core import Layer
-from ._dropout import dropout as dropout_op
-from ._embedding import embedding
-from ._layers import Linear
-from ._linear import linear
-from ._positional import sinusoidal_positional_encoding
+from ._linear import Linear
 from ._transformer import TransformerDecoderLayer, TransformerEncoderLayer, norm_layer
+from .functional._dropout import dropout as dropout_op
+from .functional._embedding import embedding
+from .functional._linear import linear
+from .functional._positional import sinusoidal_positional_encoding
+from .functional._utils import to_rank
 
 __all__ = ["Transformer"]
 
@@ -28,24 +30,24 @@ def _split(key, n):
 
 
 def Transformer(
-    src_vocab_size,
-    tgt_vocab_size=None,
-    d_model=512,
-    num_heads=8,
-    num_encoder_layers=6,
-    num_decoder_layers=6,
-    dim_feedforward=2048,
-    dropout=0.1,
-    activation="relu",
-    layer_norm_eps=1e-5,
+    src_vocab_size: int,
+    tgt_vocab_size: int | None = None,
+    d_model: int = 512,
+    num_heads: int = 8,
+    num_encoder_layers: int = 6,
+    num_decoder_layers: int = 6,
+    dim_feedforward: int = 2048,
+    dropout: float = 0.1,
+    activation: str = "relu",
+    layer_norm_eps: float = 1e-5,
     *,
-    norm_first=False,
-    share_embeddings=False,
-    positional="sinusoidal",
-    max_length=1024,
-    pad_id=None,
-    implementation=None,
-):
+    norm_first: bool = False,
+    share_embeddings: bool = False,
+    positional: str = "sinusoidal",
+    max_length: int = 1024,
+    pad_id: int | None = None,
+    implementation: str | None = None,
+) -> Layer:
     """Encoder-decoder Transformer over token ids, returning next-token logits.
 
     .. math::
@@ -83,7 +85,10 @@ def Transformer(
       >>> model = Transformer(12, d_model=32, num_heads=4, num_encoder_layers=2,
       ...                     num_decoder_layers=2, dim_feedforward=64)
       >>> params, state = model.init(jax.random.key(0), ((2, 9), (2, 9)))
+      >>> src = tgt = jnp.ones((2, 9), jnp.int32)
       >>> logits, _ = model.apply(params, state, (src, tgt))
+      >>> logits.shape
+      (2, 9, 12)
     """
     for name, value in (
         ("src_vocab_size", src_vocab_size),
@@ -103,7 +108,7 @@ def Transformer(
         )
     if d_model % num_heads:
         raise ValueError(f"{_FN}: d_model={d_model} must be divisible by num_heads={num_heads}")
-    kw = dict(
+    kw: dict[str, Any] = dict(
         num_heads=num_heads,
         dim_feedforward=dim_feedforward,
         dropout=dropout,
@@ -150,7 +155,7 @@ def Transformer(
         table = params["embed" if share_embeddings else f"{side}_embed"]["weight"]
         h = embedding(ids, table) * math.sqrt(d_model)
         pos = params[f"{side}_pos"]["weight"] if positional == "learned" else sinusoid
-        h = h + jnp.take(pos, positions, axis=0).astype(h.dtype)
+        h = h + to_rank(jnp.take(pos, positions, axis=0).astype(h.dtype), h.ndim)
         return dropout_op(key, h, dropout, train=train and dropout > 0)
 
     def padding(ids, given):

@@ -39,7 +39,16 @@ def summary(layer: Layer, input_shape: Any, *, key: Any = None) -> str:
       ``model.summary()``.
 
     Example:
-      >>> print(summary(Sequential(Linear(16), ReLU(), Linear(3)), (32, 8)))
+      >>> model = fdl.nn.Sequential(fdl.nn.Linear(16), fdl.nn.ReLU(), fdl.nn.Linear(3))
+      >>> print(summary(model, (32, 8)))
+      layer         output shape              params
+      ----------------------------------------------
+      sequential    (32, 3)                      195
+        0_linear    (32, 16)                     144
+        1_relu      (32, 16)                       0
+        2_linear    (32, 3)                       51
+      ----------------------------------------------
+      input (32, 8), total parameters 195
     """
     key = jax.random.key(0) if key is None else key
     shape = tuple(getattr(input_shape, "shape", input_shape))

@@ -10,26 +10,36 @@ SwiGLU, RoPE, causal)::
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 
 from .. import activations
 from .._checks import check_choice, check_int, check_positive, check_probability
-from ._core import Layer
-from ._dropout import dropout as dropout_op
-from ._layers import LayerNorm, Linear, RMSNorm
-from ._linear import linear
-from ._mha import MultiHeadAttention
+from ._attention import MultiHeadAttention
+from ._core import Init, Layer
+from ._linear import Linear
+from ._norm import LayerNorm, RMSNorm
+from .functional._dropout import dropout as dropout_op
+from .functional._linear import linear
 
 __all__ = ["TransformerEncoderLayer", "TransformerDecoderLayer", "FeedForward", "norm_layer"]
 
 
-def norm_layer(norm, eps):
+def norm_layer(norm: str, eps: float) -> Layer:
     """``LayerNorm(eps)`` for ``norm='layer_norm'``, ``RMSNorm(eps)`` for ``'rms_norm'``."""
     check_choice("norm", norm, ("layer_norm", "rms_norm"), fn="norm_layer")
     return LayerNorm(eps) if norm == "layer_norm" else RMSNorm(eps)
 
 
-def FeedForward(dim_feedforward, *, activation="relu", dropout=0.0, bias=True, weight_init=None):
+def FeedForward(
+    dim_feedforward: int,
+    *,
+    activation: str = "relu",
+    dropout: float = 0.0,
+    bias: bool = True,
+    weight_init: Init | None = None,
+) -> Layer:
     """Position-wise feed-forward network on the last axis.
 
     ``'relu'``/``'gelu'``: ``linear2(dropout(act(linear1(x))))`` (params ``linear1``,
@@ -73,7 +83,7 @@ def _block(
     dim_feedforward,
     dropout,
     activation,
-    eps,
+    layer_norm_eps,
     norm_first,
     bias,
     norm,
@@ -89,8 +99,8 @@ def _block(
     fn = name
     check_int("dim_feedforward", dim_feedforward, minimum=1, fn=fn)
     check_probability("dropout", dropout, fn=fn)
-    check_positive("layer_norm_eps", eps, fn=fn)
-    attn_kw = dict(
+    check_positive("layer_norm_eps", layer_norm_eps, fn=fn)
+    attn_kw: dict[str, Any] = dict(
         num_kv_heads=num_kv_heads,
         bias=bias,
         dropout=dropout,
@@ -104,7 +114,7 @@ def _block(
     ffn = FeedForward(
         dim_feedforward, activation=activation, dropout=dropout, bias=bias, weight_init=weight_init
     )
-    norm_l = norm_layer(norm, eps)
+    norm_l = norm_layer(norm, layer_norm_eps)
     subs = [("self_attn", self_attn)] + ([("cross_attn", cross_attn)] if cross_attention else [])
     subs.append(("ffn", ffn))
 
@@ -176,21 +186,21 @@ def _block(
 
 
 def TransformerEncoderLayer(
-    num_heads,
-    dim_feedforward=2048,
-    dropout=0.1,
-    activation="relu",
-    layer_norm_eps=1e-5,
+    num_heads: int,
+    dim_feedforward: int = 2048,
+    dropout: float = 0.1,
+    activation: str = "relu",
+    layer_norm_eps: float = 1e-5,
     *,
-    norm_first=False,
-    bias=True,
-    norm="layer_norm",
-    num_kv_heads=None,
-    rope=None,
-    rope_theta=10000.0,
-    is_causal=False,
-    implementation=None,
-):
+    norm_first: bool = False,
+    bias: bool = True,
+    norm: str = "layer_norm",
+    num_kv_heads: int | None = None,
+    rope: str | None = None,
+    rope_theta: float = 10000.0,
+    is_causal: bool = False,
+    implementation: str | None = None,
+) -> Layer:
     """Transformer encoder layer: self-attention and feed-forward, each with a residual.
 
     .. math::
@@ -228,43 +238,30 @@ def TransformerEncoderLayer(
       >>> layer = TransformerEncoderLayer(4, 64)
       >>> params, state = layer.init(jax.random.key(0), (2, 10, 32))
       >>> y, _ = layer.apply(params, state, jnp.ones((2, 10, 32)))
+      >>> y.shape
+      (2, 10, 32)
     """
+    options = dict(locals())  # the arguments above, by name
     check_int("num_heads", num_heads, minimum=1, fn="TransformerEncoderLayer")
-    return _block(
-        num_heads,
-        cross_attention=False,
-        dim_feedforward=dim_feedforward,
-        dropout=dropout,
-        activation=activation,
-        eps=layer_norm_eps,
-        norm_first=norm_first,
-        bias=bias,
-        norm=norm,
-        num_kv_heads=num_kv_heads,
-        rope=rope,
-        rope_theta=rope_theta,
-        is_causal=is_causal,
-        implementation=implementation,
-        name="TransformerEncoderLayer",
-    )
+    return _block(cross_attention=False, name="TransformerEncoderLayer", **options)
 
 
 def TransformerDecoderLayer(
-    num_heads,
-    dim_feedforward=2048,
-    dropout=0.1,
-    activation="relu",
-    layer_norm_eps=1e-5,
+    num_heads: int,
+    dim_feedforward: int = 2048,
+    dropout: float = 0.1,
+    activation: str = "relu",
+    layer_norm_eps: float = 1e-5,
     *,
-    norm_first=False,
-    bias=True,
-    norm="layer_norm",
-    num_kv_heads=None,
-    rope=None,
-    rope_theta=10000.0,
-    is_causal=True,
-    implementation=None,
-):
+    norm_first: bool = False,
+    bias: bool = True,
+    norm: str = "layer_norm",
+    num_kv_heads: int | None = None,
+    rope: str | None = None,
+    rope_theta: float = 10000.0,
+    is_causal: bool = True,
+    implementation: str | None = None,
+) -> Layer:
     """Transformer decoder layer: causal self-attention, cross-attention, feed-forward.
 
     .. math::
@@ -293,39 +290,26 @@ def TransformerDecoderLayer(
       >>> layer = TransformerDecoderLayer(4, 64)
       >>> params, state = layer.init(jax.random.key(0), (2, 7, 32))
       >>> y, _ = layer.apply(params, state, jnp.ones((2, 7, 32)), memory=jnp.ones((2, 9, 32)))
+      >>> y.shape
+      (2, 7, 32)
     """
+    options = dict(locals())  # the arguments above, by name
     check_int("num_heads", num_heads, minimum=1, fn="TransformerDecoderLayer")
-    return _block(
-        num_heads,
-        cross_attention=True,
-        dim_feedforward=dim_feedforward,
-        dropout=dropout,
-        activation=activation,
-        eps=layer_norm_eps,
-        norm_first=norm_first,
-        bias=bias,
-        norm=norm,
-        num_kv_heads=num_kv_heads,
-        rope=rope,
-        rope_theta=rope_theta,
-        is_causal=is_causal,
-        implementation=implementation,
-        name="TransformerDecoderLayer",
-    )
+    return _block(cross_attention=True, name="TransformerDecoderLayer", **options)
 
 
 def causal_lm_block(
-    num_heads,
-    dim_feedforward,
+    num_heads: int,
+    dim_feedforward: int,
     *,
-    num_kv_heads,
-    dropout,
-    eps,
-    rope_theta,
-    rope_layout,
-    implementation,
-    weight_init,
-):
+    num_kv_heads: int | None,
+    dropout: float,
+    eps: float,
+    rope_theta: float,
+    rope_layout: str,
+    implementation: str | None,
+    weight_init: Init | None,
+) -> Layer:
     """The decoder-only block of :func:`TransformerLM`: pre-norm RMSNorm, causal
     RoPE self-attention without biases, SwiGLU feed-forward."""
     return _block(
@@ -334,7 +318,7 @@ def causal_lm_block(
         dim_feedforward=dim_feedforward,
         dropout=dropout,
         activation="swiglu",
-        eps=eps,
+        layer_norm_eps=eps,
         norm_first=True,
         bias=False,
         norm="rms_norm",

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
-from .. import grads, losses
+from .. import losses
 from ._core import Layer
 
 __all__ = ["backward", "cross_entropy_value_and_grad"]
@@ -41,7 +42,13 @@ def backward(
       ``(param_grads, dx)``; ``param_grads`` has the structure of ``params``.
 
     Example:
-      >>> grads, dx = backward(model, params, state, x, jnp.ones_like(y))
+      >>> model = fdl.nn.Sequential(fdl.nn.Linear(4), fdl.nn.ReLU(), fdl.nn.Linear(2))
+      >>> x = jnp.ones((3, 5))
+      >>> params, state = model.init(jax.random.key(0), x.shape)
+      >>> y, _ = model.apply(params, state, x)
+      >>> param_grads, dx = backward(model, params, state, x, jnp.ones_like(y))
+      >>> param_grads["2_linear"]["weight"].shape, dx.shape
+      ((4, 2), (3, 5))
     """
     if model.backward is None:
         raise ValueError(
@@ -60,7 +67,7 @@ def cross_entropy_value_and_grad(
     *,
     key: Any = None,
     train: bool = True,
-):
+) -> tuple[tuple[Any, Any], Any]:
     """Mean cross-entropy of ``model`` and its parameter gradients, by hand.
 
     Args:
@@ -71,15 +78,25 @@ def cross_entropy_value_and_grad(
     Returns:
       ``((loss, new_state), param_grads)`` like
       ``jax.value_and_grad(loss_fn, has_aux=True)(params)`` would: the loss is
-      :func:`functional_dl.losses.cross_entropy`, its gradient w.r.t. the logits the
-      hand-derived one registered with it (``(softmax(z) - onehot(y)) / N``), and the
+      :func:`functional_dl.losses.cross_entropy`, its gradient w.r.t. the logits
+      ``(softmax(z) - onehot(y)) / N`` the loss's own hand-derived rule (its
+      ``jax.custom_vjp``, reached through ``jax.vjp`` of the public function), and the
       parameter gradients come from :func:`backward`.
 
     Example:
-      >>> (loss, state), grads = cross_entropy_value_and_grad(model, params, state, x, y, key=k)
+      >>> model = fdl.nn.Sequential(fdl.nn.Linear(8), fdl.nn.ReLU(), fdl.nn.Linear(3))
+      >>> x, labels = jnp.ones((4, 5)), jnp.array([0, 1, 2, 1])
+      >>> params, state = model.init(jax.random.key(0), x.shape)
+      >>> (loss, state), param_grads = cross_entropy_value_and_grad(
+      ...     model, params, state, x, labels
+      ... )
+      >>> loss.shape, param_grads["0_linear"]["weight"].shape
+      ((), (5, 8))
     """
     logits, new_state = model.apply(params, state, x, key=key, train=train)
-    loss = losses.cross_entropy(logits, labels)
-    g = grads.registry()["cross_entropy"].backward(logits, labels, jnp.ones((), loss.dtype))
+    # dL/dz = (softmax(z) - onehot(y)) / N: the vjp of the public loss runs its
+    # hand-derived backward (cross_entropy is a jax.custom_vjp of its row statistics)
+    loss, loss_vjp = jax.vjp(lambda z: losses.cross_entropy(z, labels), logits)
+    (g,) = loss_vjp(jnp.ones((), loss.dtype))
     param_grads, _ = backward(model, params, state, x, g, key=key, train=train)
     return (loss, new_state), param_grads

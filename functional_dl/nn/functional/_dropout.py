@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_floating, check_probability, is_concrete
+from ..._checks import check_floating, check_probability, is_concrete
 from ._utils import register_grad
 
 __all__ = ["dropout", "dropout_backward"]
@@ -48,7 +48,8 @@ def dropout(key: Any, x: Any, rate: float, *, train: bool = True) -> Any:
     ``torch.nn.functional.dropout(x, p=rate, training=train)`` (the mask comes from ``key``).
 
     Example:
-      >>> dropout(jax.random.key(0), jnp.ones(4), 0.5)  # entries 0 or 2
+      >>> dropout(jax.random.key(0), jnp.ones(4), 0.5)  # entries 0 or 1 / (1 - 0.5)
+      Array([0., 0., 2., 2.], dtype=float32)
     """
     check_floating("x", x, fn="dropout")
     if _is_identity(key, rate, train):

@@ -27,6 +27,8 @@ the public entry point is :func:`functional_dl.nn.functional.scaled_dot_product_
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -94,6 +96,7 @@ def _block_scores(cfg, qi, kj, mask, bias, i, j):
     if cfg.is_causal:
         rows = i * bq + lax.broadcasted_iota(jnp.int32, (bq, bk), 0)
         valid = valid & (cols <= rows)
+    valid = jnp.reshape(valid, (1,) * (s.ndim - 2) + valid.shape)
     if cfg.has_mask:
         valid = valid & _slice_rows_cols(mask, i * bq, bq, j * bk, bk)
     return jnp.where(valid, s, NEG), valid
@@ -111,7 +114,9 @@ def _first_q_block(cfg, j):
     return (j * cfg.block_k) // cfg.block_q if cfg.is_causal else 0
 
 
-def forward(cfg, q, k, v, mask, bias, key):
+def forward(
+    cfg: Config, q: Any, k: Any, v: Any, mask: Any, bias: Any, key: Any
+) -> tuple[jax.Array, jax.Array]:
     """Blockwise attention: returns ``(out, lse)``; ``q`` ``[..., nq*bq, D]`` etc."""
     batch, bq, bk = q.shape[:-2], cfg.block_q, cfg.block_k
     nq, nk, dv = q.shape[-2] // bq, k.shape[-2] // bk, v.shape[-1]
@@ -150,7 +155,18 @@ def forward(cfg, q, k, v, mask, bias, key):
     return out, lse
 
 
-def backward(cfg, q, k, v, mask, bias, key, out, lse, g):
+def backward(
+    cfg: Config,
+    q: Any,
+    k: Any,
+    v: Any,
+    mask: Any,
+    bias: Any,
+    key: Any,
+    out: Any,
+    lse: Any,
+    g: Any,
+) -> tuple[Any, Any, Any, Any]:
     """Hand-derived vjp of :func:`forward`: ``(dq, dk, dv, dbias)`` (dbias None if no bias)."""
     bq, bk = cfg.block_q, cfg.block_k
     nq, nk = q.shape[-2] // bq, k.shape[-2] // bk

@@ -3,7 +3,8 @@
 Dtype rule of every ``nn.functional`` op: the output has the floating dtype of the
 data argument ``x``; parameters (weights, biases, tables) are cast to it, so float32
 parameters work with bfloat16 activations (mixed precision). Statistics of the
-normalisation layers are accumulated in at least float32.
+normalisation layers are accumulated in at least float32
+(:func:`functional_dl._dtypes.compute_dtype`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import grads
-from .._checks import check_floating, check_int
+from ... import grads
+from ..._checks import check_floating, check_int
 
 
 def as_pair(name: str, value: Any, *, fn: str, minimum: int = 1) -> tuple[int, int]:
@@ -38,9 +39,18 @@ def param(p: Any, x: Any) -> Any:
     return None if p is None else jnp.asarray(p).astype(x.dtype)
 
 
-def stat_dtype(dtype: Any) -> Any:
-    """The dtype statistics are accumulated in: at least float32."""
-    return jnp.promote_types(dtype, jnp.float32)
+def to_rank(v: Any, ndim: int) -> Any:
+    """``v`` with leading size-1 axes added up to rank ``ndim``: the explicit form of
+    NumPy's trailing-axis broadcasting, valid under ``jax_numpy_rank_promotion='raise'``
+    (``to_rank(bias [C], 4)`` is ``[1, 1, 1, C]``)."""
+    v = jnp.asarray(v)
+    return jnp.reshape(v, (1,) * (ndim - v.ndim) + v.shape)
+
+
+def param_to(p: Any, x: Any) -> Any:
+    """Parameter ``p`` cast to ``x``'s dtype and broadcast-ready against ``x``
+    (:func:`to_rank` of ``x.ndim``); ``None`` stays ``None``."""
+    return None if p is None else to_rank(jnp.asarray(p).astype(x.dtype), x.ndim)
 
 
 def check_input(name: str, x: Any, ndims: Any, *, fn: str, what: str) -> None:

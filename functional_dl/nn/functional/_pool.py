@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_choice
+from ..._checks import check_choice
 from ._conv import conv_padding
-from ._utils import as_pair, check_input, register_grad
+from ._utils import as_pair, check_input, register_grad, to_rank
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
 
@@ -57,7 +57,7 @@ def _scatter_windows(parts: list[Any], x_shape, k, s, pads, out) -> Any:
     contribution is placed at ``(a + i s, b + j s)`` (interior padding), then summed."""
     ph = x_shape[1] + sum(pads[0])
     pw = x_shape[2] + sum(pads[1])
-    total = 0
+    total: Any = 0
     for t, part in enumerate(parts):
         a, b = divmod(t, k[1])
         hi_h = ph - a - (s[0] * (out[0] - 1) + 1)
@@ -146,14 +146,15 @@ def avg_pool2d(
     (``ceil_mode=False``, no ``divisor_override``).
 
     Example:
-      >>> avg_pool2d(jnp.ones((1, 4, 4, 3)), 2, padding=1, count_include_pad=False)[0, 0, 0, 0]
+      >>> y = avg_pool2d(jnp.ones((1, 4, 4, 3)), 2, padding=1, count_include_pad=False)
+      >>> float(y[0, 0, 0, 0])
       1.0
     """
     check_choice("count_include_pad", count_include_pad, (True, False), fn="avg_pool2d")
     k, s, pads, out = _geometry("avg_pool2d", x, kernel_size, stride, padding)
     total = jax.lax.reduce_window(x, 0.0, jax.lax.add, *_window_args(k, s, pads))
     div = _avg_divisor(x.shape, k, s, pads, out, count_include_pad)
-    return total / jnp.asarray(div, x.dtype)
+    return total / to_rank(jnp.asarray(div, x.dtype), total.ndim)
 
 
 def avg_pool2d_backward(
@@ -168,7 +169,7 @@ def avg_pool2d_backward(
     """Vjp of :func:`avg_pool2d`: ``g / D`` spread evenly over each window's entries."""
     k, s, pads, out = _geometry("avg_pool2d", x, kernel_size, stride, padding)
     div = _avg_divisor(x.shape, k, s, pads, out, count_include_pad)
-    part = g.astype(x.dtype) / jnp.asarray(div, x.dtype)
+    part = g.astype(x.dtype) / to_rank(jnp.asarray(div, x.dtype), g.ndim)
     return _scatter_windows([part] * (k[0] * k[1]), x.shape, k, s, pads, out)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_floating, check_ndim
+from ..._checks import check_floating, check_ndim
 from ._utils import register_grad
 
 __all__ = ["embedding", "embedding_backward"]
@@ -37,6 +37,8 @@ def embedding(ids: Any, table: Any) -> Any:
 
     Example:
       >>> embedding(jnp.array([2, 0]), jnp.eye(3))  # rows 2 and 0
+      Array([[0., 0., 1.],
+             [1., 0., 0.]], dtype=float32)
     """
     _check(ids, table)
     return jnp.take(table, ids, axis=0, mode="fill")

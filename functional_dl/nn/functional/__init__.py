@@ -4,20 +4,26 @@ Images are channels-last (``[N, H, W, C]``), linear weights ``[in, out]``. Outpu
 keep the floating dtype of the data argument; parameters are cast to it.
 """
 
-# dense, convolution, pooling, normalisation, dropout, embedding
-from ._batch_norm import batch_norm as batch_norm
+from ._attention import attention_weights as attention_weights
+from ._attention import scaled_dot_product_attention as scaled_dot_product_attention
 from ._conv import conv2d as conv2d
 from ._dropout import dropout as dropout
 from ._embedding import embedding as embedding
 from ._linear import linear as linear
+from ._norm import batch_norm as batch_norm
 from ._norm import group_norm as group_norm
 from ._norm import layer_norm as layer_norm
 from ._norm import rms_norm as rms_norm
 from ._pool import avg_pool2d as avg_pool2d
 from ._pool import max_pool2d as max_pool2d
+from ._positional import alibi_bias as alibi_bias
+from ._positional import alibi_slopes as alibi_slopes
+from ._positional import relative_position_bias as relative_position_bias
+from ._positional import relative_position_bucket as relative_position_bucket
+from ._positional import rope as rope
+from ._positional import sinusoidal_positional_encoding as sinusoidal_positional_encoding
 
 __all__ = [
-    # dense, convolution, pooling, normalisation, dropout, embedding
     "linear",
     "conv2d",
     "max_pool2d",
@@ -28,19 +34,6 @@ __all__ = [
     "group_norm",
     "dropout",
     "embedding",
-]
-
-# attention and positional encodings
-from ._attention import attention_weights as attention_weights  # noqa: E402
-from ._attention import scaled_dot_product_attention as scaled_dot_product_attention  # noqa: E402
-from ._positional import alibi_bias as alibi_bias  # noqa: E402
-from ._positional import alibi_slopes as alibi_slopes  # noqa: E402
-from ._positional import relative_position_bias as relative_position_bias  # noqa: E402
-from ._positional import relative_position_bucket as relative_position_bucket  # noqa: E402
-from ._positional import rope as rope  # noqa: E402
-from ._positional import sinusoidal_positional_encoding as sinusoidal_positional_encoding  # noqa: E402,E501
-
-__all__ += [
     "scaled_dot_product_attention",
     "attention_weights",
     "rope",

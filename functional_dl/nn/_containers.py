@@ -1,0 +1,101 @@
+"""Combinators: :func:`Sequential` and :func:`Residual` thread shapes, keys and state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ._core import Layer, _abstract_output, backward_of, output_shape
+
+__all__ = ["Sequential", "Residual"]
+
+
+def _split(key: Any, n: int) -> list[Any]:
+    if key is None:
+        return [None] * n
+    return list(jax.random.split(key, n))
+
+
+def Sequential(*layers: Layer) -> Layer:
+    """Compose layers left to right: ``y = layer_n(... layer_1(x))``.
+
+    Parameters and state are dicts keyed ``"{index}_{name}"`` (``"0_linear"``).
+    ``init`` splits its key into one key per layer and infers each layer's input
+    shape from the previous layer's output (``jax.eval_shape``, no FLOPs); its
+    ``input_shape`` may be a ``jax.ShapeDtypeStruct`` when the input is not float32
+    (token ids). ``apply`` splits ``key`` (when given) the same way.
+
+    PyTorch: ``torch.nn.Sequential``.
+    """
+    if not layers or not all(isinstance(layer, Layer) for layer in layers):
+        raise TypeError(f"Sequential: every argument must be a Layer, got {layers!r}")
+    names = [f"{i}_{layer.name}" for i, layer in enumerate(layers)]
+
+    def init(key, input_shape):
+        # input_shape may be a jax.ShapeDtypeStruct to give a non-float input (token ids)
+        params, state = {}, {}
+        x = jax.ShapeDtypeStruct(
+            tuple(getattr(input_shape, "shape", input_shape)),
+            getattr(input_shape, "dtype", jnp.float32),
+        )
+        for name, layer, k in zip(names, layers, _split(key, len(layers)), strict=True):
+            params[name], state[name] = layer.init(k, tuple(x.shape))
+            x = _abstract_output(layer, params[name], state[name], x)
+        return params, state
+
+    def apply(params, state, x, *, key=None, train=False):
+        new_state = {}
+        for name, layer, k in zip(names, layers, _split(key, len(layers)), strict=True):
+            x, new_state[name] = layer.apply(params[name], state[name], x, key=k, train=train)
+        return x, new_state
+
+    def backward(params, state, x, g, *, key=None, train=False):
+        # forward pass recording every layer's input, then the chain rule backwards
+        keys, inputs = _split(key, len(layers)), []
+        for name, layer, k in zip(names, layers, keys, strict=True):
+            inputs.append(x)
+            x, _ = layer.apply(params[name], state[name], x, key=k, train=train)
+        grads = {}
+        for name, layer, k, xi in reversed(list(zip(names, layers, keys, inputs, strict=True))):
+            grads[name], g = backward_of(layer)(
+                params[name], state[name], xi, g, key=k, train=train
+            )
+        return grads, g
+
+    has_backward = all(layer.backward is not None for layer in layers)
+    return Layer(
+        init,
+        apply,
+        "sequential",
+        backward if has_backward else None,
+        dict(zip(names, layers, strict=True)),
+    )
+
+
+def Residual(layer: Layer) -> Layer:
+    """Skip connection: ``y = x + layer(x)`` (the layer must preserve the shape)."""
+    if not isinstance(layer, Layer):
+        raise TypeError(f"Residual: layer must be a Layer, got {layer!r}")
+
+    def init(key, input_shape):
+        params, state = layer.init(key, input_shape)
+        out = output_shape(layer, params, state, input_shape)
+        if out != tuple(input_shape):
+            raise ValueError(
+                f"Residual: the wrapped layer must preserve the shape, got input_shape="
+                f"{tuple(input_shape)} and output shape {out}"
+            )
+        return params, state
+
+    def apply(params, state, x, *, key=None, train=False):
+        y, state = layer.apply(params, state, x, key=key, train=train)
+        return x + y, state
+
+    def backward(params, state, x, g, *, key=None, train=False):
+        grads, dx = backward_of(layer)(params, state, x, g, key=key, train=train)
+        return grads, g + dx
+
+    has_backward = layer.backward is not None
+    return Layer(init, apply, f"residual_{layer.name}", backward if has_backward else None)

@@ -1,0 +1,471 @@
+"""Scaled dot-product attention: plain and blockwise (memory-efficient) paths.
+
+Both paths use hand-derived backward passes (``jax.custom_vjp``), registered in
+:mod:`functional_dl.grads` next to the plain formula they differentiate.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, cast
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ... import grads
+from ..._checks import check_choice, check_floating, check_in_range, check_int
+from . import _blockwise
+from ._utils import to_rank
+
+__all__ = ["scaled_dot_product_attention", "attention_weights"]
+
+_FN = "scaled_dot_product_attention"
+# implementation=None picks the blockwise path when both lengths reach this (it is
+# faster on CPU from there on, and its memory stays linear).
+AUTO_BLOCKWISE_MIN_LENGTH = 256
+
+
+def _default_block_size(lq, lk):
+    """Block length: ``max(Lq, Lk) / 8`` rounded down to a power of two, in [64, 256]."""
+    return int(min(256, max(64, 2 ** int(math.log2(max(lq, lk, 8) // 8)))))
+
+
+# ----------------------------------------------------------------------------- plain
+def _valid(mask, is_causal, lq, lk):
+    """Boolean validity ``[..., Lq, Lk]`` from a mask and/or the causal triangle."""
+    valid = mask
+    if is_causal:
+        tri = jnp.tril(jnp.ones((lq, lk), bool))  # top-left aligned, as PyTorch
+        valid = tri if valid is None else valid & to_rank(tri, valid.ndim)
+    return valid
+
+
+def _probs(q, k, bias, valid, scale):
+    """Safe softmax of the scores: fully masked rows give all-zero probabilities."""
+    s = jnp.einsum("...qd,...kd->...qk", q, k) * scale
+    if bias is not None:
+        s = s + to_rank(bias, s.ndim)
+    if valid is not None:
+        valid = to_rank(valid, s.ndim)
+        s = jnp.where(valid, s, _blockwise.NEG)
+    m = jax.lax.stop_gradient(jnp.max(s, axis=-1, keepdims=True))
+    e = jnp.exp(s - m)
+    if valid is not None:
+        e = jnp.where(valid, e, 0.0)
+    den = jnp.sum(e, axis=-1, keepdims=True)
+    return e / jnp.where(den > 0, den, 1.0)
+
+
+def _dropout_factor(key, dropout_p, shape, dtype):
+    """``keep / (1 - p)`` with ``keep ~ Bernoulli(1 - p)`` (0 everywhere when ``p = 1``)."""
+    keep = jax.random.bernoulli(key, 1.0 - dropout_p, shape)
+    factor = 0.0 if dropout_p >= 1.0 else 1.0 / (1.0 - dropout_p)
+    return jnp.where(keep, jnp.asarray(factor, dtype), jnp.asarray(0.0, dtype))
+
+
+def _plain_formula(
+    q, k, v, bias=None, mask=None, key=None, *, is_causal=False, scale=None, dropout_p=0.0, z=None
+):
+    """``softmax(scale * q k^T + bias, masked) * z @ v``: the formula autodiff checks against.
+
+    ``z`` is the dropout factor ``keep / (1 - p)``, drawn from ``key`` unless given.
+    """
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    p = _probs(q, k, bias, _valid(mask, is_causal, q.shape[-2], k.shape[-2]), scale)
+    if dropout_p > 0.0:
+        p = p * (_dropout_factor(key, dropout_p, p.shape, p.dtype) if z is None else z)
+    return jnp.einsum("...qk,...kd->...qd", p, v)
+
+
+def _plain_backward(
+    q, k, v, bias, mask, key, g, *, is_causal=False, scale=None, dropout_p=0.0, z=None
+):
+    """Hand-derived vjp of the plain formula: ``(dq, dk, dv, dbias)``.
+
+    With ``P = softmax(S)``, ``S = scale * q k^T + bias`` and ``out = (P * z) v``::
+
+        dv    = (P * z)^T g
+        dP    = (g v^T) * z
+        dS    = P * (dP - rowsum(P * dP))       (softmax vjp; 0 at masked entries)
+        dq    = scale * dS k,   dk = scale * dS^T q,   dbias = dS (summed over broadcast)
+    """
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    p = _probs(q, k, bias, _valid(mask, is_causal, q.shape[-2], k.shape[-2]), scale)
+    dp = jnp.einsum("...qd,...kd->...qk", g, v)
+    if dropout_p > 0.0:
+        z = _dropout_factor(key, dropout_p, p.shape, p.dtype) if z is None else z
+        dv = _blockwise._t_matmul(p * z, g)
+        dp = dp * z
+    else:
+        dv = _blockwise._t_matmul(p, g)
+    ds = p * (dp - jnp.sum(p * dp, axis=-1, keepdims=True))
+    dq = scale * jnp.einsum("...qk,...kd->...qd", ds, k)
+    dk = scale * _blockwise._t_matmul(ds, q)
+    dbias = None if bias is None else _blockwise._reduce_to(ds, bias.shape)
+    return dq, dk, dv, dbias
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
+def _plain(q, k, v, bias, mask, key, static):
+    return _plain_formula(q, k, v, bias, mask, key, **dict(static))
+
+
+def _plain_fwd(q, k, v, bias, mask, key, static):
+    return _plain(q, k, v, bias, mask, key, static), (q, k, v, bias, mask, key)
+
+
+def _plain_bwd(static, res, g):
+    q, k, v, bias, mask, key = res
+    dq, dk, dv, dbias = _plain_backward(q, k, v, bias, mask, key, g, **dict(static))
+    return dq, dk, dv, dbias, None, None
+
+
+_plain.defvjp(_plain_fwd, _plain_bwd)
+
+
+# ------------------------------------------------------------------------- blockwise
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
+def _blocks(q, k, v, bias, mask, key, cfg):
+    return _blockwise.forward(cfg, q, k, v, mask, bias, key)[0]
+
+
+def _blocks_fwd(q, k, v, bias, mask, key, cfg):
+    out, lse = _blockwise.forward(cfg, q, k, v, mask, bias, key)
+    return out, (q, k, v, bias, mask, key, out, lse)
+
+
+def _blocks_bwd(cfg, res, g):
+    q, k, v, bias, mask, key, out, lse = res
+    dq, dk, dv, dbias = _blockwise.backward(cfg, q, k, v, mask, bias, key, out, lse, g)
+    return dq, dk, dv, dbias, None, None
+
+
+_blocks.defvjp(_blocks_fwd, _blocks_bwd)
+
+
+def _pad_axis(x, axis, size, value=0):
+    if x is None or x.shape[axis] in (1, size):
+        return x
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (0, size - x.shape[axis])
+    return jnp.pad(x, pad, constant_values=value)
+
+
+def _blockwise_attention(q, k, v, bias, mask, key, *, is_causal, scale, dropout_p, block_size):
+    """Pad to whole blocks, run the blockwise kernel, slice the padding off."""
+    lq, lk = q.shape[-2], k.shape[-2]
+    bq, bk = min(block_size, lq), min(block_size, lk)
+    lq_pad, lk_pad = -(-lq // bq) * bq, -(-lk // bk) * bk
+    q = _pad_axis(q, -2, lq_pad)
+    k, v = _pad_axis(k, -2, lk_pad), _pad_axis(v, -2, lk_pad)
+    mask = _pad_axis(_pad_axis(mask, -2, lq_pad, True), -1, lk_pad, False)
+    bias = _pad_axis(_pad_axis(bias, -2, lq_pad), -1, lk_pad)
+    cfg = _blockwise.Config(
+        scale=scale,
+        is_causal=is_causal,
+        dropout_p=dropout_p,
+        block_q=bq,
+        block_k=bk,
+        lk=lk,
+        has_mask=mask is not None,
+        has_bias=bias is not None,
+    )
+    out = cast(jax.Array, _blocks(q, k, v, bias, mask, key, cfg))
+    return out[..., :lq, :]
+
+
+# ---------------------------------------------------------------------------- public
+def _check_inputs(q, k, v, mask, bias, dropout_p, key):
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        check_floating(name, x, fn=_FN)
+        if np.ndim(x) < 2:
+            raise ValueError(
+                f"{_FN}: {name} must have rank >= 2 ([..., L, D]), "
+                f"got {name}.shape={tuple(np.shape(x))}"
+            )
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"{_FN}: expected q [..., Lq, D], k [..., Lk, D], v [..., Lk, Dv], "
+            f"got q.shape={q.shape}, k.shape={k.shape}, v.shape={v.shape}"
+        )
+    try:
+        batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except ValueError:
+        raise ValueError(
+            f"{_FN}: the leading (batch/head) dims of q, k, v must broadcast, got "
+            f"q.shape={q.shape}, k.shape={k.shape}, v.shape={v.shape}"
+        ) from None
+    scores = tuple(batch) + (q.shape[-2], k.shape[-2])
+    for name, x in (("mask", mask), ("bias", bias)):
+        if x is None:
+            continue
+        if name == "mask" and jnp.result_type(x) != jnp.bool_:
+            raise TypeError(
+                f"{_FN}: mask must be boolean (True = may attend), "
+                f"got mask.dtype={jnp.result_type(x)}; use bias= for additive masks"
+            )
+        try:
+            ok = np.ndim(x) <= len(scores) and np.broadcast_shapes(np.shape(x), scores) == scores
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"{_FN}: {name} of shape {tuple(np.shape(x))} does not broadcast to "
+                f"the scores [..., Lq, Lk] = {scores}"
+            )
+    check_in_range("dropout_p", dropout_p, 0.0, 1.0, fn=_FN)
+    if dropout_p > 0 and key is None:
+        raise ValueError(f"{_FN}: dropout_p={dropout_p} > 0 needs a random key, got key=None")
+    return tuple(batch)
+
+
+def scaled_dot_product_attention(
+    q: Any,
+    k: Any,
+    v: Any,
+    *,
+    mask: Any = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+    bias: Any = None,
+    dropout_p: float = 0.0,
+    key: Any = None,
+    implementation: str | None = None,
+    block_size: int | None = None,
+) -> jax.Array:
+    """Scaled dot-product attention ``softmax(q k^T * scale + bias, masked) v``.
+
+    .. math::
+        \\mathrm{out} = \\mathrm{softmax}\\big(\\mathrm{scale}\\, q k^T + \\mathrm{bias},
+        \\ \\text{masked}\\big)\\, v, \\qquad \\mathrm{scale} = 1/\\sqrt{D}\\ \\text{by default}
+
+    A query row whose keys are all masked outputs 0 with zero, finite gradients
+    (PyTorch's "safe softmax"), never NaN. Dropout (``dropout_p``) is applied to the
+    attention weights after the softmax, kept weights scaled by ``1/(1 - dropout_p)``.
+
+    Two paths with hand-derived backward passes: ``'plain'`` materialises the
+    ``[..., Lq, Lk]`` weights; ``'blockwise'`` runs an online softmax over blocks of
+    ``block_size`` queries and keys and recomputes them in the backward pass, so memory
+    grows linearly with the sequence length, and with ``is_causal`` the blocks above
+    the diagonal are skipped. Both agree within float32 rounding (without dropout; the
+    dropout masks of the two paths are drawn differently).
+
+    Args:
+      q: queries ``[..., Lq, D]`` (``...`` = batch, heads; broadcast against k and v).
+      k: keys ``[..., Lk, D]``.
+      v: values ``[..., Lk, Dv]``.
+      mask: optional boolean mask broadcastable to ``[..., Lq, Lk]``; True = may attend.
+      is_causal: mask out keys after the query (``tril`` of ``[Lq, Lk]``, top-left
+        aligned as in PyTorch); combined with ``mask`` when both are given.
+      scale: score scale; default ``1/sqrt(D)``.
+      bias: optional additive float bias broadcastable to ``[..., Lq, Lk]`` (ALiBi,
+        relative position bias); differentiable.
+      dropout_p: dropout probability on the attention weights (needs ``key``).
+      key: ``jax.random`` key for dropout.
+      implementation: ``None`` (blockwise when ``Lq`` and ``Lk`` are both >= 256, else
+        plain), ``'plain'`` or ``'blockwise'``.
+      block_size: blockwise block length (default ``max(Lq, Lk) / 8`` as a power of two,
+        clipped to [64, 256]).
+
+    Returns:
+      ``[..., Lq, Dv]`` in the promoted dtype of ``q, k, v`` (computed in at least float32).
+
+    PyTorch: ``torch.nn.functional.scaled_dot_product_attention(query, key, value,
+    attn_mask, dropout_p, is_causal, scale)`` with a boolean ``attn_mask``; a float
+    ``attn_mask`` corresponds to ``bias`` here. JAX: ``jax.nn.dot_product_attention``
+    (layout ``[B, L, N, D]``; it averages ``v`` over a fully masked row instead of 0).
+
+    Example:
+      >>> q = k = v = jnp.ones((2, 4, 8, 16))          # [batch, heads, L, D]
+      >>> scaled_dot_product_attention(q, k, v, is_causal=True).shape
+      (2, 4, 8, 16)
+    """
+    q, k, v = jnp.asarray(q), jnp.asarray(k), jnp.asarray(v)
+    batch = _check_inputs(q, k, v, mask, bias, dropout_p, key)
+    check_choice("implementation", implementation, (None, "plain", "blockwise"), fn=_FN)
+    if block_size is not None:
+        check_int("block_size", block_size, minimum=1, fn=_FN)
+    lq, lk, d = q.shape[-2], k.shape[-2], q.shape[-1]
+    if implementation is None:
+        implementation = "blockwise" if min(lq, lk) >= AUTO_BLOCKWISE_MIN_LENGTH else "plain"
+    if mask is not None:
+        mask = jnp.asarray(mask)
+    if bias is not None:
+        bias = jnp.asarray(bias)
+    return _attention(
+        q,
+        k,
+        v,
+        bias,
+        mask,
+        key,
+        batch=batch,
+        is_causal=bool(is_causal),
+        scale=1.0 / math.sqrt(d) if scale is None else float(scale),
+        dropout_p=float(dropout_p),
+        implementation=implementation,
+        block_size=block_size or _default_block_size(lq, lk),
+    )
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("batch", "is_causal", "scale", "dropout_p", "implementation", "block_size"),
+)
+def _attention(
+    q, k, v, bias, mask, key, *, batch, is_causal, scale, dropout_p, implementation, block_size
+):
+    """Broadcast to the common batch shape, compute in >= float32, dispatch to a path."""
+    out_dtype = jnp.result_type(q, k, v)
+    ct = jnp.promote_types(out_dtype, jnp.float32)
+    q, k, v = (jnp.broadcast_to(x.astype(ct), batch + x.shape[-2:]) for x in (q, k, v))
+    rank = len(batch) + 2
+    if mask is not None:
+        mask = jnp.reshape(mask, (1,) * (rank - mask.ndim) + mask.shape)
+    if bias is not None:
+        bias = jnp.reshape(bias.astype(ct), (1,) * (rank - bias.ndim) + bias.shape)
+    if implementation == "plain":
+        static = (("is_causal", is_causal), ("scale", scale), ("dropout_p", dropout_p))
+        out = cast(jax.Array, _plain(q, k, v, bias, mask, key, static))
+    else:
+        out = _blockwise_attention(
+            q,
+            k,
+            v,
+            bias,
+            mask,
+            key,
+            is_causal=is_causal,
+            scale=scale,
+            dropout_p=dropout_p,
+            block_size=block_size,
+        )
+    return out.astype(out_dtype)
+
+
+def attention_weights(
+    q: Any,
+    k: Any,
+    *,
+    mask: Any = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+    bias: Any = None,
+) -> jax.Array:
+    """The attention probabilities ``softmax(scale * q k^T + bias, masked)``, ``[..., Lq, Lk]``.
+
+    The weights that :func:`scaled_dot_product_attention` applies to ``v`` (without
+    dropout), for inspection and plots; fully masked rows are all zeros. Same arguments
+    and broadcasting as :func:`scaled_dot_product_attention`.
+
+    Example:
+      >>> attention_weights(jnp.ones((4, 8)), jnp.ones((6, 8))).sum(-1)
+      Array([1., 1., 1., 1.], dtype=float32)
+    """
+    q, k = jnp.asarray(q), jnp.asarray(k)
+    _check_inputs(q, k, k, mask, bias, 0.0, None)
+    ct = jnp.promote_types(jnp.result_type(q, k), jnp.float32)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    valid = _valid(None if mask is None else jnp.asarray(mask), is_causal, q.shape[-2], k.shape[-2])
+    bias = None if bias is None else jnp.asarray(bias, ct)
+    return _probs(q.astype(ct), k.astype(ct), bias, valid, scale).astype(jnp.result_type(q, k))
+
+
+# ----------------------------------------------------------------------- registry
+def _qkv_examples(shape_q=(2, 3, 5, 4), shape_k=(2, 3, 6, 4), seed=0, large=True):
+    rng = np.random.default_rng(seed)
+    out = [tuple(rng.standard_normal(s) for s in (shape_q, shape_k, shape_k))]
+    if large:  # saturated softmax: scores of order +-1e2
+        out.append(tuple(20 * rng.standard_normal(s) for s in (shape_q, shape_k, shape_k)))
+    return out
+
+
+def _mask_example():
+    rng = np.random.default_rng(1)
+    mask = rng.random((2, 1, 5, 6)) > 0.4
+    mask[0, 0, 2] = False  # a fully masked query row
+    mask[1, 0, 0] = False
+    return mask
+
+
+def _with(extra, large=True):
+    return lambda: [args + extra() for args in _qkv_examples(large=large)]
+
+
+_CAUSAL: dict[str, Any] = {"is_causal": True, "scale": 0.7}
+_DROP: dict[str, Any] = {"dropout_p": 0.3}
+_jit = jax.jit  # the checks call these many times on same-shaped examples
+
+
+def _register():
+    grads.register(
+        "scaled_dot_product_attention",
+        forward=_jit(lambda q, k, v: _plain_formula(q, k, v)),
+        backward=_jit(lambda q, k, v, g: _plain_backward(q, k, v, None, None, None, g)[:3]),
+        examples=_qkv_examples,
+        argnums=(0, 1, 2),
+        fd_examples=lambda: _qkv_examples(large=False),
+    )
+    grads.register(
+        "scaled_dot_product_attention(mask, is_causal=True, scale=0.7)",
+        forward=_jit(lambda q, k, v, m: _plain_formula(q, k, v, None, m, **_CAUSAL)),
+        backward=_jit(
+            lambda q, k, v, m, g: _plain_backward(q, k, v, None, m, None, g, **_CAUSAL)[:3]
+        ),
+        examples=_with(lambda: (_mask_example(),)),
+        argnums=(0, 1, 2),
+        fd_examples=_with(lambda: (_mask_example(),), large=False),
+    )
+
+    def bias():
+        return (np.random.default_rng(2).standard_normal((3, 5, 6)),)
+
+    grads.register(
+        "scaled_dot_product_attention(bias)",
+        forward=_jit(lambda q, k, v, b: _plain_formula(q, k, v, b)),
+        backward=_jit(lambda q, k, v, b, g: _plain_backward(q, k, v, b, None, None, g)),
+        examples=_with(bias),
+        argnums=(0, 1, 2, 3),
+        fd_examples=_with(bias, large=False),
+    )
+
+    def keep_factor():  # a fixed dropout factor keep / (1 - p), keep ~ Bernoulli(0.7)
+        return ((np.random.default_rng(3).random((2, 3, 5, 6)) < 0.7) / 0.7,)
+
+    grads.register(
+        "scaled_dot_product_attention(dropout_p=0.3)",
+        forward=_jit(lambda q, k, v, z: _plain_formula(q, k, v, z=z, **_DROP)),
+        backward=_jit(
+            lambda q, k, v, z, g: _plain_backward(q, k, v, None, None, None, g, z=z, **_DROP)[:3]
+        ),
+        examples=_with(keep_factor),
+        argnums=(0, 1, 2),
+        fd_examples=_with(keep_factor, large=False),
+    )
+
+    @_jit
+    def blockwise_vjp(q, k, v, m, b, g):
+        def f(q, k, v, b):
+            return scaled_dot_product_attention(
+                q, k, v, mask=m, bias=b, implementation="blockwise", block_size=2, **_CAUSAL
+            )
+
+        return jax.vjp(f, q, k, v, b)[1](g)
+
+    def bias_mask():
+        return (_mask_example(),) + bias()
+
+    grads.register(
+        "scaled_dot_product_attention(implementation='blockwise', block_size=2, mask, bias, "
+        "is_causal=True, scale=0.7)",
+        forward=_jit(lambda q, k, v, m, b: _plain_formula(q, k, v, b, m, **_CAUSAL)),
+        backward=blockwise_vjp,
+        examples=_with(bias_mask),
+        argnums=(0, 1, 2, 4),
+        fd_examples=_with(bias_mask, large=False),
+    )
+
+
+_register()
