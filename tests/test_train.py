@@ -24,7 +24,8 @@ def Dense(n: int) -> Layer:
         return {"w": w, "b": jnp.zeros(n)}, {}
 
     def apply(p, s, x, *, key=None, train=False):
-        return x @ p["w"] + p["b"], s
+        y = x @ p["w"]
+        return y + jnp.broadcast_to(p["b"], y.shape), s
 
     return Layer(init, apply, "dense")
 
