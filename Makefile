@@ -40,7 +40,7 @@ bench: $(VENV)/.installed-bench
 lint: $(VENV)/.installed-test
 	$(BIN)/python -m ruff check functional_dl tests bench
 	$(BIN)/python -m ruff format --check functional_dl tests bench
-	$(BIN)/python -m pyright
+	$(BIN)/python -m pyright --project pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
