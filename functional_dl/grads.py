@@ -46,6 +46,8 @@ class GradEntry(NamedTuple):
       fd_examples: callable returning the argument tuples for the finite-difference
         comparison (default: ``examples``). Leave kinks out of these.
       rtol, atol: tolerance of the comparisons (float64).
+      public: the public function with the same positional arguments as ``forward``
+        (hyperparameters bound); its gradient must be the registered rule.
     """
 
     name: str
@@ -56,6 +58,7 @@ class GradEntry(NamedTuple):
     fd_examples: Callable[[], Sequence[tuple]] | None = None
     rtol: float = 1e-6
     atol: float = 1e-8
+    public: Callable[..., Any] | None = None
 
 
 class CheckResult(NamedTuple):
@@ -83,6 +86,7 @@ def register(
     fd_examples: Callable[[], Sequence[tuple]] | None = None,
     rtol: float = 1e-6,
     atol: float = 1e-8,
+    public: Callable[..., Any] | None = None,
 ) -> GradEntry:
     """Register a hand-derived vjp under ``name`` and return the entry.
 
@@ -90,7 +94,9 @@ def register(
     """
     if name in _REGISTRY:
         raise ValueError(f"register: name {name!r} is already registered")
-    entry = GradEntry(name, forward, backward, examples, tuple(argnums), fd_examples, rtol, atol)
+    entry = GradEntry(
+        name, forward, backward, examples, tuple(argnums), fd_examples, rtol, atol, public
+    )
     _REGISTRY[name] = entry
     return entry
 
