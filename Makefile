@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test bench lint gradcheck clean
+.PHONY: demo test bench lint gradcheck docs docs-check notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e ".[bench,notebooks]"
 	touch $@
 
+$(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e ".[docs,notebooks]"
+	touch $@
+
 demo: $(VENV)/.installed-demo
 	$(BIN)/python -m functional_dl demo
 
@@ -38,9 +42,20 @@ bench: $(VENV)/.installed-bench
 
 # ruff (lint rules and formatting) over the code, pyright (basic mode) over the package.
 lint: $(VENV)/.installed-test
-	$(BIN)/python -m ruff check functional_dl tests bench
-	$(BIN)/python -m ruff format --check functional_dl tests bench
+	$(BIN)/python -m ruff check functional_dl tests bench docs
+	$(BIN)/python -m ruff format --check functional_dl tests bench docs
 	$(BIN)/python -m pyright --project pyproject.toml
 
+# The documentation site (mkdocs, strict) into site/; docs-check loads it in headless Chromium.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --clean
+
+docs-check: docs
+	$(BIN)/python docs/check_site.py
+
+# Execute every notebook in place (fixed keys), so the stored notebooks show their plots.
+notebooks: $(VENV)/.installed-test
+	$(BIN)/python docs/run_notebooks.py notebooks/*.ipynb
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache build site .cache *.egg-info

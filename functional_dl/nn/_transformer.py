@@ -213,8 +213,8 @@ def TransformerEncoderLayer(
 
     Args:
       num_heads: attention heads (PyTorch's ``nhead``); must divide ``d_model``.
-      dim_feedforward, dropout, activation (``'relu'``, ``'gelu'``, ``'swiglu'``),
-      layer_norm_eps, norm_first, bias: as PyTorch.
+      dim_feedforward, dropout, activation, layer_norm_eps, norm_first, bias: as PyTorch
+        (``activation`` is ``'relu'``, ``'gelu'`` or ``'swiglu'``).
       norm: ``'layer_norm'`` or ``'rms_norm'``.
       num_kv_heads, rope, rope_theta, implementation: see :func:`MultiHeadAttention`.
       is_causal: default causal masking of the self-attention.

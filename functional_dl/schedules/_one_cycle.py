@@ -118,9 +118,9 @@ def one_cycle_lr(
 
     Raises:
       ValueError: ``total_steps < 1``, ``pct_start`` outside the open interval (0, 1)
-      (PyTorch accepts 0 and 1), an unknown ``anneal_strategy``, or a ``pct_start`` that
-      makes a reached phase zero steps long (``pct_start·T = 1``, or ``three_phase`` with
-      ``2·pct_start·T − 2 = T − 1``; PyTorch divides by zero there).
+        (PyTorch accepts 0 and 1), an unknown ``anneal_strategy``, or a ``pct_start`` that
+        makes a reached phase zero steps long (``pct_start·T = 1``, or ``three_phase`` with
+        ``2·pct_start·T − 2 = T − 1``; PyTorch divides by zero there).
 
     PyTorch: ``OneCycleLR(opt, max_lr, total_steps, pct_start, anneal_strategy,
     div_factor=div_factor, final_div_factor=final_div_factor, three_phase=three_phase)``.
@@ -170,9 +170,10 @@ def one_cycle_momentum(
     Use it where a momentum coefficient accepts a schedule: SGD's ``momentum`` or Adam's
     first ``beta`` (PyTorch's ``cycle_momentum=True`` with ``use_beta1``).
 
+    ``max_lr``, ``total_steps``, ``pct_start``, ``anneal_strategy``, ``div_factor``,
+    ``final_div_factor`` and ``three_phase`` are those of :func:`one_cycle_lr`.
+
     Args:
-      max_lr, total_steps, pct_start, anneal_strategy, div_factor, final_div_factor,
-        three_phase: as in :func:`one_cycle_lr`.
       base_momentum: lowest momentum, reached at the peak of the rate (>= 0).
       max_momentum: highest momentum, at the start and the end (>= 0).
 
