@@ -35,20 +35,20 @@ from ._hsv import hsv_to_rgb as hsv_to_rgb
 from ._hsv import rgb_to_hsv as rgb_to_hsv
 from ._mix import cutmix as cutmix
 from ._mix import mixup as mixup
-from ._tone import invert as invert
-from ._tone import posterize as posterize
-from ._tone import solarize as solarize
+from ._tone import adjust_gamma as adjust_gamma
+from ._tone import adjust_sharpness as adjust_sharpness
 from ._tone import autocontrast as autocontrast
 from ._tone import equalize as equalize
-from ._tone import adjust_sharpness as adjust_sharpness
-from ._tone import adjust_gamma as adjust_gamma
+from ._tone import invert as invert
 from ._tone import normalize as normalize
+from ._tone import posterize as posterize
+from ._tone import random_adjust_sharpness as random_adjust_sharpness
+from ._tone import random_autocontrast as random_autocontrast
+from ._tone import random_equalize as random_equalize
 from ._tone import random_invert as random_invert
 from ._tone import random_posterize as random_posterize
 from ._tone import random_solarize as random_solarize
-from ._tone import random_autocontrast as random_autocontrast
-from ._tone import random_equalize as random_equalize
-from ._tone import random_adjust_sharpness as random_adjust_sharpness
+from ._tone import solarize as solarize
 
 __all__ = [
     # random ops
