@@ -35,6 +35,12 @@ from ._hsv import hsv_to_rgb as hsv_to_rgb
 from ._hsv import rgb_to_hsv as rgb_to_hsv
 from ._mix import cutmix as cutmix
 from ._mix import mixup as mixup
+from ._resize import crop as crop
+from ._resize import pad as pad
+from ._resize import random_crop as random_crop
+from ._resize import random_vertical_flip as random_vertical_flip
+from ._resize import resize as resize
+from ._resize import vflip as vflip
 from ._tone import adjust_gamma as adjust_gamma
 from ._tone import adjust_sharpness as adjust_sharpness
 from ._tone import autocontrast as autocontrast
@@ -78,6 +84,13 @@ __all__ = [
     "hsv_to_rgb",
     "gaussian_blur_fixed",
     "erase",
+    # resize, pad, crop, vertical flip (torchvision v2)
+    "vflip",
+    "crop",
+    "pad",
+    "resize",
+    "random_vertical_flip",
+    "random_crop",
     # tone (torchvision v2)
     "invert",
     "posterize",
