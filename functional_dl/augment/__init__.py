@@ -55,6 +55,9 @@ from ._tone import random_invert as random_invert
 from ._tone import random_posterize as random_posterize
 from ._tone import random_solarize as random_solarize
 from ._tone import solarize as solarize
+from ._warp import elastic_transform as elastic_transform
+from ._warp import perspective as perspective
+from ._warp import random_perspective as random_perspective
 
 __all__ = [
     # random ops
@@ -91,6 +94,10 @@ __all__ = [
     "resize",
     "random_vertical_flip",
     "random_crop",
+    # perspective and elastic warps
+    "perspective",
+    "random_perspective",
+    "elastic_transform",
     # tone (torchvision v2)
     "invert",
     "posterize",

@@ -60,7 +60,18 @@ def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) ->
         [jnp.stack([m[0], m[1], m[2] + (W - 1) / 2]), jnp.stack([m[3], m[4], m[5] + (H - 1) / 2])]
     )
     src = jnp.dot(grid, coef.T, precision=jax.lax.Precision.HIGHEST)
-    src_x, src_y = src[:, 0].reshape(H, W), src[:, 1].reshape(H, W)
+    return sample_at(x, src[:, 0].reshape(H, W), src[:, 1].reshape(H, W), interpolation, fill)
+
+
+def sample_at(
+    x: jnp.ndarray, src_x: jnp.ndarray, src_y: jnp.ndarray, interpolation: str, fill: Any
+) -> jnp.ndarray:
+    """Read ``x`` ``[..., H, W, C]`` at pixel positions ``(src_x, src_y)`` (each ``[H, W]``).
+
+    torchvision's ``grid_sample(padding_mode='zeros', align_corners=False)`` followed by
+    its fill rule (see :func:`_warp`); ``fill`` is already expanded to ``x.ndim``.
+    """
+    H, W, C = x.shape[-3:]
     flat = x.reshape(x.shape[:-3] + (H * W, C))
 
     def sample(iy: jnp.ndarray, ix: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
