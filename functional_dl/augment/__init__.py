@@ -35,6 +35,12 @@ from ._hsv import hsv_to_rgb as hsv_to_rgb
 from ._hsv import rgb_to_hsv as rgb_to_hsv
 from ._mix import cutmix as cutmix
 from ._mix import mixup as mixup
+from ._policies import augmix as augmix
+from ._policies import auto_augment as auto_augment
+from ._policies import rand_augment as rand_augment
+from ._policies import random_apply as random_apply
+from ._policies import random_choice as random_choice
+from ._policies import trivial_augment_wide as trivial_augment_wide
 from ._resize import crop as crop
 from ._resize import pad as pad
 from ._resize import random_crop as random_crop
@@ -87,6 +93,13 @@ __all__ = [
     "hsv_to_rgb",
     "gaussian_blur_fixed",
     "erase",
+    # policies (each sample draws its own ops)
+    "rand_augment",
+    "trivial_augment_wide",
+    "auto_augment",
+    "augmix",
+    "random_apply",
+    "random_choice",
     # resize, pad, crop, vertical flip (torchvision v2)
     "vflip",
     "crop",
