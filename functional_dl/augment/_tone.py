@@ -91,12 +91,11 @@ def sharpness_reference(x: jnp.ndarray) -> jnp.ndarray:
     if H <= 2 or W <= 2:
         return x
     weights = ((1.0, 1.0, 1.0), (1.0, 5.0, 1.0), (1.0, 1.0, 1.0))
-    inner = 0.0
+    inner = jnp.zeros_like(x[..., 1:-1, 1:-1, :])
     for dy in range(3):
         for dx in range(3):
             inner = inner + weights[dy][dx] * x[..., dy : H - 2 + dy, dx : W - 2 + dx, :]
-    inner = inner / 13.0
-    return x.at[..., 1:-1, 1:-1, :].set(inner.astype(x.dtype))
+    return x.at[..., 1:-1, 1:-1, :].set(inner / 13.0)
 
 
 def sharpness_kernel(x: jnp.ndarray, factor: Any) -> jnp.ndarray:
