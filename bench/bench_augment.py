@@ -11,6 +11,12 @@ random erasing. It is measured on 256 x 32x32x3 and 64 x 224x224x3 float images:
   erasing, so that step is a masked ``jnp.where``);
 - ``numpy``: a Python loop over images with NumPy / ``scipy.ndimage.map_coordinates``.
 
+**Policies.** ``rand_augment`` + ``random_resized_crop`` + flip + ``normalize`` on
+256 x 224x224x3 float images (each sample its own ops) against torchvision v2 applied per
+image on the same CPU (``pip install -e ".[bench-torch]"``; the row says "torchvision
+not installed" without it), and against our fixed pipeline (crop + flip + normalize):
+that ratio is what the per-sample policy costs.
+
 Single ops that dm-pix also has are compared one by one. Rows carry the median time per
 batch (``value``, ``ref_value`` in ms, with ``ratio = ours / reference``: below 1 we are
 faster) and the throughput (``images_per_s``, ``ref_images_per_s``), which the script
@@ -194,6 +200,86 @@ def numpy_pipeline(rng: np.random.Generator, images: np.ndarray, size: int) -> n
     return out
 
 
+# --- policies ---------------------------------------------------------------------------------
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def fdl_policy(size: int, policy: bool = True):
+    """RandAugment (per sample) + resized crop + flip + normalize, one compiled call."""
+
+    def run(key, x):
+        k1, k2, k3 = jax.random.split(key, 3)
+        if policy:
+            x = A.rand_augment(k1, x)
+        x = A.random_resized_crop(k2, x, size=size)
+        x = A.random_horizontal_flip(k3, x)
+        return A.normalize(x, MEAN, STD)
+
+    return jax.jit(run)
+
+
+def torchvision_policy(size: int):
+    """torchvision v2's equivalent, applied per image (CHW uint8 tensors), or None."""
+    try:
+        import torch
+        from torchvision.transforms import v2
+    except ImportError:
+        return None
+    transform = v2.Compose(
+        [
+            v2.RandAugment(),
+            v2.RandomResizedCrop(size, antialias=False),
+            v2.RandomHorizontalFlip(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(MEAN, STD),
+        ]
+    )
+
+    def loop(images):
+        return [transform(img) for img in images]
+
+    def prepare(x):
+        u8 = (np.asarray(x) * 255).round().astype(np.uint8)
+        return [torch.from_numpy(img).permute(2, 0, 1).contiguous() for img in u8]
+
+    return loop, prepare
+
+
+def policy_rows(n: int, size: int, min_rounds: int, budget_s: float) -> list[dict]:
+    key = jax.random.key(1)
+    x = jax.random.uniform(key, (n, size, size, 3))
+    label = f"{n}x{size}x{size}x3"
+    timed = partial(_timed, n=n, min_rounds=min_rounds, budget_s=budget_s)
+    ours = partial(fdl_policy(size), key, x)
+    fixed = partial(fdl_policy(size, policy=False), key, x)
+    rows = timed(
+        f"rand_augment pipeline {label}",
+        reference="our fixed pipeline (crop+flip+normalize)",
+        calls={"ours": ours, H.REF: fixed},
+    )
+    tv = torchvision_policy(size)
+    if tv is None:
+        rows.append(
+            H.row(
+                f"rand_augment pipeline {label}",
+                rows[0]["value"],
+                "ms/batch",
+                "torchvision v2 per image: not installed (pip install -e '.[bench-torch]')",
+                None,
+            )
+        )
+        return rows
+    loop, prepare = tv
+    images = prepare(x)
+    rows += timed(
+        f"rand_augment pipeline {label}",
+        reference="torchvision v2 per image",
+        calls={"ours": ours, H.REF: partial(loop, images)},
+    )
+    return rows
+
+
 # --- single ops that dm-pix has -------------------------------------------------------------
 
 
@@ -267,6 +353,10 @@ def run(quick: bool = False) -> list[dict]:
         for name, ours_fn, pix_fn in single_ops():
             calls = {"ours": partial(ours_fn, key, x), H.REF: partial(pix_fn, key, x)}
             rows += timed(f"{name} {label}", reference="dm-pix", calls=calls)
+    if quick:
+        rows += policy_rows(8, 32, min_rounds, budget_s)
+    else:
+        rows += policy_rows(256, 224, 3, budget_s)
     return rows
 
 
