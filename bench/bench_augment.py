@@ -311,6 +311,32 @@ def single_ops():
             ),
         ),
         (
+            "vertical flip",
+            jax.jit(A.random_vertical_flip),
+            _per_sample(_pix().random_flip_up_down),
+        ),
+        (
+            "random crop 0.75",
+            jax.jit(lambda k, x: A.random_crop(k, x, (3 * x.shape[1] // 4, 3 * x.shape[2] // 4))),
+            jax.jit(
+                lambda k, x: jax.vmap(
+                    lambda kk, im: _pix().random_crop(
+                        kk, im, (3 * x.shape[1] // 4, 3 * x.shape[2] // 4, x.shape[3])
+                    )
+                )(jax.random.split(k, x.shape[0]), x)
+            ),
+        ),
+        (
+            "solarize 0.5",
+            jax.jit(lambda k, x: A.solarize(x, 0.5)),
+            jax.jit(lambda k, x: _pix().solarize(x, 0.5)),
+        ),
+        (
+            "gamma 0.8",
+            jax.jit(lambda k, x: A.adjust_gamma(x, 0.8)),
+            jax.jit(lambda k, x: _pix().adjust_gamma(x, 0.8)),
+        ),
+        (
             "rotation bilinear",
             jax.jit(partial(A.random_rotation, degrees=30.0, interpolation="bilinear")),
             _per_sample(
