@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_choice, check_pair, check_positive
+from .._checks import check_choice, check_pair, check_positive, is_concrete
 from . import _image, _sampling
 from ._geometry import INTERPOLATIONS
 
@@ -201,6 +201,10 @@ def affine(
         if _sampling.is_scalar(shear)
         else check_pair("shear", shear, ordered=False, fn=fn)
     )
+    for name, values in (("angle", (angle,)), ("translate", translate), ("shear", shear)):
+        for v in values:
+            if is_concrete(v) and np.ndim(v) == 0 and not np.isfinite(float(v)):
+                raise ValueError(f"{fn}: {name} must be finite, got {name}={values!r}")
     _check_warp_args(images, interpolation, fill, fn)
     return _affine(images, angle, translate, scale, shear, fill, interpolation=interpolation)
 

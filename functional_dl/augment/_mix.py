@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_int, check_ndim, check_positive
+from .._checks import check_int, check_ndim, check_positive, is_concrete
 from . import _image, _sampling
 
 
@@ -26,6 +26,15 @@ def _check(images: Any, labels: Any, alpha: Any, num_classes: Any, fn: str) -> j
             )
         check_int("num_classes", num_classes, minimum=1, fn=fn)
         check_ndim("labels", labels, 1, fn=fn)
+        if (
+            is_concrete(labels)
+            and labels.size
+            and not (0 <= int(labels.min()) and int(labels.max()) < num_classes)
+        ):
+            raise ValueError(
+                f"{fn}: integer labels must lie in [0, num_classes={num_classes}), got labels "
+                f"from {int(labels.min())} to {int(labels.max())}"
+            )
         labels = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
     check_ndim("labels", labels, 2, fn=fn)
     if labels.shape[0] != np.shape(images)[0]:

@@ -96,7 +96,7 @@ def per_sample(
 def chunk_size(n: int, per_image: int, chunk_elements: int | None) -> int:
     """The largest divisor of ``n`` whose images hold at most ``chunk_elements`` (at
     least 1); ``n`` when ``chunk_elements`` is None."""
-    if chunk_elements is None:
+    if chunk_elements is None or n == 0:
         return n
     limit = max(1, chunk_elements // max(per_image, 1))
     return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
@@ -155,7 +155,7 @@ def symmetric_range(
 def check_range_within(name: str, pair: tuple[Any, Any], lo: float, hi: float, *, fn: str) -> None:
     """Raise ``ValueError`` unless both ends of ``pair`` lie in ``[lo, hi]``."""
     a, b = pair
-    if is_concrete(a) and is_concrete(b) and not (lo <= float(a) and float(b) <= hi):
+    if is_concrete(a) and is_concrete(b) and not (lo <= min(a, b) and max(a, b) <= hi):
         raise ValueError(f"{fn}: {name} must lie within [{lo}, {hi}], got {name}={pair!r}")
 
 
