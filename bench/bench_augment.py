@@ -29,6 +29,7 @@ control (the reference run, for dm-pix compiled, a second time).
 from __future__ import annotations
 
 import math
+import os
 from functools import partial
 
 import _harness as H
@@ -226,6 +227,7 @@ def torchvision_policy(size: int):
         from torchvision.transforms import v2
     except ImportError:
         return None
+    torch.set_num_threads(os.cpu_count() or 1)  # the same cores as XLA
     transform = v2.Compose(
         [
             v2.RandAugment(),
