@@ -289,6 +289,7 @@ def _rand_augment(
 def rand_augment(
     key: Any,
     images: Any,
+    *,
     num_ops: int = 2,
     magnitude: int = 9,
     num_magnitude_bins: int = 31,
@@ -366,6 +367,7 @@ def _trivial(
 def trivial_augment_wide(
     key: Any,
     images: Any,
+    *,
     num_magnitude_bins: int = 31,
     interpolation: str = "nearest",
     fill: Any = 0.0,
@@ -522,6 +524,7 @@ def _auto_augment(
 def auto_augment(
     key: Any,
     images: Any,
+    *,
     policy: str = "imagenet",
     interpolation: str = "nearest",
     fill: Any = 0.0,
@@ -603,6 +606,7 @@ def _augmix(
 def augmix(
     key: Any,
     images: Any,
+    *,
     severity: int = 3,
     mixture_width: int = 3,
     chain_depth: int = -1,
@@ -662,7 +666,7 @@ def augmix(
 # ----------------------------------------------------------------- random_apply / choice
 
 
-def random_apply(key: Any, images: Any, fn: Callable, p: Any = 0.5) -> jnp.ndarray:
+def random_apply(key: Any, images: Any, fn: Callable, *, p: Any = 0.5) -> jnp.ndarray:
     """Apply ``fn(key, images)`` to each sample with probability ``p`` (its own draw).
 
     ``fn`` runs once on the whole batch and each sample keeps its result or its input,
@@ -702,7 +706,7 @@ def random_apply(key: Any, images: Any, fn: Callable, p: Any = 0.5) -> jnp.ndarr
 
 
 def random_choice(
-    key: Any, images: Any, fns: Sequence[Callable], p: Sequence[float] | None = None
+    key: Any, images: Any, fns: Sequence[Callable], *, p: Sequence[float] | None = None
 ) -> jnp.ndarray:
     """Apply one of ``fns`` to each sample, drawn per sample with probabilities ``p``.
 

@@ -112,7 +112,7 @@ def _resize(x: jnp.ndarray, *, size: tuple, interpolation: str, antialias: bool)
 
 
 def resize(
-    images: Any, size: Any, interpolation: str = "bilinear", antialias: bool = True
+    images: Any, size: Any, *, interpolation: str = "bilinear", antialias: bool = True
 ) -> jnp.ndarray:
     """Resize images to ``size`` with PyTorch's interpolation, antialiased by default.
 
@@ -177,7 +177,7 @@ def _random_vertical_flip(key: Any, images: Any, p: Any) -> jnp.ndarray:
     return _sampling.per_sample(one, key, jnp.asarray(images), 1)
 
 
-def random_vertical_flip(key: Any, images: Any, p: Any = 0.5) -> jnp.ndarray:
+def random_vertical_flip(key: Any, images: Any, *, p: Any = 0.5) -> jnp.ndarray:
     """Mirror each sample top-bottom with probability ``p`` (its own draw).
 
     PyTorch: ``torchvision.transforms.v2.RandomVerticalFlip(p)`` (one draw per call there).
@@ -286,7 +286,9 @@ def _pad_kernel(x: jnp.ndarray, fill: Any, *, pads: tuple, mode: str) -> jnp.nda
     return _pad(x, pads, jnp.asarray(fill, x.dtype), mode)
 
 
-def pad(images: Any, padding: Any, fill: Any = 0.0, padding_mode: str = "constant") -> jnp.ndarray:
+def pad(
+    images: Any, padding: Any, *, fill: Any = 0.0, padding_mode: str = "constant"
+) -> jnp.ndarray:
     """Pad the borders of images.
 
     Args:
@@ -317,6 +319,7 @@ def random_crop(
     key: Any,
     images: Any,
     size: Any,
+    *,
     padding: Any = None,
     pad_if_needed: bool = False,
     fill: Any = 0.0,

@@ -315,7 +315,7 @@ def adjust_sharpness(images: Any, factor: Any) -> jnp.ndarray:
     return _sharpness(images, factor)
 
 
-def adjust_gamma(images: Any, gamma: Any, gain: Any = 1.0) -> jnp.ndarray:
+def adjust_gamma(images: Any, gamma: Any, *, gain: Any = 1.0) -> jnp.ndarray:
     """Gamma correction: ``x ** gamma``, then ``clip(gain · x ** gamma, 0, 1)`` if ``gain != 1``.
 
     Args:
@@ -406,7 +406,7 @@ def _random(key: Any, images: Any, p: Any, arg: Any, op: str, fn: str, **check: 
     return _random_tone(key, images, p, arg, op=op)
 
 
-def random_invert(key: Any, images: Any, p: Any = 0.5) -> jnp.ndarray:
+def random_invert(key: Any, images: Any, *, p: Any = 0.5) -> jnp.ndarray:
     """:func:`invert` each sample with probability ``p`` (its own draw).
 
     PyTorch: ``torchvision.transforms.v2.RandomInvert(p)`` (one draw per call there).
@@ -418,7 +418,7 @@ def random_invert(key: Any, images: Any, p: Any = 0.5) -> jnp.ndarray:
     return _random(key, images, p, 0.0, "invert", "random_invert")
 
 
-def random_posterize(key: Any, images: Any, bits: Any, p: Any = 0.5) -> jnp.ndarray:
+def random_posterize(key: Any, images: Any, bits: Any, *, p: Any = 0.5) -> jnp.ndarray:
     """:func:`posterize` each sample with probability ``p`` (its own draw).
 
     PyTorch: ``torchvision.transforms.v2.RandomPosterize(bits, p)``.
@@ -431,7 +431,7 @@ def random_posterize(key: Any, images: Any, bits: Any, p: Any = 0.5) -> jnp.ndar
     return _random(key, images, p, bits, "posterize", "random_posterize")
 
 
-def random_solarize(key: Any, images: Any, threshold: Any, p: Any = 0.5) -> jnp.ndarray:
+def random_solarize(key: Any, images: Any, threshold: Any, *, p: Any = 0.5) -> jnp.ndarray:
     """:func:`solarize` each sample with probability ``p`` (its own draw).
 
     PyTorch: ``torchvision.transforms.v2.RandomSolarize(threshold, p)``.
@@ -444,7 +444,7 @@ def random_solarize(key: Any, images: Any, threshold: Any, p: Any = 0.5) -> jnp.
     return _random(key, images, p, threshold, "solarize", "random_solarize")
 
 
-def random_autocontrast(key: Any, images: Any, p: Any = 0.5) -> jnp.ndarray:
+def random_autocontrast(key: Any, images: Any, *, p: Any = 0.5) -> jnp.ndarray:
     """:func:`autocontrast` each sample with probability ``p`` (its own draw).
 
     PyTorch: ``torchvision.transforms.v2.RandomAutocontrast(p)``.
@@ -457,7 +457,7 @@ def random_autocontrast(key: Any, images: Any, p: Any = 0.5) -> jnp.ndarray:
     return _random(key, images, p, 0.0, "autocontrast", "random_autocontrast", channels=(1, 3))
 
 
-def random_equalize(key: Any, images: Any, p: Any = 0.5) -> jnp.ndarray:
+def random_equalize(key: Any, images: Any, *, p: Any = 0.5) -> jnp.ndarray:
     """:func:`equalize` each sample with probability ``p`` (its own draw).
 
     PyTorch: ``torchvision.transforms.v2.RandomEqualize(p)``.
@@ -471,7 +471,7 @@ def random_equalize(key: Any, images: Any, p: Any = 0.5) -> jnp.ndarray:
 
 
 def random_adjust_sharpness(
-    key: Any, images: Any, sharpness_factor: Any, p: Any = 0.5
+    key: Any, images: Any, sharpness_factor: Any, *, p: Any = 0.5
 ) -> jnp.ndarray:
     """:func:`adjust_sharpness` each sample with probability ``p`` (its own draw).
 

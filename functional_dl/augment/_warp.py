@@ -74,6 +74,7 @@ def perspective(
     images: Any,
     startpoints: Any,
     endpoints: Any,
+    *,
     interpolation: str = "bilinear",
     fill: Any = 0.0,
 ) -> jnp.ndarray:
@@ -147,6 +148,7 @@ def _random_perspective(
 def random_perspective(
     key: Any,
     images: Any,
+    *,
     distortion_scale: Any = 0.5,
     p: Any = 0.5,
     interpolation: str = "bilinear",
@@ -235,6 +237,7 @@ def _elastic(
 def elastic_transform(
     key: Any,
     images: Any,
+    *,
     alpha: Any = 50.0,
     sigma: Any = 5.0,
     interpolation: str = "bilinear",

@@ -21,6 +21,9 @@ from ._parallel import data_parallel_mesh as data_parallel_mesh
 from ._parallel import replicate as replicate
 from ._parallel import shard_batch as shard_batch
 from ._plot import plot_history as plot_history
+from ._sharding import MODEL_AXIS as MODEL_AXIS
+from ._sharding import make_mesh as make_mesh
+from ._sharding import state_shardings as state_shardings
 from ._state import TrainState as TrainState
 from ._state import create_train_state as create_train_state
 from ._step import evaluate as evaluate
@@ -36,6 +39,9 @@ __all__ = [
     "FitResult",
     "DATA_AXIS",
     "data_parallel_mesh",
+    "make_mesh",
+    "state_shardings",
+    "MODEL_AXIS",
     "replicate",
     "shard_batch",
     "save_checkpoint",

@@ -26,6 +26,7 @@ from ._checkpoint import (
     save_checkpoint,
 )
 from ._parallel import DATA_AXIS, data_parallel_mesh, replicate, shard_batch
+from ._sharding import is_sharding_mesh
 from ._state import TrainState
 from ._step import Metrics, evaluate, make_train_step
 
@@ -260,7 +261,7 @@ def fit(
     leaves, treedef = jax.tree_util.tree_flatten(train_data)
     leaves = [np.asarray(a) for a in leaves]
 
-    state = replicate(state, mesh)
+    state = state if is_sharding_mesh(mesh) else replicate(state, mesh)
     book: dict[str, Any] = {
         "history": {},
         "best": None,
@@ -328,7 +329,9 @@ def fit(
         if plateau:
             record["lr_scale"] = float(plateau_states(state.opt_state)[0].plateau.lr)
             opt_state = step_plateau(state.opt_state, record[monitor])
-            state = state.replace(opt_state=replicate(opt_state, mesh))
+            state = state.replace(
+                opt_state=opt_state if is_sharding_mesh(mesh) else replicate(opt_state, mesh)
+            )
         record["time"] = time.perf_counter() - t0
         for k, v in record.items():
             history.setdefault(k, []).append(v)

@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 
 from ..nn import Layer
+from ._parallel import replicate
+from ._sharding import is_sharding_mesh, place_state
 
 __all__ = ["TrainState", "create_train_state"]
 
@@ -59,7 +61,13 @@ jax.tree_util.register_dataclass(
 
 
 def create_train_state(
-    key: Any, model: Layer, optimizer: Any, input_shape: Sequence[int]
+    key: Any,
+    model: Layer,
+    optimizer: Any,
+    input_shape: Sequence[int],
+    *,
+    mesh: Any = None,
+    fsdp: bool = False,
 ) -> TrainState:
     """Initialise the model and the optimizer into a :class:`TrainState` at step 0.
 
@@ -69,6 +77,11 @@ def create_train_state(
         model: a :class:`functional_dl.nn.Layer`.
         optimizer: an ``optax.GradientTransformation`` (e.g. ``fdl.optim.adam(1e-3)``).
         input_shape: shape of one input batch, e.g. ``(1, 8, 8, 1)``.
+        mesh: place the state on a device mesh: a :func:`make_mesh` mesh shards it
+            (tensor-parallel Transformer weights over ``model``, and with ``fsdp`` every
+            large leaf over ``data``); a :func:`data_parallel_mesh` replicates it.
+        fsdp: shard parameters and optimizer state over ``data`` (ZeRO-3 style; needs a
+            :func:`make_mesh` mesh).
 
     Returns:
         ``TrainState(params, model_state, opt_state, step=0, key)``.
@@ -86,12 +99,22 @@ def create_train_state(
             "create_train_state: optimizer must be an optax GradientTransformation,"
             f" got optimizer={optimizer!r}"
         )
+    if fsdp and not is_sharding_mesh(mesh):
+        raise ValueError(
+            "create_train_state: fsdp=True needs a mesh from fdl.train.make_mesh, "
+            f"got mesh={mesh!r}"
+        )
     init_key, train_key = jax.random.split(key)
     params, model_state = model.init(init_key, tuple(input_shape))
-    return TrainState(
+    state = TrainState(
         params=params,
         model_state=model_state,
         opt_state=optimizer.init(params),
         step=jnp.zeros((), jnp.int32),
         key=train_key,
     )
+    if mesh is None:
+        return state
+    if is_sharding_mesh(mesh):
+        return place_state(state, mesh, fsdp=fsdp)
+    return replicate(state, mesh)

@@ -11,12 +11,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from ..data import batches, num_examples
 from ..nn import Layer
 from ._parallel import DATA_AXIS, data_parallel_mesh
+from ._sharding import batch_sharding, is_sharding_mesh, sharded_train_step
 from ._state import TrainState
 
 __all__ = ["make_train_step", "evaluate"]
@@ -164,7 +166,11 @@ def make_train_step(
         optimizer: an ``optax.GradientTransformation`` (``fdl.optim.adam(1e-3)``).
         metrics: extra ``{name: fn(outputs, targets) -> scalar}`` (e.g. ``{"accuracy":
             accuracy}``), returned with ``"loss"``.
-        mesh: a :func:`data_parallel_mesh`; the batch size must be divisible by its size.
+        mesh: a :func:`data_parallel_mesh` (``shard_map``, replicated state), or a
+            :func:`make_mesh` mesh: one GSPMD ``jit`` that keeps the state's shardings
+            (from ``create_train_state(..., mesh=mesh, fsdp=...)``: FSDP over ``data``,
+            tensor parallelism over ``model``) and splits the batch over ``data``. The
+            batch size must be divisible by the number of devices on ``data``.
 
     Returns:
         The jitted step. Calling :func:`make_train_step` again with the same arguments
@@ -188,7 +194,12 @@ def make_train_step(
             "make_train_step: optimizer must be an optax GradientTransformation, "
             f"got optimizer={optimizer!r}"
         )
+    if is_sharding_mesh(mesh):
+        return _sharded_step(model.apply, loss_fn, optimizer.update, items, mesh)
     return _train_step(model.apply, loss_fn, optimizer.update, items, mesh or data_parallel_mesh())
+
+
+_sharded_step = functools.lru_cache(maxsize=32)(sharded_train_step)
 
 
 @functools.lru_cache(maxsize=32)
@@ -206,6 +217,33 @@ def _forward(apply: Callable, mesh: Mesh) -> Callable:
             check_vma=False,
         )
     )
+
+
+@functools.lru_cache(maxsize=32)
+def _sharded_forward(apply: Callable, mesh: Mesh) -> Callable:
+    """Evaluation forward pass on a :func:`make_mesh` mesh (parameters keep their shardings)."""
+
+    def forward(params, model_state, inputs):
+        outputs, _ = apply(params, model_state, inputs, train=False)
+        return outputs
+
+    jitted = jax.jit(forward)
+    sharding = batch_sharding(mesh)
+
+    def run(params, model_state, inputs):
+        # every process passes the same full inputs; each keeps the rows of its devices
+        inputs = jax.tree_util.tree_map(
+            lambda a: jax.make_array_from_callback(
+                np.shape(a), sharding, lambda index, a=a: np.asarray(a)[index]
+            ),
+            inputs,
+        )
+        out = jitted(params, model_state, inputs)
+        if jax.process_count() > 1:
+            out = multihost_utils.process_allgather(out, tiled=True)
+        return out
+
+    return run
 
 
 @functools.lru_cache(maxsize=32)
@@ -263,10 +301,10 @@ def evaluate(
         (['accuracy', 'loss'], True)
     """
     _check_model(model, loss_fn, "evaluate")
-    if jax.process_count() > 1:
+    if jax.process_count() > 1 and not is_sharding_mesh(mesh):
         raise NotImplementedError(
-            "evaluate runs on a single process; with several hosts "
-            "evaluate on process 0 with a mesh of its local devices"
+            "evaluate with a data_parallel_mesh runs on a single process; with several "
+            "hosts pass a mesh from fdl.train.make_mesh (every process passes the same data)"
         )
     items = _metric_items(metrics, "evaluate")
     mesh = mesh or data_parallel_mesh()
@@ -274,7 +312,11 @@ def evaluate(
     n = num_examples(leaves, fn="evaluate")
     devices = mesh.shape[DATA_AXIS]
     size = -(-min(batch_size, n) // devices) * devices
-    forward = _forward(model.apply, mesh)
+    forward = (
+        _sharded_forward(model.apply, mesh)
+        if is_sharding_mesh(mesh)
+        else _forward(model.apply, mesh)
+    )
     outputs = []
     for chunk in batches(None, *leaves, batch_size=size, shuffle=False):
         inputs, _ = jax.tree_util.tree_unflatten(treedef, [_pad(a, size) for a in chunk])
