@@ -84,7 +84,7 @@ def test_invert_solarize_gamma_normalize():
     )
     np.testing.assert_allclose(np.asarray(A.adjust_gamma(GRID, 2.2)), GRID**2.2, rtol=1e-5)
     np.testing.assert_allclose(
-        np.asarray(A.adjust_gamma(GRID, 0.5, 1.7)), np.clip(1.7 * GRID**0.5, 0, 1), rtol=1e-5
+        np.asarray(A.adjust_gamma(GRID, 0.5, gain=1.7)), np.clip(1.7 * GRID**0.5, 0, 1), rtol=1e-5
     )
     mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
     np.testing.assert_allclose(
