@@ -90,6 +90,19 @@ def _learning_rate(schedule: str, lr: float, total_steps: int, steps_per_epoch: 
     return schedules.warmup_cosine(lr, 0.0, warmup_steps=warmup, cosine_steps=total_steps - warmup)
 
 
+def _parse_mesh(spec: str):
+    """``"data=4,model=2"`` -> ``fdl.train.make_mesh(data=4, model=2)``."""
+    from . import train
+
+    sizes = {}
+    for part in spec.split(","):
+        name, _, value = part.partition("=")
+        if name.strip() not in ("data", "model") or not value.strip().lstrip("-").isdigit():
+            raise ValueError(f"--mesh must look like data=4,model=2, got --mesh {spec!r}")
+        sizes[name.strip()] = int(value)
+    return train.make_mesh(**sizes)
+
+
 def _train(
     model: str,
     *,
@@ -103,6 +116,8 @@ def _train(
     resume: bool = False,
     progress: bool = True,
     plot: str | None = None,
+    mesh: str | None = None,
+    fsdp: bool = False,
 ) -> dict:
     """Train a task end to end; returns the test scores and timings."""
     import jax
@@ -111,7 +126,10 @@ def _train(
     from . import data, models, optim, schedules, train
 
     start = time.perf_counter()
-    task = models.task(model, seed=seed, axis_name=train.DATA_AXIS)
+    device_mesh = _parse_mesh(mesh) if mesh else None
+    # a data-parallel mesh syncs BatchNorm through shard_map's axis; on a 2-D mesh the
+    # step is one GSPMD program whose BatchNorm already sees the whole batch
+    task = models.task(model, seed=seed, axis_name=None if mesh else train.DATA_AXIS)
     lr = lr if lr is not None else DEFAULT_LR.get(optimizer, 3e-3)
     steps_per_epoch = data.num_batches(len(task.train[1]), batch_size, drop_last=True)
     rate = _learning_rate(schedule, lr, steps_per_epoch * epochs, steps_per_epoch)
@@ -120,7 +138,9 @@ def _train(
     plateau = schedule == "plateau"
     if plateau:  # the plateau factor is a transform in the chain; fit feeds it val_loss
         opt = optax.chain(opt, schedules.scale_by_plateau(factor=0.5, patience=2))
-    state = train.create_train_state(jax.random.key(seed), task.model, opt, task.input_shape)
+    state = train.create_train_state(
+        jax.random.key(seed), task.model, opt, task.input_shape, mesh=device_mesh, fsdp=fsdp
+    )
     result = train.fit(
         state,
         task.model,
@@ -135,8 +155,11 @@ def _train(
         checkpoint_dir=checkpoint_dir,
         resume=resume,
         progress=progress,
+        mesh=device_mesh,
     )
-    scores = train.evaluate(result.state, task.model, task.loss_fn, task.test, metrics=task.metrics)
+    scores = train.evaluate(
+        result.state, task.model, task.loss_fn, task.test, metrics=task.metrics, mesh=device_mesh
+    )
     if plot:
         Path(plot).parent.mkdir(parents=True, exist_ok=True)
         train.plot_history(result.history, path=plot)
@@ -191,6 +214,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             resume=args.resume,
             progress=not args.no_progress,
             plot=args.plot,
+            mesh=args.mesh,
+            fsdp=args.fsdp,
         )
     except (FloatingPointError, ValueError) as exc:
         print(f"{args.parser.prog}: error: {exc}", file=sys.stderr)
@@ -298,6 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--plot", default=None, help="write the training curves to this file")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--mesh",
+        default=None,
+        help="a 2-D device mesh, e.g. data=4,model=2 (tensor parallel over model)",
+    )
+    p.add_argument(
+        "--fsdp", action="store_true", help="shard parameters and optimizer state over data"
+    )
     p.set_defaults(func=_cmd_train, parser=p)
 
     p = sub.add_parser(

@@ -245,3 +245,13 @@ def test_two_processes_train_like_one(tmp_path):
         np.testing.assert_allclose(r["losses"], losses, rtol=1e-5, atol=1e-6)
         assert r["same"]
     assert results[0]["eval"] == pytest.approx(results[1]["eval"])
+
+
+def test_cli_trains_on_a_mesh(capsys):
+    from functional_dl.cli import main
+
+    argv = ["train", "--model", "mlp", "--epochs", "1", "--no-progress"]
+    assert main([*argv, "--mesh", "data=1,model=1", "--fsdp"]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    assert main([*argv, "--mesh", "rows=2"]) == 1
+    assert "--mesh" in capsys.readouterr().err
