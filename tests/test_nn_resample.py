@@ -92,7 +92,9 @@ def np_conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, grou
                     if 0 <= oi < ho and 0 <= oj < wo:
                         for grp in range(groups):
                             xs = x[:, i, j, grp * cg : (grp + 1) * cg]
-                            y[:, oi, oj, grp * og : (grp + 1) * og] += xs @ w[a, bb, grp * cg : (grp + 1) * cg]
+                            y[:, oi, oj, grp * og : (grp + 1) * og] += (
+                                xs @ w[a, bb, grp * cg : (grp + 1) * cg]
+                            )
     return y
 
 
@@ -114,7 +116,10 @@ def test_conv_transpose2d_matches_scatter_and_scipy_gradient(xs, ws, kw):
     x, w = _a(*xs), _a(*ws)
     groups = kw.get("groups", 1)
     b = _a(ws[-1] * groups)
-    geo = [_pair(kw.get(k, d)) for k, d in (("stride", 1), ("padding", 0), ("output_padding", 0), ("dilation", 1))]
+    geo = [
+        _pair(kw.get(k, d))
+        for k, d in (("stride", 1), ("padding", 0), ("output_padding", 0), ("dilation", 1))
+    ]
     want = np_conv_transpose2d(x, w, b, *geo, groups)
     args = [jnp.asarray(v, f32) for v in (x, w, b)]
     got = F.conv_transpose2d(*args, **kw)
@@ -215,9 +220,8 @@ def np_interpolate(x, out, mode, align, sf):
                 i0, j0 = min(int(si), h - 1), min(int(sj), w - 1)
                 ti, tj = si - i0, sj - j0
                 i1, j1 = min(i0 + 1, h - 1), min(j0 + 1, w - 1)
-                y[:, i, j] = (
-                    (1 - ti) * ((1 - tj) * x[:, i0, j0] + tj * x[:, i0, j1])
-                    + ti * ((1 - tj) * x[:, i1, j0] + tj * x[:, i1, j1])
+                y[:, i, j] = (1 - ti) * ((1 - tj) * x[:, i0, j0] + tj * x[:, i0, j1]) + ti * (
+                    (1 - tj) * x[:, i1, j0] + tj * x[:, i1, j1]
                 )
             else:
                 i0, j0 = math.floor(si), math.floor(sj)
@@ -225,7 +229,9 @@ def np_interpolate(x, out, mode, align, sf):
                 for a in range(-1, 3):
                     for bb in range(-1, 3):
                         wt = _cubic(si - (i0 + a)) * _cubic(sj - (j0 + bb))
-                        acc = acc + wt * x[:, min(max(i0 + a, 0), h - 1), min(max(j0 + bb, 0), w - 1)]
+                        acc = (
+                            acc + wt * x[:, min(max(i0 + a, 0), h - 1), min(max(j0 + bb, 0), w - 1)]
+                        )
                 y[:, i, j] = acc
     return y
 
@@ -347,7 +353,14 @@ def test_forward_mode_works(name):
     assert abs(lhs - rhs) <= 1e-3 * (abs(lhs) + 1)
 
 
-NEW_ENTRIES = ("conv1d", "conv_transpose2d", "adaptive_", "interpolate", "instance_norm", "pixel_shuffle")
+NEW_ENTRIES = (
+    "conv1d",
+    "conv_transpose2d",
+    "adaptive_",
+    "interpolate",
+    "instance_norm",
+    "pixel_shuffle",
+)
 
 
 def _entries():
