@@ -232,7 +232,8 @@ def test_lstm_dropout_between_layers_and_state_round_trip():
 
 def test_lstm_learns_the_adding_problem():
     """Length 20: the sum of the two marked values among 20 uniform ones (Hochreiter &
-    Schmidhuber, 1997). Predicting the mean gives MSE ~0.17; we require < 0.01."""
+    Schmidhuber, 1997). Predicting the mean gives MSE ~0.17; after 600 Adam steps
+    we require < 0.01 (it reaches ~0.002; the loss leaves its plateau near step 350)."""
     length, n = 20, 256
     key = jax.random.key(0)
 
@@ -258,7 +259,7 @@ def test_lstm_learns_the_adding_problem():
         u, o = opt.update(g, o, p)
         return optax.apply_updates(p, u), o, loss
 
-    for i in range(400):
+    for i in range(600):
         params, opt_state, _ = step(params, opt_state, jax.random.fold_in(key, i))
     x, y = batch(jax.random.key(123))
     assert float(loss_fn(params, x, y)) < 0.01
