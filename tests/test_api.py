@@ -18,6 +18,9 @@ DATA_FUNCTION_MODULES = ["activations", "losses", "nn.functional", "augment"]
 
 # Optional arguments that are data (arrays), not hyperparameters: may stay positional.
 OPTIONAL_DATA_ARGS = {"weight", "bias", "b", "where", "pos_weight", "mask", "positions", "labels"}
+# API.md fixes these optional arguments as positional (PyTorch's order): recurrent biases,
+# interpolate's output size.
+OPTIONAL_DATA_ARGS |= {"bias_ih", "bias_hh", "size"}
 
 # Random ops: the key is the first positional argument.
 RANDOM_OPS = {
