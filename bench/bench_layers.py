@@ -205,7 +205,7 @@ def _cases(quick: bool, only: str | None) -> list[Callable]:
             "conv_transpose2d 3x3 stride 2 (decoder upsampling)",
             lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1),
             fnn.ConvTranspose(c, (3, 3), strides=(2, 2), padding="SAME"),
-            arr(n, hw, hw, 2 * c),
+            arr(max(n // 4, 1), hw, hw, 2 * c),
             (arr(3, 3, 2 * c, c) * 0.1, arr(c) * 0.1),
         )
 
