@@ -379,3 +379,85 @@ def test_registered_rule_is_live(name):
         hand = hand if isinstance(hand, tuple) else (hand,)
         for a, h in zip(vjp(g), hand, strict=True):
             np.testing.assert_allclose(np.asarray(a), np.asarray(h), rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------------ layers
+nn = fdl.nn
+
+
+def test_layers_backprop_equals_jax_grad():
+    """``nn.backprop`` chains the hand rules of every new layer; equal to ``jax.grad``."""
+    image_model = nn.Sequential(
+        nn.ConvTranspose2d(6, 3, stride=2, padding=1, output_padding=1),
+        nn.InstanceNorm(affine=True),
+        nn.ReLU(),
+        nn.Residual(
+            nn.Sequential(nn.Conv2d(4, 3, stride=2, padding=1), nn.ReLU()),
+            shortcut=nn.Conv2d(4, 1, stride=2),
+        ),
+        nn.Upsample(scale_factor=2, mode="bilinear"),
+        nn.PixelShuffle(2),
+        nn.AdaptiveMaxPool2d((5, 3)),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Identity(),
+        nn.Flatten(),
+        nn.Linear(3),
+    )
+    seq_model = nn.Sequential(
+        nn.Conv1d(5, 3, padding="same"), nn.Tanh(), nn.Flatten(), nn.Linear(2)
+    )
+    for model, shape in ((image_model, (2, 4, 4, 3)), (seq_model, (2, 7, 3))):
+        x = jnp.asarray(_a(*shape), f32)
+        params, state = model.init(jax.random.key(0), shape)
+        y, _ = model.apply(params, state, x)
+        g = jnp.asarray(_a(*y.shape), f32)
+
+        def loss(p, x, model=model, state=state, g=g):
+            return jnp.sum(model.apply(p, state, x)[0] * g)
+
+        auto = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, x)
+        hand = jax.jit(
+            lambda p, x, model=model, state=state, g=g: nn.backprop.backward(model, p, state, x, g)
+        )(params, x)
+        assert_close(hand, auto, rtol=1e-4, atol=1e-5)
+
+
+def test_instance_norm_layer_running_statistics_as_pytorch():
+    """PyTorch: stats of each instance, averaged over the batch; unbiased variance."""
+    layer = nn.InstanceNorm(track_running_stats=True, momentum=0.1)
+    x = _a(3, 4, 5, 2) * 2 + 1
+    params, state = layer.init(jax.random.key(0), x.shape)
+    y, new = layer.apply(params, state, jnp.asarray(x, f32), train=True)
+    mean = x.mean(axis=(1, 2)).mean(0)
+    var = x.var(axis=(1, 2), ddof=1).mean(0)
+    assert_close(new["running_mean"], 0.1 * mean, rtol=1e-5, atol=1e-6)
+    assert_close(new["running_var"], 0.9 + 0.1 * var, rtol=1e-5, atol=1e-6)
+    mu, v = x.mean(axis=(1, 2), keepdims=True), x.var(axis=(1, 2), keepdims=True)
+    assert_close(y, (x - mu) / np.sqrt(v + 1e-5), rtol=1e-5, atol=1e-5)
+    y_eval, same = layer.apply(params, new, jnp.asarray(x, f32))
+    rm, rv = np.asarray(new["running_mean"]), np.asarray(new["running_var"])
+    assert_close(y_eval, (x - rm) / np.sqrt(rv + 1e-5), rtol=1e-5, atol=1e-5)
+    assert same is new
+    g = jnp.ones_like(y_eval)
+    hand = layer.backward(params, new, jnp.asarray(x, f32), g)[1]
+    assert_close(hand, np.ones(x.shape) / np.sqrt(rv + 1e-5), rtol=1e-5, atol=1e-6)
+
+
+def test_layer_inits_follow_pytorch_and_constructors_are_keyword_only():
+    params, _ = nn.ConvTranspose2d(8, 3, groups=2).init(jax.random.key(0), (1, 5, 5, 6))
+    bound = 1 / np.sqrt(3 * 3 * 4)  # PyTorch: fan-in from weight.size(1) = out/groups
+    assert params["weight"].shape == (3, 3, 6, 4) and params["bias"].shape == (8,)
+    w = np.asarray(params["weight"])
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.8 * bound
+    params, _ = nn.Conv1d(4, 5).init(jax.random.key(0), (1, 9, 6))
+    bound = 1 / np.sqrt(5 * 6)
+    assert np.abs(np.asarray(params["weight"])).max() <= bound
+    assert np.abs(np.asarray(params["bias"])).max() <= bound
+    with pytest.raises(TypeError):
+        nn.Conv1d(4, 5, 2)  # stride is keyword-only
+    with pytest.raises(TypeError):
+        nn.ConvTranspose2d(4, 3, 2)
+    with pytest.raises(ValueError, match=r"groups must divide out_channels"):
+        nn.ConvTranspose2d(5, 3, groups=2)
+    with pytest.raises(ValueError, match=r"shortcut must give the same output shape"):
+        nn.Residual(nn.Linear(3), shortcut=nn.Linear(4)).init(jax.random.key(0), (2, 3))
