@@ -185,12 +185,13 @@ def _rnn_bwd_core(x, h0, wih, whh, bih, bhh, hs, g_out, g_hn, nonlinearity):
     """BPTT of the Elman RNN: ``a_t = x_t W_ih + b_ih + h_{t-1} W_hh + b_hh``,
     ``h_t = act(a_t)``; ``da_t = (g_t + dh_t) act'(a_t)`` with ``tanh' = 1 - h_t^2`` and
     ``relu' = [h_t > 0]``; ``dh_{t-1} = da_t W_hh^T``."""
+    whh_t = whh.T  # transposed once, outside the loop
 
     def step(dh, xs):
         h_t, g_t = xs
         dh = dh + g_t
         da = dh * (1 - h_t * h_t) if nonlinearity == "tanh" else jnp.where(h_t > 0, dh, 0)
-        return da @ whh.T, da
+        return da @ whh_t, da
 
     dh0, da = jax.lax.scan(step, g_hn, (hs, g_out), reverse=True)
     dx, dwih, dwhh, dbih, dbhh = _param_grads(x, _prev(h0, hs), da, da, wih, bih, bhh)
@@ -295,6 +296,7 @@ def _lstm_bwd_core(x, h0, c0, wih, whh, bih, bhh, hs, cs, gates, g_out, g_hn, g_
     ``dh_{t-1} = da_t W_hh^T``."""
     hsz = h0.shape[-1]
     c_prev = _prev(c0, cs)
+    whh_t = whh.T  # transposed once, outside the loop
 
     def step(carry, xs):
         dh, dc = carry
@@ -313,7 +315,7 @@ def _lstm_bwd_core(x, h0, c0, wih, whh, bih, bhh, hs, cs, gates, g_out, g_hn, g_
             ],
             axis=-1,
         )
-        return (da @ whh.T, dc * f), da
+        return (da @ whh_t, dc * f), da
 
     (dh0, dc0), da = jax.lax.scan(step, (g_hn, g_cn), (gates, cs, c_prev, g_out), reverse=True)
     dx, dwih, dwhh, dbih, dbhh = _param_grads(x, _prev(h0, hs), da, da, wih, bih, bhh)
@@ -410,6 +412,7 @@ def _gru_bwd_core(x, h0, wih, whh, bih, bhh, hs, saved, g_out, g_hn):
     ``dh_{t-1} = dh z + [da_r, da_z, dhn] W_hh^T``."""
     hsz = h0.shape[-1]
     hs_prev = _prev(h0, hs)
+    whh_t = whh.T  # transposed once, outside the loop
 
     def step(dh, xs):
         sv, hp, g_t = xs
@@ -421,7 +424,7 @@ def _gru_bwd_core(x, h0, wih, whh, bih, bhh, hs, saved, g_out, g_hn):
         daz = dh * (hp - n) * z * (1 - z)
         da_x = jnp.concatenate([dar, daz, dan], axis=-1)
         da_h = jnp.concatenate([dar, daz, dan * r], axis=-1)
-        return dh * z + da_h @ whh.T, (da_x, da_h)
+        return dh * z + da_h @ whh_t, (da_x, da_h)
 
     dh0, (da_x, da_h) = jax.lax.scan(step, g_hn, (saved, hs_prev, g_out), reverse=True)
     dx, dwih, dwhh, dbih, dbhh = _param_grads(x, hs_prev, da_x, da_h, wih, bih, bhh)
