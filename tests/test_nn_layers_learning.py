@@ -64,6 +64,9 @@ def test_resnet_and_lstm_tasks_build():
     for name, shape in (("resnet", (1, 8, 8, 1)), ("lstm", (1, 8, 8))):
         task = fdl.models.task(name)
         assert task.input_shape == shape
-        params, state = task.model.init(jax.random.key(0), task.input_shape)
-        logits, _ = jax.jit(task.model.apply)(params, state, jnp.asarray(task.test[0][:4]))
+        params, state = jax.eval_shape(
+            lambda k, t=task: t.model.init(k, t.input_shape), jax.random.key(0)
+        )
+        x = jax.ShapeDtypeStruct((4, *task.test[0].shape[1:]), jnp.float32)
+        logits, _ = jax.eval_shape(task.model.apply, params, state, x)
         assert logits.shape == (4, 10)
