@@ -3,6 +3,11 @@
 Cases (float32, ``jit``; ``--quick``: tiny sizes):
   * conv2d, batch_norm (training), layer_norm: ``x -> (f(x), vjp(g))`` w.r.t. the input
     and the parameters, against the ``flax.linen`` module with the same definition.
+  * conv_transpose2d (stride 2, a decoder's upsampling), conv1d: against ``flax.linen``
+    ``ConvTranspose`` / 1-D ``Conv``; interpolate (bilinear, x2) against
+    ``jax.image.resize(..., 'linear', antialias=False)``.
+  * lstm (L=128, N=64, H=256; quick: tiny): our hand BPTT against a ``lax.scan`` of flax's
+    ``OptimizedLSTMCell``, and against ``jax.grad`` of our own plain forward scan.
   * MLP and CNN train steps: loss, gradients (``jax.value_and_grad``) and an Adam update
     (``optax.adam`` for both, so only the layers differ), against the same architecture
     written with ``flax.linen``.
@@ -26,6 +31,7 @@ import numpy as np
 import optax
 
 import functional_dl as fdl
+from functional_dl.nn.functional._recurrent import lstm_formula
 
 F = fdl.nn.functional
 KEY = jax.random.key(0)
@@ -194,7 +200,103 @@ def _cases(quick: bool, only: str | None) -> list[Callable]:
             jnp.arange(cnn_n) % 10,
         )
 
+    def conv_transpose():
+        return _op_case(
+            "conv_transpose2d 3x3 stride 2 (decoder upsampling)",
+            lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1),
+            fnn.ConvTranspose(c, (3, 3), strides=(2, 2), padding="SAME"),
+            arr(max(n // 4, 1), hw, hw, 2 * c),
+            (arr(3, 3, 2 * c, c) * 0.1, arr(c) * 0.1),
+        )
+
+    def conv1d():
+        length = 16 if quick else 1024
+        return _op_case(
+            "conv1d k=3 (padding=1)",
+            lambda x, w, b: F.conv1d(x, w, b, padding=1),
+            fnn.Conv(2 * c, (3,), padding=1),
+            arr(n, length, c),
+            (arr(3, c, 2 * c) * 0.1, arr(2 * c) * 0.1),
+        )
+
+    def interpolate():
+        x = arr(n, hw, hw, c)
+
+        def ours(x):
+            return F.interpolate(x, (2 * hw, 2 * hw), mode="bilinear")
+
+        def ref(x):
+            return jax.image.resize(x, (n, 2 * hw, 2 * hw, c), "linear", antialias=False)
+
+        g = jnp.ones((n, 2 * hw, 2 * hw, c))
+        return (
+            "interpolate bilinear x2",
+            _fwd_bwd(ours),
+            ((x,), g),
+            _fwd_bwd(ref),
+            ((x,), g),
+            "jax.image.resize",
+        )
+
+    seq, batch, hid = (8, 4, 16) if quick else (128, 64, 256)
+
+    def _lstm_args():
+        bound = 1 / np.sqrt(hid)
+        ws = [arr(hid, 4 * hid), arr(hid, 4 * hid), arr(4 * hid), arr(4 * hid)]
+        ws = [jnp.clip(w * bound, -bound, bound) for w in ws]
+        x, h0 = arr(batch, seq, hid), jnp.zeros((batch, hid))
+        return x, h0, ws
+
+    def lstm_flax():
+        x, h0, ws = _lstm_args()
+        cell = fnn.OptimizedLSTMCell(hid)
+        params = cell.init(KEY, (h0, h0), x[:, 0])
+
+        def ref(x, params):
+            def step(carry, xt):
+                return cell.apply(params, carry, xt)
+
+            _, ys = jax.lax.scan(step, (h0, h0), jnp.swapaxes(x, 0, 1))
+            return jnp.swapaxes(ys, 0, 1)
+
+        def ours(x, h0, c0, *ws):
+            return F.lstm(x, h0, c0, *ws)[0]
+
+        g = jnp.ones((batch, seq, hid))
+        return (
+            f"lstm fwd+bwd (L={seq}, N={batch}, H={hid}): hand BPTT",
+            _fwd_bwd(ours),
+            ((x, h0, h0, *ws), g),
+            _fwd_bwd(ref),
+            ((x, params), g),
+        )
+
+    def lstm_autodiff():
+        x, h0, ws = _lstm_args()
+
+        def ours(x, h0, c0, *ws):
+            return F.lstm(x, h0, c0, *ws)[0]
+
+        def plain(x, h0, c0, *ws):
+            return lstm_formula(x, h0, c0, *ws)[0]
+
+        g = jnp.ones((batch, seq, hid))
+        args = ((x, h0, h0, *ws), g)
+        return (
+            f"lstm fwd+bwd (L={seq}, N={batch}, H={hid}): hand BPTT vs autodiff of our scan",
+            _fwd_bwd(ours),
+            args,
+            _fwd_bwd(plain),
+            args,
+            "jax.grad of the plain scan",
+        )
+
     named = {
+        "conv_transpose2d": conv_transpose,
+        "conv1d": conv1d,
+        "interpolate": interpolate,
+        "lstm_flax": lstm_flax,
+        "lstm_autodiff": lstm_autodiff,
         "conv2d": conv,
         "batch_norm": batch_norm,
         "layer_norm": layer_norm,
@@ -213,15 +315,15 @@ def run(quick: bool = False, *, repeats: int | None = None, only: str | None = N
     """
     rows = []
     for case in _cases(quick, only):
-        name, ours, our_args, ref, ref_args = case()
-        _, _, _, control, _ = case()  # built again: its own jit, compiled again
+        name, ours, our_args, ref, ref_args, *label = case()
+        control = case()[3]  # built again: its own jit, compiled again
         calls = {"ours": (ours, our_args), H.REF: (ref, ref_args), H.CONTROL: (control, ref_args)}
         timings = H.interleave(
             {k: partial(fn, *args) for k, (fn, args) in calls.items()},
             rounds=repeats or (3 if quick else 20),
             warmup=2,
         )
-        rows += H.time_rows(name, timings, "flax.linen")
+        rows += H.time_rows(name, timings, label[0] if label else "flax.linen")
     return rows
 
 

@@ -2,7 +2,7 @@
 
 Commands:
   demo        train the CNN on the digits, print held-out accuracy and time, plot curves
-  train       train a reference model (mlp, cnn, transformer-reversal) with checkpoints
+  train       train a reference model (mlp, cnn, resnet, lstm, transformer-reversal)
   gradcheck   check every hand-derived gradient against jax.grad and finite differences
   bench       run every bench/bench_*.py and write bench/RESULTS.md
 """
@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--model",
-        choices=("mlp", "cnn", "transformer-reversal"),
+        choices=("mlp", "cnn", "transformer-reversal", "resnet", "lstm"),
         default="cnn",
         help="the model and its task (default cnn)",
     )

@@ -23,6 +23,9 @@ from .metrics import accuracy, sequence_accuracy
 __all__ = [
     "mlp",
     "cnn",
+    "resnet",
+    "basic_block",
+    "lstm_model",
     "transformer_reversal",
     "reversal_data",
     "sequence_accuracy",
@@ -32,7 +35,7 @@ __all__ = [
     "TASKS",
 ]
 
-TASKS = ("mlp", "cnn", "transformer-reversal")
+TASKS = ("mlp", "cnn", "transformer-reversal", "resnet", "lstm")
 
 
 def mlp(
@@ -102,6 +105,120 @@ def cnn(
         nn.ReLU(),
         nn.Linear(num_classes),
     )
+
+
+def basic_block(
+    channels: int, *, stride: int = 1, projection: bool = False, axis_name: Any = None
+) -> nn.Layer:
+    """ResNet's basic block: ``relu(bn(conv3x3(relu(bn(conv3x3_s(x))))) + shortcut(x))``.
+
+    The shortcut is the identity, or with ``projection=True`` (needed when the stride or
+    the channels change) ``BatchNorm(Conv2d(channels, 1, stride))``. He et al. (2016).
+
+    Example:
+        >>> params, state = basic_block(8, stride=2, projection=True).init(
+        ...     jax.random.key(0), (1, 8, 8, 4))
+    """
+    body = nn.Sequential(
+        nn.Conv2d(channels, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm(axis_name=axis_name),
+        nn.ReLU(),
+        nn.Conv2d(channels, 3, padding=1, bias=False),
+        nn.BatchNorm(axis_name=axis_name),
+    )
+    shortcut = None
+    if projection:
+        shortcut = nn.Sequential(
+            nn.Conv2d(channels, 1, stride=stride, bias=False), nn.BatchNorm(axis_name=axis_name)
+        )
+    return nn.Sequential(nn.Residual(body, shortcut=shortcut), nn.ReLU())
+
+
+def resnet(
+    num_classes: int = 10,
+    channels: tuple[int, ...] = (16, 32),
+    *,
+    blocks_per_stage: int = 1,
+    axis_name: Any = None,
+) -> nn.Layer:
+    """A small ResNet for small images (NHWC), with an adaptive-pooling head.
+
+    ``Conv2d 3x3, BatchNorm, ReLU``; then per stage ``blocks_per_stage`` basic blocks
+    (the first of every stage but the first with stride 2 and a projection shortcut);
+    then ``AdaptiveAvgPool2d(1), Flatten, Linear(num_classes)``.
+
+    Args:
+        num_classes: number of output logits.
+        channels: width of each stage.
+        blocks_per_stage: basic blocks per stage.
+        axis_name: mapped axis over which BatchNorm averages its statistics.
+
+    Returns:
+        A :class:`~functional_dl.nn.Layer` mapping ``[N, H, W, C]`` to ``[N, num_classes]``.
+
+    Example:
+        >>> params, state = resnet().init(jax.random.key(0), (1, 8, 8, 1))
+    """
+    check_int("blocks_per_stage", blocks_per_stage, minimum=1, fn="resnet")
+    layers = [
+        nn.Conv2d(channels[0], 3, padding=1, bias=False),
+        nn.BatchNorm(axis_name=axis_name),
+        nn.ReLU(),
+    ]
+    for stage, width in enumerate(channels):
+        for b in range(blocks_per_stage):
+            down = stage > 0 and b == 0
+            layers.append(
+                basic_block(width, stride=2 if down else 1, projection=down, axis_name=axis_name)
+            )
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(num_classes))
+
+
+def lstm_model(
+    num_outputs: int = 10,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+) -> nn.Layer:
+    """An LSTM sequence model: ``LSTM`` over ``[N, L, I]``, ``Linear`` on the last step.
+
+    ``[N, H, W]`` images (or ``[N, H, W, 1]``) are read row by row as ``H`` steps of
+    ``W`` features. The LSTM's final state is not kept in ``state`` (each batch starts
+    from zeros), so the model trains with :func:`functional_dl.train.fit` like any other.
+
+    Returns:
+        A :class:`~functional_dl.nn.Layer` mapping ``[N, L, I]`` to ``[N, num_outputs]``.
+
+    Example:
+        >>> model = lstm_model(3, hidden_size=8)
+        >>> params, state = model.init(jax.random.key(0), (2, 5, 4))
+        >>> model.apply(params, state, np.ones((2, 5, 4), np.float32))[0].shape
+        (2, 3)
+    """
+    rnn = nn.LSTM(hidden_size, num_layers=num_layers, bidirectional=bidirectional, dropout=dropout)
+    head = nn.Linear(num_outputs)
+
+    def _seq(shape):
+        shape = tuple(shape)
+        return shape[:3] if len(shape) == 4 else shape
+
+    def init(key, input_shape):
+        k1, k2 = jax.random.split(key)
+        shape = _seq(input_shape)
+        p_rnn, _ = rnn.init(k1, shape)
+        width = hidden_size * (2 if bidirectional else 1)
+        p_head, _ = head.init(k2, (shape[0], width))
+        return {"lstm": p_rnn, "head": p_head}, {}
+
+    def apply(params, state, x, *, key=None, train=False):
+        x = x.reshape(_seq(x.shape))
+        y, _ = rnn.apply(params["lstm"], {}, x, key=key, train=train)
+        logits, _ = head.apply(params["head"], {}, y[:, -1], train=train)
+        return logits, state
+
+    return nn.Layer(init, apply, "lstm_model")
 
 
 def transformer_reversal(
@@ -188,7 +305,8 @@ def _digits() -> list[tuple[np.ndarray, ...]]:
 def task(name: str, *, seed: int = 0, axis_name: Any = None) -> Task:
     """The model, data, loss and metrics of a named task.
 
-    ``"mlp"`` and ``"cnn"``: scikit-learn's 8x8 digits (1797 images, split 70/15/15 with
+    ``"mlp"``, ``"cnn"``, ``"resnet"`` and ``"lstm"`` (rows as time steps):
+    scikit-learn's 8x8 digits (1797 images, split 70/15/15 with
     a fixed key), cross-entropy, accuracy. ``"transformer-reversal"``: an encoder-decoder
     Transformer that learns to reverse random token sequences (data drawn from ``seed``),
     cross-entropy per token, token accuracy.
@@ -209,10 +327,17 @@ def task(name: str, *, seed: int = 0, axis_name: Any = None) -> Task:
     check_choice("name", name, TASKS, fn="task")
     check_int("seed", seed, minimum=0, fn="task")
     metrics = {"accuracy": accuracy}
-    if name in ("mlp", "cnn"):
+    if name in ("mlp", "cnn", "resnet"):
         train, val, test = _digits()
-        model = mlp() if name == "mlp" else cnn(axis_name=axis_name)
+        model = {
+            "mlp": mlp,
+            "cnn": lambda: cnn(axis_name=axis_name),
+            "resnet": lambda: resnet(axis_name=axis_name),
+        }[name]()
         return Task(model, losses.cross_entropy, metrics, train, val, test, (1, 8, 8, 1))
+    if name == "lstm":  # the digits read row by row: 8 steps of 8 pixels
+        train, val, test = _digits()
+        return Task(lstm_model(10), losses.cross_entropy, metrics, train, val, test, (1, 8, 8))
     key = jax.random.PRNGKey(seed)  # raw key: the data are drawn on the host
     train, val, test = (
         reversal_data(jax.random.fold_in(key, i), n) for i, n in enumerate((8192, 512, 512))

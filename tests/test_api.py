@@ -18,6 +18,9 @@ DATA_FUNCTION_MODULES = ["activations", "losses", "nn.functional", "augment"]
 
 # Optional arguments that are data (arrays), not hyperparameters: may stay positional.
 OPTIONAL_DATA_ARGS = {"weight", "bias", "b", "where", "pos_weight", "mask", "positions", "labels"}
+# API.md fixes these optional arguments as positional (PyTorch's order): recurrent biases,
+# interpolate's output size.
+OPTIONAL_DATA_ARGS |= {"bias_ih", "bias_hh", "size"}
 
 # Random ops: the key is the first positional argument.
 RANDOM_OPS = {
@@ -176,10 +179,12 @@ API_NAMES = {
     "reduce_lr_on_plateau",
     "nn.functional": "linear conv2d max_pool2d avg_pool2d batch_norm layer_norm rms_norm "
     "group_norm dropout embedding scaled_dot_product_attention rope "
-    "sinusoidal_positional_encoding alibi_bias",
+    "sinusoidal_positional_encoding alibi_bias conv1d conv_transpose2d adaptive_avg_pool2d "
+    "adaptive_max_pool2d interpolate instance_norm pixel_shuffle rnn lstm gru",
     "nn": "Linear Conv2d MaxPool2d AvgPool2d Flatten BatchNorm LayerNorm RMSNorm GroupNorm "
     "Dropout Embedding MultiHeadAttention TransformerEncoderLayer TransformerDecoderLayer "
-    "Transformer TransformerLM ReLU GELU Sequential Residual",
+    "Transformer TransformerLM ReLU GELU Sequential Residual Conv1d ConvTranspose2d "
+    "AdaptiveAvgPool2d AdaptiveMaxPool2d Upsample InstanceNorm PixelShuffle Identity RNN LSTM GRU",
     "nn.init": "xavier_uniform xavier_normal kaiming_uniform kaiming_normal lecun_normal "
     "orthogonal normal zeros ones",
     "grads": "registry check",

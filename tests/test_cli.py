@@ -62,7 +62,7 @@ def test_module_entry_point():
     [
         ([], "required: command"),
         (["fly"], "invalid choice: 'fly'"),
-        (["train", "--model", "resnet"], "invalid choice: 'resnet'"),
+        (["train", "--model", "vgg"], "invalid choice: 'vgg'"),
         (["train", "--epochs", "0"], "must be a positive integer"),
         (["train", "--lr", "-1"], "must be > 0"),
         (["train", "--bogus"], "unrecognized arguments: --bogus"),
@@ -213,3 +213,11 @@ def test_bench_harness_rotates_rounds_controls_and_prints(capsys):
     H.print_table([*rows, bandwidth])
     out = capsys.readouterr().out
     assert out.startswith("backend: cpu") and "higher is better" in out and "A/A control" in out
+
+
+def test_train_lstm_one_epoch(capsys):
+    # (the resnet task is built in tests/test_nn_layers_learning.py and trained there)
+    argv = ["train", "--model", "lstm", "--epochs", "1", "--batch-size", "128", "--no-progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "held-out test: loss" in out and "accuracy" in out

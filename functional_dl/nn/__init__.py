@@ -33,12 +33,14 @@ from ._activation import Softplus as Softplus
 from ._activation import Softsign as Softsign
 from ._activation import Tanh as Tanh
 from ._attention import MultiHeadAttention as MultiHeadAttention
+from ._containers import Identity as Identity
 from ._containers import Residual as Residual
 from ._containers import Sequential as Sequential
 from ._conv import AvgPool2d as AvgPool2d
 from ._conv import Conv2d as Conv2d
 from ._conv import MaxPool2d as MaxPool2d
 from ._core import Layer as Layer
+from ._instance_norm import InstanceNorm as InstanceNorm
 from ._linear import Dropout as Dropout
 from ._linear import Embedding as Embedding
 from ._linear import Flatten as Flatten
@@ -51,6 +53,15 @@ from ._norm import LayerNorm as LayerNorm
 from ._norm import RMSNorm as RMSNorm
 from ._positional import LearnedPositionalEmbedding as LearnedPositionalEmbedding
 from ._positional import RelativePositionBias as RelativePositionBias
+from ._recurrent import GRU as GRU
+from ._recurrent import LSTM as LSTM
+from ._recurrent import RNN as RNN
+from ._resample import AdaptiveAvgPool2d as AdaptiveAvgPool2d
+from ._resample import AdaptiveMaxPool2d as AdaptiveMaxPool2d
+from ._resample import Conv1d as Conv1d
+from ._resample import ConvTranspose2d as ConvTranspose2d
+from ._resample import PixelShuffle as PixelShuffle
+from ._resample import Upsample as Upsample
 from ._seq2seq import Transformer as Transformer
 from ._summary import summary as summary
 from ._transformer import FeedForward as FeedForward
@@ -106,4 +117,15 @@ __all__ = [
     "FeedForward",
     "LearnedPositionalEmbedding",
     "RelativePositionBias",
+    "Conv1d",
+    "ConvTranspose2d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool2d",
+    "Upsample",
+    "InstanceNorm",
+    "PixelShuffle",
+    "Identity",
+    "RNN",
+    "LSTM",
+    "GRU",
 ]

@@ -7,9 +7,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ._core import Layer, _abstract_output, backward_of, output_shape
+from ._core import Layer, _abstract_output, backward_of, no_params, output_shape, stateless
 
-__all__ = ["Sequential", "Residual"]
+__all__ = ["Sequential", "Residual", "Identity"]
 
 
 def _split(key: Any, n: int) -> list[Any]:
@@ -74,7 +74,81 @@ def Sequential(*layers: Layer) -> Layer:
     )
 
 
-def Residual(layer: Layer) -> Layer:
+def Identity() -> Layer:
+    """``y = x``: a placeholder layer without parameters. PyTorch: ``torch.nn.Identity``.
+
+    Example:
+      >>> y, _ = Identity().apply({}, {}, jnp.arange(3.0))
+      >>> y
+      Array([0., 1., 2.], dtype=float32)
+    """
+    return stateless("identity", no_params, lambda p, x, k, t: x, lambda p, x, g, k, t: ({}, g))
+
+
+def Residual(layer: Layer, shortcut: Layer | None = None) -> Layer:
+    """Skip connection: ``y = shortcut(x) + layer(x)``, ``shortcut`` the identity by default.
+
+    Without ``shortcut`` the layer must preserve the shape and ``params``/``state`` are the
+    wrapped layer's own. With a ``shortcut`` (a projection such as
+    ``Sequential(Conv2d(c, 1, stride=2), BatchNorm())`` when ``layer`` changes the
+    resolution or the channels, as in ResNet's basic block) both outputs must have the
+    same shape, and ``params``/``state`` are ``{"layer": ..., "shortcut": ...}``.
+
+    PyTorch: no module; ``y = self.layer(x) + self.shortcut(x)`` in a ``forward``.
+
+    Example:
+      >>> block = Residual(fdl.nn.Linear(4), shortcut=fdl.nn.Linear(4))
+      >>> params, state = block.init(jax.random.key(0), (2, 3))
+      >>> y, _ = block.apply(params, state, jnp.ones((2, 3)))
+      >>> sorted(params), y.shape
+      (['layer', 'shortcut'], (2, 4))
+    """
+    if shortcut is None:
+        return _identity_residual(layer)
+    if not isinstance(layer, Layer) or not isinstance(shortcut, Layer):
+        raise TypeError(
+            f"Residual: layer and shortcut must be Layers, got layer={layer!r}, "
+            f"shortcut={shortcut!r}"
+        )
+
+    def init(key, input_shape):
+        k1, k2 = jax.random.split(key)
+        p1, s1 = layer.init(k1, input_shape)
+        p2, s2 = shortcut.init(k2, input_shape)
+        out1 = output_shape(layer, p1, s1, input_shape)
+        out2 = output_shape(shortcut, p2, s2, input_shape)
+        if out1 != out2:
+            raise ValueError(
+                f"Residual: layer and shortcut must give the same output shape, got {out1} "
+                f"and {out2} for input_shape={tuple(input_shape)}"
+            )
+        return {"layer": p1, "shortcut": p2}, {"layer": s1, "shortcut": s2}
+
+    def apply(params, state, x, *, key=None, train=False):
+        k1, k2 = _split(key, 2)
+        y, s1 = layer.apply(params["layer"], state["layer"], x, key=k1, train=train)
+        r, s2 = shortcut.apply(params["shortcut"], state["shortcut"], x, key=k2, train=train)
+        return r + y, {"layer": s1, "shortcut": s2}
+
+    def backward(params, state, x, g, *, key=None, train=False):
+        k1, k2 = _split(key, 2)
+        g1, dx1 = backward_of(layer)(params["layer"], state["layer"], x, g, key=k1, train=train)
+        g2, dx2 = backward_of(shortcut)(
+            params["shortcut"], state["shortcut"], x, g, key=k2, train=train
+        )
+        return {"layer": g1, "shortcut": g2}, dx1 + dx2
+
+    has_backward = layer.backward is not None and shortcut.backward is not None
+    return Layer(
+        init,
+        apply,
+        f"residual_{layer.name}",
+        backward if has_backward else None,
+        {"layer": layer, "shortcut": shortcut},
+    )
+
+
+def _identity_residual(layer: Layer) -> Layer:
     """Skip connection: ``y = x + layer(x)`` (the layer must preserve the shape)."""
     if not isinstance(layer, Layer):
         raise TypeError(f"Residual: layer must be a Layer, got {layer!r}")
