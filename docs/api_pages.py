@@ -113,5 +113,3 @@ def porting_page() -> str:
             lines.append(f"| `{torch_name}` | `{ours}` | {diff or 'none beyond the above'} |")
         lines.append("")
     return "\n".join(lines)
-
-
