@@ -13,6 +13,7 @@ from ._binary import hinge_loss as hinge_loss
 from ._binary import sigmoid_focal_loss as sigmoid_focal_loss
 from ._cross_entropy import cross_entropy as cross_entropy
 from ._cross_entropy import nll_loss as nll_loss
+from ._ctc import ctc_loss as ctc_loss
 from ._distribution import gan_discriminator_loss as gan_discriminator_loss
 from ._distribution import gan_generator_loss as gan_generator_loss
 from ._distribution import kl_div as kl_div
@@ -47,4 +48,5 @@ __all__ = [
     "triplet_margin_loss",
     "margin_ranking_loss",
     "dice_loss",
+    "ctc_loss",
 ]
