@@ -119,7 +119,7 @@ def poisson_nll_loss(
     Example::
 
         >>> poisson_nll_loss(jnp.array([0.0, 1.0]), jnp.array([1.0, 2.0]))  # (1 + e − 2) / 2
-        Array(0.85914093, dtype=float32)
+        Array(0.8591409, dtype=float32)
     """
     fn = "poisson_nll_loss"
     check_reduction(reduction, fn=fn)
