@@ -38,7 +38,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from .. import grads
-from .._checks import check_choice, check_floating, check_int, is_concrete
+from .._checks import check_floating, check_int, is_concrete
 from .._dtypes import compute_dtype
 from ._common import poison
 from ._reduction import check_reduction, reduce_loss
@@ -270,17 +270,23 @@ def ctc_loss(
     check_int("blank", blank, minimum=0, fn=_FN)
     if blank >= c:
         raise ValueError(f"{_FN}: blank must be in [0, C={c}), got blank={blank!r}")
-    check_choice("zero_infinity", zero_infinity, (False, True), fn=_FN)
+    if not isinstance(zero_infinity, (bool, np.bool_)):
+        raise TypeError(f"{_FN}: zero_infinity must be a bool, got zero_infinity={zero_infinity!r}")
     il = _as_lengths("input_lengths", input_lengths, n, t, "T")
     tl = _as_lengths("target_lengths", target_lengths, n, tg.shape[1], "S")
-    out_dtype = lp.dtype
-    ext, skip, bad = _extend(tg.astype(jnp.int32), tl, blank, c)
-    nll = poison(
-        bad, _ctc(lp.astype(compute_dtype(out_dtype)), ext, skip, il, tl, bool(zero_infinity))
-    )
+    return _ctc_loss(lp, tg.astype(jnp.int32), il, tl, blank, bool(zero_infinity), reduction)
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5, 6))
+def _ctc_loss(lp, targets, input_lengths, target_lengths, blank, zero_infinity, reduction):
+    """The checked arguments to the reduced loss, compiled as one program (eager calls
+    would otherwise dispatch the recursions op by op)."""
+    ext, skip, bad = _extend(targets, target_lengths, blank, lp.shape[-1])
+    lpc = lp.astype(compute_dtype(lp.dtype))
+    nll = poison(bad, _ctc(lpc, ext, skip, input_lengths, target_lengths, zero_infinity))
     if reduction == "mean":
-        nll = nll / jnp.maximum(tl, 1).astype(nll.dtype)
-    return reduce_loss(nll, reduction, dtype=out_dtype)
+        nll = nll / jnp.maximum(target_lengths, 1).astype(nll.dtype)
+    return reduce_loss(nll, reduction, dtype=lp.dtype)
 
 
 # ---------------------------------------------------------------- gradient registry
@@ -293,12 +299,17 @@ def _ctc_formula(log_probs, targets, input_lengths, target_lengths):
     ext, skip, _ = _extend(jnp.asarray(targets), jnp.asarray(target_lengths), 0, c)
     em = jnp.take_along_axis(log_probs, ext[:, None, :], 2)  # [N, T, L]
     pos = jnp.arange(ext.shape[1])[None, :]
-    alpha = jnp.where(pos < 2, em[:, 0], _NEG)
-    for step in range(1, t):
+    il = jnp.asarray(input_lengths)
+
+    def step(alpha, xs):
+        i, em_t = xs
         a1 = jnp.concatenate([jnp.full((n, 1), _NEG), alpha[:, :-1]], 1)
         a2 = jnp.concatenate([jnp.full((n, 2), _NEG), alpha[:, :-2]], 1)
-        new = em[:, step] + jnp.logaddexp(jnp.logaddexp(alpha, a1), jnp.where(skip, a2, _NEG))
-        alpha = jnp.where((step < jnp.asarray(input_lengths))[:, None], new, alpha)
+        new = em_t + jnp.logaddexp(jnp.logaddexp(alpha, a1), jnp.where(skip, a2, _NEG))
+        return jnp.where((i < il)[:, None], new, alpha), None
+
+    alpha0 = jnp.where(pos < 2, em[:, 0], _NEG)
+    alpha, _ = jax.lax.scan(step, alpha0, (jnp.arange(1, t), jnp.swapaxes(em, 0, 1)[1:]))
     ends = _end_states(jnp.asarray(target_lengths), ext.shape[1])
     return -jax.nn.logsumexp(jnp.where(ends, alpha, _NEG), axis=1)
 
@@ -315,10 +326,10 @@ def _ctc_backward(log_probs, targets, input_lengths, target_lengths, g):
 def _ctc_examples():
     """Log-softmax inputs and unnormalised scores; repeats, padding, short inputs."""
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(4, 7, 5)) * 2
+    x = rng.normal(size=(4, 6, 5)) * 2
     lp = x - np.log(np.exp(x).sum(-1, keepdims=True))
     targets = np.array([[1, 2, 2], [3, 3, 3], [4, 1, -1], [2, 0, 0]])  # padding ignored
-    input_lengths = np.array([7, 7, 5, 2])
+    input_lengths = np.array([6, 6, 5, 2])
     target_lengths = np.array([3, 2, 2, 1])
     return [
         (lp, targets, input_lengths, target_lengths),
@@ -328,8 +339,8 @@ def _ctc_examples():
 
 grads.register(
     "ctc_loss",
-    forward=_ctc_formula,
-    backward=_ctc_backward,
+    forward=jax.jit(_ctc_formula),  # compiled: the checker calls it eagerly
+    backward=jax.jit(_ctc_backward),
     examples=_ctc_examples,
     fd_examples=_ctc_examples,
     public=lambda lp, tg, il, tl: ctc_loss(lp, tg, il, tl, reduction="none"),
