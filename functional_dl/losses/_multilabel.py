@@ -169,7 +169,13 @@ def multilabel_margin_loss(
             raise ValueError(
                 f"{fn}: target entries must be in [-1, {c}), got target={host.tolist()}"
             )
-    return reduce_loss(_mlm(x, _label_counts(t, c)), reduction, dtype=out)
+    return _mlm_loss(x, t, reduction, out)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _mlm_loss(x, target, reduction, dtype):
+    """Counts, pairwise hinges and reduction compiled as one program."""
+    return reduce_loss(_mlm(x, _label_counts(target, x.shape[-1])), reduction, dtype=dtype)
 
 
 # --------------------------------------------------- triplet_margin_with_distance_loss
