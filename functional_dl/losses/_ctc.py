@@ -94,7 +94,7 @@ def _alpha(lp_t, ext, skip, input_lengths, history):
 
     ts = jnp.arange(1, lp_t.shape[0])
     last, hist = jax.lax.scan(step, alpha0, (ts, lp_t[1:]))
-    if history:
+    if hist is not None:
         hist = jnp.concatenate([alpha0[None], hist], 0)
     return last, hist
 
