@@ -247,8 +247,8 @@ def ctc_loss(
 
         >>> lp = jnp.log(jnp.full((1, 2, 2), 0.5))  # two frames, classes {blank, a}
         >>> # alignments of "a": (a, a), (a, blank), (blank, a): probability 3/4
-        >>> ctc_loss(lp, jnp.array([[1]]), jnp.array([2]), jnp.array([1]), reduction="none")
-        Array([0.287682...], dtype=float32)
+        >>> ctc_loss(lp, jnp.array([[1]]), jnp.array([2]), jnp.array([1]))  # −log(3/4)
+        Array(0.287682..., dtype=float32)
     """
     check_reduction(reduction, fn=_FN)
     check_floating("log_probs", log_probs, fn=_FN)
