@@ -117,8 +117,11 @@ def test_public_gradient_is_the_hand_rule(name):
             np.testing.assert_allclose(hand, plain, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ENTRIES)
+@pytest.mark.parametrize(
+    "name", [n for n in ENTRIES if n.startswith(("softmin", "gumbel", "rrelu(t"))]
+)
 def test_registered_entries_pass_finite_differences(name):
+    """The entries the elementwise test above does not difference by hand."""
     assert fdl.grads.check(name).passed
 
 
