@@ -204,6 +204,24 @@ def test_gradient_is_minus_occupancy_and_pytorch_convention():
     assert_close(d_x, torch_style, atol=1e-5)
 
 
+def test_second_derivative_against_finite_differences():
+    """The JVP rule is itself differentiable (no NaN from unreachable states)."""
+    logits, targets, il, tl = _batch(10, n=2, t=5, c=3, s=2)
+    targets = np.array([[1, 2], [2, 2]])
+    with jax.enable_x64(True):
+        x = jnp.asarray(logits)
+
+        def f(v):
+            return ctc_loss(jax.nn.log_softmax(v), targets, il, tl, reduction="sum")
+
+        v = jnp.asarray(np.random.default_rng(1).normal(size=x.shape))
+        hvp = jax.jvp(jax.grad(f), (x,), (v,))[1]
+        h = 1e-5
+        fd = (jax.grad(f)(x + h * v) - jax.grad(f)(x - h * v)) / (2 * h)
+        assert np.all(np.isfinite(hvp))
+        np.testing.assert_allclose(hvp, fd, rtol=1e-6, atol=1e-8)
+
+
 # -------------------------------------------------------------------- edge cases
 def test_impossible_alignment_and_zero_infinity():
     lp = jnp.log(jnp.full((2, 2, 3), 1 / 3))

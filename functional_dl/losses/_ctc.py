@@ -48,11 +48,22 @@ __all__ = ["ctc_loss"]
 _FN = "ctc_loss"
 
 
+def _safe_log(total, m):
+    """``m + log(total)``, −inf where ``total`` is 0, with no NaN in its derivatives (the
+    recursions are differentiated again for second derivatives)."""
+    safe = jnp.where(total > 0, total, jnp.where(jnp.isnan(total), total, 1.0))  # NaN stays
+    return jnp.where(total == 0, -jnp.inf, m + jnp.log(safe))
+
+
+def _shift_of(m):
+    """A stop-gradient shift for a log-sum-exp: ``m`` where finite, else 0 (NaN stays)."""
+    return jax.lax.stop_gradient(jnp.where(jnp.isinf(m), jnp.zeros_like(m), m))
+
+
 def _lse3(a, b, c):
     """``log(exp a + exp b + exp c)``: −inf when all three are −inf, NaN in → NaN out."""
-    m = jnp.maximum(jnp.maximum(a, b), c)
-    m = jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m))
-    return m + jnp.log(jnp.exp(a - m) + jnp.exp(b - m) + jnp.exp(c - m))
+    m = _shift_of(jnp.maximum(jnp.maximum(a, b), c))
+    return _safe_log(jnp.exp(a - m) + jnp.exp(b - m) + jnp.exp(c - m), m)
 
 
 def _shift(x, k, fill):
@@ -110,9 +121,8 @@ def _log_z(last, input_lengths, target_lengths):
     """``log Z`` from the last alpha; an empty input has ``log Z = 0`` iff its target is empty."""
     neg = jnp.asarray(-jnp.inf, last.dtype)
     ends = jnp.where(_end_states(target_lengths, last.shape[1]), last, neg)
-    m = jnp.max(ends, 1)
-    m_safe = jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m))
-    log_z = m_safe + jnp.log(jnp.sum(jnp.exp(ends - m_safe[:, None]), 1))
+    m = _shift_of(jnp.max(ends, 1))
+    log_z = _safe_log(jnp.sum(jnp.exp(ends - m[:, None]), 1), m)
     empty = jnp.where(target_lengths == 0, jnp.zeros_like(log_z), neg)
     return jnp.where(input_lengths == 0, empty, log_z)
 
@@ -214,7 +224,8 @@ def ctc_loss(
     returns ``exp(log_probs) − γ`` instead, which is the gradient with respect to the
     logits when ``log_probs = log_softmax(logits)``; composed with ``log_softmax``
     both give ``softmax(logits) − γ``. A custom JVP (rather than a VJP) keeps forward
-    mode working; under ``grad`` the occupancy ``[T, N, C]`` is the only residual.
+    mode and second derivatives working; under ``grad`` the occupancy ``[T, N, C]`` is
+    the only residual.
 
     Args:
       log_probs: ``[N, T, C]`` log-probabilities (usually ``log_softmax`` output),
