@@ -62,6 +62,17 @@ AREAS: tuple[Area, ...] = (
             (F + "log_softmax", "fdl.activations.log_softmax", "`where=` mask as `softmax`"),
             (F + "glu", "fdl.activations.glu", ""),
             (F + "prelu", "fdl.activations.prelu", "channels on the last axis"),
+            (F + "hardshrink", "fdl.activations.hardshrink", ""),
+            (F + "softshrink", "fdl.activations.softshrink", ""),
+            (F + "tanhshrink", "fdl.activations.tanhshrink", ""),
+            (F + "threshold", "fdl.activations.threshold", "no `inplace`"),
+            (F + "softmin", "fdl.activations.softmin", "`where=` mask as `softmax`"),
+            (F + "rrelu", "fdl.activations.rrelu", "the key comes first; eval by default"),
+            (
+                F + "gumbel_softmax",
+                "fdl.activations.gumbel_softmax",
+                "the key comes first; `hard=True` is exactly one-hot",
+            ),
         ),
     ),
     Area(
@@ -96,6 +107,23 @@ AREAS: tuple[Area, ...] = (
             (F + "triplet_margin_loss", "fdl.losses.triplet_margin_loss", ""),
             (F + "margin_ranking_loss", "fdl.losses.margin_ranking_loss", ""),
             ("torchvision.ops.sigmoid_focal_loss", "fdl.losses.sigmoid_focal_loss", ""),
+            (
+                F + "ctc_loss",
+                "fdl.losses.ctc_loss",
+                "batch first `[N, T, C]`, padded targets `[N, S]`; the gradient is the true "
+                "partial derivative (PyTorch's: `exp(log_probs) − occupancy`)",
+            ),
+            (F + "poisson_nll_loss", "fdl.losses.poisson_nll_loss", ""),
+            (F + "gaussian_nll_loss", "fdl.losses.gaussian_nll_loss", ""),
+            (F + "hinge_embedding_loss", "fdl.losses.hinge_embedding_loss", ""),
+            (F + "soft_margin_loss", "fdl.losses.soft_margin_loss", ""),
+            (F + "multilabel_soft_margin_loss", "fdl.losses.multilabel_soft_margin_loss", ""),
+            (F + "multilabel_margin_loss", "fdl.losses.multilabel_margin_loss", ""),
+            (
+                F + "triplet_margin_with_distance_loss",
+                "fdl.losses.triplet_margin_with_distance_loss",
+                "",
+            ),
         ),
     ),
     Area(

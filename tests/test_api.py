@@ -166,12 +166,15 @@ def test_api_names_present():
 API_NAMES = {
     "activations": "sigmoid tanh relu relu6 leaky_relu elu selu celu gelu silu swish mish "
     "softplus softsign hardtanh hardsigmoid hardswish log_sigmoid softmax "
-    "log_softmax glu prelu",
+    "log_softmax glu prelu hardshrink softshrink tanhshrink threshold softmin rrelu "
+    "gumbel_softmax",
     "losses": "mse_loss l1_loss smooth_l1_loss huber_loss binary_cross_entropy "
     "binary_cross_entropy_with_logits hinge_loss sigmoid_focal_loss cross_entropy "
     "nll_loss multi_margin_loss softmax_focal_loss kl_div gan_discriminator_loss "
     "gan_generator_loss cosine_embedding_loss triplet_margin_loss margin_ranking_loss "
-    "dice_loss",
+    "dice_loss ctc_loss poisson_nll_loss gaussian_nll_loss hinge_embedding_loss "
+    "soft_margin_loss multilabel_soft_margin_loss multilabel_margin_loss "
+    "triplet_margin_with_distance_loss",
     "optim": "sgd adagrad rmsprop adam adamw nadam radam adamax adadelta lion clip_grad_norm "
     "clip_grad_value apply_updates global_norm",
     "schedules": "step_lr multi_step_lr exponential_lr linear_lr cosine_annealing_lr "

@@ -108,6 +108,20 @@ PUBLIC = {
     ),
     "dice_loss(smooth=1.0)": functools.partial(L.dice_loss, smooth=1.0, **_none),
 }
+# the losses added with CTC register their public call with their entry
+WAVE2 = (
+    "ctc_loss",
+    "poisson_nll_loss",
+    "gaussian_nll_loss",
+    "hinge_embedding_loss",
+    "soft_margin_loss",
+    "multilabel_soft_margin_loss",
+    "multilabel_margin_loss",
+    "triplet_margin_with_distance_loss",
+)
+PUBLIC.update(
+    {n: e.public for n, e in grads.registry().items() if n.split("(")[0] in WAVE2 and e.public}
+)
 
 LOSS_ENTRIES = [n for n in grads.registry() if n.split("(")[0] in L.__all__]
 
@@ -185,6 +199,18 @@ CASES = {
     "triplet_margin_loss": (L.triplet_margin_loss, (X, Y, Z)),
     "margin_ranking_loss": (L.margin_ranking_loss, (X, Y, PM)),
     "dice_loss": (L.dice_loss, (P.reshape(2, 2, 5), B.reshape(2, 2, 5))),
+    # one label per target here, so that PyTorch's 'mean' (per target length) is sum / N
+    "ctc_loss": (
+        lambda lp, y, **kw: L.ctc_loss(lp, y, np.array([5, 4]), np.array([1, 1]), **kw),
+        (np.log(T.reshape(2, 2, 5)[:, [0, 1, 0, 1, 0]]), np.array([[2], [3]])),
+    ),
+    "poisson_nll_loss": (L.poisson_nll_loss, (X, P * 3)),
+    "gaussian_nll_loss": (L.gaussian_nll_loss, (X, Y, P)),
+    "hinge_embedding_loss": (L.hinge_embedding_loss, (X, PM)),
+    "soft_margin_loss": (L.soft_margin_loss, (X, PM)),
+    "multilabel_soft_margin_loss": (L.multilabel_soft_margin_loss, (X, B)),
+    "multilabel_margin_loss": (L.multilabel_margin_loss, (X, np.array([[1, 3, -1, 0, 0]] * 4))),
+    "triplet_margin_with_distance_loss": (L.triplet_margin_with_distance_loss, (X, Y, Z)),
 }
 
 

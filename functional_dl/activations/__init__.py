@@ -26,6 +26,13 @@ from ._piecewise import leaky_relu as leaky_relu
 from ._piecewise import prelu as prelu
 from ._piecewise import relu as relu
 from ._piecewise import relu6 as relu6
+from ._random import gumbel_softmax as gumbel_softmax
+from ._random import rrelu as rrelu
+from ._shrink import hardshrink as hardshrink
+from ._shrink import softmin as softmin
+from ._shrink import softshrink as softshrink
+from ._shrink import tanhshrink as tanhshrink
+from ._shrink import threshold as threshold
 from ._smooth import gelu as gelu
 from ._smooth import mish as mish
 from ._smooth import sigmoid as sigmoid
@@ -60,4 +67,11 @@ __all__ = [
     "log_softmax",
     "glu",
     "prelu",
+    "hardshrink",
+    "softshrink",
+    "tanhshrink",
+    "threshold",
+    "softmin",
+    "rrelu",
+    "gumbel_softmax",
 ]
