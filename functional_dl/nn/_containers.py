@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
-from ._core import Layer, _abstract_output, backward_of, output_shape
+from ._core import Layer, _abstract_output, backward_of, constructor, input_spec
 
 __all__ = ["Sequential", "Residual"]
 
@@ -28,6 +27,13 @@ def Sequential(*layers: Layer) -> Layer:
     (token ids). ``apply`` splits ``key`` (when given) the same way.
 
     PyTorch: ``torch.nn.Sequential``.
+
+    Example:
+      >>> model = Sequential(fdl.nn.Embedding(50, 8), fdl.nn.Linear(50))
+      >>> ids = jax.ShapeDtypeStruct((4, 16), jnp.int32)
+      >>> params, state = model.init(jax.random.key(0), ids)
+      >>> model.apply(params, state, jnp.zeros((4, 16), jnp.int32))[0].shape
+      (4, 16, 50)
     """
     if not layers or not all(isinstance(layer, Layer) for layer in layers):
         raise TypeError(f"Sequential: every argument must be a Layer, got {layers!r}")
@@ -36,12 +42,10 @@ def Sequential(*layers: Layer) -> Layer:
     def init(key, input_shape):
         # input_shape may be a jax.ShapeDtypeStruct to give a non-float input (token ids)
         params, state = {}, {}
-        x = jax.ShapeDtypeStruct(
-            tuple(getattr(input_shape, "shape", input_shape)),
-            getattr(input_shape, "dtype", jnp.float32),
-        )
+        x = input_spec(input_shape)
         for name, layer, k in zip(names, layers, _split(key, len(layers)), strict=True):
-            params[name], state[name] = layer.init(k, tuple(x.shape))
+            # a combinator child gets the dtype too (an Embedding-first block)
+            params[name], state[name] = layer.init(k, x if layer.layers else tuple(x.shape))
             x = _abstract_output(layer, params[name], state[name], x)
         return params, state
 
@@ -74,18 +78,20 @@ def Sequential(*layers: Layer) -> Layer:
     )
 
 
+@constructor()
 def Residual(layer: Layer) -> Layer:
     """Skip connection: ``y = x + layer(x)`` (the layer must preserve the shape)."""
     if not isinstance(layer, Layer):
         raise TypeError(f"Residual: layer must be a Layer, got {layer!r}")
 
     def init(key, input_shape):
-        params, state = layer.init(key, input_shape)
-        out = output_shape(layer, params, state, input_shape)
-        if out != tuple(input_shape):
+        x = input_spec(input_shape)
+        params, state = layer.init(key, x if layer.layers else x.shape)
+        out = tuple(_abstract_output(layer, params, state, x).shape)
+        if out != x.shape:
             raise ValueError(
                 f"Residual: the wrapped layer must preserve the shape, got input_shape="
-                f"{tuple(input_shape)} and output shape {out}"
+                f"{x.shape} and output shape {out}"
             )
         return params, state
 
