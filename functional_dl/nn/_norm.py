@@ -60,9 +60,7 @@ def LayerNorm(
     return stateless("layer_norm", init, forward, backward)
 
 
-@constructor(
-    ("normalized_shape", "eps", "elementwise_affine"), inferred=("normalized_shape",)
-)
+@constructor(("normalized_shape", "eps", "elementwise_affine"), inferred=("normalized_shape",))
 def RMSNorm(
     *, eps: float | None = None, elementwise_affine: bool = True, dtype: Any = jnp.float32
 ) -> Layer:
