@@ -46,7 +46,16 @@ def Sequential(*layers: Layer) -> Layer:
         for name, layer, k in zip(names, layers, _split(key, len(layers)), strict=True):
             # a combinator child gets the dtype too (an Embedding-first block)
             params[name], state[name] = layer.init(k, x if layer.layers else tuple(x.shape))
-            x = _abstract_output(layer, params[name], state[name], x)
+            try:
+                x = _abstract_output(layer, params[name], state[name], x)
+            except (TypeError, ValueError) as exc:
+                if name != names[0] or isinstance(input_shape, jax.ShapeDtypeStruct):
+                    raise
+                raise type(exc)(
+                    f"{exc} (Sequential: input_shape={tuple(x.shape)} is read as float32; "
+                    f"for integer inputs such as token ids pass "
+                    f"jax.ShapeDtypeStruct({tuple(x.shape)}, jnp.int32))"
+                ) from exc
         return params, state
 
     def apply(params, state, x, *, key=None, train=False):
