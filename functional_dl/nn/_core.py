@@ -90,7 +90,7 @@ def input_spec(input_shape: Any, dtype: Any = jnp.float32) -> jax.ShapeDtypeStru
     shape = getattr(input_shape, "shape", input_shape)
     try:
         shape = tuple(int(d) for d in shape)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise TypeError(
             "input_shape must be a shape tuple or a jax.ShapeDtypeStruct, "
             f"got input_shape={input_shape!r}"

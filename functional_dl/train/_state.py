@@ -66,7 +66,7 @@ def _input_arg(model: Layer, input_shape: Any) -> Any:
         return input_shape if model.layers else tuple(input_shape.shape)
     try:
         return tuple(int(d) for d in input_shape)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise TypeError(
             "create_train_state: input_shape must be a shape tuple or a jax.ShapeDtypeStruct,"
             f" got input_shape={input_shape!r}"
