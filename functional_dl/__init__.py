@@ -44,7 +44,6 @@ __all__ = [
 ]
 
 
-
 def _show_only_the_api(module: _types.ModuleType) -> None:
     """``dir(module)`` lists its ``__all__`` (not the names it imports), over every public
     submodule too, through PEP 562's module ``__dir__``."""
