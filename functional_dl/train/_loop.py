@@ -452,7 +452,7 @@ def _resume(
     resume: bool | str | Path,
     checkpoint_dir: Any,
     state: TrainState,
-    steps_per_epoch: int,
+    steps_per_epoch: int | None,
 ) -> tuple[TrainState, dict]:
     """The state (plateau state included) and bookkeeping saved by an earlier :func:`fit`."""
     path = Path(resume) if isinstance(resume, (str, Path)) else latest_checkpoint(checkpoint_dir)

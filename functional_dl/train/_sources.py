@@ -64,8 +64,9 @@ def batch_source(data: Any, batch_size: Any, drop_last: bool) -> BatchSource:
             f"iterable of batches ({type(data).__name__}), so leave batch_size=None"
         )
     if callable(data):
+        sampler: Callable[[int], Any] = data
         return BatchSource(
-            lambda index, skip, key: itertools.islice(iter(data(index)), skip, None), None
+            lambda index, skip, key: itertools.islice(iter(sampler(index)), skip, None), None
         )
     if not hasattr(data, "__iter__"):
         raise TypeError(
