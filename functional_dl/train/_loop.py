@@ -231,9 +231,8 @@ def fit(
         eval_every: make a record every this many steps (the history then holds one
             entry per record, with its ``step``) instead of one per epoch.
         callbacks: functions ``callback(step, metrics, state)`` called at every record
-            with the record (:mod:`callbacks <functional_dl.train.EarlyStopping>`:
-            :class:`MetricsLogger`, :class:`EarlyStopping`); one returning ``True``
-            stops training.
+            with the record (built in: :class:`MetricsLogger`, :class:`EarlyStopping`);
+            one returning ``True`` stops training.
 
     Returns:
         :class:`FitResult` ``(state, history, stopped_early)``.
