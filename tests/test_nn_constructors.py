@@ -35,6 +35,8 @@ ALLOWED_POSITIONAL = {
     "tgt_vocab_size",
     "d_model",
     "num_layers",
+    "num_encoder_layers",
+    "num_decoder_layers",
     "dim_feedforward",
     "rate",
     "negative_slope",
