@@ -38,7 +38,7 @@ gradcheck: $(VENV)/.installed-demo
 	$(BIN)/python -m functional_dl gradcheck
 
 bench: $(VENV)/.installed-bench
-	$(BIN)/python -m functional_dl bench
+	$(BIN)/python -m functional_dl bench --output bench/
 
 # ruff (lint rules and formatting) over the code, pyright (basic mode) over the package.
 lint: $(VENV)/.installed-test

@@ -7,6 +7,8 @@ gradient registered in :mod:`functional_dl.grads` and checked against ``jax.grad
     y = fdl.activations.gelu(x)
 """
 
+import sys as _sys
+import types as _types
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
@@ -40,3 +42,20 @@ __all__ = [
     "schedules",
     "train",
 ]
+
+
+def _show_only_the_api(module: _types.ModuleType) -> None:
+    """``dir(module)`` lists its ``__all__`` (not the names it imports), over every public
+    submodule too, through PEP 562's module ``__dir__``."""
+    if not hasattr(module, "__all__") or "__dir__" in vars(module):
+        return
+    module.__dir__ = lambda: sorted(  # type: ignore[attr-defined]
+        {*module.__all__, *(n for n in vars(module) if n.startswith("__"))}
+    )
+    for name in module.__all__:
+        child = getattr(module, name)
+        if isinstance(child, _types.ModuleType):
+            _show_only_the_api(child)
+
+
+_show_only_the_api(_sys.modules[__name__])

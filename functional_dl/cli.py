@@ -4,7 +4,8 @@ Commands:
   demo        train the CNN on the digits, print held-out accuracy and time, plot curves
   train       train a reference model (mlp, cnn, resnet, lstm, transformer-reversal)
   gradcheck   check every hand-derived gradient against jax.grad and finite differences
-  bench       run every bench/bench_*.py and write bench/RESULTS.md
+  bench       run every bench/bench_*.py and write RESULTS.md/.png into --output
+              (default ./bench_results; `make bench` passes bench/)
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ _DOC: str = __doc__ or ""
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad", "nadam", "radam", "adamax", "lion")
 SCHEDULES = ("constant", "cosine", "step", "onecycle", "warmup-cosine", "plateau")
 DEFAULT_LR = {"sgd": 0.05, "adagrad": 0.05, "lion": 3e-4}  # others: 3e-3
+DEMO_EPOCHS = 10
+BENCH_OUTPUT = "bench_results"  # under the current directory, never the package checkout
 
 
 class _Parser(argparse.ArgumentParser):
@@ -239,11 +242,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
     _report(out, args.plot, None)
     accuracy = out["scores"]["accuracy"]
+    default = args.epochs == DEMO_EPOCHS and args.seed == 0
     print(
         f"held-out accuracy {accuracy:.2%} on {out['test_size']} unseen digits "
-        f"({'meets' if accuracy >= 0.97 else 'misses'} the 97% target)"
+        f"({'meets' if accuracy >= 0.97 else 'misses'} the 97% target"
+        + ("" if default else f" set for the default {DEMO_EPOCHS} epochs and seed 0")
+        + ")"
     )
-    return 0 if accuracy >= 0.97 else 1
+    # the target is a promise of the default run only; other settings just report
+    return 1 if default and accuracy < 0.97 else 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -252,7 +259,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     bench_dir = Path(args.bench_dir) if args.bench_dir else default_bench_dir()
     if not bench_dir.is_dir():
         args.parser.error(f"--bench-dir: no directory {bench_dir}")
-    return run_all(bench_dir, quick=args.quick, output=args.output, pattern=args.filter)
+    output = Path(args.output) / "RESULTS.md"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return run_all(bench_dir, quick=args.quick, output=output, pattern=args.filter)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,7 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the CNN on scikit-learn's digits; print the "
         "held-out accuracy and the time; plot the curves.",
     )
-    p.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default 10)")
+    p.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=DEMO_EPOCHS,
+        help=f"epochs (default {DEMO_EPOCHS})",
+    )
     p.add_argument("--seed", type=_nonnegative_int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--plot",
@@ -345,14 +359,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "bench",
-        help="run the benchmarks and write bench/RESULTS.md",
+        help="run the benchmarks and write RESULTS.md and RESULTS.png to --output",
         description="Run run(quick=...) of every bench/bench_*.py; write a "
-        "table of figures, references and ratios, and a plot.",
+        "table of figures, references and ratios (RESULTS.md) and a plot (RESULTS.png) "
+        "into the --output folder.",
     )
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
     p.add_argument("--bench-dir", default=None, help="folder of bench_*.py (default bench/)")
     p.add_argument(
-        "--output", default=None, help="the Markdown file to write (default <bench-dir>/RESULTS.md)"
+        "--output",
+        default=BENCH_OUTPUT,
+        help=f"the folder to write RESULTS.md and RESULTS.png into (default ./{BENCH_OUTPUT}; "
+        "`make bench` passes bench/)",
     )
     p.add_argument("--filter", default=None, help="only scripts whose name contains this")
     p.set_defaults(func=_cmd_bench, parser=p)

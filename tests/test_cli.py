@@ -160,13 +160,14 @@ def test_bench_runner_writes_table_and_plot(tmp_path, capsys):
     (tmp_path / "bench_good.py").write_text(FAKE_BENCH)
     (tmp_path / "bench_broken.py").write_text("def run(quick=False):\n    raise RuntimeError('x')")
     (tmp_path / "helper.py").write_text("raise SystemExit('not a bench script')\n")
-    code = main(["bench", "--quick", "--bench-dir", str(tmp_path)])
+    code = main(["bench", "--quick", "--bench-dir", str(tmp_path), "--output", str(tmp_path)])
     assert code == 1  # one script failed
     text = (tmp_path / "RESULTS.md").read_text()
     assert "| bench_good | sum of 10 | 2 | ms | numpy | 4 | 0.5 |" in text
     assert "`bench_broken`: RuntimeError: x" in text
     assert "backend `cpu`" in text and (tmp_path / "RESULTS.png").stat().st_size > 1000
-    assert main(["bench", "--bench-dir", str(tmp_path), "--filter", "good"]) == 0
+    argv = ["bench", "--bench-dir", str(tmp_path), "--output", str(tmp_path), "--filter", "good"]
+    assert main(argv) == 0
     assert "sum of 1000" in (tmp_path / "RESULTS.md").read_text()
     code, out = _exit_code(["bench", "--bench-dir", str(tmp_path / "none")], capsys)
     assert code == 2 and "no directory" in out.err
@@ -221,3 +222,25 @@ def test_train_lstm_one_epoch(capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "held-out test: loss" in out and "accuracy" in out
+
+
+def test_bench_writes_into_output_default_a_folder_under_the_current_directory(
+    tmp_path, monkeypatch
+):
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "bench_good.py").write_text(FAKE_BENCH)
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--quick", "--bench-dir", str(scripts)]) == 0
+    assert (tmp_path / "bench_results" / "RESULTS.md").is_file()
+    assert (tmp_path / "bench_results" / "RESULTS.png").is_file()
+    assert not (scripts / "RESULTS.md").exists()
+    assert main(["bench", "--quick", "--bench-dir", str(scripts), "--output", "out/x"]) == 0
+    assert "sum of 10" in (tmp_path / "out" / "x" / "RESULTS.md").read_text()
+    assert "--output bench/" in (ROOT / "Makefile").read_text()
+
+
+def test_demo_with_other_settings_reports_without_failing(capsys):
+    assert main(["demo", "--epochs", "1", "--no-progress", "--plot", ""]) == 0
+    out = capsys.readouterr().out
+    assert "held-out accuracy" in out and "default 10 epochs" in out

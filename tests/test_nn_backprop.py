@@ -64,8 +64,11 @@ def test_cnn_manual_backprop_equals_jax_grad():
 LAYERS = {
     "linear": (lambda: nn.Linear(4), (3, 5)),
     "conv2d": (lambda: nn.Conv2d(4, (3, 2), stride=2, padding=1, groups=2), (2, 7, 6, 4)),
-    "max_pool2d": (lambda: nn.MaxPool2d(3, 2, 1), (2, 7, 6, 3)),
-    "avg_pool2d": (lambda: nn.AvgPool2d(2, 1, 1, count_include_pad=False), (2, 5, 5, 2)),
+    "max_pool2d": (lambda: nn.MaxPool2d(3, stride=2, padding=1), (2, 7, 6, 3)),
+    "avg_pool2d": (
+        lambda: nn.AvgPool2d(2, stride=1, padding=1, count_include_pad=False),
+        (2, 5, 5, 2),
+    ),
     "batch_norm": (lambda: nn.BatchNorm(), (6, 2, 3)),
     "group_norm": (lambda: nn.GroupNorm(2), (2, 3, 3, 4)),
     "layer_norm": (lambda: nn.LayerNorm(), (3, 6)),

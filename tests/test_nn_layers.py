@@ -139,7 +139,7 @@ def test_group_norm_and_pool_layers():
     with pytest.raises(ValueError, match=r"GroupNorm: .*groups=3.*\(2, 6, 6, 8\)"):
         nn.GroupNorm(3).init(KEY, x.shape)
     assert nn.MaxPool2d(2).apply({}, {}, x)[0].shape == (2, 3, 3, 8)
-    assert nn.AvgPool2d(3, 1, 1).apply({}, {}, x)[0].shape == (2, 6, 6, 8)
+    assert nn.AvgPool2d(3, stride=1, padding=1).apply({}, {}, x)[0].shape == (2, 6, 6, 8)
 
 
 def every_layer_model():

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from .. import activations
 from .._checks import check_int
-from ._core import Layer, no_params, stateless
+from ._core import Layer, constructor, no_params, stateless
 
 _F = TypeVar("_F", bound=Callable[..., Layer])
 
@@ -48,20 +48,23 @@ def _doc(cls: str, fn: str, torch: str, args: str = "") -> str:
 def _parameterless(cls: str, fn_name: str) -> Callable[[], Layer]:
     """The constructor ``cls()`` of the layer applying ``activations.<fn_name>``."""
 
-    def constructor() -> Layer:
+    def layer() -> Layer:
         return _activation(fn_name)
 
-    constructor.__name__ = constructor.__qualname__ = cls
-    constructor.__doc__ = _doc(cls, fn_name, f"{cls}()")
-    return constructor
+    layer.__name__ = layer.__qualname__ = cls
+    layer.__doc__ = _doc(cls, fn_name, f"{cls}()")
+    return constructor(("inplace",))(layer)
 
 
 def _documented(fn: str, torch: str, args: str) -> Callable[[_F], _F]:
-    """Decorator: the docstring of a layer applying ``activations.<fn>`` with arguments."""
+    """Decorator: the docstring of a layer applying ``activations.<fn>`` with arguments,
+    whose first argument only is positional (PyTorch's order is read from ``torch``)."""
+    names = torch.split("(")[1].rstrip(")").split(",")
+    torch_args = tuple({"dim": "axis"}.get(a.strip(), a.strip()) for a in names) + ("inplace",)
 
-    def decorate(constructor: _F) -> _F:
-        constructor.__doc__ = _doc(constructor.__name__, fn, torch, args)
-        return constructor
+    def decorate(fn_: _F) -> _F:
+        fn_.__doc__ = _doc(fn_.__name__, fn, torch, args)
+        return constructor(torch_args)(fn_)
 
     return decorate
 
@@ -100,12 +103,12 @@ def GELU(approximate: str = "none") -> Layer:
 
 
 @_documented("softplus", "Softplus(beta, threshold)", " with ``beta`` and ``threshold``")
-def Softplus(beta: float = 1.0, threshold: float = 20.0) -> Layer:
+def Softplus(beta: float = 1.0, *, threshold: float = 20.0) -> Layer:
     return _activation("softplus", beta=beta, threshold=threshold)
 
 
 @_documented("hardtanh", "Hardtanh(min_val, max_val)", " with ``min_val``/``max_val``")
-def Hardtanh(min_val: float = -1.0, max_val: float = 1.0) -> Layer:
+def Hardtanh(min_val: float = -1.0, *, max_val: float = 1.0) -> Layer:
     return _activation("hardtanh", min_val=min_val, max_val=max_val)
 
 
@@ -124,7 +127,8 @@ def GLU(axis: int = -1) -> Layer:
     return _activation("glu", axis=axis)
 
 
-def PReLU(num_parameters: int = 1, init: float = 0.25, *, dtype: Any = jnp.float32) -> Layer:
+@constructor(("num_parameters", "init"))
+def PReLU(num_parameters: int = 1, *, init: float = 0.25, dtype: Any = jnp.float32) -> Layer:
     """Parametric ReLU ``max(0, x) + weight * min(0, x)`` with a learned slope.
 
     Params: ``{"weight": [num_parameters]}`` filled with ``init`` (0.25, PyTorch); with

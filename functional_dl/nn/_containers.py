@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
-from ._core import Layer, _abstract_output, backward_of, no_params, output_shape, stateless
+from ._core import Layer, _abstract_output, backward_of, constructor, input_spec, no_params, stateless
 
 __all__ = ["Sequential", "Residual", "Identity"]
 
@@ -28,6 +27,13 @@ def Sequential(*layers: Layer) -> Layer:
     (token ids). ``apply`` splits ``key`` (when given) the same way.
 
     PyTorch: ``torch.nn.Sequential``.
+
+    Example:
+      >>> model = Sequential(fdl.nn.Embedding(50, 8), fdl.nn.Linear(50))
+      >>> ids = jax.ShapeDtypeStruct((4, 16), jnp.int32)
+      >>> params, state = model.init(jax.random.key(0), ids)
+      >>> model.apply(params, state, jnp.zeros((4, 16), jnp.int32))[0].shape
+      (4, 16, 50)
     """
     if not layers or not all(isinstance(layer, Layer) for layer in layers):
         raise TypeError(f"Sequential: every argument must be a Layer, got {layers!r}")
@@ -36,13 +42,20 @@ def Sequential(*layers: Layer) -> Layer:
     def init(key, input_shape):
         # input_shape may be a jax.ShapeDtypeStruct to give a non-float input (token ids)
         params, state = {}, {}
-        x = jax.ShapeDtypeStruct(
-            tuple(getattr(input_shape, "shape", input_shape)),
-            getattr(input_shape, "dtype", jnp.float32),
-        )
+        x = input_spec(input_shape)
         for name, layer, k in zip(names, layers, _split(key, len(layers)), strict=True):
-            params[name], state[name] = layer.init(k, tuple(x.shape))
-            x = _abstract_output(layer, params[name], state[name], x)
+            # a combinator child gets the dtype too (an Embedding-first block)
+            params[name], state[name] = layer.init(k, x if layer.layers else tuple(x.shape))
+            try:
+                x = _abstract_output(layer, params[name], state[name], x)
+            except (TypeError, ValueError) as exc:
+                if name != names[0] or isinstance(input_shape, jax.ShapeDtypeStruct):
+                    raise
+                raise type(exc)(
+                    f"{exc} (Sequential: input_shape={tuple(x.shape)} is read as float32; "
+                    f"for integer inputs such as token ids pass "
+                    f"jax.ShapeDtypeStruct({tuple(x.shape)}, jnp.int32))"
+                ) from exc
         return params, state
 
     def apply(params, state, x, *, key=None, train=False):
@@ -74,6 +87,7 @@ def Sequential(*layers: Layer) -> Layer:
     )
 
 
+@constructor()
 def Identity() -> Layer:
     """``y = x``: a placeholder layer without parameters. PyTorch: ``torch.nn.Identity``.
 
@@ -85,7 +99,8 @@ def Identity() -> Layer:
     return stateless("identity", no_params, lambda p, x, k, t: x, lambda p, x, g, k, t: ({}, g))
 
 
-def Residual(layer: Layer, shortcut: Layer | None = None) -> Layer:
+@constructor()
+def Residual(layer: Layer, *, shortcut: Layer | None = None) -> Layer:
     """Skip connection: ``y = shortcut(x) + layer(x)``, ``shortcut`` the identity by default.
 
     Without ``shortcut`` the layer must preserve the shape and ``params``/``state`` are the
@@ -113,14 +128,15 @@ def Residual(layer: Layer, shortcut: Layer | None = None) -> Layer:
 
     def init(key, input_shape):
         k1, k2 = jax.random.split(key)
-        p1, s1 = layer.init(k1, input_shape)
-        p2, s2 = shortcut.init(k2, input_shape)
-        out1 = output_shape(layer, p1, s1, input_shape)
-        out2 = output_shape(shortcut, p2, s2, input_shape)
+        x = input_spec(input_shape)
+        p1, s1 = layer.init(k1, x if layer.layers else x.shape)
+        p2, s2 = shortcut.init(k2, x if shortcut.layers else x.shape)
+        out1 = tuple(_abstract_output(layer, p1, s1, x).shape)
+        out2 = tuple(_abstract_output(shortcut, p2, s2, x).shape)
         if out1 != out2:
             raise ValueError(
                 f"Residual: layer and shortcut must give the same output shape, got {out1} "
-                f"and {out2} for input_shape={tuple(input_shape)}"
+                f"and {out2} for input_shape={x.shape}"
             )
         return {"layer": p1, "shortcut": p2}, {"layer": s1, "shortcut": s2}
 
@@ -154,12 +170,13 @@ def _identity_residual(layer: Layer) -> Layer:
         raise TypeError(f"Residual: layer must be a Layer, got {layer!r}")
 
     def init(key, input_shape):
-        params, state = layer.init(key, input_shape)
-        out = output_shape(layer, params, state, input_shape)
-        if out != tuple(input_shape):
+        x = input_spec(input_shape)
+        params, state = layer.init(key, x if layer.layers else x.shape)
+        out = tuple(_abstract_output(layer, params, state, x).shape)
+        if out != x.shape:
             raise ValueError(
                 f"Residual: the wrapped layer must preserve the shape, got input_shape="
-                f"{tuple(input_shape)} and output shape {out}"
+                f"{x.shape} and output shape {out}"
             )
         return params, state
 

@@ -13,6 +13,7 @@ from ._core import (
     Init,
     Layer,
     channels,
+    constructor,
     default_weight_init,
     fan_in_uniform,
     named_grads,
@@ -26,14 +27,28 @@ from .functional._utils import as_pair
 __all__ = ["Conv2d", "MaxPool2d", "AvgPool2d"]
 
 
+@constructor(
+    (
+        "in_channels",
+        "out_channels",
+        "kernel_size",
+        "stride",
+        "padding",
+        "dilation",
+        "groups",
+        "bias",
+        "padding_mode",
+    ),
+    inferred=("in_channels",),
+)
 def Conv2d(
     out_channels: int,
     kernel_size: Any,
+    *,
     stride: Any = 1,
     padding: Any = 0,
     dilation: Any = 1,
     groups: int = 1,
-    *,
     bias: bool = True,
     weight_init: Init | None = None,
     bias_init: Init | None = None,
@@ -44,7 +59,8 @@ def Conv2d(
     Params: ``{"weight": [kh, kw, C // groups, out_channels], "bias": [out_channels]}``.
     Default init as PyTorch: both ``U(+-1/sqrt(fan_in))`` with ``fan_in = kh*kw*C/groups``.
     PyTorch: ``torch.nn.Conv2d(C, out_channels, kernel_size, stride, padding, dilation,
-    groups, bias)``.
+    groups, bias)``; ``C`` is inferred, so ``torch.nn.Conv2d(3, 6, 5)`` is ``Conv2d(6, 5)``
+    (``Conv2d(3, 6, 5)`` raises).
 
     Example:
       >>> params, _ = Conv2d(16, 3, padding="same").init(jax.random.key(0), (8, 28, 28, 1))
@@ -78,10 +94,12 @@ def Conv2d(
     return stateless("conv2d", init, forward, backward)
 
 
-def MaxPool2d(kernel_size: Any, stride: Any = None, padding: Any = 0) -> Layer:
+@constructor(("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"))
+def MaxPool2d(kernel_size: Any, *, stride: Any = None, padding: Any = 0) -> Layer:
     """Max pooling layer (:func:`~.functional.max_pool2d`); ``stride`` defaults to the kernel.
 
-    PyTorch: ``torch.nn.MaxPool2d(kernel_size, stride, padding)``.
+    PyTorch: ``torch.nn.MaxPool2d(kernel_size, stride, padding)``; here
+    ``MaxPool2d(kernel_size, stride=..., padding=...)``.
 
     Example:
       >>> y, _ = MaxPool2d(2).apply({}, {}, jnp.ones((1, 8, 8, 3)))
@@ -99,8 +117,9 @@ def MaxPool2d(kernel_size: Any, stride: Any = None, padding: Any = 0) -> Layer:
     return stateless("max_pool2d", no_params, forward, backward)
 
 
+@constructor(("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"))
 def AvgPool2d(
-    kernel_size: Any, stride: Any = None, padding: Any = 0, count_include_pad: bool = True
+    kernel_size: Any, *, stride: Any = None, padding: Any = 0, count_include_pad: bool = True
 ) -> Layer:
     """Average pooling layer (:func:`~.functional.avg_pool2d`).
 

@@ -25,12 +25,15 @@ default initializers.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import init as initializers
 
@@ -46,7 +49,11 @@ __all__ = [
     "default_weight_init",
     "affine_init",
     "Init",
+    "constructor",
+    "input_spec",
 ]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class Layer(NamedTuple):
@@ -72,6 +79,23 @@ def output_shape(
     """Shape of ``layer.apply`` on an input of ``input_shape``, computed abstractly."""
     x = jax.ShapeDtypeStruct(tuple(input_shape), dtype)
     return tuple(_abstract_output(layer, params, state, x).shape)
+
+
+def input_spec(input_shape: Any, dtype: Any = jnp.float32) -> jax.ShapeDtypeStruct:
+    """``input_shape`` (a shape, or anything with ``.shape``/``.dtype`` such as a
+    ``jax.ShapeDtypeStruct`` or an array) as a ``jax.ShapeDtypeStruct``; a plain shape
+    gets ``dtype``."""
+    if isinstance(input_shape, jax.ShapeDtypeStruct):
+        return input_shape
+    shape = getattr(input_shape, "shape", input_shape)
+    try:
+        shape = tuple(int(d) for d in shape)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            "input_shape must be a shape tuple or a jax.ShapeDtypeStruct, "
+            f"got input_shape={input_shape!r}"
+        ) from exc
+    return jax.ShapeDtypeStruct(shape, getattr(input_shape, "dtype", dtype))
 
 
 def backward_of(layer: Layer) -> Callable[..., tuple[Any, Any]]:
@@ -148,3 +172,94 @@ def affine_init(shape_fn: Callable, weight: bool, bias: bool, dtype: Any) -> Cal
         return params, {}
 
     return init
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _our_form(name: str, sig: inspect.Signature) -> str:
+    """``Conv2d(out_channels, kernel_size, *, stride, ...)``: the signature without types."""
+    params = list(sig.parameters.values())
+    positional = [p.name for p in params if p.kind in _POSITIONAL]
+    keywords = [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    return f"{name}({', '.join(positional + (['*'] + keywords if keywords else []))})"
+
+
+def _torch_form(
+    name: str,
+    torch_name: str,
+    sig: inspect.Signature,
+    args: tuple,
+    torch_args: Sequence[str],
+    inferred: Sequence[str],
+) -> str:
+    """The call ``name(*args)`` read in PyTorch's argument order, written in ours."""
+    if not torch_args or len(args) > len(torch_args):
+        return ""
+    positional = [p.name for p in sig.parameters.values() if p.kind in _POSITIONAL]
+    ours: dict[str, Any] = {}
+    missing = []
+    for arg, value in zip(torch_args, args, strict=False):
+        if arg in inferred:
+            continue
+        if arg in sig.parameters:
+            ours[arg] = value
+        else:
+            missing.append(arg)
+    pos = [repr(ours.pop(n)) for n in positional if n in ours]
+    call = f"{name}({', '.join(pos + [f'{k}={v!r}' for k, v in ours.items()])})"
+    given = ", ".join(repr(a) for a in args)
+    note = f" (no {', '.join(missing)} here)" if missing else ""
+    return f" In PyTorch's order, torch.nn.{torch_name}({given}) is {call} here{note}."
+
+
+def constructor(
+    torch_args: Sequence[str] = (), *, inferred: Sequence[str] = (), torch_name: str | None = None
+) -> Callable[[_F], _F]:
+    """Decorator of a layer constructor that cannot be called in PyTorch's order.
+
+    The constructor's positional parameters are its output-side sizes; a call with more
+    positional arguments raises ``TypeError`` showing our form and, read with PyTorch's
+    positional order ``torch_args`` (``inferred`` are the input sizes we infer from
+    ``input_shape``), the same call written for functional_dl. A ``bias`` keyword must be
+    a ``bool``.
+
+    Example:
+      >>> @constructor(("in_features", "out_features", "bias"), inferred=("in_features",))
+      ... def Dense(out_features, *, bias=True):
+      ...     return out_features, bias
+      >>> Dense(400, 120)
+      Traceback (most recent call last):
+      ...
+      TypeError: Dense takes 1 positional argument (out_features), got 2: ...
+    """
+
+    def decorate(fn: _F) -> _F:
+        sig = inspect.signature(fn)
+        name = fn.__name__
+        n = sum(p.kind in _POSITIONAL for p in sig.parameters.values())
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if len(args) > n:
+                names = [p.name for p in sig.parameters.values() if p.kind in _POSITIONAL]
+                takes = (
+                    f"{n} positional argument{'s' if n > 1 else ''} ({', '.join(names)})"
+                    if n
+                    else "no positional arguments"
+                )
+                raise TypeError(
+                    f"{name} takes {takes}, got {len(args)}: the {'other ' if n else ''}arguments "
+                    f"are keyword-only and input sizes are inferred from the input. Write "
+                    f"{_our_form(name, sig)}."
+                    + _torch_form(name, torch_name or name, sig, args, torch_args, inferred)
+                )
+            if "bias" in kwargs and not isinstance(kwargs["bias"], bool | np.bool_):
+                raise TypeError(
+                    f"{name}: bias must be a bool (True or False), got bias={kwargs['bias']!r}"
+                )
+            return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

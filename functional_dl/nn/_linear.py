@@ -18,6 +18,7 @@ from . import init as initializers
 from ._core import (
     Init,
     Layer,
+    constructor,
     default_weight_init,
     fan_in_uniform,
     named_grads,
@@ -31,10 +32,11 @@ from .functional._linear import linear, linear_backward
 __all__ = ["Linear", "Flatten", "Embedding", "Dropout"]
 
 
+@constructor(("in_features", "out_features", "bias"), inferred=("in_features",))
 def Linear(
     out_features: int,
-    bias: bool = True,
     *,
+    bias: bool = True,
     weight_init: Init | None = None,
     bias_init: Init | None = None,
     dtype: Any = jnp.float32,
@@ -44,7 +46,8 @@ def Linear(
     Params: ``{"weight": [in, out], "bias": [out]}``; ``in`` is ``input_shape[-1]``.
     Default init as PyTorch: weight ``kaiming_uniform(a=sqrt(5))`` = ``U(+-1/sqrt(in))``,
     bias ``U(+-1/sqrt(in))``. ``weight_init``/``bias_init`` (``fn(key, shape, dtype)``)
-    override it. PyTorch: ``torch.nn.Linear(in, out_features, bias)``.
+    override it. PyTorch: ``torch.nn.Linear(in, out_features, bias)``; ``in`` is inferred,
+    so ``torch.nn.Linear(400, 120)`` is ``Linear(120)`` (``Linear(400, 120)`` raises).
 
     Example:
       >>> params, state = Linear(10).init(jax.random.key(0), (32, 64))
@@ -76,6 +79,7 @@ def Linear(
     return stateless("linear", init, forward, backward)
 
 
+@constructor(("start_dim", "end_dim"))
 def Flatten() -> Layer:
     """Flatten every axis but the first: ``[N, ...] -> [N, prod(...)]``.
 
@@ -95,6 +99,7 @@ def Flatten() -> Layer:
     return stateless("flatten", no_params, forward, backward)
 
 
+@constructor(("num_embeddings", "embedding_dim", "padding_idx", "max_norm"))
 def Embedding(
     num_embeddings: int,
     embedding_dim: int,
@@ -129,6 +134,7 @@ def Embedding(
     return stateless("embedding", init, forward, backward)
 
 
+@constructor(("p", "inplace"))
 def Dropout(rate: float = 0.5) -> Layer:
     """Inverted dropout in training (``train=True``, needs ``key``), identity otherwise.
 

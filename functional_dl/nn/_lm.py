@@ -103,7 +103,7 @@ def TransformerLM(
         implementation=implementation,
         weight_init=weight_init,
     )
-    norm = RMSNorm(norm_eps)
+    norm = RMSNorm(eps=norm_eps)
     names = [f"layer_{i}" for i in range(num_layers)]
 
     def init(key, input_shape=None):

@@ -12,7 +12,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from .._checks import check_in_range, check_int, check_positive
-from ._core import Layer, affine_init, channels, named_grads, stateless
+from ._core import Layer, affine_init, channels, constructor, named_grads, stateless
 from .functional._norm import (
     batch_norm,
     batch_norm_backward,
@@ -27,9 +27,12 @@ from .functional._norm import (
 __all__ = ["LayerNorm", "RMSNorm", "BatchNorm", "GroupNorm"]
 
 
+@constructor(
+    ("normalized_shape", "eps", "elementwise_affine", "bias"), inferred=("normalized_shape",)
+)
 def LayerNorm(
-    eps: float = 1e-5,
     *,
+    eps: float = 1e-5,
     elementwise_affine: bool = True,
     bias: bool = True,
     dtype: Any = jnp.float32,
@@ -57,8 +60,9 @@ def LayerNorm(
     return stateless("layer_norm", init, forward, backward)
 
 
+@constructor(("normalized_shape", "eps", "elementwise_affine"), inferred=("normalized_shape",))
 def RMSNorm(
-    eps: float | None = None, *, elementwise_affine: bool = True, dtype: Any = jnp.float32
+    *, eps: float | None = None, elementwise_affine: bool = True, dtype: Any = jnp.float32
 ) -> Layer:
     """RMS normalisation over the last axis (:func:`~functional_dl.nn.functional.rms_norm`).
 
@@ -84,10 +88,15 @@ def RMSNorm(
     return stateless("rms_norm", init, forward, backward)
 
 
+@constructor(
+    ("num_features", "eps", "momentum", "affine", "track_running_stats"),
+    inferred=("num_features",),
+    torch_name="BatchNorm2d",
+)
 def BatchNorm(
+    *,
     momentum: float = 0.1,
     eps: float = 1e-5,
-    *,
     affine: bool = True,
     axis_name: Any = None,
     dtype: Any = jnp.float32,
@@ -136,8 +145,9 @@ def BatchNorm(
     return Layer(init, apply, "batch_norm", backward)
 
 
+@constructor(("num_groups", "num_channels", "eps", "affine"), inferred=("num_channels",))
 def GroupNorm(
-    num_groups: int, eps: float = 1e-5, *, affine: bool = True, dtype: Any = jnp.float32
+    num_groups: int, *, eps: float = 1e-5, affine: bool = True, dtype: Any = jnp.float32
 ) -> Layer:
     """Group normalisation of the channels (last axis) (:func:`~.functional.group_norm`).
 

@@ -6,13 +6,14 @@ import jax
 import jax.numpy as jnp
 
 from .._checks import check_int
-from ._core import Layer
+from ._core import Layer, constructor
 from .functional._positional import relative_position_bias
 from .functional._utils import to_rank
 
 __all__ = ["LearnedPositionalEmbedding", "RelativePositionBias"]
 
 
+@constructor()
 def LearnedPositionalEmbedding(max_length: int, *, stddev: float = 0.02) -> Layer:
     """Learned absolute positions: ``y = x + table[positions]``, table ``[max_length, D]``.
 
@@ -38,6 +39,7 @@ def LearnedPositionalEmbedding(max_length: int, *, stddev: float = 0.02) -> Laye
     return Layer(init, apply, "learned_positional_embedding")
 
 
+@constructor()
 def RelativePositionBias(
     num_heads: int, *, num_buckets: int = 32, max_distance: int = 128, bidirectional: bool = True
 ) -> Layer:

@@ -6,9 +6,8 @@ import math
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
-from ._core import Layer, _abstract_output
+from ._core import Layer, _abstract_output, input_spec
 
 __all__ = ["summary"]
 
@@ -51,9 +50,10 @@ def summary(layer: Layer, input_shape: Any, *, key: Any = None) -> str:
       input (32, 8), total parameters 195
     """
     key = jax.random.key(0) if key is None else key
-    shape = tuple(getattr(input_shape, "shape", input_shape))
-    x = jax.ShapeDtypeStruct(shape, getattr(input_shape, "dtype", jnp.float32))
-    params, state = jax.eval_shape(lambda k: layer.init(k, shape), key)
+    x = input_spec(input_shape)
+    shape = x.shape
+    # a combinator gets the dtype too (an Embedding-first Sequential)
+    params, state = jax.eval_shape(lambda k: layer.init(k, x if layer.layers else shape), key)
     rows: list[tuple[str, tuple, int]] = []
     _rows(layer.name, layer, params, state, x, 0, rows)
     width = max(12, *(len(r[0]) for r in rows))

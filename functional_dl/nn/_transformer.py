@@ -29,7 +29,7 @@ __all__ = ["TransformerEncoderLayer", "TransformerDecoderLayer", "FeedForward", 
 def norm_layer(norm: str, eps: float) -> Layer:
     """``LayerNorm(eps)`` for ``norm='layer_norm'``, ``RMSNorm(eps)`` for ``'rms_norm'``."""
     check_choice("norm", norm, ("layer_norm", "rms_norm"), fn="norm_layer")
-    return LayerNorm(eps) if norm == "layer_norm" else RMSNorm(eps)
+    return LayerNorm(eps=eps) if norm == "layer_norm" else RMSNorm(eps=eps)
 
 
 def FeedForward(
@@ -51,13 +51,13 @@ def FeedForward(
     check_choice("activation", activation, ("relu", "gelu", "swiglu"), fn="FeedForward")
     check_probability("dropout", dropout, fn="FeedForward")
     names = ("gate", "up", "down") if activation == "swiglu" else ("linear1", "linear2")
-    inner = Linear(dim_feedforward, bias, weight_init=weight_init)
+    inner = Linear(dim_feedforward, bias=bias, weight_init=weight_init)
 
     def init(key, input_shape):
         d = int(input_shape[-1])
         keys = jax.random.split(key, len(names))
         params = {n: inner.init(k, (d,))[0] for n, k in zip(names[:-1], keys, strict=False)}
-        params[names[-1]] = Linear(d, bias, weight_init=weight_init).init(
+        params[names[-1]] = Linear(d, bias=bias, weight_init=weight_init).init(
             keys[-1], (dim_feedforward,)
         )[0]
         return params, {}

@@ -5,9 +5,15 @@ safetensors checkpoints and a history plot.
     result = fdl.train.fit(state, model, fdl.losses.cross_entropy, optimizer,
                            (x_train, y_train), epochs=10, batch_size=64,
                            val_data=(x_val, y_val), metrics={"accuracy": fdl.train.accuracy})
+
+``fit`` also runs by steps (``max_steps``, ``eval_every``) over any iterable of batches,
+and calls ``callbacks(step, metrics, state)`` at every record (:class:`MetricsLogger`,
+:class:`EarlyStopping`).
 """
 
 from ..metrics import accuracy as accuracy  # the public name of fdl.metrics.accuracy
+from ._callbacks import EarlyStopping as EarlyStopping
+from ._callbacks import MetricsLogger as MetricsLogger
 from ._checkpoint import CheckpointError as CheckpointError
 from ._checkpoint import checkpoint_metadata as checkpoint_metadata
 from ._checkpoint import checkpoint_path as checkpoint_path
@@ -37,6 +43,8 @@ __all__ = [
     "accuracy",
     "fit",
     "FitResult",
+    "EarlyStopping",
+    "MetricsLogger",
     "DATA_AXIS",
     "data_parallel_mesh",
     "make_mesh",

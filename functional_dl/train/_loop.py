@@ -1,23 +1,24 @@
-"""``fit``: epochs of shuffled mini-batches with progress bar, validation, plateau
-scheduling, early stopping, checkpoints and resumption."""
+"""``fit``: epochs or steps of mini-batches (arrays or any iterable of batches) with a
+progress bar, validation, plateau scheduling, early stopping, callbacks, checkpoints and
+resumption."""
 
 from __future__ import annotations
 
 import functools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
-import numpy as np
 from jax.sharding import Mesh
 
 from .._checks import check_choice, check_int, check_nonnegative
-from ..data import batches, num_batches, num_examples
+from ..data import num_examples
 from ..nn import Layer
 from ..schedules import plateau_states, step_plateau
+from ._callbacks import Callback, run_callbacks
 from ._checkpoint import (
     checkpoint_metadata,
     checkpoint_path,
@@ -27,6 +28,7 @@ from ._checkpoint import (
 )
 from ._parallel import DATA_AXIS, data_parallel_mesh, replicate, shard_batch
 from ._sharding import is_sharding_mesh
+from ._sources import batch_source
 from ._state import TrainState
 from ._step import Metrics, evaluate, make_train_step
 
@@ -38,9 +40,10 @@ class FitResult(NamedTuple):
 
     Fields::
 
-        state         # TrainState after the last epoch
-        history       # dict metric -> list of per-epoch values ("loss", "val_loss", ...)
-        stopped_early # bool: early stopping ended training before `epochs`
+        state         # TrainState after the last step
+        history       # dict metric -> list of values, one per record (epoch, or
+                      # `eval_every` steps): "loss", "val_loss", ..., "step"
+        stopped_early # bool: early stopping or a callback ended training
     """
 
     state: TrainState
@@ -72,9 +75,10 @@ def _improved(value: float, best: float | None, mode: str, min_delta: float) -> 
 def _check_fit_args(
     state: Any,
     model: Any,
-    train_data: Any,
     epochs: Any,
-    batch_size: Any,
+    max_steps: Any,
+    eval_every: Any,
+    callbacks: Any,
     val_data: Any,
     plateau: Any,
     patience: Any,
@@ -83,14 +87,25 @@ def _check_fit_args(
     checkpoint_dir: Any,
     resume: Any,
     keep_checkpoints: Any,
-) -> int:
+) -> None:
     fn = "fit"
     if not isinstance(state, TrainState):
         raise TypeError(f"fit: state must be a TrainState, got state={type(state).__name__}")
     if not isinstance(model, Layer):
         raise TypeError(f"fit: model must be a Layer, got model={model!r}")
-    check_int("epochs", epochs, minimum=1, fn=fn)
-    check_int("batch_size", batch_size, minimum=1, fn=fn)
+    if epochs is None and max_steps is None:
+        raise ValueError("fit: give epochs or max_steps (or both), got neither")
+    if epochs is not None:
+        check_int("epochs", epochs, minimum=1, fn=fn)
+    if max_steps is not None:
+        check_int("max_steps", max_steps, minimum=1, fn=fn)
+    if eval_every is not None:
+        check_int("eval_every", eval_every, minimum=1, fn=fn)
+    if not all(callable(c) for c in callbacks):
+        raise TypeError(
+            "fit: callbacks must be callables callback(step, metrics, state), "
+            f"got callbacks={callbacks!r}"
+        )
     check_int("keep_checkpoints", keep_checkpoints, minimum=1, fn=fn)
     check_choice("mode", mode, ("min", "max"), fn=fn)
     check_nonnegative("min_delta", min_delta, fn=fn)
@@ -114,7 +129,6 @@ def _check_fit_args(
             "fit: the optimizer has a scale_by_plateau transform, which fit feeds with "
             "the monitored metric only with plateau=True; got plateau=False"
         )
-    n = num_examples(train_data, fn="fit: train_data")
     if val_data is not None:
         num_examples(val_data, fn="fit: val_data")
     if (
@@ -134,7 +148,6 @@ def _check_fit_args(
             f"checkpoints of a run; pass resume=True to continue it or use an "
             f"empty directory"
         )
-    return n
 
 
 def fit(
@@ -144,8 +157,8 @@ def fit(
     optimizer: Any,
     train_data: Any,
     *,
-    epochs: int,
-    batch_size: int,
+    epochs: int | None = None,
+    batch_size: int | None = None,
     val_data: Any = None,
     metrics: Metrics | None = None,
     drop_last: bool = True,
@@ -160,45 +173,67 @@ def fit(
     keep_checkpoints: int = 2,
     mesh: Mesh | None = None,
     progress: bool = True,
+    max_steps: int | None = None,
+    eval_every: int | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> FitResult:
-    """Train ``model`` for ``epochs`` epochs of shuffled mini-batches.
+    """Train ``model`` for ``epochs`` epochs and/or ``max_steps`` steps.
 
-    Each epoch shuffles ``train_data`` with ``fold_in(state.key, epoch)``, runs the jitted
-    data-parallel step of :func:`make_train_step` on every batch (a tqdm bar shows the
-    running loss and metrics, in terminals and notebooks), evaluates ``val_data``, then
-    optionally updates a plateau scheduler, checks early stopping and writes a checkpoint.
+    Each epoch takes its batches from ``train_data`` (arrays are shuffled with
+    ``fold_in(state.key, epoch)``), runs the jitted data-parallel step of
+    :func:`make_train_step` on every batch (a tqdm bar shows the running averages of
+    the loss and metrics since the last record, in terminals and notebooks) and makes a
+    *record*: it evaluates ``val_data``, then optionally updates a plateau scheduler,
+    checks early stopping, calls the ``callbacks`` and writes a checkpoint. With
+    ``eval_every`` the record is made every ``eval_every`` steps instead of per epoch.
 
     Args:
         state: a :class:`TrainState` (donated: use the returned one).
         model, loss_fn, optimizer, metrics, mesh: as in :func:`make_train_step`.
         train_data: ``(inputs, targets)``, arrays with ``N`` examples on the leading axis
-            (``inputs`` may be a tuple of arrays).
-        epochs: total number of epochs (a resumed run continues up to this number).
-        batch_size: examples per step (over all devices; divisible by their number).
-        val_data: optional ``(inputs, targets)`` evaluated after every epoch
+            (``inputs`` may be a tuple of arrays), shuffled into batches of
+            ``batch_size``; or any iterable of batches (a list, a data-loader object,
+            a generator: read once, as one epoch), or a function ``epoch -> iterable
+            of batches`` (the user's own sampler; seed it with the epoch so a resumed
+            run sees the same batches). A batch is whatever the step takes,
+            ``(inputs, targets)``.
+        epochs: number of epochs (a resumed run continues up to this number);
+            ``None``: until ``max_steps`` or the data ends.
+        batch_size: examples per step for array data (over all devices; divisible by
+            their number); ``None`` for an iterable of batches.
+        val_data: optional ``(inputs, targets)`` evaluated at every record
             (``val_loss``, ``val_<metric>`` in the history).
         drop_last: drop the last incomplete batch of an epoch (one compiled shape).
         eval_batch_size: batch size of the validation forward passes.
-        plateau: feed ``monitor`` after each epoch to the
+        plateau: feed ``monitor`` at every record to the
             ``fdl.schedules.scale_by_plateau`` transform of the optimizer
             (``optax.chain(fdl.optim.adam(1e-3), fdl.schedules.scale_by_plateau(...))``)
             with :func:`fdl.schedules.step_plateau`; its state is in
-            ``state.opt_state`` and the history records the scale each epoch ran with
+            ``state.opt_state`` and the history records the scale each record ran with
             (``lr_scale``).
         monitor: the history entry watched by plateau and early stopping (default
             ``"val_loss"`` with ``val_data``, else ``"loss"``).
         mode: ``"min"`` or ``"max"``: whether a smaller or larger ``monitor`` is better.
-        patience: stop once this many consecutive epochs bring no improvement of
-            ``monitor`` (``None``: never stop early).
+        patience: stop once this many consecutive records bring no improvement of
+            ``monitor`` (``None``: never stop early; the callback form is
+            :class:`EarlyStopping`).
         min_delta: the smallest change that counts as an improvement.
-        checkpoint_dir: write ``step_<step>.safetensors`` there after every epoch: the
+        checkpoint_dir: write ``step_<step>.safetensors`` there at every record: the
             :class:`TrainState` (restorable with ``restore_checkpoint(path, state)``; the
-            plateau state is part of its ``opt_state``), with the history and the
-            early-stopping state in its metadata; the last ``keep_checkpoints`` files
-            are kept.
+            plateau state is part of its ``opt_state``), with the history, the position
+            in the data and the early-stopping and callback states in its metadata; the
+            last ``keep_checkpoints`` files are kept.
         resume: ``True`` continues from the latest checkpoint of ``checkpoint_dir``, a
-            path from that file; the result equals the uninterrupted run bit for bit.
+            path from that file; the result equals the uninterrupted run bit for bit,
+            also from a checkpoint written mid-epoch (``eval_every``).
         progress: show the progress bar.
+        max_steps: stop after this many steps in total (``state.step``), mid-epoch if
+            need be; the steps since the last record make a final record.
+        eval_every: make a record every this many steps (the history then holds one
+            entry per record, with its ``step``) instead of one per epoch.
+        callbacks: functions ``callback(step, metrics, state)`` called at every record
+            with the record (built in: :class:`MetricsLogger`, :class:`EarlyStopping`);
+            one returning ``True`` stops training.
 
     Returns:
         :class:`FitResult` ``(state, history, stopped_early)``.
@@ -223,13 +258,27 @@ def fit(
         ['accuracy', 'loss', 'lr_scale', 'time', 'val_accuracy', 'val_loss']
         >>> int(result.state.step)
         8
+
+        Steps instead of epochs, from one's own batches, with a callback:
+
+        >>> state = fdl.train.create_train_state(jax.random.key(1), model, fdl.optim.adam(1e-2),
+        ...                                      (1, 2))
+        >>> data = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)]
+        >>> seen = []
+        >>> result = fit(state, model, fdl.losses.cross_entropy, fdl.optim.adam(1e-2), data,
+        ...              max_steps=10, eval_every=5, progress=False,
+        ...              callbacks=[lambda step, metrics, state: seen.append(step)])
+        >>> seen, result.history["step"]
+        ([5, 10], [5, 10])
     """
-    n = _check_fit_args(
+    callbacks = tuple(callbacks)
+    _check_fit_args(
         state,
         model,
-        train_data,
         epochs,
-        batch_size,
+        max_steps,
+        eval_every,
+        callbacks,
         val_data,
         plateau,
         patience,
@@ -241,16 +290,20 @@ def fit(
     )
     mesh = mesh or data_parallel_mesh()
     local_devices = mesh.shape[DATA_AXIS] // jax.process_count()
-    if batch_size % local_devices:
+    if batch_size is not None and batch_size % local_devices:
         raise ValueError(
             f"fit: batch_size must be divisible by the number of devices "
             f"({local_devices}), got batch_size={batch_size}"
         )
-    steps_per_epoch = num_batches(n, batch_size, drop_last=drop_last)
+    source = batch_source(train_data, batch_size, drop_last)
+    steps_per_epoch = source.steps_per_epoch
     if steps_per_epoch == 0:
         raise ValueError(
-            f"fit: batch_size={batch_size} is larger than the {n} training "
-            f"examples and drop_last=True leaves no batch"
+            f"fit: batch_size={batch_size} is larger than the "
+            f"{num_examples(train_data)} training examples and drop_last=True leaves "
+            f"no batch"
+            if batch_size is not None
+            else "fit: train_data holds no batch"
         )
     monitor = monitor or ("val_loss" if val_data is not None else "loss")
     names = ["loss", *(metrics or {})]
@@ -258,8 +311,6 @@ def fit(
     if monitor not in names:
         raise ValueError(f"fit: monitor must be one of {names}, got monitor={monitor!r}")
     train_step = make_train_step(model, loss_fn, optimizer, metrics=metrics, mesh=mesh)
-    leaves, treedef = jax.tree_util.tree_flatten(train_data)
-    leaves = [np.asarray(a) for a in leaves]
 
     state = state if is_sharding_mesh(mesh) else replicate(state, mesh)
     book: dict[str, Any] = {
@@ -270,27 +321,76 @@ def fit(
     }
     if resume:
         state, book = _resume(resume, checkpoint_dir, state, steps_per_epoch)
+        for callback, saved in zip(callbacks, book.get("callbacks") or (), strict=False):
+            if saved is not None and hasattr(callback, "load_state_dict"):
+                callback.load_state_dict(saved)
     history = book["history"]
     step = int(state.step)
-    start_epoch, skip = divmod(step, steps_per_epoch)
+    if "epoch" in book:
+        epoch, skip = int(book["epoch"]), int(book["batch"])
+    elif steps_per_epoch:
+        epoch, skip = divmod(step, steps_per_epoch)
+    else:
+        epoch, skip = 0, 0
     last_ckpt = latest_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
+    window = _Window(time.perf_counter())
+
+    def record(epoch: int, batch: int) -> bool:
+        """Close the window: evaluate, schedule, log, call back, checkpoint; stop?"""
+        nonlocal state, last_ckpt
+        row = window.means()
+        if val_data is not None:
+            scores = evaluate(
+                state,
+                model,
+                loss_fn,
+                val_data,
+                metrics=metrics,
+                batch_size=eval_batch_size,
+                mesh=mesh,
+            )
+            row.update({f"val_{k}": v for k, v in scores.items()})
+        if plateau:
+            row["lr_scale"] = float(plateau_states(state.opt_state)[0].plateau.lr)
+            opt_state = step_plateau(state.opt_state, row[monitor])
+            state = state.replace(
+                opt_state=opt_state if is_sharding_mesh(mesh) else replicate(opt_state, mesh)
+            )
+        row["time"] = time.perf_counter() - window.start
+        if eval_every is not None:
+            row["step"] = step
+        for k, v in row.items():
+            history.setdefault(k, []).append(v)
+        if _improved(row[monitor], book["best"], mode, min_delta):
+            book["best"], book["bad_epochs"] = row[monitor], 0
+        else:
+            book["bad_epochs"] += 1
+        stop = patience is not None and book["bad_epochs"] >= patience
+        stop = run_callbacks(callbacks, step, row, state) or stop
+        book["epoch"], book["batch"] = epoch, batch
+        book["callbacks"] = [
+            c.state_dict() if hasattr(c, "state_dict") else None for c in callbacks
+        ]
+        if checkpoint_dir is not None and jax.process_index() == 0:
+            last_ckpt = save_checkpoint(checkpoint_path(checkpoint_dir, step), state, metadata=book)
+            _prune(checkpoint_dir, keep_checkpoints)
+        window.reset(time.perf_counter())
+        return stop
+
     stopped_early = False
-    for epoch in range(start_epoch, epochs):
-        t0 = time.perf_counter()
-        sums: dict[str, float] = {}
-        key = jax.random.fold_in(state.key, epoch)
+    while not stopped_early and (epochs is None or epoch < epochs):
+        if max_steps is not None and step >= max_steps:
+            break
         bar = _progress_bar(
             total=steps_per_epoch,
             initial=skip,
             unit="step",
-            desc=f"epoch {epoch + 1}/{epochs}",
+            desc=f"epoch {epoch + 1}" + (f"/{epochs}" if epochs else ""),
             disable=not progress,
             dynamic_ncols=True,
         )
-        for b, chunk in enumerate(
-            batches(key, *leaves, batch_size=batch_size, drop_last=drop_last, skip=skip), start=skip
-        ):
-            batch = jax.tree_util.tree_unflatten(treedef, chunk)
+        b, done = skip, True
+        for batch in source.epoch(epoch, skip, state.key):
             if jax.process_count() > 1:  # one process: the step's jit places the batch
                 batch = shard_batch(batch, mesh)
             state, step_metrics = train_step(state, batch)
@@ -306,55 +406,55 @@ def fit(
                     f"fit: the loss became {values['loss']} at step {step + 1} (epoch "
                     f"{epoch + 1}, batch {b + 1}); training stopped, {kept}"
                 )
-            step += 1
-            for k, v in values.items():
-                sums[k] = sums.get(k, 0.0) + v
+            step, b = step + 1, b + 1
+            window.add(values)
             bar.update(1)
-            bar.set_postfix(
-                {k: f"{v / (b + 1 - skip):.4f}" for k, v in sums.items()}, refresh=False
-            )
-        record = {k: v / max(steps_per_epoch - skip, 1) for k, v in sums.items()}
-        skip = 0
-        if val_data is not None:
-            scores = evaluate(
-                state,
-                model,
-                loss_fn,
-                val_data,
-                metrics=metrics,
-                batch_size=eval_batch_size,
-                mesh=mesh,
-            )
-            record.update({f"val_{k}": v for k, v in scores.items()})
-        if plateau:
-            record["lr_scale"] = float(plateau_states(state.opt_state)[0].plateau.lr)
-            opt_state = step_plateau(state.opt_state, record[monitor])
-            state = state.replace(
-                opt_state=opt_state if is_sharding_mesh(mesh) else replicate(opt_state, mesh)
-            )
-        record["time"] = time.perf_counter() - t0
-        for k, v in record.items():
-            history.setdefault(k, []).append(v)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "time"}, refresh=False)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in window.means().items()}, refresh=False)
+            at_end = max_steps is not None and step >= max_steps
+            if eval_every is not None and step % eval_every == 0:
+                stopped_early = record(*_position(epoch, b, steps_per_epoch))
+            if stopped_early or at_end:
+                done = b == steps_per_epoch
+                break
         bar.close()
-        if _improved(record[monitor], book["best"], mode, min_delta):
-            book["best"], book["bad_epochs"] = record[monitor], 0
-        else:
-            book["bad_epochs"] += 1
-        stopped_early = patience is not None and book["bad_epochs"] >= patience
-        if checkpoint_dir is not None and jax.process_index() == 0:
-            last_ckpt = save_checkpoint(checkpoint_path(checkpoint_dir, step), state, metadata=book)
-            _prune(checkpoint_dir, keep_checkpoints)
-        if stopped_early:
+        if done and b == 0:  # the data ended (a generator): nothing left to train on
             break
+        if done and eval_every is None and window.count:
+            stopped_early = record(epoch + 1, 0)
+        epoch, skip = (epoch + 1, 0) if done else (epoch, b)
+    if window.count and not stopped_early:  # the steps since the last record
+        stopped_early = record(epoch, skip)
     return FitResult(state, history, stopped_early)
+
+
+def _position(epoch: int, batch: int, steps_per_epoch: int | None) -> tuple[int, int]:
+    """``(epoch, batch)`` to resume from after ``batch`` batches of ``epoch``."""
+    return (epoch + 1, 0) if batch == steps_per_epoch else (epoch, batch)
+
+
+class _Window:
+    """The running sums of the train metrics since the last record."""
+
+    def __init__(self, start: float) -> None:
+        self.reset(start)
+
+    def reset(self, start: float) -> None:
+        self.start, self.count, self.sums = start, 0, {}
+
+    def add(self, values: dict[str, float]) -> None:
+        self.count += 1
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+
+    def means(self) -> dict[str, float]:
+        return {k: v / max(self.count, 1) for k, v in self.sums.items()}
 
 
 def _resume(
     resume: bool | str | Path,
     checkpoint_dir: Any,
     state: TrainState,
-    steps_per_epoch: int,
+    steps_per_epoch: int | None,
 ) -> tuple[TrainState, dict]:
     """The state (plateau state included) and bookkeeping saved by an earlier :func:`fit`."""
     path = Path(resume) if isinstance(resume, (str, Path)) else latest_checkpoint(checkpoint_dir)

@@ -60,11 +60,26 @@ jax.tree_util.register_dataclass(
 )
 
 
+def _input_arg(model: Layer, input_shape: Any) -> Any:
+    """What ``model.init`` receives: a combinator (``Sequential``) gets a
+    ``jax.ShapeDtypeStruct`` as it is (its dtype reaches an ``Embedding``), any other layer
+    the shape tuple."""
+    if isinstance(input_shape, jax.ShapeDtypeStruct):
+        return input_shape if model.layers else tuple(input_shape.shape)
+    try:
+        return tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            "create_train_state: input_shape must be a shape tuple or a jax.ShapeDtypeStruct,"
+            f" got input_shape={input_shape!r}"
+        ) from exc
+
+
 def create_train_state(
     key: Any,
     model: Layer,
     optimizer: Any,
-    input_shape: Sequence[int],
+    input_shape: Sequence[int] | jax.ShapeDtypeStruct,
     *,
     mesh: Any = None,
     fsdp: bool = False,
@@ -76,7 +91,9 @@ def create_train_state(
             that drives training randomness (dropout).
         model: a :class:`functional_dl.nn.Layer`.
         optimizer: an ``optax.GradientTransformation`` (e.g. ``fdl.optim.adam(1e-3)``).
-        input_shape: shape of one input batch, e.g. ``(1, 8, 8, 1)``.
+        input_shape: shape of one input batch, e.g. ``(1, 8, 8, 1)`` (float32), or a
+            ``jax.ShapeDtypeStruct`` for another dtype, e.g.
+            ``jax.ShapeDtypeStruct((1, 64), jnp.int32)`` for token ids.
         mesh: place the state on a device mesh: a :func:`make_mesh` mesh shards it
             (tensor-parallel Transformer weights over ``model``, and with ``fsdp`` every
             large leaf over ``data``); a :func:`data_parallel_mesh` replicates it.
@@ -91,6 +108,14 @@ def create_train_state(
         >>> state = create_train_state(jax.random.key(0), model, fdl.optim.sgd(0.1), (1, 3))
         >>> state.params["1_linear"]["weight"].shape, int(state.step)
         ((3, 2), 0)
+
+        A model that starts with an ``Embedding`` takes integer token ids:
+
+        >>> lm = fdl.nn.Sequential(fdl.nn.Embedding(100, 8), fdl.nn.Linear(100))
+        >>> ids = jax.ShapeDtypeStruct((1, 16), jnp.int32)
+        >>> state = create_train_state(jax.random.key(0), lm, fdl.optim.sgd(0.1), ids)
+        >>> state.params["0_embedding"]["weight"].shape
+        (100, 8)
     """
     if not isinstance(model, Layer):
         raise TypeError(f"create_train_state: model must be a Layer, got model={model!r}")
@@ -105,7 +130,7 @@ def create_train_state(
             f"got mesh={mesh!r}"
         )
     init_key, train_key = jax.random.split(key)
-    params, model_state = model.init(init_key, tuple(input_shape))
+    params, model_state = model.init(init_key, _input_arg(model, input_shape))
     state = TrainState(
         params=params,
         model_state=model_state,
