@@ -42,8 +42,8 @@ bench: $(VENV)/.installed-bench
 
 # ruff (lint rules and formatting) over the code, pyright (basic mode) over the package.
 lint: $(VENV)/.installed-test
-	$(BIN)/python -m ruff check functional_dl tests bench docs
-	$(BIN)/python -m ruff format --check functional_dl tests bench docs
+	$(BIN)/python -m ruff check functional_dl tests bench docs examples
+	$(BIN)/python -m ruff format --check functional_dl tests bench docs examples
 	$(BIN)/python -m pyright --project pyproject.toml
 
 # The documentation site (mkdocs, strict) into site/; docs-check loads it in headless Chromium.

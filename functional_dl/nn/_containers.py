@@ -6,7 +6,15 @@ from typing import Any
 
 import jax
 
-from ._core import Layer, _abstract_output, backward_of, constructor, input_spec, no_params, stateless
+from ._core import (
+    Layer,
+    _abstract_output,
+    backward_of,
+    constructor,
+    input_spec,
+    no_params,
+    stateless,
+)
 
 __all__ = ["Sequential", "Residual", "Identity"]
 
