@@ -21,7 +21,7 @@ import numpy as np
 
 from .._checks import check_choice, check_int, check_probability
 from . import init as initializers
-from ._core import Layer
+from ._core import Layer, constructor
 from .functional._dropout import dropout, dropout_backward
 from .functional._recurrent import gru, gru_backward, lstm, lstm_backward, rnn, rnn_backward
 
@@ -188,6 +188,9 @@ def _recurrent(
     return Layer(init, apply, kind.lower(), backward)
 
 
+@constructor(
+    ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias"), inferred=("input_size",)
+)
 def RNN(
     hidden_size: int,
     *,
@@ -219,6 +222,7 @@ def RNN(
     )
 
 
+@constructor(("input_size", "hidden_size", "num_layers", "bias"), inferred=("input_size",))
 def LSTM(
     hidden_size: int,
     *,
@@ -247,6 +251,7 @@ def LSTM(
     return _recurrent("LSTM", hidden_size, num_layers, bias, bidirectional, dropout, "tanh", dtype)
 
 
+@constructor(("input_size", "hidden_size", "num_layers", "bias"), inferred=("input_size",))
 def GRU(
     hidden_size: int,
     *,

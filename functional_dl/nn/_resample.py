@@ -19,6 +19,7 @@ from ._core import (
     Init,
     Layer,
     channels,
+    constructor,
     default_weight_init,
     fan_in_uniform,
     named_grads,
@@ -59,6 +60,19 @@ def _conv_params(key, shape, fan_in, out, bias, weight_init, bias_init, dtype):
     return params
 
 
+@constructor(
+    (
+        "in_channels",
+        "out_channels",
+        "kernel_size",
+        "stride",
+        "padding",
+        "dilation",
+        "groups",
+        "bias",
+    ),
+    inferred=("in_channels",),
+)
 def Conv1d(
     out_channels: int,
     kernel_size: int,
@@ -106,6 +120,20 @@ def Conv1d(
     return stateless("conv1d", init, forward, backward)
 
 
+@constructor(
+    (
+        "in_channels",
+        "out_channels",
+        "kernel_size",
+        "stride",
+        "padding",
+        "output_padding",
+        "groups",
+        "bias",
+        "dilation",
+    ),
+    inferred=("in_channels",),
+)
 def ConvTranspose2d(
     out_channels: int,
     kernel_size: Any,
