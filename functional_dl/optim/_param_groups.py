@@ -130,7 +130,7 @@ def param_groups(
         raise TypeError(f"{fn}: groups must be a mapping regex -> optimizer, got groups={groups!r}")
     if not isinstance(default, optax.GradientTransformation):
         raise TypeError(f"{fn}: default must be an optax.GradientTransformation, got {default!r}")
-    transforms: dict[str, Any] = {"default": default}
+    transforms: dict[Any, Any] = {"default": default}
     patterns = []
     for i, (pattern, group) in enumerate(groups.items()):
         try:

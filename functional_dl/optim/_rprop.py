@@ -75,13 +75,11 @@ def scale_by_rprop(
     eta_minus, eta_plus = _check_etas(fn, etas)
     lo, hi = check_pair("step_sizes", step_sizes, fn=fn)
     check_nonnegative("step_sizes[0]", lo, fn=fn)
-    lr0 = value_at(lr, jnp.zeros([], jnp.int32))
 
     def init(params):
-        return ScaleByRpropState(
-            zeros_like_moment(params),
-            jax.tree.map(lambda m: m + lr0.astype(m.dtype), zeros_like_moment(params)),
-        )
+        lr0 = value_at(lr, jnp.zeros([], jnp.int32))  # in init: x64 may be on by then
+        sizes = jax.tree.map(lambda m: m + lr0.astype(m.dtype), zeros_like_moment(params))
+        return ScaleByRpropState(zeros_like_moment(params), sizes)
 
     def update(updates, state, params=None):
         del params
