@@ -8,6 +8,8 @@ safetensors checkpoints and a history plot.
 """
 
 from ..metrics import accuracy as accuracy  # the public name of fdl.metrics.accuracy
+from ._averaging import update_bn as update_bn
+from ._averaging import with_averaged_params as with_averaged_params
 from ._checkpoint import CheckpointError as CheckpointError
 from ._checkpoint import checkpoint_metadata as checkpoint_metadata
 from ._checkpoint import checkpoint_path as checkpoint_path
@@ -45,4 +47,6 @@ __all__ = [
     "latest_checkpoint",
     "CheckpointError",
     "plot_history",
+    "update_bn",
+    "with_averaged_params",
 ]
