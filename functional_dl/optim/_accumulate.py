@@ -77,12 +77,9 @@ def accumulate(
             grad_sum, inner = args
             return jax.tree.map(jnp.zeros_like, updates), grad_sum, inner
 
-        if every_k == 1:
-            new_updates, grad_sum, inner = apply((grad_sum, state.inner_state))
-        else:
-            new_updates, grad_sum, inner = jax.lax.cond(
-                last, apply, hold, (grad_sum, state.inner_state)
-            )
+        new_updates, grad_sum, inner = jax.lax.cond(
+            last, apply, hold, (grad_sum, state.inner_state)
+        )
         mini_step = jnp.where(last, jnp.zeros_like(state.mini_step), increment(state.mini_step))
         return new_updates, AccumulateState(mini_step, grad_sum, inner)
 

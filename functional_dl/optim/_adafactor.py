@@ -115,12 +115,12 @@ def scale_by_adafactor(
             if x.ndim >= 2:
                 r = r + wt * (jnp.mean(x2, axis=-1, keepdims=True) - r)
                 c = c + wt * (jnp.mean(x2, axis=-2, keepdims=True) - c)
-                var = r * c / jnp.maximum(jnp.mean(r, axis=-2, keepdims=True), e1)
+                var = (r / jnp.maximum(jnp.mean(r, axis=-2, keepdims=True), e1)) * c
             else:
                 v = v + wt * (x2 - v)
                 var = v
             u = x * jax.lax.rsqrt(jnp.maximum(var, e1 * e1))
-            u = u / jnp.maximum(1.0, _rms(u) / d)
+            u = u * (1.0 / jnp.maximum(1.0, _rms(u) / d))
             return u.astype(g.dtype), r, c, v
 
         updates, r, c, v = leafwise(leaf, 4, updates, state.row_var, state.col_var, state.variance)
