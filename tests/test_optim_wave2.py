@@ -471,3 +471,16 @@ def test_no_recompile_on_second_step():
         for _ in range(3):
             p, s = step(p, s)
         assert len(traces) == 1
+
+
+def test_bfloat16_params_keep_their_dtype_and_float32_state():
+    params = {"w": jnp.ones((4, 3), jnp.bfloat16)}
+    grads = {"w": jnp.full((4, 3), 0.5, jnp.bfloat16)}
+    for name in ("adafactor", "rprop", "asgd", "muon"):
+        opt = getattr(fdl.optim, name)()
+        state = opt.init(params)
+        u, state = opt.update(grads, state, params)
+        p = fdl.optim.apply_updates(params, u)
+        assert p["w"].dtype == jnp.bfloat16 and bool(jnp.all(jnp.isfinite(p["w"]))), name
+        floats = [x for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.floating)]
+        assert all(x.dtype == jnp.float32 for x in floats), name
