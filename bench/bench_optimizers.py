@@ -15,7 +15,13 @@ step (``floor``) and as the flattened one (``flatten floor``). On the many-leaf 
 floor is most of optax's step: passing thousands of arrays in and out of a jitted call
 costs microseconds each, and no arithmetic with the same arrays can run below it.
 
-    python bench/bench_optimizers.py [--quick] [--trees 2000x256] [--opts adam]
+Wave-2 rows (``--wave2`` runs only them): ``adafactor`` against ``optax.adafactor`` and
+``muon`` against ``optax.contrib.muon`` on a stack of 16 matrices of 512x512 (and muon's
+extra cost over ``adamw``), ``param_groups`` with three groups against the single-group
+``adamw``, and the temporary memory of ``accumulate(adam, k)`` for k = 1..16 (XLA's
+memory analysis of the compiled step).
+
+    python bench/bench_optimizers.py [--quick] [--trees 2000x256] [--opts adam] [--wave2]
 """
 
 from __future__ import annotations
@@ -213,11 +219,94 @@ def bench_tree(
     return rows
 
 
+def _matrices(n: int, size: int, seed: int) -> dict:
+    keys = jax.random.split(jax.random.key(seed), n)
+    return {
+        f"w{i:02d}": jax.random.normal(k, (size, size), jnp.float32) for i, k in enumerate(keys)
+    }
+
+
+def _step_rows(
+    label: str, impls: dict, params: dict, grads: dict, reps: int, trials: bool = True
+) -> tuple:
+    """Median step times of ``impls`` (with an A/A control of the reference), pooled over
+    one trial per implementation with the arrays set up in rotated orders."""
+    timings, runs = _timed_steps(impls, params, grads, reps, Roofline(True), trials=trials)
+    return timings, runs
+
+
+def bench_wave2(quick: bool = False) -> list[dict]:
+    """Rows of the wave-2 optimizers (see the module docstring)."""
+    n, size = (2, 64) if quick else (16, 512)
+    reps = 3 if quick else 10
+    params, grads = _matrices(n, size, 0), _matrices(n, size, 1)
+    label = f"{n}x{size}x{size}"
+    rows = []
+
+    impls = {"ours": fdl.optim.adafactor(1e-2), H.REF: optax.adafactor(1e-2),
+             H.CONTROL: optax.adafactor(1e-2)}  # fmt: skip
+    timings, _ = _step_rows(label, impls, params, grads, reps)
+    rows += H.time_rows(f"adafactor {label} step", timings, "optax.adafactor")
+
+    muon_ref = lambda: optax.contrib.muon(1e-3, weight_decay=0.1)  # noqa: E731
+    impls = {
+        "ours": fdl.optim.muon(1e-3),
+        H.REF: muon_ref(),
+        H.CONTROL: muon_ref(),
+        "adamw": fdl.optim.adamw(1e-3),
+    }
+    timings, _ = _step_rows(label, impls, params, grads, 3 if quick else 5, trials=False)
+    rows += H.time_rows(f"muon {label} step", timings, "optax.contrib.muon")
+    rows += H.time_rows(
+        f"muon {label} step vs adamw (extra cost of Newton-Schulz)",
+        timings,
+        "fdl.optim.adamw",
+        ref="adamw",
+        control=False,
+        bound=True,
+    )
+
+    # param_groups: 3 groups (decay, no decay on biases/norms, a lower-lr head)
+    m, width = (8, 64) if quick else (64, 256)
+    tree = {
+        f"block{i:02d}": {
+            "linear": {"weight": jnp.ones((width, width)), "bias": jnp.ones(width)},
+            "norm": {"weight": jnp.ones(width)},
+        }
+        for i in range(m)
+    }
+    g = jax.tree.map(lambda x: 0.01 * x, tree)
+    groups = {r".*/bias|.*norm/.*": {"weight_decay": 0.0}, r"block00/linear/weight": {"lr": 1e-4}}
+    impls = {
+        "ours": fdl.optim.param_groups(groups, fdl.optim.adamw(1e-3)),
+        H.REF: fdl.optim.adamw(1e-3),
+        H.CONTROL: fdl.optim.adamw(1e-3),
+    }
+    timings, _ = _step_rows(label, impls, tree, g, reps)
+    rows += H.time_rows(
+        f"param_groups 3 groups ({3 * m} leaves) step", timings, "single-group adamw"
+    )
+
+    # accumulate: temporary memory of the compiled step for k = 1..16
+    base = None
+    for k in (1, 2, 4, 8, 16):
+        compiled, _ = _compiled_step(fdl.optim.accumulate(fdl.optim.adam(1e-3), k), params, grads)
+        temp = H.memory(compiled).temporaries / 1e6
+        base = temp if base is None else base
+        rows.append(H.row(f"accumulate(adam, k={k}) {label} temporaries", temp, "MB", "k=1", base))
+    return rows
+
+
 def run(
-    quick: bool = False, trees: list[str] | None = None, opts: list[str] | None = None
+    quick: bool = False,
+    trees: list[str] | None = None,
+    opts: list[str] | None = None,
+    wave2: bool = False,
 ) -> list[dict]:
     """Rows ``name, value, unit, reference, ref_value, ratio`` (time ratios: lower is better;
     bandwidth ratio: fraction of the roofline, higher is better)."""
+    if wave2:
+        return bench_wave2(quick)
     table = QUICK_PYTREES if quick else PYTREES
     trees = trees or list(table)
     opts = opts or list(OPTIMIZERS)
@@ -234,7 +323,13 @@ def run(
 def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trees", nargs="*", help="subset of the pytrees")
     parser.add_argument("--opts", nargs="*", help=f"subset of {list(OPTIMIZERS)}")
+    parser.add_argument("--wave2", action="store_true", help="only the wave-2 optimizer rows")
 
 
 if __name__ == "__main__":
-    H.main(run, __doc__, options=_options, kwargs=lambda a: dict(trees=a.trees, opts=a.opts))
+    H.main(
+        run,
+        __doc__,
+        options=_options,
+        kwargs=lambda a: dict(trees=a.trees, opts=a.opts, wave2=a.wave2),
+    )

@@ -176,10 +176,12 @@ API_NAMES = {
     "soft_margin_loss multilabel_soft_margin_loss multilabel_margin_loss "
     "triplet_margin_with_distance_loss",
     "optim": "sgd adagrad rmsprop adam adamw nadam radam adamax adadelta lion clip_grad_norm "
-    "clip_grad_value apply_updates global_norm",
+    "clip_grad_value apply_updates global_norm "
+    "adafactor rprop asgd muon param_groups accumulate ema swa averaged_params",
     "schedules": "step_lr multi_step_lr exponential_lr linear_lr cosine_annealing_lr "
     "cosine_annealing_warm_restarts one_cycle_lr one_cycle_momentum warmup_cosine "
-    "reduce_lr_on_plateau",
+    "reduce_lr_on_plateau "
+    "constant_lr polynomial_lr lambda_lr multiplicative_lr cyclic_lr cyclic_momentum",
     "nn.functional": "linear conv2d max_pool2d avg_pool2d batch_norm layer_norm rms_norm "
     "group_norm dropout embedding scaled_dot_product_attention rope "
     "sinusoidal_positional_encoding alibi_bias conv1d conv_transpose2d adaptive_avg_pool2d "

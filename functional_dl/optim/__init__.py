@@ -10,17 +10,14 @@ so it composes with ``optax.chain``, ``optax.masked`` and ``optax.apply_updates`
     params = fdl.optim.apply_updates(params, updates)
 """
 
+from ._accumulate import AccumulateState as AccumulateState
+from ._accumulate import accumulate as accumulate
+from ._adafactor import ScaleByAdafactorState as ScaleByAdafactorState
+from ._adafactor import scale_by_adafactor as scale_by_adafactor
 from ._adagrad import ScaleByAdadeltaState as ScaleByAdadeltaState
 from ._adagrad import ScaleByAdagradState as ScaleByAdagradState
-from ._adagrad import adadelta as adadelta
-from ._adagrad import adagrad as adagrad
 from ._adagrad import scale_by_adadelta as scale_by_adadelta
 from ._adagrad import scale_by_adagrad as scale_by_adagrad
-from ._adam import adam as adam
-from ._adam import adamax as adamax
-from ._adam import adamw as adamw
-from ._adam import nadam as nadam
-from ._adam import radam as radam
 from ._adam_moments import ScaleByAdamaxState as ScaleByAdamaxState
 from ._adam_moments import ScaleByAdamState as ScaleByAdamState
 from ._adam_moments import ScaleByNadamState as ScaleByNadamState
@@ -28,15 +25,39 @@ from ._adam_moments import scale_by_adam as scale_by_adam
 from ._adam_moments import scale_by_adamax as scale_by_adamax
 from ._adam_moments import scale_by_nadam as scale_by_nadam
 from ._adam_moments import scale_by_radam as scale_by_radam
+from ._asgd import ScaleByAsgdState as ScaleByAsgdState
+from ._asgd import scale_by_asgd as scale_by_asgd
+from ._averaging import AveragedState as AveragedState
+from ._averaging import averaged_params as averaged_params
+from ._averaging import ema as ema
+from ._averaging import swa as swa
+from ._constructors import adadelta as adadelta
+from ._constructors import adafactor as adafactor
+from ._constructors import adagrad as adagrad
+from ._constructors import adam as adam
+from ._constructors import adamax as adamax
+from ._constructors import adamw as adamw
+from ._constructors import asgd as asgd
+from ._constructors import lion as lion
+from ._constructors import muon as muon
+from ._constructors import nadam as nadam
+from ._constructors import radam as radam
+from ._constructors import rmsprop as rmsprop
+from ._constructors import rprop as rprop
+from ._constructors import sgd as sgd
 from ._flatten import FlattenState as FlattenState
 from ._flatten import flatten as flatten
 from ._lion import ScaleByLionState as ScaleByLionState
-from ._lion import lion as lion
 from ._lion import scale_by_lion as scale_by_lion
+from ._muon import ScaleByMuonState as ScaleByMuonState
+from ._muon import orthogonalize as orthogonalize
+from ._muon import scale_by_muon as scale_by_muon
+from ._param_groups import configurable as configurable
+from ._param_groups import param_groups as param_groups
 from ._rmsprop import ScaleByRmsState as ScaleByRmsState
-from ._rmsprop import rmsprop as rmsprop
 from ._rmsprop import scale_by_rms as scale_by_rms
-from ._sgd import sgd as sgd
+from ._rprop import ScaleByRpropState as ScaleByRpropState
+from ._rprop import scale_by_rprop as scale_by_rprop
 from ._transforms import ScaleState as ScaleState
 from ._transforms import TraceState as TraceState
 from ._transforms import add_weight_decay as add_weight_decay
@@ -60,6 +81,17 @@ __all__ = [
     "adamax",
     "adadelta",
     "lion",
+    "adafactor",
+    "rprop",
+    "asgd",
+    "muon",
+    # composition
+    "param_groups",
+    "accumulate",
+    "ema",
+    "swa",
+    "averaged_params",
+    "configurable",
     # gradient utilities
     "clip_grad_norm",
     "clip_grad_value",
@@ -79,6 +111,11 @@ __all__ = [
     "scale_by_adagrad",
     "scale_by_adadelta",
     "scale_by_lion",
+    "scale_by_adafactor",
+    "scale_by_rprop",
+    "scale_by_asgd",
+    "scale_by_muon",
+    "orthogonalize",
     # states
     "ScaleState",
     "TraceState",
@@ -90,4 +127,10 @@ __all__ = [
     "ScaleByAdadeltaState",
     "ScaleByLionState",
     "FlattenState",
+    "ScaleByAdafactorState",
+    "ScaleByRpropState",
+    "ScaleByAsgdState",
+    "ScaleByMuonState",
+    "AccumulateState",
+    "AveragedState",
 ]

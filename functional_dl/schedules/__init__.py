@@ -20,10 +20,16 @@ from ._common import Schedule as Schedule
 from ._cosine import cosine_annealing_lr as cosine_annealing_lr
 from ._cosine import cosine_annealing_warm_restarts as cosine_annealing_warm_restarts
 from ._cosine import warmup_cosine as warmup_cosine
+from ._cyclic import cyclic_lr as cyclic_lr
+from ._cyclic import cyclic_momentum as cyclic_momentum
 from ._decay import exponential_lr as exponential_lr
 from ._decay import linear_lr as linear_lr
 from ._decay import multi_step_lr as multi_step_lr
 from ._decay import step_lr as step_lr
+from ._lambda import constant_lr as constant_lr
+from ._lambda import lambda_lr as lambda_lr
+from ._lambda import multiplicative_lr as multiplicative_lr
+from ._lambda import polynomial_lr as polynomial_lr
 from ._one_cycle import one_cycle_lr as one_cycle_lr
 from ._one_cycle import one_cycle_momentum as one_cycle_momentum
 from ._plateau import PlateauConfig as PlateauConfig
@@ -45,6 +51,12 @@ __all__ = [
     "one_cycle_lr",
     "one_cycle_momentum",
     "warmup_cosine",
+    "constant_lr",
+    "polynomial_lr",
+    "lambda_lr",
+    "multiplicative_lr",
+    "cyclic_lr",
+    "cyclic_momentum",
     "sequential_lr",
     "join_schedules",
     "reduce_lr_on_plateau",

@@ -12,6 +12,8 @@ and calls ``callbacks(step, metrics, state)`` at every record (:class:`MetricsLo
 """
 
 from ..metrics import accuracy as accuracy  # the public name of fdl.metrics.accuracy
+from ._averaging import update_bn as update_bn
+from ._averaging import with_averaged_params as with_averaged_params
 from ._callbacks import EarlyStopping as EarlyStopping
 from ._callbacks import MetricsLogger as MetricsLogger
 from ._checkpoint import CheckpointError as CheckpointError
@@ -59,4 +61,6 @@ __all__ = [
     "latest_checkpoint",
     "CheckpointError",
     "plot_history",
+    "update_bn",
+    "with_averaged_params",
 ]
