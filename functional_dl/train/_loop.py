@@ -14,10 +14,12 @@ from typing import Any, NamedTuple
 import jax
 from jax.sharding import Mesh
 
+from .. import optim
 from .._checks import check_choice, check_int, check_nonnegative
 from ..data import num_examples
 from ..nn import Layer
 from ..schedules import plateau_states, step_plateau
+from ._averaging import with_averaged_params
 from ._callbacks import Callback, run_callbacks
 from ._checkpoint import (
     checkpoint_metadata,
@@ -176,6 +178,8 @@ def fit(
     max_steps: int | None = None,
     eval_every: int | None = None,
     callbacks: Sequence[Callback] = (),
+    accumulate: int = 1,
+    eval_averaged: bool = False,
 ) -> FitResult:
     """Train ``model`` for ``epochs`` epochs and/or ``max_steps`` steps.
 
@@ -234,6 +238,14 @@ def fit(
         callbacks: functions ``callback(step, metrics, state)`` called at every record
             with the record (built in: :class:`MetricsLogger`, :class:`EarlyStopping`);
             one returning ``True`` stops training.
+        accumulate: apply the optimizer once every ``accumulate`` batches, to their mean
+            gradient (``fdl.optim.accumulate``): ``batch_size`` is the micro-batch,
+            ``state.step`` counts micro-batches, the optimizer's schedule counts updates.
+            A state created with the plain optimizer is converted.
+        eval_averaged: evaluate ``val_data`` with the averaged weights of the
+            ``fdl.optim.ema``/``swa`` transform in the optimizer (``with_averaged_params``;
+            call :func:`update_bn` yourself for BatchNorm models); training goes on with
+            the raw weights, and the average is checkpointed with the optimizer state.
 
     Returns:
         :class:`FitResult` ``(state, history, stopped_early)``.
@@ -310,6 +322,20 @@ def fit(
     names += [f"val_{k}" for k in names] if val_data is not None else []
     if monitor not in names:
         raise ValueError(f"fit: monitor must be one of {names}, got monitor={monitor!r}")
+    check_int("accumulate", accumulate, minimum=1, fn="fit")
+    if accumulate > 1:
+        optimizer = optim.accumulate(optimizer, accumulate)
+        if not isinstance(state.opt_state, optim.AccumulateState):
+            fresh = optimizer.init(state.params)
+            state = state.replace(opt_state=fresh._replace(inner_state=state.opt_state))
+    if eval_averaged:
+        try:
+            optim.averaged_params(state.opt_state)
+        except ValueError as exc:
+            raise ValueError(
+                "fit: eval_averaged=True needs an fdl.optim.ema or swa transform (or asgd) "
+                f"in the optimizer: {exc}"
+            ) from exc
     train_step = make_train_step(model, loss_fn, optimizer, metrics=metrics, mesh=mesh)
 
     state = state if is_sharding_mesh(mesh) else replicate(state, mesh)
@@ -341,7 +367,7 @@ def fit(
         row = window.means()
         if val_data is not None:
             scores = evaluate(
-                state,
+                with_averaged_params(state) if eval_averaged else state,
                 model,
                 loss_fn,
                 val_data,
