@@ -180,3 +180,14 @@ def test_latest_checkpoint_orders_by_step(tmp_path):
     latest = fdl.train.latest_checkpoint(tmp_path)
     assert latest.name == "step_00000010.safetensors"
     assert int(restore_checkpoint(latest, {"s": jnp.int32(0)})["s"]) == 10
+
+
+def test_the_documented_eval_shape_template_restores_a_train_state(tmp_path):
+    import functional_dl as fdl
+
+    model = fdl.nn.Sequential(fdl.nn.Linear(3))
+    state = fdl.train.create_train_state(jax.random.key(0), model, fdl.optim.adam(1e-3), (1, 2))
+    path = fdl.train.save_checkpoint(tmp_path / "s.safetensors", state)
+    back = fdl.train.restore_checkpoint(path, jax.eval_shape(lambda: state))
+    assert jax.random.key_impl(back.key) == jax.random.key_impl(state.key)
+    assert bool(jnp.all(jax.random.key_data(back.key) == jax.random.key_data(state.key)))

@@ -17,16 +17,19 @@ def _python_blocks(path: Path) -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", path.read_text(), flags=re.S | re.M)
 
 
-def test_every_readme_python_block_runs_verbatim():
+@pytest.mark.parametrize(
+    "page,minimum", [("README.md", 4), ("docs/index.md", 1), ("docs/cookbook.md", 7)]
+)
+def test_every_python_block_of_a_page_runs_verbatim(page, minimum):
     """The blocks run in order in one namespace, as a reader pastes them into a session."""
-    blocks = _python_blocks(ROOT / "README.md")
-    assert len(blocks) >= 4
+    blocks = _python_blocks(ROOT / page)
+    assert len(blocks) >= minimum
     namespace: dict = {"__name__": "readme"}
     for i, block in enumerate(blocks):
         try:
-            exec(compile(block, f"README.md block {i + 1}", "exec"), namespace)
+            exec(compile(block, f"{page} block {i + 1}", "exec"), namespace)
         except Exception as exc:  # pragma: no cover - the failure message
-            pytest.fail(f"README.md python block {i + 1} fails: {exc!r}\n{block}")
+            pytest.fail(f"{page} python block {i + 1} fails: {exc!r}\n{block}")
 
 
 def _public_modules() -> dict[str, types.ModuleType]:

@@ -65,11 +65,19 @@ def _is_key(leaf: Any) -> bool:
     return hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key)
 
 
+def _key_impl_name(leaf: Any) -> str:
+    """The PRNG implementation of a typed key array, or of a key ``ShapeDtypeStruct``
+    (the template ``jax.eval_shape(lambda: state)`` holds one)."""
+    if isinstance(leaf, jax.Array):
+        return str(jax.random.key_impl(leaf))
+    return str(getattr(leaf.dtype, "_impl").name)  # the key dtype's implementation
+
+
 def _describe(path: tuple, leaf: Any) -> tuple[str, str, list[int]]:
     """``(name, dtype, shape)`` of a leaf (arrays, typed keys, scalars, ShapeDtypeStruct)."""
     name = jax.tree_util.keystr(path) or "<root>"
     if _is_key(leaf):
-        return name, f"key<{jax.random.key_impl(leaf)}>", list(leaf.shape)
+        return name, f"key<{_key_impl_name(leaf)}>", list(leaf.shape)
     if hasattr(leaf, "dtype") and hasattr(leaf, "shape"):
         return name, str(np.dtype(leaf.dtype)), list(leaf.shape)
     return name, str(np.asarray(leaf).dtype), list(np.shape(leaf))
