@@ -14,6 +14,7 @@ from . import activations as activations
 from . import augment as augment
 from . import data as data
 from . import grads as grads
+from . import interop as interop
 from . import losses as losses
 from . import metrics as metrics
 from . import models as models
@@ -32,6 +33,7 @@ __all__ = [
     "augment",
     "data",
     "grads",
+    "interop",
     "losses",
     "metrics",
     "models",
