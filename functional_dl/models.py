@@ -288,16 +288,18 @@ def sample_text(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
+    context: int | None = None,
 ) -> str:
     """``prompt`` continued by ``max_new_tokens`` characters from a character-level LM
-    (:func:`functional_dl.nn.generate`; greedy when ``key`` is None).
+    (:func:`functional_dl.nn.generate`; greedy when ``key`` is None; ``context``: the
+    model's ``block_size``, to write past it by cropping as nanoGPT).
 
     Example:
         >>> vocab = CharVocab.from_text("ab ")
         >>> model = gpt(vocab.size, block_size=8, n_layer=1, n_head=1, n_embd=8)
         >>> params, _ = model.init(jax.random.key(0), (1, 8))
-        >>> len(sample_text(model, params, vocab, "ab", 5, key=jax.random.key(1)))
-        7
+        >>> len(sample_text(model, params, vocab, "ab", 20, key=jax.random.key(1), context=8))
+        22
     """
     ids = jnp.asarray(vocab.encode(prompt))[None]
     out = nn.generate(
@@ -309,6 +311,7 @@ def sample_text(
         temperature=temperature,
         top_k=top_k,
         top_p=top_p,
+        context=context,
     )
     return vocab.decode(out[0])
 

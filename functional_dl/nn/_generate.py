@@ -83,6 +83,7 @@ def generate(
     top_p: float | None = None,
     state: Any = None,
     use_cache: bool | None = None,
+    context: int | None = None,
 ) -> jax.Array:
     """Autoregressive generation: ``prompt`` followed by ``max_new_tokens`` tokens.
 
@@ -113,6 +114,10 @@ def generate(
       state: the model's state (e.g. BatchNorm statistics; default ``{}``).
       use_cache: force (True) or forbid (False) the cache protocol; default: use it when
         ``model.apply`` takes ``cache_length``.
+      context: the model sees at most the last ``context`` tokens (nanoGPT's cropping to
+        ``block_size``), so a model with ``max_len`` positions can write longer texts;
+        when ``L + max_new_tokens`` exceeds it, each step re-runs a window of
+        ``context`` tokens (no cache, still one compilation).
 
     Returns:
       int32 ``[B, L + max_new_tokens]``: the prompt followed by the generated tokens.
@@ -143,7 +148,17 @@ def generate(
         raise ValueError(
             f"{fn}: prompt must be int [B, L] with L >= 1, got prompt.shape={prompt.shape}"
         )
+    if context is not None:
+        check_int("context", context, minimum=1, fn=fn)
     cached = supports_cache(model)
+    window = None
+    if context is not None and prompt.shape[1] + max_new_tokens > context:
+        if use_cache:
+            raise ValueError(
+                f"{fn}: use_cache=True needs L + max_new_tokens <= context, got "
+                f"{prompt.shape[1]} + {max_new_tokens} > context={context}"
+            )
+        cached, window = False, context
     if use_cache and not cached:
         raise ValueError(
             f"{fn}: use_cache=True but {model.name!r}'s apply takes no cache_length "
@@ -161,15 +176,36 @@ def generate(
         top_k=top_k,
         top_p=None if top_p is None else float(top_p),
         cached=cached if use_cache is None else bool(use_cache),
+        window=window,
     )
 
 
 @functools.partial(
     jax.jit,
-    static_argnames=("apply", "max_new_tokens", "temperature", "top_k", "top_p", "cached"),
+    static_argnames=(
+        "apply",
+        "max_new_tokens",
+        "temperature",
+        "top_k",
+        "top_p",
+        "cached",
+        "window",
+    ),
 )
 def _generate(
-    apply, params, prompt, src, key, state, *, max_new_tokens, temperature, top_k, top_p, cached
+    apply,
+    params,
+    prompt,
+    src,
+    key,
+    state,
+    *,
+    max_new_tokens,
+    temperature,
+    top_k,
+    top_p,
+    cached,
+    window,
 ):
     def inputs(tokens):
         return tokens if src is None else (src, tokens)
@@ -185,10 +221,14 @@ def _generate(
     keys = None if key is None else jax.random.split(key, n)
     if not cached:  # a fixed buffer re-run at every step (exact for causal models)
 
+        width = plen + n if window is None else window
+
         def fill(buffer, xs):
             i, k = xs
-            logits, _ = apply(params, state, inputs(buffer))
-            last = lax.dynamic_slice_in_dim(logits, plen + i - 1, 1, axis=1)
+            start = jnp.maximum(plen + i - width, 0)  # the last `width` tokens so far
+            seen = lax.dynamic_slice_in_dim(buffer, start, width, axis=1)
+            logits, _ = apply(params, state, inputs(seen))
+            last = lax.dynamic_slice_in_dim(logits, plen + i - 1 - start, 1, axis=1)
             token = pick(last, k)[:, 0]
             return lax.dynamic_update_slice_in_dim(buffer, token[:, None], plen + i, 1), None
 
