@@ -153,6 +153,13 @@ def _mha_torch(params, state, shapes) -> list[Entry]:
     return out
 
 
+def _recurrent(params, state, shapes) -> list[Entry]:
+    """RNN/LSTM/GRU: PyTorch's names (``weight_ih_l0``, ``bias_hh_l1_reverse``) and gate
+    order; weights ``[G H, in]`` transposed to ``[in, G H]``. ``h_n``/``c_n`` (state, not
+    in a state dict) start from the layer's init."""
+    return [_transposed(n) if n.startswith("weight") else _same(n) for n in params]
+
+
 def _prefixed(entries: list[Entry], name: str, path: tuple[str, ...]) -> list[Entry]:
     return [
         e._replace(torch_names=tuple(f"{name}.{t}" for t in e.torch_names), path=path + e.path)
@@ -261,6 +268,9 @@ CONVERTERS: dict[str, Callable[[Any, Any, Shapes], list[Entry]]] = {
     "instance_norm": _batch_norm,
     "embedding": _affine,
     "prelu": _affine,
+    "rnn": _recurrent,
+    "lstm": _recurrent,
+    "gru": _recurrent,
     "self_attention": _mha_torch,
     "TransformerEncoderLayer": _encoder_layer,
     "transformer_lm": _lm,
@@ -423,9 +433,13 @@ def from_torch_state_dict(
             f"interop: state_dict does not match the model: missing {missing}, "
             f"unexpected {unexpected}"
         )
-    params = jax.tree_util.tree_map(lambda a: None, abstract_params)
-    state = jax.tree_util.tree_map(lambda a: None, abstract_state)
-    params, state = _as_dicts(params), _as_dicts(state)
+    params = _as_dicts(jax.tree_util.tree_map(lambda a: None, abstract_params))
+    # state without a PyTorch counterpart (a recurrent layer's h_n) keeps its init value
+    state = _as_dicts(
+        _init_state(model, input_shape)
+        if jax.tree_util.tree_leaves(abstract_state)
+        else abstract_state
+    )
     for e in entries:
         target = _get(abstract_params if e.where == "params" else abstract_state, e.path)
         try:
@@ -439,15 +453,18 @@ def from_torch_state_dict(
                 f"the model expects {tuple(target.shape)}"
             )
         _set(params if e.where == "params" else state, e.path, jnp.asarray(value, target.dtype))
-    for where, tree in (("params", params), ("state", state)):
-        for path, leaf in jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda a: a is None)[
-            0
-        ]:
-            if leaf is None:
-                raise ValueError(
-                    f"interop: no PyTorch entry fills {where}{jax.tree_util.keystr(path)}"
-                )
+    filled = jax.tree_util.tree_flatten_with_path(params, is_leaf=lambda a: a is None)[0]
+    for path, leaf in filled:
+        if leaf is None:
+            raise ValueError(f"interop: no PyTorch entry fills params{jax.tree_util.keystr(path)}")
     return params, state
+
+
+def _init_state(model: nn.Layer, input_shape: Any) -> Any:
+    """``model.init``'s state alone (the parameters are not materialised)."""
+    spec = _spec(model, input_shape)
+    init_arg = spec if model.name == "sequential" else tuple(spec.shape)
+    return jax.jit(lambda k: model.init(k, init_arg)[1])(jax.random.key(0))
 
 
 def _as_dicts(tree: Any) -> Any:

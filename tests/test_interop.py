@@ -346,3 +346,18 @@ def test_errors_name_the_problem():
     back, _ = interop.from_torch_state_dict(mlp, sd, (1, 2, 2, 3))
     np.testing.assert_array_equal(back["1_linear"]["weight"], params["1_linear"]["weight"])
     assert "interop" in dir(fdl) and dir(interop) == sorted(interop.__all__)
+
+
+def test_recurrent_table_entry_and_state_from_init():
+    """A layer named like nn.LSTM with PyTorch's parameter names ([in, 4H] here)."""
+
+    def init(key, input_shape):
+        params = {"weight_ih_l0": jnp.zeros((3, 8)), "weight_hh_l0": jnp.zeros((2, 8))}
+        params["bias_ih_l0"] = jnp.zeros(8)
+        return params, {"h_n": jnp.full((1, input_shape[0], 2), 7.0)}
+
+    lstm = nn.Layer(init, lambda p, s, x, **kw: (x, s), "lstm")
+    sd = {"0.weight_ih_l0": rand(8, 3), "0.weight_hh_l0": rand(8, 2), "0.bias_ih_l0": rand(8)}
+    params, state = assert_round_trip(nn.Sequential(lstm), sd, (4, 5, 3))
+    np.testing.assert_array_equal(params["0_lstm"]["weight_ih_l0"], sd["0.weight_ih_l0"].T)
+    np.testing.assert_array_equal(state["0_lstm"]["h_n"], np.full((1, 4, 2), 7.0))
