@@ -87,11 +87,22 @@ def generate(
 ) -> jax.Array:
     """Autoregressive generation: ``prompt`` followed by ``max_new_tokens`` tokens.
 
-    With the cache protocol (module docstring; :func:`TransformerLM`, :func:`Transformer`)
-    the prompt is run once, filling a cache of length ``L + max_new_tokens``, then each
-    new token costs one cached step; any other causal model re-runs a fixed-shape buffer
-    at every step. Both loops are a ``lax.scan`` inside one ``jax.jit``: one compilation
-    per model, shapes and settings, and both give the same tokens.
+    **Cache protocol.** A model decodes incrementally when its ``apply`` takes a keyword
+    ``cache_length`` and (1) ``apply(params, state, prompt, cache_length=T)`` returns the
+    prompt's logits ``[B, L, V]`` and a cache: any pytree of fixed shapes sized for ``T``
+    positions; (2) ``apply(params, cache, tokens [B, 1])`` returns the next logits
+    ``[B, 1, V]`` and the updated cache (same structure and shapes).
+    :func:`MultiHeadAttention` implements it, so a model built from it only passes
+    ``cache_length`` and the per-layer caches through (:func:`TransformerLM`,
+    :func:`Transformer`). Then the prompt runs once and each new token costs one cached
+    step.
+
+    **Any other causal model** (``apply(params, state, tokens [B, L]) -> (logits
+    [B, L, V], state)``) is decoded without a cache: the sequence lives in a buffer of its
+    final length (or a window of ``context`` tokens) re-run at every step, reading the
+    logits of the last filled position; exact when position ``t`` sees only positions
+    ``<= t``. Both loops are a ``lax.scan`` inside one ``jax.jit``: one compilation per
+    model, shapes and settings, and both give the same tokens.
 
     Greedy (argmax) when ``key`` is None. Otherwise token ``t`` is drawn with
     ``jax.random.split(key, max_new_tokens)[t]`` from ``softmax(z)``, where ``z`` is
