@@ -361,3 +361,30 @@ def test_recurrent_table_entry_and_state_from_init():
     params, state = assert_round_trip(nn.Sequential(lstm), sd, (4, 5, 3))
     np.testing.assert_array_equal(params["0_lstm"]["weight_ih_l0"], sd["0.weight_ih_l0"].T)
     np.testing.assert_array_equal(state["0_lstm"]["h_n"], np.full((1, 4, 2), 7.0))
+
+
+def test_lm_round_trips_in_both_styles_with_biases():
+    """Untied, biased, GQA, learned positions: our params -> PyTorch names -> ours exactly."""
+    for kw, names in [
+        (
+            {"bias": True, "num_kv_heads": 1, "dim_feedforward": 24},
+            ["model.layers.1.self_attn.k_proj.bias", "model.layers.0.mlp.up_proj.bias"],
+        ),
+        (
+            {"mlp": "gelu", "norm": "layer", "positional": "learned", "max_len": T},
+            ["transformer.wpe.weight", "transformer.ln_f.weight", "lm_head.weight"],
+        ),
+    ]:
+        model = nn.TransformerLM(V, D, H, NL, **kw)
+        params, state = model.init(jax.random.PRNGKey(4), None)
+        params = jax.tree_util.tree_map(lambda a: a + 0.1, params)  # biases not all zero
+        sd = interop.to_torch_state_dict(model, params, state)
+        assert all(n in sd for n in names), sorted(sd)
+        assert sd["lm_head.weight"].shape == (V, D)
+        back, _ = interop.from_torch_state_dict(model, sd, (1, T))
+        jax.tree_util.tree_map(np.testing.assert_array_equal, back, params)
+    # a plain shape for a model starting with Embedding means integer ids
+    seq = nn.Sequential(nn.Embedding(5, 3), nn.Linear(2))
+    sd = {"0.weight": rand(5, 3), "1.weight": rand(2, 3), "1.bias": rand(2)}
+    params, _ = interop.from_torch_state_dict(seq, sd, (4, 7))
+    np.testing.assert_array_equal(params["1_linear"]["weight"], sd["1.weight"].T)
