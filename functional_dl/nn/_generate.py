@@ -231,7 +231,6 @@ def _generate(
     n, plen = max_new_tokens, prompt.shape[1]
     keys = None if key is None else jax.random.split(key, n)
     if not cached:  # a fixed buffer re-run at every step (exact for causal models)
-
         width = plen + n if window is None else window
 
         def fill(buffer, xs):
