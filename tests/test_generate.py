@@ -171,6 +171,15 @@ def test_user_model_with_the_cache_protocol():
     np.testing.assert_array_equal(out, plain)
 
 
+def test_use_cache_forces_the_protocol_through_a_wrapper(lm):
+    model, params = lm
+    wrapper = nn.Layer(model.init, lambda p, s, x, **kw: model.apply(p, s, x, **kw), "wrap")
+    prompt = jnp.ones((2, 3), jnp.int32)
+    assert not nn._generate.supports_cache(wrapper)
+    cached = nn.generate(wrapper, params, prompt, 5, use_cache=True)
+    np.testing.assert_array_equal(cached, nn.generate(wrapper, params, prompt, 5))
+
+
 def test_generate_bad_input(lm):
     model, params = lm
     prompt = jnp.zeros((1, 2), jnp.int32)

@@ -36,12 +36,20 @@ from ._core import Layer
 __all__ = ["generate", "supports_cache"]
 
 
-def supports_cache(model: Layer) -> bool:
-    """Whether ``model.apply`` takes ``cache_length`` (the cache protocol above)."""
+def _parameters(model: Layer) -> dict:
     try:
-        return "cache_length" in inspect.signature(model.apply).parameters
+        return dict(inspect.signature(model.apply).parameters)
     except (TypeError, ValueError):  # a callable without a signature
-        return False
+        return {}
+
+
+def supports_cache(model: Layer) -> bool:
+    """Whether ``model.apply`` names ``cache_length`` (the cache protocol above)."""
+    return "cache_length" in _parameters(model)
+
+
+def _takes_any_keyword(model: Layer) -> bool:
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in _parameters(model).values())
 
 
 def _filter(logits, temperature, top_k, top_p):
@@ -124,7 +132,7 @@ def generate(
       top_p: nucleus mass in ``(0, 1]`` (None: no nucleus filtering).
       state: the model's state (e.g. BatchNorm statistics; default ``{}``).
       use_cache: force (True) or forbid (False) the cache protocol; default: use it when
-        ``model.apply`` takes ``cache_length``.
+        ``model.apply`` names ``cache_length`` (force it for a wrapper taking ``**kwargs``).
       context: the model sees at most the last ``context`` tokens (nanoGPT's cropping to
         ``block_size``), so a model with ``max_len`` positions can write longer texts;
         when ``L + max_new_tokens`` exceeds it, each step re-runs a window of
@@ -170,7 +178,7 @@ def generate(
                 f"{prompt.shape[1]} + {max_new_tokens} > context={context}"
             )
         cached, window = False, context
-    if use_cache and not cached:
+    if use_cache and not cached and not _takes_any_keyword(model):
         raise ValueError(
             f"{fn}: use_cache=True but {model.name!r}'s apply takes no cache_length "
             f"(see the cache protocol in functional_dl.nn.generate's module)"
