@@ -187,6 +187,8 @@ def test_pytorch_order_calls_raise_with_our_form():
         nn.TransformerDecoderLayer(8, 2048, 0.1)
     with pytest.raises(TypeError, match=r"Transformer\(src_vocab_size"):
         nn.Transformer(10, 10, 32, 4, 1, 1, 64, 0.1)
+    with pytest.raises(TypeError, match=r"FeedForward\(dim_feedforward"):
+        nn.FeedForward(512, 2048)
     with pytest.raises(TypeError, match="bias must be a bool"):
         nn.TransformerEncoderLayer(2, 16, bias=0)
 

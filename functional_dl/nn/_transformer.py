@@ -38,6 +38,7 @@ def norm_layer(norm: str, eps: float, *, bias: bool = True) -> Layer:
     return LayerNorm(eps=eps, bias=bias) if norm == "layer_norm" else RMSNorm(eps=eps)
 
 
+@positional_limit(1, "FeedForward(dim_feedforward, activation=..., ...) (d comes from the input)")
 def FeedForward(
     dim_feedforward: int,
     *,
