@@ -388,3 +388,50 @@ def test_lm_round_trips_in_both_styles_with_biases():
     sd = {"0.weight": rand(5, 3), "1.weight": rand(2, 3), "1.bias": rand(2)}
     params, _ = interop.from_torch_state_dict(seq, sd, (4, 7))
     np.testing.assert_array_equal(params["1_linear"]["weight"], sd["1.weight"].T)
+
+
+def test_decoder_layer_splits_the_fused_cross_attention_projection():
+    layer = nn.TransformerDecoderLayer(2, 12, dropout=0.0)
+    sd = {}
+    for attn in ("self_attn", "multihead_attn"):
+        sd[f"{attn}.in_proj_weight"] = rand(3 * D, D)
+        sd[f"{attn}.in_proj_bias"] = rand(3 * D)
+        sd[f"{attn}.out_proj.weight"] = rand(D, D)
+        sd[f"{attn}.out_proj.bias"] = rand(D)
+    for name, shape in (("linear1", (12, D)), ("linear2", (D, 12))):
+        sd[f"{name}.weight"], sd[f"{name}.bias"] = rand(*shape), rand(shape[0])
+    for name in ("norm1", "norm2", "norm3"):
+        sd[f"{name}.weight"], sd[f"{name}.bias"] = rand(D), rand(D)
+    params, _ = assert_round_trip(layer, sd, (1, 4, D))
+    w, b = sd["multihead_attn.in_proj_weight"], sd["multihead_attn.in_proj_bias"]
+    for i, name in enumerate("qkv"):
+        np.testing.assert_array_equal(
+            params["cross_attn"][name]["weight"], w[i * D : (i + 1) * D].T
+        )
+        np.testing.assert_array_equal(params["cross_attn"][name]["bias"], b[i * D : (i + 1) * D])
+    # PyTorch's decoder layer (post-norm), written out: self-attn, cross-attn, FFN
+    x, m = rand(1, 4, D, scale=1.0), rand(1, 5, D, scale=1.0)
+
+    def mha(prefix, q_in, kv_in, causal):
+        wq, wk, wv = np.split(sd[f"{prefix}.in_proj_weight"], 3)
+        bq, bk, bv = np.split(sd[f"{prefix}.in_proj_bias"], 3)
+        q, k, v = (
+            heads(t @ w_.T + b_, 2)
+            for t, w_, b_ in ((q_in, wq, bq), (kv_in, wk, bk), (kv_in, wv, bv))
+        )
+        s = q @ np.swapaxes(k, -1, -2) / math.sqrt(D // 2)
+        if causal:
+            s = np.where(np.tril(np.ones(s.shape[-2:], bool)), s, -np.inf)
+        a = np.exp(s - s.max(-1, keepdims=True))
+        o = merge((a / a.sum(-1, keepdims=True)) @ v)
+        return o @ sd[f"{prefix}.out_proj.weight"].T + sd[f"{prefix}.out_proj.bias"]
+
+    def ln(t, n):
+        return np_ln(t, sd[f"{n}.weight"], sd[f"{n}.bias"])
+
+    h = ln(x + mha("self_attn", x, x, True), "norm1")
+    h = ln(h + mha("multihead_attn", h, m, False), "norm2")
+    f = np.maximum(h @ sd["linear1.weight"].T + sd["linear1.bias"], 0)
+    h = ln(h + f @ sd["linear2.weight"].T + sd["linear2.bias"], "norm3")
+    y, _ = layer.apply(params, {}, jnp.asarray(x), memory=jnp.asarray(m))
+    assert_close(y, h, rtol=1e-4, atol=1e-4)

@@ -21,6 +21,11 @@ without parameters keep their index). A :func:`~functional_dl.nn.TransformerLM` 
   (``rotary_emb.inv_freq`` buffers are ignored; learned positions would be
   ``model.embed_positions.weight``).
 
+A ``TransformerEncoderLayer``/``TransformerDecoderLayer`` uses PyTorch's names
+(``self_attn.in_proj_weight``, ``self_attn.out_proj.*``, ``multihead_attn.*`` for the
+cross-attention, ``linear1/2.*``, ``norm1/2/3.*``); recurrent layers PyTorch's
+``weight_ih_l0``-style names.
+
 With ``tie_embeddings=True`` a ``lm_head.weight`` in the state dict must equal the
 embedding table (it is not a separate parameter) and is written back as a copy.
 

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Entry", "Shapes", "CONVERTERS"]
+__all__ = ["Entry", "Shapes", "CONVERTERS", "paths_of", "with_prefix"]
 
 
 class Entry(NamedTuple):
@@ -15,11 +15,13 @@ class Entry(NamedTuple):
 
     ``where`` is ``'params'`` or ``'state'``; ``path`` the keys into it (relative to the
     layer); ``to_ours(*torch_arrays) -> array`` and ``to_torch(array) -> tuple`` convert
-    the layouts (identity for same-layout tensors)."""
+    the layouts (identity for same-layout tensors). One PyTorch tensor may also fill
+    several leaves of ours: then ``path`` is a tuple of paths, ``to_ours`` returns a tuple
+    of arrays and ``to_torch`` takes one array per path."""
 
     torch_names: tuple[str, ...]
     where: str
-    path: tuple[str, ...]
+    path: tuple[Any, ...]
     to_ours: Callable[..., Any]
     to_torch: Callable[[Any], tuple[Any, ...]]
 
@@ -111,11 +113,58 @@ def _recurrent(params, state, shapes) -> list[Entry]:
     return [_transposed(n) if n.startswith("weight") else _same(n) for n in params]
 
 
+def _several(entry: Entry) -> bool:
+    return bool(entry.path) and isinstance(entry.path[0], tuple)
+
+
+def paths_of(entry: Entry) -> list[tuple[str, ...]]:
+    """The leaf paths an entry fills (one, or several for a split PyTorch tensor)."""
+    return list(entry.path) if _several(entry) else [entry.path]
+
+
+def with_prefix(entry: Entry, name: str, path: tuple[str, ...]) -> Entry:
+    """``entry`` inside a parent: torch names under ``name.``, our paths under ``path``."""
+    paths = [path + p for p in paths_of(entry)]
+    return entry._replace(
+        torch_names=tuple(f"{name}.{t}" for t in entry.torch_names),
+        path=tuple(paths) if _several(entry) else paths[0],
+    )
+
+
 def _prefixed(entries: list[Entry], name: str, path: tuple[str, ...]) -> list[Entry]:
-    return [
-        e._replace(torch_names=tuple(f"{name}.{t}" for t in e.torch_names), path=path + e.path)
-        for e in entries
-    ]
+    return [with_prefix(e, name, path) for e in entries]
+
+
+def _cross_torch(params, state, shapes) -> list[Entry]:
+    """``torch.nn.MultiheadAttention`` as cross-attention (``kdim = vdim = d``): its fused
+    ``in_proj_weight [3d, d]`` <-> our separate ``q``/``k``/``v``; ``out_proj.*``."""
+    out = [_transposed("out_proj.weight", "out", "weight")]
+    if "bias" in params["out"]:
+        out.append(_same("out_proj.bias", "out", "bias"))
+    for leaf, torch_name in (("weight", "in_proj_weight"), ("bias", "in_proj_bias")):
+        if leaf not in params["q"]:
+            continue
+        flip = (lambda a: a.T) if leaf == "weight" else (lambda a: a)
+        out.append(
+            Entry(
+                (torch_name,),
+                "params",
+                tuple((n, leaf) for n in "qkv"),
+                lambda a, flip=flip: tuple(flip(p) for p in np.split(a, 3, axis=0)),
+                lambda *parts, flip=flip: (np.concatenate([flip(p) for p in parts], axis=0),),
+            )
+        )
+    return out
+
+
+def _decoder_layer(params, state, shapes) -> list[Entry]:
+    """``torch.nn.TransformerDecoderLayer``: ``self_attn.*``, ``multihead_attn.*``,
+    ``linear1/2``, ``norm1/2/3``."""
+    entries = _encoder_layer(params, state, shapes)
+    entries += _prefixed(
+        _cross_torch(params["cross_attn"], {}, shapes), "multihead_attn", ("cross_attn",)
+    )
+    return entries + _prefixed(_affine(params["norm3"], {}, shapes), "norm3", ("norm3",))
 
 
 def _encoder_layer(params, state, shapes) -> list[Entry]:
@@ -224,6 +273,7 @@ CONVERTERS: dict[str, Callable[[Any, Any, Shapes], list[Entry]]] = {
     "gru": _recurrent,
     "self_attention": _mha_torch,
     "TransformerEncoderLayer": _encoder_layer,
+    "TransformerDecoderLayer": _decoder_layer,
     "transformer_lm": _lm,
 }
 """``Layer.name`` -> ``(params, state, shapes) -> [Entry, ...]``: the per-layer-type table."""

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import nn
-from ._converters import CONVERTERS, Entry, Shapes
+from ._converters import CONVERTERS, Entry, Shapes, paths_of, with_prefix
 
 __all__ = ["from_torch_state_dict", "to_torch_state_dict"]
 
@@ -66,12 +66,7 @@ def _entries(model: nn.Layer, params: Any, state: Any, x: Any) -> list[Entry]:
                     flattened = (int(p["weight"].shape[0]) // flattened[1], flattened[1])
             shapes = Shapes(flattened if child.name == "linear" else None)
             inner = _leaf_entries(child, p, s, shapes)
-        out += [
-            e._replace(
-                torch_names=tuple(f"{index}.{t}" for t in e.torch_names), path=(key, *e.path)
-            )
-            for e in inner
-        ]
+        out += [with_prefix(e, str(index), (key,)) for e in inner]
         if child.name == "flatten":
             if x is not None:
                 shape = tuple(x.shape[1:])
@@ -178,18 +173,24 @@ def from_torch_state_dict(
         else abstract_state
     )
     for e in entries:
-        target = _get(abstract_params if e.where == "params" else abstract_state, e.path)
+        tree, abstract = (
+            (params, abstract_params) if e.where == "params" else (state, abstract_state)
+        )
+        paths = paths_of(e)
+        targets = [_get(abstract, p) for p in paths]
         try:
-            value = np.asarray(e.to_ours(*(sd[n] for n in e.torch_names)))
-        except ValueError:  # a reshape that does not fit
-            value = np.empty((0,))
-        if value.shape != tuple(target.shape):
-            names = ", ".join(f"{n} {sd[n].shape}" for n in e.torch_names)
-            raise ValueError(
-                f"interop: {names} gives shape {value.shape} for {'/'.join(e.path)}, "
-                f"the model expects {tuple(target.shape)}"
-            )
-        _set(params if e.where == "params" else state, e.path, jnp.asarray(value, target.dtype))
+            values = e.to_ours(*(sd[n] for n in e.torch_names))
+            values = [np.asarray(v) for v in (values if len(paths) > 1 else (values,))]
+        except ValueError:  # a reshape or split that does not fit
+            values = [np.empty((0,))] * len(paths)
+        for path, value, target in zip(paths, values, targets, strict=True):
+            if value.shape != tuple(target.shape):
+                names = ", ".join(f"{n} {sd[n].shape}" for n in e.torch_names)
+                raise ValueError(
+                    f"interop: {names} gives shape {value.shape} for {'/'.join(path)}, "
+                    f"the model expects {tuple(target.shape)}"
+                )
+            _set(tree, path, jnp.asarray(value, target.dtype))
     filled = jax.tree_util.tree_flatten_with_path(params, is_leaf=lambda a: a is None)[0]
     for path, leaf in filled:
         if leaf is None:
@@ -238,8 +239,9 @@ def to_torch_state_dict(
         entries = _structure(model, input_shape)[2]
     out: dict[str, np.ndarray] = {}
     for e in entries:
-        leaf = np.asarray(_get(params if e.where == "params" else state, e.path))
-        for name, value in zip(e.torch_names, e.to_torch(leaf), strict=True):
+        tree = params if e.where == "params" else state
+        leaves = [np.asarray(_get(tree, p)) for p in paths_of(e)]
+        for name, value in zip(e.torch_names, e.to_torch(*leaves), strict=True):
             out[name] = np.ascontiguousarray(value)
             if name.endswith("running_var"):  # PyTorch's BatchNorm buffer (unused here)
                 out[name[: -len("running_var")] + "num_batches_tracked"] = np.asarray(0, np.int64)
