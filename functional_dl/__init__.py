@@ -16,6 +16,7 @@ from . import activations as activations
 from . import augment as augment
 from . import data as data
 from . import grads as grads
+from . import interop as interop
 from . import losses as losses
 from . import metrics as metrics
 from . import models as models
@@ -34,6 +35,7 @@ __all__ = [
     "augment",
     "data",
     "grads",
+    "interop",
     "losses",
     "metrics",
     "models",

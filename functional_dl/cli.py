@@ -2,7 +2,7 @@
 
 Commands:
   demo        train the CNN on the digits, print held-out accuracy and time, plot curves
-  train       train a reference model (mlp, cnn, resnet, lstm, transformer-reversal)
+  train       train a reference model (mlp, cnn, resnet, lstm, transformer-reversal, gpt)
   gradcheck   check every hand-derived gradient against jax.grad and finite differences
   bench       run every bench/bench_*.py and write RESULTS.md/.png into --output
               (default ./bench_results; `make bench` passes bench/)
@@ -166,7 +166,22 @@ def _train(
     if plot:
         Path(plot).parent.mkdir(parents=True, exist_ok=True)
         train.plot_history(result.history, path=plot)
+    sample = None
+    if task.vocab is not None:  # a character-level LM: continue a prompt
+        prompt = task.vocab.decode(task.test[0][0][:16])
+        key = jax.random.key(seed + 1)
+        sample = models.sample_text(
+            task.model,
+            result.state.params,
+            task.vocab,
+            prompt,
+            200,
+            key=key,
+            top_k=10,
+            context=task.input_shape[-1],
+        )
     return {
+        "sample": sample,
         "scores": scores,
         "seconds": time.perf_counter() - start,
         "test_size": len(task.test[1]),
@@ -181,6 +196,8 @@ def _report(out: dict, plot: str | None, checkpoint_dir: str | None) -> None:
         f"held-out test: loss {scores['loss']:.4f}{extra}  ({out['seconds']:.1f} s "
         f"including compilation)"
     )
+    if out.get("sample") is not None:
+        print(f"sample (temperature 1, top-k 10):\n{out['sample']}")
     if checkpoint_dir:
         from .train import latest_checkpoint
 
@@ -302,9 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--model",
-        choices=("mlp", "cnn", "transformer-reversal", "resnet", "lstm"),
+        choices=("mlp", "cnn", "transformer-reversal", "resnet", "lstm", "gpt"),
         default="cnn",
-        help="the model and its task (default cnn)",
+        help="the model and its task (default cnn; gpt: a character-level GPT on "
+        "Python's help topics, printing a sample)",
     )
     p.add_argument(
         "--optimizer",

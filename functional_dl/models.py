@@ -10,10 +10,12 @@ task bundles a model with its data, loss and metrics:
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from . import data, losses, nn
@@ -28,6 +30,11 @@ __all__ = [
     "lstm_model",
     "transformer_reversal",
     "reversal_data",
+    "gpt",
+    "char_corpus",
+    "CharVocab",
+    "lm_windows",
+    "sample_text",
     "sequence_accuracy",
     "BOS",
     "Task",
@@ -35,7 +42,7 @@ __all__ = [
     "TASKS",
 ]
 
-TASKS = ("mlp", "cnn", "transformer-reversal", "resnet", "lstm")
+TASKS = ("mlp", "cnn", "transformer-reversal", "resnet", "lstm", "gpt")
 
 
 def mlp(
@@ -251,6 +258,181 @@ def transformer_reversal(
     )
 
 
+def gpt(
+    vocab_size: int,
+    *,
+    block_size: int = 256,
+    n_layer: int = 6,
+    n_head: int = 6,
+    n_embd: int = 384,
+    dropout: float = 0.0,
+    bias: bool = True,
+) -> nn.Layer:
+    """GPT-2 as nanoGPT's ``GPT(GPTConfig(...))``: the same names, sizes and init.
+
+    A :func:`~functional_dl.nn.TransformerLM` with pre-norm LayerNorm, GELU MLP of width
+    ``4 n_embd``, learned positions (``block_size`` of them), tied input/output
+    embeddings and GPT-2's init (``N(0, 0.02)``, residual projections
+    ``N(0, 0.02 / sqrt(2 n_layer))``, zero biases). Defaults: nanoGPT's
+    ``shakespeare_char`` sizes (dropout 0). A nanoGPT ``state_dict`` loads with
+    :func:`functional_dl.interop.from_torch_state_dict`.
+
+    ``apply(params, state, ids [B, T]) -> (logits [B, T, vocab_size], state)``;
+    sample with :func:`functional_dl.nn.generate` (KV cache).
+
+    Args:
+        vocab_size: number of tokens.
+        block_size: context length (the learned positions).
+        n_layer, n_head, n_embd: depth, heads, width.
+        dropout: on embeddings, attention weights and residual branches.
+        bias: biases in the projections and LayerNorms (nanoGPT's ``bias``).
+
+    Example:
+        >>> model = gpt(65, block_size=32, n_layer=2, n_head=2, n_embd=32)
+        >>> params, _ = model.init(jax.random.key(0), (1, 32))
+        >>> sorted(params)
+        ['embed', 'layer_0', 'layer_1', 'norm', 'pos']
+    """
+    return nn.TransformerLM(
+        vocab_size,
+        n_embd,
+        n_head,
+        n_layer,
+        norm="layer",
+        mlp="gelu",
+        positional="learned",
+        max_len=block_size,
+        bias=bias,
+        dropout=dropout,
+        tie_embeddings=True,
+        scaled_residual_init=True,
+    )
+
+
+def char_corpus(max_chars: int | None = None) -> str:
+    """English text that ships with Python: the language reference's help topics.
+
+    The topics of ``pydoc_data.topics`` (what ``help('assert')`` prints), sorted by name
+    and joined by blank lines: about 465,000 characters of prose and grammar over ~100
+    distinct characters, read from the standard library (no download).
+
+    Args:
+        max_chars: keep only the first ``max_chars`` characters (None: all).
+
+    Example:
+        >>> char_corpus(22)
+        'The "assert" statement'
+    """
+    if max_chars is not None:
+        check_int("max_chars", max_chars, minimum=1, fn="char_corpus")
+    topics = importlib.import_module("pydoc_data.topics").topics
+    text = "\n\n".join(topics[name] for name in sorted(topics))
+    return text if max_chars is None else text[:max_chars]
+
+
+class CharVocab(NamedTuple):
+    """Character-level tokens: id ``i`` is ``chars[i]`` (nanoGPT's ``stoi``/``itos``).
+
+    Example:
+        >>> vocab = CharVocab.from_text("hello")
+        >>> vocab.size, vocab.encode("hole").tolist(), vocab.decode([3, 0])
+        (4, [1, 3, 2, 0], 'oe')
+    """
+
+    chars: str
+
+    @classmethod
+    def from_text(cls, text: str) -> CharVocab:
+        """The sorted distinct characters of ``text``."""
+        return cls("".join(sorted(set(text))))
+
+    @property
+    def size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> np.ndarray:
+        """int32 ids ``[len(text)]``; a character outside the vocabulary raises."""
+        index = {c: i for i, c in enumerate(self.chars)}
+        unknown = sorted(set(text) - set(index))
+        if unknown:
+            raise ValueError(f"CharVocab.encode: characters not in the vocabulary: {unknown}")
+        return np.fromiter((index[c] for c in text), np.int32, len(text))
+
+    def decode(self, ids: Any) -> str:
+        """The text of a 1-D sequence of ids."""
+        return "".join(self.chars[int(i)] for i in np.asarray(ids).reshape(-1))
+
+
+def lm_windows(
+    ids: Any, block_size: int, *, stride: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Next-token training pairs from one long token sequence (nanoGPT's ``get_batch``,
+    as arrays): ``inputs[i] = ids[s : s + block_size]``, ``targets[i]`` the same window
+    shifted by one, for ``s = 0, stride, 2 stride, ...``.
+
+    Args:
+        ids: int ``[N]`` token ids.
+        block_size: tokens per window.
+        stride: distance between window starts (default ``block_size``: disjoint).
+
+    Returns:
+        ``(inputs, targets)``, int32 ``[num_windows, block_size]``.
+
+    Example:
+        >>> x, y = lm_windows(np.arange(10), 4)
+        >>> x.tolist(), y[:, -1].tolist()
+        ([[0, 1, 2, 3], [4, 5, 6, 7]], [4, 8])
+    """
+    ids = np.asarray(ids, np.int32).reshape(-1)
+    check_int("block_size", block_size, minimum=1, fn="lm_windows")
+    stride = block_size if stride is None else stride
+    check_int("stride", stride, minimum=1, fn="lm_windows")
+    if len(ids) < block_size + 1:
+        raise ValueError(f"lm_windows: {len(ids)} tokens are too few for block_size={block_size}")
+    starts = np.arange(0, len(ids) - block_size, stride)
+    index = starts[:, None] + np.arange(block_size)[None, :]
+    return ids[index], ids[index + 1]
+
+
+def sample_text(
+    model: nn.Layer,
+    params: Any,
+    vocab: CharVocab,
+    prompt: str,
+    max_new_tokens: int,
+    *,
+    key: Any = None,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    context: int | None = None,
+) -> str:
+    """``prompt`` continued by ``max_new_tokens`` characters from a character-level LM
+    (:func:`functional_dl.nn.generate`; greedy when ``key`` is None; ``context``: the
+    model's ``block_size``, to write past it by cropping as nanoGPT).
+
+    Example:
+        >>> vocab = CharVocab.from_text("ab ")
+        >>> model = gpt(vocab.size, block_size=8, n_layer=1, n_head=1, n_embd=8)
+        >>> params, _ = model.init(jax.random.key(0), (1, 8))
+        >>> len(sample_text(model, params, vocab, "ab", 20, key=jax.random.key(1), context=8))
+        22
+    """
+    ids = jnp.asarray(vocab.encode(prompt))[None]
+    out = nn.generate(
+        model,
+        params,
+        ids,
+        max_new_tokens,
+        key=key,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        context=context,
+    )
+    return vocab.decode(out[0])
+
+
 BOS = 1  # start-of-sequence token of the reversal task (0 is left unused as padding)
 
 
@@ -295,6 +477,7 @@ class Task(NamedTuple):
     val: tuple[Any, ...]
     test: tuple[Any, ...]
     input_shape: Any  # a shape, or a tuple of shapes for several inputs
+    vocab: CharVocab | None = None  # character-level tasks: how ids map to text
 
 
 def _digits() -> list[tuple[np.ndarray, ...]]:
@@ -309,7 +492,9 @@ def task(name: str, *, seed: int = 0, axis_name: Any = None) -> Task:
     scikit-learn's 8x8 digits (1797 images, split 70/15/15 with
     a fixed key), cross-entropy, accuracy. ``"transformer-reversal"``: an encoder-decoder
     Transformer that learns to reverse random token sequences (data drawn from ``seed``),
-    cross-entropy per token, token accuracy.
+    cross-entropy per token, token accuracy. ``"gpt"``: a 2-layer :func:`gpt` predicting
+    the next character of :func:`char_corpus` (windows of 64 characters, split 90/5/5 in
+    text order), cross-entropy per character, token accuracy; ``Task.vocab`` decodes.
 
     Args:
         name: one of :data:`TASKS`.
@@ -338,6 +523,8 @@ def task(name: str, *, seed: int = 0, axis_name: Any = None) -> Task:
     if name == "lstm":  # the digits read row by row: 8 steps of 8 pixels
         train, val, test = _digits()
         return Task(lstm_model(10), losses.cross_entropy, metrics, train, val, test, (1, 8, 8))
+    if name == "gpt":
+        return _gpt_task()
     key = jax.random.PRNGKey(seed)  # raw key: the data are drawn on the host
     train, val, test = (
         reversal_data(jax.random.fold_in(key, i), n) for i, n in enumerate((8192, 512, 512))
@@ -346,3 +533,18 @@ def task(name: str, *, seed: int = 0, axis_name: Any = None) -> Task:
     return Task(
         transformer_reversal(), losses.cross_entropy, metrics, train, val, test, ((1, 8), (1, 8))
     )
+
+
+GPT_BLOCK = 64  # context of the "gpt" task
+
+
+def _gpt_task() -> Task:
+    """A small GPT on :func:`char_corpus`, split 90/5/5 in text order (disjoint windows)."""
+    text = char_corpus()
+    vocab = CharVocab.from_text(text)
+    ids = vocab.encode(text)
+    cut1, cut2 = int(0.9 * len(ids)), int(0.95 * len(ids))
+    train, val, test = (lm_windows(p, GPT_BLOCK) for p in (ids[:cut1], ids[cut1:cut2], ids[cut2:]))
+    model = gpt(vocab.size, block_size=GPT_BLOCK, n_layer=2, n_head=4, n_embd=64)
+    metrics = {"token_accuracy": accuracy}
+    return Task(model, losses.cross_entropy, metrics, train, val, test, (1, GPT_BLOCK), vocab)

@@ -193,6 +193,7 @@ API_NAMES = {
     "nn.init": "xavier_uniform xavier_normal kaiming_uniform kaiming_normal lecun_normal "
     "orthogonal normal zeros ones",
     "grads": "registry check",
+    "interop": "from_torch_state_dict to_torch_state_dict",
     "augment": "random_horizontal_flip random_resized_crop center_crop color_jitter "
     "random_rotation random_affine random_grayscale gaussian_blur random_erasing "
     "mixup cutmix compose hflip resized_crop rotate affine adjust_brightness "

@@ -6,6 +6,7 @@ Layers, bottom to top (a module may import its own area and any lower layer)::
     1  activations, losses, optim,     the stateless building blocks
        schedules, augment, data, metrics
     2  nn                              layers (and nn.functional ops) built on layer 1
+    2.5 interop                        PyTorch state dicts <-> nn parameters
     3  train                           training state, step, loop, checkpoints
     4  models, _bench                  ready-made networks; the benchmark runner
     5  cli                             the command line
@@ -37,6 +38,7 @@ LAYER = {
     "data": 1,
     "metrics": 1,
     "nn": 2,
+    "interop": 2.5,
     "train": 3,
     "models": 4,
     "_bench": 4,

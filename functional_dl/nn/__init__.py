@@ -41,12 +41,12 @@ from ._conv import Conv2d as Conv2d
 from ._conv import MaxPool2d as MaxPool2d
 from ._core import Layer as Layer
 from ._instance_norm import InstanceNorm as InstanceNorm
+from ._generate import generate as generate
 from ._linear import Dropout as Dropout
 from ._linear import Embedding as Embedding
 from ._linear import Flatten as Flatten
 from ._linear import Linear as Linear
 from ._lm import TransformerLM as TransformerLM
-from ._lm import generate as generate
 from ._norm import BatchNorm as BatchNorm
 from ._norm import GroupNorm as GroupNorm
 from ._norm import LayerNorm as LayerNorm

@@ -13,7 +13,9 @@ cache holds the projected memory ``{"k", "v"}`` so it is computed once.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +29,7 @@ from .functional._linear import linear
 from .functional._positional import rope as rope_fn
 from .functional._utils import to_rank
 
-__all__ = ["MultiHeadAttention", "split_heads", "merge_heads"]
+__all__ = ["MultiHeadAttention", "split_heads", "merge_heads", "positional_limit"]
 
 _FN = "MultiHeadAttention"
 
@@ -64,6 +66,31 @@ def _dense(p, x):
     return linear(x, p["weight"], p.get("bias"))
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def positional_limit(count: int, form: str) -> Callable[[_F], _F]:
+    """Decorate a layer constructor so that more than ``count`` positional arguments (a
+    PyTorch-order call such as ``MultiHeadAttention(512, 8)``) raise a ``TypeError``
+    that shows our form ``form``; the signature seen by ``inspect`` is unchanged."""
+
+    def decorate(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if len(args) > count:
+                raise TypeError(
+                    f"{fn.__name__}: takes at most {count} positional argument(s) "
+                    f"(the output-side sizes), got {len(args)}: {args!r}; this looks like "
+                    f"PyTorch's argument order. Write {form}"
+                )
+            return fn(*args, **kwargs)
+
+        return cast(_F, wrapper)
+
+    return decorate
+
+
+@positional_limit(1, "MultiHeadAttention(num_heads, ...) (d_model comes from the input)")
 def MultiHeadAttention(
     num_heads: int,
     *,

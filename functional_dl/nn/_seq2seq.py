@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from .._checks import check_choice, check_int
 from . import init as initializers
+from ._attention import positional_limit
 from ._core import Layer
 from ._linear import Linear
 from ._transformer import TransformerDecoderLayer, TransformerEncoderLayer, norm_layer
@@ -29,6 +30,11 @@ def _split(key, n):
     return list(jax.random.split(key, n)) if key is not None else [None] * n
 
 
+@positional_limit(
+    7,
+    "Transformer(src_vocab_size, tgt_vocab_size, d_model, num_heads, num_encoder_layers, "
+    "num_decoder_layers, dim_feedforward, dropout=..., ...)",
+)
 def Transformer(
     src_vocab_size: int,
     tgt_vocab_size: int | None = None,
@@ -37,10 +43,10 @@ def Transformer(
     num_encoder_layers: int = 6,
     num_decoder_layers: int = 6,
     dim_feedforward: int = 2048,
+    *,
     dropout: float = 0.1,
     activation: str = "relu",
     layer_norm_eps: float = 1e-5,
-    *,
     norm_first: bool = False,
     share_embeddings: bool = False,
     positional: str = "sinusoidal",
@@ -77,6 +83,8 @@ def Transformer(
       with each layer's attention weights.
 
     Returns ``(logits [B, T, V_tgt], state)``.
+
+    The sizes are positional; ``dropout`` and everything after it are keyword-only.
 
     PyTorch: ``torch.nn.Transformer`` (which has no embeddings and always ends each
     stack with a LayerNorm, also in post-norm).

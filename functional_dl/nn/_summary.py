@@ -19,9 +19,11 @@ def _count(tree: Any) -> int:
 def _rows(name: str, layer: Layer, params: Any, state: Any, x: Any, depth: int, out: list):
     y = _abstract_output(layer, params, state, x)
     out.append(("  " * depth + name, tuple(y.shape), _count(params)))
-    if layer.layers:  # a combinator: its children in order, each fed the previous output
+    if layer.layers:  # a combinator or model: its children in data-flow order, each fed
+        # the previous output (a residual block lists norm, sub-layer, norm, sub-layer)
         for child_name, child in layer.layers.items():
-            x = _rows(child_name, child, params[child_name], state[child_name], x, depth + 1, out)
+            child_state = state.get(child_name, {}) if isinstance(state, dict) else {}
+            x = _rows(child_name, child, params[child_name], child_state, x, depth + 1, out)
     return y
 
 
@@ -29,7 +31,8 @@ def summary(layer: Layer, input_shape: Any, *, key: Any = None) -> str:
     """A table of every layer's output shape and parameter count (no FLOPs are spent).
 
     Args:
-      layer: any :class:`Layer`; the children of a :func:`Sequential` get one row each.
+      layer: any :class:`Layer`; the children of a :func:`Sequential`, of a
+        :func:`TransformerLM` and of its blocks get one row each.
       input_shape: a shape tuple (float32 input) or a ``jax.ShapeDtypeStruct``.
       key: initialization key (only shapes are computed; default ``key(0)``).
 

@@ -16,22 +16,29 @@ import jax
 
 from .. import activations
 from .._checks import check_choice, check_int, check_positive, check_probability
-from ._attention import MultiHeadAttention
+from ._attention import MultiHeadAttention, positional_limit
 from ._core import Init, Layer
 from ._linear import Linear
 from ._norm import LayerNorm, RMSNorm
 from .functional._dropout import dropout as dropout_op
 from .functional._linear import linear
 
-__all__ = ["TransformerEncoderLayer", "TransformerDecoderLayer", "FeedForward", "norm_layer"]
+__all__ = [
+    "TransformerEncoderLayer",
+    "TransformerDecoderLayer",
+    "FeedForward",
+    "norm_layer",
+]
 
 
-def norm_layer(norm: str, eps: float) -> Layer:
-    """``LayerNorm(eps)`` for ``norm='layer_norm'``, ``RMSNorm(eps)`` for ``'rms_norm'``."""
+def norm_layer(norm: str, eps: float, *, bias: bool = True) -> Layer:
+    """``LayerNorm`` (with a bias unless ``bias=False``, as PyTorch's ``bias`` flag) for
+    ``norm='layer_norm'``, ``RMSNorm`` for ``'rms_norm'``."""
     check_choice("norm", norm, ("layer_norm", "rms_norm"), fn="norm_layer")
-    return LayerNorm(eps=eps) if norm == "layer_norm" else RMSNorm(eps=eps)
+    return LayerNorm(eps=eps, bias=bias) if norm == "layer_norm" else RMSNorm(eps=eps)
 
 
+@positional_limit(1, "FeedForward(dim_feedforward, activation=..., ...) (d comes from the input)")
 def FeedForward(
     dim_feedforward: int,
     *,
@@ -97,6 +104,8 @@ def _block(
 ):
     """The shared encoder/decoder block (see the module docstring)."""
     fn = name
+    if not isinstance(bias, bool):
+        raise TypeError(f"{fn}: bias must be a bool, got bias={bias!r}")
     check_int("dim_feedforward", dim_feedforward, minimum=1, fn=fn)
     check_probability("dropout", dropout, fn=fn)
     check_positive("layer_norm_eps", layer_norm_eps, fn=fn)
@@ -114,9 +123,14 @@ def _block(
     ffn = FeedForward(
         dim_feedforward, activation=activation, dropout=dropout, bias=bias, weight_init=weight_init
     )
-    norm_l = norm_layer(norm, layer_norm_eps)
+    norm_l = norm_layer(norm, layer_norm_eps, bias=bias)
     subs = [("self_attn", self_attn)] + ([("cross_attn", cross_attn)] if cross_attention else [])
     subs.append(("ffn", ffn))
+    # children in the order a summary walks them (each sub-layer after its norm)
+    children = {}
+    for i, (sub_name, layer) in enumerate(subs):
+        children[f"norm{i + 1}"] = norm_l
+        children[sub_name] = layer
 
     def init(key, input_shape):
         d = int(input_shape[-1])
@@ -182,16 +196,18 @@ def _block(
             x = x + y if norm_first else norm_l.apply(norm_p, {}, x + y)[0]
         return ((x, weights) if return_weights else x), new_state
 
-    return Layer(init, apply, name)
+    # the cross-attention needs the memory, so a decoder layer is one row in a summary
+    return Layer(init, apply, name, layers=None if cross_attention else children)
 
 
+@positional_limit(2, "TransformerEncoderLayer(num_heads, dim_feedforward, dropout=..., ...)")
 def TransformerEncoderLayer(
     num_heads: int,
     dim_feedforward: int = 2048,
+    *,
     dropout: float = 0.1,
     activation: str = "relu",
     layer_norm_eps: float = 1e-5,
-    *,
     norm_first: bool = False,
     bias: bool = True,
     norm: str = "layer_norm",
@@ -200,6 +216,7 @@ def TransformerEncoderLayer(
     rope_theta: float = 10000.0,
     is_causal: bool = False,
     implementation: str | None = None,
+    weight_init: Init | None = None,
 ) -> Layer:
     """Transformer encoder layer: self-attention and feed-forward, each with a residual.
 
@@ -213,11 +230,15 @@ def TransformerEncoderLayer(
 
     Args:
       num_heads: attention heads (PyTorch's ``nhead``); must divide ``d_model``.
-      dim_feedforward, dropout, activation, layer_norm_eps, norm_first, bias: as PyTorch
-        (``activation`` is ``'relu'``, ``'gelu'`` or ``'swiglu'``).
+      dim_feedforward: hidden width of the feed-forward network.
+      dropout, activation, layer_norm_eps, norm_first, bias: as PyTorch, keyword-only
+        (``activation`` is ``'relu'``, ``'gelu'`` or ``'swiglu'``; ``bias=False`` drops
+        the biases of the projections and of the LayerNorms, as PyTorch).
       norm: ``'layer_norm'`` or ``'rms_norm'``.
       num_kv_heads, rope, rope_theta, implementation: see :func:`MultiHeadAttention`.
       is_causal: default causal masking of the self-attention.
+      weight_init: initializer of every projection weight (default: PyTorch's, see
+        :func:`MultiHeadAttention` and :func:`Linear`); biases start at zero.
 
     Params: ``{"self_attn", "norm1", "ffn", "norm2"}``.
 
@@ -232,7 +253,8 @@ def TransformerEncoderLayer(
 
     PyTorch: ``torch.nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout,
     activation, layer_norm_eps, batch_first=True, norm_first, bias)``; its masks mean
-    "do not attend", ours True = attend.
+    "do not attend", ours True = attend. ``d_model`` comes from the input here, so a
+    PyTorch-order call with three or more positional arguments raises ``TypeError``.
 
     Example:
       >>> layer = TransformerEncoderLayer(4, 64)
@@ -246,13 +268,14 @@ def TransformerEncoderLayer(
     return _block(cross_attention=False, name="TransformerEncoderLayer", **options)
 
 
+@positional_limit(2, "TransformerDecoderLayer(num_heads, dim_feedforward, dropout=..., ...)")
 def TransformerDecoderLayer(
     num_heads: int,
     dim_feedforward: int = 2048,
+    *,
     dropout: float = 0.1,
     activation: str = "relu",
     layer_norm_eps: float = 1e-5,
-    *,
     norm_first: bool = False,
     bias: bool = True,
     norm: str = "layer_norm",
@@ -261,6 +284,7 @@ def TransformerDecoderLayer(
     rope_theta: float = 10000.0,
     is_causal: bool = True,
     implementation: str | None = None,
+    weight_init: Init | None = None,
 ) -> Layer:
     """Transformer decoder layer: causal self-attention, cross-attention, feed-forward.
 
@@ -306,22 +330,27 @@ def causal_lm_block(
     dropout: float,
     eps: float,
     rope_theta: float,
-    rope_layout: str,
+    rope_layout: str | None,
     implementation: str | None,
     weight_init: Init | None,
+    norm: str = "rms_norm",
+    activation: str = "swiglu",
+    bias: bool = False,
 ) -> Layer:
-    """The decoder-only block of :func:`TransformerLM`: pre-norm RMSNorm, causal
-    RoPE self-attention without biases, SwiGLU feed-forward."""
+    """The decoder-only block of :func:`TransformerLM`: pre-norm, causal self-attention
+    (RoPE unless ``rope_layout`` is None), then the feed-forward network. LLaMA by default
+    (RMSNorm, SwiGLU, no biases); GPT-2 with ``norm='layer_norm'``, ``activation='gelu'``
+    and ``bias=True``."""
     return _block(
         num_heads,
         cross_attention=False,
         dim_feedforward=dim_feedforward,
         dropout=dropout,
-        activation="swiglu",
+        activation=activation,
         layer_norm_eps=eps,
         norm_first=True,
-        bias=False,
-        norm="rms_norm",
+        bias=bias,
+        norm=norm,
         num_kv_heads=num_kv_heads,
         rope=rope_layout,
         rope_theta=rope_theta,
