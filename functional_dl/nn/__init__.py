@@ -40,8 +40,8 @@ from ._conv import AvgPool2d as AvgPool2d
 from ._conv import Conv2d as Conv2d
 from ._conv import MaxPool2d as MaxPool2d
 from ._core import Layer as Layer
-from ._instance_norm import InstanceNorm as InstanceNorm
 from ._generate import generate as generate
+from ._instance_norm import InstanceNorm as InstanceNorm
 from ._linear import Dropout as Dropout
 from ._linear import Embedding as Embedding
 from ._linear import Flatten as Flatten

@@ -70,7 +70,7 @@ def _key_impl_name(leaf: Any) -> str:
     (the template ``jax.eval_shape(lambda: state)`` holds one)."""
     if isinstance(leaf, jax.Array):
         return str(jax.random.key_impl(leaf))
-    return str(getattr(leaf.dtype, "_impl").name)  # the key dtype's implementation
+    return str(leaf.dtype._impl.name)  # the key dtype's implementation
 
 
 def _describe(path: tuple, leaf: Any) -> tuple[str, str, list[int]]:
