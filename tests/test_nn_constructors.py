@@ -90,14 +90,7 @@ def _constructors():
 
 # Transformer-family constructors still being converted to keyword-only arguments and a
 # checked ``bias``: expected to fail until then (remove a name once it passes).
-PENDING = {
-    "test_only_output_side_arguments_are_positional": {
-        "TransformerEncoderLayer",
-        "TransformerDecoderLayer",
-        "Transformer",
-    },
-    "test_bias_must_be_a_bool": {"MultiHeadAttention"},
-}
+PENDING: dict[str, set[str]] = {}
 
 
 def _cases(test: str):

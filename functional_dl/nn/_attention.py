@@ -19,6 +19,7 @@ from typing import Any, TypeVar, cast
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from .._checks import check_choice, check_int, check_probability
@@ -82,6 +83,10 @@ def positional_limit(count: int, form: str) -> Callable[[_F], _F]:
                     f"{fn.__name__}: takes at most {count} positional argument(s) "
                     f"(the output-side sizes), got {len(args)}: {args!r}; this looks like "
                     f"PyTorch's argument order. Write {form}"
+                )
+            if "bias" in kwargs and not isinstance(kwargs["bias"], bool | np.bool_):
+                raise TypeError(
+                    f"{fn.__name__}: bias must be a bool (True or False), got bias={kwargs['bias']!r}"
                 )
             return fn(*args, **kwargs)
 
