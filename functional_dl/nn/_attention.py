@@ -86,7 +86,8 @@ def positional_limit(count: int, form: str) -> Callable[[_F], _F]:
                 )
             if "bias" in kwargs and not isinstance(kwargs["bias"], bool | np.bool_):
                 raise TypeError(
-                    f"{fn.__name__}: bias must be a bool (True or False), got bias={kwargs['bias']!r}"
+                    f"{fn.__name__}: bias must be a bool (True or False), "
+                    f"got bias={kwargs['bias']!r}"
                 )
             return fn(*args, **kwargs)
 
