@@ -63,6 +63,16 @@ def affine(xhat: Any, x: Any, weight: Any, bias: Any) -> Any:
     return y
 
 
+def _mean(x: Any, axes: tuple[int, ...]) -> Any:
+    """Mean over ``axes`` (keepdims), summed one axis at a time from the last: a sum of
+    per-axis partial sums, whose rounding grows with the axis sizes added, not their
+    product (a single reduction over several axes accumulates sequentially)."""
+    n = math.prod(x.shape[a] for a in axes)
+    for a in sorted(axes, reverse=True):
+        x = jnp.sum(x, axis=a, keepdims=True)
+    return x / n
+
+
 def _moments(x: Any, axes: tuple[int, ...], axis_name: Any):
     """``(shift, d_mean, var)`` over ``axes`` (keepdims): mean = shift + d_mean.
 
@@ -71,13 +81,12 @@ def _moments(x: Any, axes: tuple[int, ...], axis_name: Any):
     is of the order of the rounding of ``shift``.
     """
     xf = x.astype(compute_dtype(x.dtype))
-    shift = jnp.mean(xf, axis=axes, keepdims=True)
+    shift = _mean(xf, axes)
     if axis_name is not None:  # one shift for every device
         shift = jax.lax.pmean(shift, axis_name)
     shift = jax.lax.stop_gradient(shift)
     d = xf - shift
-    m1 = jnp.mean(d, axis=axes, keepdims=True)
-    m2 = jnp.mean(d * d, axis=axes, keepdims=True)
+    m1, m2 = _mean(d, axes), _mean(d * d, axes)
     if axis_name is not None:
         m1, m2 = jax.lax.pmean((m1, m2), axis_name)
     return shift, m1, jnp.maximum(m2 - m1 * m1, 0.0)
