@@ -230,7 +230,8 @@ def layer_norm(x: Any, weight: Any = None, bias: Any = None, *, eps: float = 1e-
 
     The normalised axes are the trailing ``weight.ndim`` axes (the last axis when
     there is no weight). Returns an array of ``x``'s shape and dtype; differentiates
-    with :func:`layer_norm_backward`.
+    with its hand-derived ``custom_jvp`` rule (module docstring; forward mode too),
+    whose closed-form vjp is :func:`layer_norm_backward`.
 
     PyTorch: ``torch.nn.functional.layer_norm(x, weight.shape, weight, bias, eps)``;
     ``flax.linen.LayerNorm`` (whose default one-pass variance is inaccurate at large means).
@@ -315,9 +316,10 @@ def rms_norm(x: Any, weight: Any = None, *, eps: float | None = None) -> Any:
       weight: optional ``normalized_shape`` scale.
       eps: default ``finfo(x.dtype).eps``, as PyTorch (a Python float).
 
-    Returns an array of ``x``'s shape and dtype; differentiates with
-    :func:`rms_norm_backward`. PyTorch: ``torch.nn.functional.rms_norm(x, weight.shape,
-    weight, eps)``. Zhang & Sennrich (2019).
+    Returns an array of ``x``'s shape and dtype; differentiates
+    with its hand-derived ``custom_jvp`` rule (module docstring; forward mode too),
+    whose closed-form vjp is :func:`rms_norm_backward`. PyTorch:
+    ``torch.nn.functional.rms_norm(x, weight.shape, weight, eps)``. Zhang & Sennrich (2019).
 
     Example:
       >>> [round(float(v), 3) for v in rms_norm(jnp.array([[3.0, 4.0]]))[0]]
@@ -384,9 +386,10 @@ def group_norm(
       weight, bias: optional ``[C]`` per-channel affine parameters.
       eps: added to the biased variance (a Python float).
 
-    Returns an array of ``x``'s shape and dtype; differentiates with
-    :func:`group_norm_backward`. PyTorch: ``torch.nn.functional.group_norm`` (channels
-    first there). Wu & He (2018).
+    Returns an array of ``x``'s shape and dtype; differentiates
+    with its hand-derived ``custom_jvp`` rule (module docstring; forward mode too),
+    whose closed-form vjp is :func:`group_norm_backward`. PyTorch:
+    ``torch.nn.functional.group_norm`` (channels first there). Wu & He (2018).
 
     Example:
       >>> group_norm(jnp.ones((2, 4, 4, 8)), 4).shape
