@@ -73,12 +73,29 @@ def _mean(x: Any, axes: tuple[int, ...]) -> Any:
     return x / n
 
 
+def _add_pairs(a: tuple, b: tuple) -> tuple:
+    return a[0] + b[0], a[1] + b[1]
+
+
+def _mean_pair(a: Any, b: Any, axes: tuple[int, ...]) -> tuple[Any, Any]:
+    """:func:`_mean` of ``a`` and ``b`` in one variadic reduction per axis (one read of
+    the data for both sums; on CPU two separate reductions are ~1.4x slower)."""
+    n = math.prod(a.shape[ax] for ax in axes)
+    zero = jnp.zeros((), a.dtype)
+    for ax in sorted(axes, reverse=True):
+        a, b = jax.lax.reduce((a, b), (zero, zero), _add_pairs, (ax,))
+        a, b = jnp.expand_dims(a, ax), jnp.expand_dims(b, ax)
+    return a / n, b / n
+
+
 def _moments(x: Any, axes: tuple[int, ...], axis_name: Any):
     """``(shift, d_mean, var)`` over ``axes`` (keepdims): mean = shift + d_mean.
 
     Two passes: ``shift = E[x]`` (held constant), then ``E[d]`` and ``E[d^2]`` of the
-    centred ``d = x - shift``; ``var = E[d^2] - E[d]^2`` loses nothing since ``E[d]``
-    is of the order of the rounding of ``shift``.
+    centred ``d = x - shift`` (exact in float32 for ``x`` near ``shift``);
+    ``var = E[d^2] - E[d]^2`` loses nothing since ``E[d]`` is of the order of the
+    rounding of ``shift``, and ``mean = shift + E[d]`` is finer than float32's grid
+    at the mean (needed at mean 1e4, std 1e-2: the grid step there is 1e-3).
     """
     xf = x.astype(compute_dtype(x.dtype))
     shift = _mean(xf, axes)
