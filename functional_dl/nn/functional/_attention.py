@@ -282,8 +282,11 @@ def scaled_dot_product_attention(
         \\ \\text{masked}\\big)\\, v, \\qquad \\mathrm{scale} = 1/\\sqrt{D}\\ \\text{by default}
 
     A query row whose keys are all masked outputs 0 with zero, finite gradients
-    (PyTorch's "safe softmax"), never NaN. Dropout (``dropout_p``) is applied to the
-    attention weights after the softmax, kept weights scaled by ``1/(1 - dropout_p)``.
+    (PyTorch's "safe softmax"), never NaN, on both paths; a key is masked by ``mask``,
+    ``is_causal`` or a bias entry ``<= finfo(bias.dtype).min`` (``-inf`` or the most
+    negative value). ``Lk = 0`` (or ``Lq = 0``) gives zeros. Dropout (``dropout_p``) is
+    applied to the attention weights after the softmax, kept weights scaled by
+    ``1/(1 - dropout_p)``.
 
     Two paths with hand-derived backward passes: ``'plain'`` materialises the
     ``[..., Lq, Lk]`` weights; ``'blockwise'`` runs an online softmax over blocks of
@@ -291,6 +294,12 @@ def scaled_dot_product_attention(
     grows linearly with the sequence length, and with ``is_causal`` the blocks above
     the diagonal are skipped. Both agree within float32 rounding (without dropout; the
     dropout masks of the two paths are drawn differently).
+
+    Gradients are hand-derived: the plain path is a ``jax.custom_jvp`` (tangent rule in
+    the module docstring), so ``jax.jvp``, ``jacfwd`` and ``hessian`` work on it; the
+    blockwise path is a ``jax.custom_vjp`` whose backward recomputes each block's
+    probabilities from the saved log-sum-exp (memory linear in ``L``): reverse mode
+    only, pass ``implementation='plain'`` for forward mode.
 
     Args:
       q: queries ``[..., Lq, D]`` (``...`` = batch, heads; broadcast against k and v).
