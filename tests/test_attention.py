@@ -284,3 +284,107 @@ def test_bad_input():
         sdpa(jnp.ones((2, 5, 4), jnp.int32), k, v)
     with pytest.raises(ValueError, match="rank"):
         sdpa(jnp.ones(4), k, v)
+
+
+# --------------------------------------------------- every way of masking a full row
+def _masked_row_inputs(way, lq=6, lk=10):
+    """(kwargs, masked query rows) where row 2 of head 0 (and row 4 of head 1) cannot
+    attend to any key, expressed as ``way``."""
+    rng = np.random.default_rng(7)
+    bias = rng.standard_normal((2, lq, lk))
+    allowed = rng.random((2, lq, lk)) > 0.3
+    allowed[0, 2] = False
+    allowed[1, 4] = False
+    if way == "mask":
+        return {"mask": jnp.asarray(allowed), "bias": jnp.asarray(bias)}
+    fill = {"-inf": -np.inf, "finfo.min": np.finfo(np.float32).min}[way]
+    return {"bias": jnp.asarray(np.where(allowed, bias, fill), jnp.float32)}
+
+
+@pytest.mark.parametrize("way", ["mask", "-inf", "finfo.min"])
+@pytest.mark.parametrize("impl", IMPLS, ids=["plain", "blockwise"])
+def test_every_way_of_masking_a_row_gives_zero_output_and_gradient(way, impl):
+    q, k, v = _qkv((2, 6, 4), (2, 10, 4), seed=3)
+    kw = _masked_row_inputs(way)
+    bias = kw.pop("bias")
+    c = jnp.asarray(np.random.default_rng(8).standard_normal((2, 6, 4)), jnp.float32)
+
+    def loss(q, k, v, bias):
+        return jnp.sum(sdpa(q, k, v, bias=bias, **kw, **impl) * c)
+
+    out = sdpa(q, k, v, bias=bias, **kw, **impl)
+    dq, dk, dv, db = jax.grad(loss, argnums=(0, 1, 2, 3))(q, k, v, bias)
+    for a in (out, dq, dk, dv, db):
+        assert_finite(a)
+    for h, r in ((0, 2), (1, 4)):
+        assert np.all(np.asarray(out[h, r]) == 0.0)
+        assert np.all(np.asarray(dq[h, r]) == 0.0)
+        assert np.all(np.asarray(db[h, r]) == 0.0)
+    # the masked rows contribute nothing to dk, dv: same as with their cotangent zeroed
+    c0 = c.at[0, 2].set(0.0).at[1, 4].set(0.0)
+    _, vjp = jax.vjp(lambda k, v: sdpa(q, k, v, bias=bias, **kw, **impl), k, v)
+    dk0, dv0 = vjp(c0)
+    assert_close(dk, dk0, rtol=1e-6, atol=1e-6)
+    assert_close(dv, dv0, rtol=1e-6, atol=1e-6)
+    # the other rows equal the boolean-mask reference (bias entries <= finfo.min masked)
+    allowed = np.isfinite(np.asarray(bias)) & (np.asarray(bias) > np.finfo(np.float32).min)
+    if "mask" in kw:
+        allowed &= np.asarray(kw["mask"])
+    ref_bias = np.where(allowed, np.asarray(bias), 0.0)
+    assert_close(out, np_attention(q, k, v, mask=allowed, bias=ref_bias), rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=["plain", "blockwise"])
+def test_causal_with_fewer_keys_than_queries(impl):
+    q, k, v = _qkv((2, 12, 4), (2, 5, 4), seed=4)
+    out = sdpa(q, k, v, is_causal=True, **impl)
+    assert_close(out, np_attention(q, k, v, is_causal=True), rtol=2e-5, atol=2e-6)
+    # combined with a mask that removes the keys a row may still see: zeros, finite grads
+    m = np.ones((12, 5), bool)
+    m[1, :2] = False  # causal row 1 sees keys 0, 1 only
+    g = jax.grad(
+        lambda q, k, v: sdpa(q, k, v, mask=jnp.asarray(m), is_causal=True, **impl).sum(), (0, 1, 2)
+    )(q, k, v)
+    out = sdpa(q, k, v, mask=jnp.asarray(m), is_causal=True, **impl)
+    assert np.all(np.asarray(out[:, 1]) == 0.0) and np.all(np.asarray(g[0][:, 1]) == 0.0)
+    for a in g:
+        assert_finite(a)
+
+
+@pytest.mark.parametrize("impl", IMPLS + [{}], ids=["plain", "blockwise", "auto"])
+@pytest.mark.parametrize("lq, lk", [(4, 0), (0, 5), (0, 0)])
+def test_empty_sequences_give_zeros(impl, lq, lk):
+    q, k, v = _qkv((2, lq, 4), (2, lk, 4), dv=3)
+    out = sdpa(q, k, v, **impl)
+    assert out.shape == (2, lq, 3) and out.dtype == jnp.float32
+    assert not np.any(np.asarray(out))
+    grads_ = jax.grad(lambda q, k, v: sdpa(q, k, v, **impl).sum(), (0, 1, 2))(q, k, v)
+    for a, ref in zip(grads_, (q, k, v), strict=True):
+        assert a.shape == ref.shape and not np.any(np.asarray(a))
+    assert F.attention_weights(q, k).shape == (2, lq, lk)
+
+
+# ------------------------------------------------------------------ attention_weights
+def np_attention_weights(q, k, mask=None, is_causal=False, scale=None, bias=None):
+    """The probabilities of :func:`np_attention`: ``np_attention`` with ``v = I``."""
+    lk = k.shape[-2]
+    eye = np.broadcast_to(np.eye(lk), np.shape(k)[:-2] + (lk, lk))
+    return np_attention(q, k, eye, mask=mask, is_causal=is_causal, scale=scale, bias=bias)
+
+
+def test_attention_weights_values():
+    q, k, _ = _qkv((2, 3, 5, 4), (2, 3, 7, 4), seed=9)
+    m = _mask((2, 1, 5, 7), full_rows=[(0, 0, 1)])
+    bias = jnp.asarray(np.random.default_rng(2).standard_normal((3, 5, 7)), jnp.float32)
+    got = F.attention_weights(q, k, mask=m, bias=bias, is_causal=True, scale=0.6)
+    ref = np_attention_weights(q, k, mask=np.asarray(m), is_causal=True, scale=0.6, bias=bias)
+    assert_close(got, ref, rtol=1e-5, atol=1e-6)
+    assert np.all(np.asarray(got[0, :, 1]) == 0.0)  # the fully masked row
+    plain = F.attention_weights(q, k)
+    assert_close(plain.sum(-1), np.ones((2, 3, 5)), rtol=1e-6)
+    assert_close(plain, np_attention_weights(q, k), rtol=1e-5, atol=1e-6)
+    # consistent with attention: weights @ v
+    v = jnp.asarray(np.random.default_rng(3).standard_normal((2, 3, 7, 4)), jnp.float32)
+    assert_close(
+        got @ v, sdpa(q, k, v, mask=m, bias=bias, is_causal=True, scale=0.6), rtol=1e-5, atol=1e-6
+    )

@@ -1,7 +1,9 @@
 """Activation layers: parameter-free wrappers of :mod:`functional_dl.activations` (and PReLU).
 
-Their ``backward`` is the vjp of the activation, whose derivative is the hand-derived
-one (each activation is a ``jax.custom_jvp`` of its formula and derivative). The
+Their ``backward`` applies the hand-derived derivative without reverse-mode autodiff:
+for the elementwise activations ``dx = g * f'(x)``, with ``f'(x)`` the activation's own
+tangent rule evaluated at ``x`` (each activation is a ``jax.custom_jvp`` of its formula
+and derivative); softmax, log-softmax, GLU and PReLU have their closed forms here. The
 constructors without arguments (``ReLU()``, ``Tanh()``, ...) are made by
 :func:`_parameterless`; those with arguments are written out.
 """
@@ -17,6 +19,7 @@ import jax.numpy as jnp
 from .. import activations
 from .._checks import check_int
 from ._core import Layer, constructor, no_params, stateless
+from .functional._utils import to_rank
 
 _F = TypeVar("_F", bound=Callable[..., Layer])
 
@@ -29,10 +32,39 @@ def _activation(fn_name: str, **kwargs: Any) -> Layer:
         return fn(x, **kwargs)
 
     def backward(params, x, g, key, train):
-        _, vjp = jax.vjp(lambda x: fn(x, **kwargs), x)
-        return {}, vjp(g)[0]
+        closed_form = _CLOSED_FORMS.get(fn_name)
+        if closed_form is not None:
+            return {}, closed_form(x, g, **kwargs)
+        # elementwise: f'(x) is the tangent rule of the activation along ones
+        _, slope = jax.jvp(lambda x: fn(x, **kwargs), (x,), (jnp.ones_like(x),))
+        return {}, g * slope
 
     return stateless(fn_name, no_params, forward, backward)
+
+
+def _softmax_backward(x, g, axis=-1):
+    """``dx = y * (g - sum(g * y))`` with ``y = softmax(x)``."""
+    y = activations.softmax(x, axis=axis)
+    return y * (g - jnp.sum(g * y, axis=axis, keepdims=True))
+
+
+def _log_softmax_backward(x, g, axis=-1):
+    """``dx = g - softmax(x) * sum(g)``."""
+    return g - activations.softmax(x, axis=axis) * jnp.sum(g, axis=axis, keepdims=True)
+
+
+def _glu_backward(x, g, axis=-1):
+    """With ``x = [a, b]``: ``da = g sigmoid(b)``, ``db = g a sigmoid(b) (1 - sigmoid(b))``."""
+    a, b = jnp.split(x, 2, axis)
+    s = activations.sigmoid(b)
+    return jnp.concatenate([g * s, g * a * s * (1 - s)], axis)
+
+
+_CLOSED_FORMS: dict[str, Callable[..., Any]] = {
+    "softmax": _softmax_backward,
+    "log_softmax": _log_softmax_backward,
+    "glu": _glu_backward,
+}
 
 
 def _doc(cls: str, fn: str, torch: str, args: str = "") -> str:
@@ -149,8 +181,16 @@ def PReLU(num_parameters: int = 1, *, init: float = 0.25, dtype: Any = jnp.float
         return activations.prelu(x, params["weight"])
 
     def backward(params, x, g, key, train):
-        _, vjp = jax.vjp(activations.prelu, x, params["weight"])
-        dx, dw = vjp(g)
-        return {"weight": dw}, dx
+        # dx = g where x > 0 else weight * g; dweight = sum of x * g where x <= 0, over
+        # every axis but the channels (all axes for a single slope)
+        w = params["weight"].astype(x.dtype)
+        neg = x <= 0
+        dx = jnp.where(neg, g * to_rank(w, x.ndim), g)
+        dw_full = jnp.where(neg, x * g, jnp.zeros((), x.dtype))
+        if w.shape[0] == 1:
+            dw = jnp.sum(dw_full).reshape(1)
+        else:
+            dw = jnp.sum(dw_full, axis=tuple(range(x.ndim - 1)))
+        return {"weight": dw.astype(params["weight"].dtype)}, dx
 
     return stateless("prelu", param_init, forward, backward)

@@ -10,7 +10,9 @@ pooling, the closed-form batch-norm backward, the dropout mask, ...). A
     backward: g_L = dL/dy,  (dparams_l, g_l) = layer_l.backward(x_l, g_{l+1})
 
 This module runs that chain for a model and a loss; the result equals ``jax.grad`` of
-the same loss (checked in the tests and shown in ``notebooks/05_layers.ipynb``).
+the same loss (checked in the tests and shown in ``notebooks/05_layers.ipynb``). No
+reverse-mode autodiff runs here: every step is a closed-form rule (the loss gradient
+too).
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .. import losses
+from .. import activations, losses
 from ._core import Layer
 
 __all__ = ["backward", "cross_entropy_value_and_grad"]
+
+_IGNORE_INDEX = -100  # cross_entropy's default
 
 
 def backward(
@@ -78,10 +82,10 @@ def cross_entropy_value_and_grad(
     Returns:
       ``((loss, new_state), param_grads)`` like
       ``jax.value_and_grad(loss_fn, has_aux=True)(params)`` would: the loss is
-      :func:`functional_dl.losses.cross_entropy`, its gradient w.r.t. the logits
-      ``(softmax(z) - onehot(y)) / N`` the loss's own hand-derived rule (its
-      ``jax.custom_vjp``, reached through ``jax.vjp`` of the public function), and the
-      parameter gradients come from :func:`backward`.
+      :func:`functional_dl.losses.cross_entropy` (default options: ``ignore_index=-100``
+      rows skipped), its gradient w.r.t. the logits the closed form
+      ``(softmax(z) - onehot(y)) / N`` (``N`` the rows not ignored), and the parameter
+      gradients come from :func:`backward`.
 
     Example:
       >>> model = fdl.nn.Sequential(fdl.nn.Linear(8), fdl.nn.ReLU(), fdl.nn.Linear(3))
@@ -94,9 +98,12 @@ def cross_entropy_value_and_grad(
       ((), (5, 8))
     """
     logits, new_state = model.apply(params, state, x, key=key, train=train)
-    # dL/dz = (softmax(z) - onehot(y)) / N: the vjp of the public loss runs its
-    # hand-derived backward (cross_entropy is a jax.custom_vjp of its row statistics)
-    loss, loss_vjp = jax.vjp(lambda z: losses.cross_entropy(z, labels), logits)
-    (g,) = loss_vjp(jnp.ones((), loss.dtype))
+    loss = losses.cross_entropy(logits, labels)
+    # dL/dz = (softmax(z) - onehot(y)) / N over the rows whose label is not ignored
+    labels = jnp.asarray(labels)
+    keep = (labels != _IGNORE_INDEX)[:, None]
+    count = jnp.maximum(jnp.sum(keep), 1).astype(logits.dtype)
+    onehot = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
+    g = jnp.where(keep, activations.softmax(logits, axis=-1) - onehot, 0.0) / count
     param_grads, _ = backward(model, params, state, x, g, key=key, train=train)
     return (loss, new_state), param_grads

@@ -1,7 +1,22 @@
 """Scaled dot-product attention: plain and blockwise (memory-efficient) paths.
 
-Both paths use hand-derived backward passes (``jax.custom_vjp``), registered in
-:mod:`functional_dl.grads` next to the plain formula they differentiate.
+Both paths use hand-derived gradients, registered in :mod:`functional_dl.grads` next to
+the plain formula they differentiate. The plain path (and :func:`attention_weights`) is
+a ``jax.custom_jvp`` whose tangent rule is linear in the tangents::
+
+    dS   = scale (dq k^T + q dk^T) + dbias
+    dP   = P * (dS - rowsum(P * dS))              (softmax jvp; 0 at masked entries)
+    dout = (dP * z) v + (P * z) dv
+
+so reverse mode (by transposition), ``jax.jvp``, ``jacfwd`` and ``hessian`` work. The
+blockwise path is a ``jax.custom_vjp``: its backward recomputes the probabilities block
+by block from the saved log-sum-exp, which keeps memory linear in the sequence length
+(a jvp rule, transposed, would save every block's probabilities); it has no forward
+mode.
+
+Masking: a boolean ``mask``, ``is_causal``, and bias entries ``<= finfo(bias.dtype).min``
+(``-inf`` or the dtype's most negative value) all exclude a key; a query row without any
+key outputs 0 and gets zero gradients, on both paths.
 """
 
 from __future__ import annotations
@@ -17,7 +32,7 @@ import numpy as np
 from ... import grads
 from ..._checks import check_choice, check_floating, check_in_range, check_int
 from . import _blockwise
-from ._utils import to_rank
+from ._utils import is_zero, tangent_sum, to_rank
 
 __all__ = ["scaled_dot_product_attention", "attention_weights"]
 
@@ -51,6 +66,7 @@ def _probs(q, k, bias, valid, scale):
         valid = to_rank(valid, s.ndim)
         s = jnp.where(valid, s, _blockwise.NEG)
     m = jax.lax.stop_gradient(jnp.max(s, axis=-1, keepdims=True))
+    m = jnp.where(jnp.isfinite(m), m, 0.0)  # a row of -inf scores: exp gives 0, not NaN
     e = jnp.exp(s - m)
     if valid is not None:
         e = jnp.where(valid, e, 0.0)
@@ -107,22 +123,46 @@ def _plain_backward(
     return dq, dk, dv, dbias
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(6,))
 def _plain(q, k, v, bias, mask, key, static):
     return _plain_formula(q, k, v, bias, mask, key, **dict(static))
 
 
-def _plain_fwd(q, k, v, bias, mask, key, static):
-    return _plain(q, k, v, bias, mask, key, static), (q, k, v, bias, mask, key)
+def _probs_jvp(p, q, k, dq, dk, dbias, scale):
+    """Tangent of the probabilities: ``dP = P * (dS - rowsum(P * dS))`` with
+    ``dS = scale (dq k^T + q dk^T) + dbias``; ``None`` when every tangent is zero."""
+    terms = []
+    if not is_zero(dq):
+        terms.append(jnp.einsum("...qd,...kd->...qk", dq, k) * scale)
+    if not is_zero(dk):
+        terms.append(jnp.einsum("...qd,...kd->...qk", q, dk) * scale)
+    if dbias is not None and not is_zero(dbias):
+        terms.append(to_rank(dbias, p.ndim))
+    if not terms:
+        return None
+    ds = tangent_sum(p, terms)
+    return p * (ds - jnp.sum(p * ds, axis=-1, keepdims=True))
 
 
-def _plain_bwd(static, res, g):
-    q, k, v, bias, mask, key = res
-    dq, dk, dv, dbias = _plain_backward(q, k, v, bias, mask, key, g, **dict(static))
-    return dq, dk, dv, dbias, None, None
-
-
-_plain.defvjp(_plain_fwd, _plain_bwd)
+@functools.partial(_plain.defjvp, symbolic_zeros=True)
+def _plain_jvp(static, primals, tangents):
+    """``dout = (dP * z) v + (P * z) dv`` with ``dP`` from :func:`_probs_jvp`."""
+    (q, k, v, bias, mask, key), (dq, dk, dv, dbias, _, _) = primals, tangents
+    opts = dict(static)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if opts["scale"] is None else opts["scale"]
+    p = _probs(q, k, bias, _valid(mask, opts["is_causal"], q.shape[-2], k.shape[-2]), scale)
+    dp = _probs_jvp(p, q, k, dq, dk, None if bias is None else dbias, scale)
+    if opts["dropout_p"] > 0.0:
+        z = _dropout_factor(key, opts["dropout_p"], p.shape, p.dtype)
+        p = p * z
+        dp = None if dp is None else dp * z
+    out = jnp.einsum("...qk,...kd->...qd", p, v)
+    terms = []
+    if dp is not None:
+        terms.append(jnp.einsum("...qk,...kd->...qd", dp, v))
+    if not is_zero(dv):
+        terms.append(jnp.einsum("...qk,...kd->...qd", p, dv))
+    return out, tangent_sum(out, terms)
 
 
 # ------------------------------------------------------------------------- blockwise
@@ -242,8 +282,11 @@ def scaled_dot_product_attention(
         \\ \\text{masked}\\big)\\, v, \\qquad \\mathrm{scale} = 1/\\sqrt{D}\\ \\text{by default}
 
     A query row whose keys are all masked outputs 0 with zero, finite gradients
-    (PyTorch's "safe softmax"), never NaN. Dropout (``dropout_p``) is applied to the
-    attention weights after the softmax, kept weights scaled by ``1/(1 - dropout_p)``.
+    (PyTorch's "safe softmax"), never NaN, on both paths; a key is masked by ``mask``,
+    ``is_causal`` or a bias entry ``<= finfo(bias.dtype).min`` (``-inf`` or the most
+    negative value). ``Lk = 0`` (or ``Lq = 0``) gives zeros. Dropout (``dropout_p``) is
+    applied to the attention weights after the softmax, kept weights scaled by
+    ``1/(1 - dropout_p)``.
 
     Two paths with hand-derived backward passes: ``'plain'`` materialises the
     ``[..., Lq, Lk]`` weights; ``'blockwise'`` runs an online softmax over blocks of
@@ -251,6 +294,12 @@ def scaled_dot_product_attention(
     grows linearly with the sequence length, and with ``is_causal`` the blocks above
     the diagonal are skipped. Both agree within float32 rounding (without dropout; the
     dropout masks of the two paths are drawn differently).
+
+    Gradients are hand-derived: the plain path is a ``jax.custom_jvp`` (tangent rule in
+    the module docstring), so ``jax.jvp``, ``jacfwd`` and ``hessian`` work on it; the
+    blockwise path is a ``jax.custom_vjp`` whose backward recomputes each block's
+    probabilities from the saved log-sum-exp (memory linear in ``L``): reverse mode
+    only, pass ``implementation='plain'`` for forward mode.
 
     Args:
       q: queries ``[..., Lq, D]`` (``...`` = batch, heads; broadcast against k and v).
@@ -288,6 +337,8 @@ def scaled_dot_product_attention(
     if block_size is not None:
         check_int("block_size", block_size, minimum=1, fn=_FN)
     lq, lk, d = q.shape[-2], k.shape[-2], q.shape[-1]
+    if lq == 0 or lk == 0:  # no query, or no key to attend to: every row is empty
+        return jnp.zeros(batch + (lq, v.shape[-1]), jnp.result_type(q, k, v))
     if implementation is None:
         implementation = "blockwise" if min(lq, lk) >= AUTO_BLOCKWISE_MIN_LENGTH else "plain"
     if mask is not None:
@@ -310,6 +361,17 @@ def scaled_dot_product_attention(
     )
 
 
+def _bias_mask(mask, bias):
+    """Bias entries ``<= finfo(bias.dtype).min`` (``-inf``, the most negative value) mask
+    their key: they join ``mask`` and are replaced by 0 (so no inf reaches the arithmetic
+    and a row without any key outputs 0 on every path). Same ranks in, same out."""
+    if not jnp.issubdtype(bias.dtype, jnp.floating):
+        return mask, bias
+    keep = bias > jnp.finfo(bias.dtype).min
+    bias = jnp.where(keep, bias, jnp.zeros((), bias.dtype))
+    return (keep if mask is None else mask & keep), bias
+
+
 @functools.partial(
     jax.jit,
     static_argnames=("batch", "is_causal", "scale", "dropout_p", "implementation", "block_size"),
@@ -325,7 +387,9 @@ def _attention(
     if mask is not None:
         mask = jnp.reshape(mask, (1,) * (rank - mask.ndim) + mask.shape)
     if bias is not None:
-        bias = jnp.reshape(bias.astype(ct), (1,) * (rank - bias.ndim) + bias.shape)
+        bias = jnp.reshape(bias, (1,) * (rank - bias.ndim) + bias.shape)
+        mask, bias = _bias_mask(mask, bias)
+        bias = bias.astype(ct)
     if implementation == "plain":
         static = (("is_causal", is_causal), ("scale", scale), ("dropout_p", dropout_p))
         out = cast(jax.Array, _plain(q, k, v, bias, mask, key, static))
@@ -345,6 +409,33 @@ def _attention(
     return out.astype(out_dtype)
 
 
+@functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
+def _weights(q, k, bias, valid, scale):
+    return _probs(q, k, bias, valid, scale)
+
+
+@functools.partial(_weights.defjvp, symbolic_zeros=True)
+def _weights_jvp(scale, primals, tangents):
+    """``dP = P * (dS - rowsum(P * dS))``, ``dS = scale (dq k^T + q dk^T) + dbias``."""
+    (q, k, bias, valid), (dq, dk, dbias, _) = primals, tangents
+    p = _weights(q, k, bias, valid, scale)
+    dp = _probs_jvp(p, q, k, dq, dk, None if bias is None else dbias, scale)
+    return p, jnp.zeros_like(p) if dp is None else dp
+
+
+def _weights_backward(q, k, bias, valid, g, scale):
+    """Hand-derived vjp of the attention weights: ``(dq, dk, dbias)``.
+
+    ``dS = P * (g - rowsum(P * g))``, ``dq = scale dS k``, ``dk = scale dS^T q``,
+    ``dbias = dS`` summed over the axes ``bias`` broadcasts along.
+    """
+    p = _probs(q, k, bias, valid, scale)
+    ds = p * (g - jnp.sum(p * g, axis=-1, keepdims=True))
+    dq = scale * jnp.einsum("...qk,...kd->...qd", ds, k)
+    dk = scale * _blockwise._t_matmul(ds, q)
+    return dq, dk, None if bias is None else _blockwise._reduce_to(ds, bias.shape)
+
+
 def attention_weights(
     q: Any,
     k: Any,
@@ -356,9 +447,14 @@ def attention_weights(
 ) -> jax.Array:
     """The attention probabilities ``softmax(scale * q k^T + bias, masked)``, ``[..., Lq, Lk]``.
 
+    .. math:: P = \\mathrm{softmax}(\\mathrm{scale}\\, q k^T + \\mathrm{bias},\\ \\text{masked})
+
     The weights that :func:`scaled_dot_product_attention` applies to ``v`` (without
-    dropout), for inspection and plots; fully masked rows are all zeros. Same arguments
-    and broadcasting as :func:`scaled_dot_product_attention`.
+    dropout), for inspection and plots; fully masked rows (``mask``, ``is_causal``, bias
+    entries ``<= finfo.min``) are all zeros. Same arguments and broadcasting as
+    :func:`scaled_dot_product_attention`. A ``jax.custom_jvp`` with the tangent
+    ``dP = P * (dS - rowsum(P * dS))``, ``dS = scale (dq k^T + q dk^T) + dbias``; its
+    transpose is ``dS = P * (g - rowsum(P * g))``.
 
     Example:
       >>> attention_weights(jnp.ones((4, 8)), jnp.ones((6, 8))).sum(-1)
@@ -366,11 +462,24 @@ def attention_weights(
     """
     q, k = jnp.asarray(q), jnp.asarray(k)
     _check_inputs(q, k, k, mask, bias, 0.0, None)
-    ct = jnp.promote_types(jnp.result_type(q, k), jnp.float32)
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    valid = _valid(None if mask is None else jnp.asarray(mask), is_causal, q.shape[-2], k.shape[-2])
-    bias = None if bias is None else jnp.asarray(bias, ct)
-    return _probs(q.astype(ct), k.astype(ct), bias, valid, scale).astype(jnp.result_type(q, k))
+    out_dtype = jnp.result_type(q, k)
+    ct = jnp.promote_types(out_dtype, jnp.float32)
+    lq, lk = q.shape[-2], k.shape[-2]
+    batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2])
+    if lq == 0 or lk == 0:
+        return jnp.zeros(tuple(batch) + (lq, lk), out_dtype)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    rank = len(batch) + 2
+    if mask is not None:
+        mask = jnp.asarray(mask)
+        mask = jnp.reshape(mask, (1,) * (rank - mask.ndim) + mask.shape)
+    if bias is not None:
+        bias = jnp.asarray(bias)
+        bias = jnp.reshape(bias, (1,) * (rank - bias.ndim) + bias.shape)
+        mask, bias = _bias_mask(mask, bias)
+        bias = bias.astype(ct)
+    valid = _valid(mask, is_causal, lq, lk)
+    return _weights(q.astype(ct), k.astype(ct), bias, valid, scale).astype(out_dtype)
 
 
 # ----------------------------------------------------------------------- registry
@@ -399,6 +508,39 @@ _DROP: dict[str, Any] = {"dropout_p": 0.3}
 _jit = jax.jit  # the checks call these many times on same-shaped examples
 
 
+def _sdpa(kw):
+    """``scaled_dot_product_attention`` with options bound, jitted (a ``public=`` entry)."""
+    return _jit(lambda q, k, v, *extra: scaled_dot_product_attention(q, k, v, **kw(*extra)))
+
+
+def _key():  # a fixed dropout key; the RBG generator compiles fast
+    return jax.random.key(0, impl="rbg")
+
+
+def _blockwise_vjp(q, k, v, mask, bias, g, *, block_size, **opts):
+    """The blockwise path's hand-derived vjp (:func:`_blockwise.backward` after
+    :func:`_blockwise.forward`, on the padded inputs): ``(dq, dk, dv, dbias)``."""
+    lq, lk = q.shape[-2], k.shape[-2]
+    batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    q, k, v = (jnp.broadcast_to(x, batch + x.shape[-2:]) for x in (q, k, v))
+    rank = len(batch) + 2
+    mask = jnp.reshape(mask, (1,) * (rank - mask.ndim) + mask.shape)
+    bias = jnp.reshape(bias, (1,) * (rank - bias.ndim) + bias.shape)
+    bq, bk = min(block_size, lq), min(block_size, lk)
+    lq_pad, lk_pad = -(-lq // bq) * bq, -(-lk // bk) * bk
+    qp = _pad_axis(q, -2, lq_pad)
+    kp, vp = _pad_axis(k, -2, lk_pad), _pad_axis(v, -2, lk_pad)
+    mp = _pad_axis(_pad_axis(mask, -2, lq_pad, True), -1, lk_pad, False)
+    bp = _pad_axis(_pad_axis(bias, -2, lq_pad), -1, lk_pad)
+    gp = _pad_axis(g, -2, lq_pad)
+    cfg = _blockwise.Config(
+        block_q=bq, block_k=bk, lk=lk, has_mask=True, has_bias=True, dropout_p=0.0, **opts
+    )
+    out, lse = _blockwise.forward(cfg, qp, kp, vp, mp, bp, None)
+    dq, dk, dv, db = _blockwise.backward(cfg, qp, kp, vp, mp, bp, None, out, lse, gp)
+    return dq[..., :lq, :], dk[..., :lk, :], dv[..., :lk, :], db[..., :lq, :lk]
+
+
 def _register():
     grads.register(
         "scaled_dot_product_attention",
@@ -407,6 +549,7 @@ def _register():
         examples=_qkv_examples,
         argnums=(0, 1, 2),
         fd_examples=lambda: _qkv_examples(large=False),
+        public=_sdpa(lambda: {"implementation": "plain"}),
     )
     grads.register(
         "scaled_dot_product_attention(mask, is_causal=True, scale=0.7)",
@@ -417,6 +560,7 @@ def _register():
         examples=_with(lambda: (_mask_example(),)),
         argnums=(0, 1, 2),
         fd_examples=_with(lambda: (_mask_example(),), large=False),
+        public=_sdpa(lambda m: {"mask": m, "implementation": "plain", **_CAUSAL}),
     )
 
     def bias():
@@ -429,30 +573,25 @@ def _register():
         examples=_with(bias),
         argnums=(0, 1, 2, 3),
         fd_examples=_with(bias, large=False),
+        public=_sdpa(lambda b: {"bias": b, "implementation": "plain"}),
     )
-
-    def keep_factor():  # a fixed dropout factor keep / (1 - p), keep ~ Bernoulli(0.7)
-        return ((np.random.default_rng(3).random((2, 3, 5, 6)) < 0.7) / 0.7,)
 
     grads.register(
         "scaled_dot_product_attention(dropout_p=0.3)",
-        forward=_jit(lambda q, k, v, z: _plain_formula(q, k, v, z=z, **_DROP)),
+        forward=_jit(lambda q, k, v: _plain_formula(q, k, v, key=_key(), **_DROP)),
         backward=_jit(
-            lambda q, k, v, z, g: _plain_backward(q, k, v, None, None, None, g, z=z, **_DROP)[:3]
+            lambda q, k, v, g: _plain_backward(q, k, v, None, None, _key(), g, **_DROP)[:3]
         ),
-        examples=_with(keep_factor),
+        examples=_qkv_examples,
         argnums=(0, 1, 2),
-        fd_examples=_with(keep_factor, large=False),
+        fd_examples=lambda: _qkv_examples(large=False),
+        public=_sdpa(lambda: {"key": _key(), "implementation": "plain", **_DROP}),
     )
 
     @_jit
     def blockwise_vjp(q, k, v, m, b, g):
-        def f(q, k, v, b):
-            return scaled_dot_product_attention(
-                q, k, v, mask=m, bias=b, implementation="blockwise", block_size=2, **_CAUSAL
-            )
-
-        return jax.vjp(f, q, k, v, b)[1](g)
+        dq, dk, dv, db = _blockwise_vjp(q, k, v, m, b, g, block_size=2, **_CAUSAL)
+        return dq, dk, dv, _blockwise._reduce_to(db, b.shape)
 
     def bias_mask():
         return (_mask_example(),) + bias()
@@ -465,6 +604,44 @@ def _register():
         examples=_with(bias_mask),
         argnums=(0, 1, 2, 4),
         fd_examples=_with(bias_mask, large=False),
+        public=_sdpa(
+            lambda m, b: {
+                "mask": m,
+                "bias": b,
+                "implementation": "blockwise",
+                "block_size": 2,
+                **_CAUSAL,
+            }
+        ),
+    )
+
+    def qk(large=True):
+        return lambda: [args[:2] for args in _qkv_examples(large=large)]
+
+    grads.register(
+        "attention_weights",
+        forward=_jit(lambda q, k: _probs(q, k, None, None, 0.5)),
+        backward=_jit(lambda q, k, g: _weights_backward(q, k, None, None, g, 0.5)[:2]),
+        examples=qk(),
+        argnums=(0, 1),
+        fd_examples=qk(large=False),
+        public=_jit(lambda q, k: attention_weights(q, k)),
+    )
+
+    def qk_mask_bias(large=True):
+        return lambda: [args[:2] + bias_mask() for args in _qkv_examples(large=large)]
+
+    def valid(m):
+        return _valid(jnp.asarray(m), True, 5, 6)
+
+    grads.register(
+        "attention_weights(mask, bias, is_causal=True, scale=0.7)",
+        forward=_jit(lambda q, k, m, b: _probs(q, k, b, valid(m), 0.7)),
+        backward=_jit(lambda q, k, m, b, g: _weights_backward(q, k, b, valid(m), g, 0.7)),
+        examples=qk_mask_bias(),
+        argnums=(0, 1, 3),
+        fd_examples=qk_mask_bias(large=False),
+        public=_jit(lambda q, k, m, b: attention_weights(q, k, mask=m, bias=b, **_CAUSAL)),
     )
 
 

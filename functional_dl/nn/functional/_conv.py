@@ -1,7 +1,13 @@
-"""2-D convolution on channels-last images, and its backward written as convolutions."""
+"""2-D convolution on channels-last images, and its backward written as convolutions.
+
+``conv2d`` is a ``jax.custom_jvp`` whose tangent rule ``dy = conv(dx, w) + conv(x, dw) +
+db`` is linear in the tangents: reverse mode transposes it into the transposed
+convolution and the input-gradient correlation that :func:`conv2d_backward` writes out.
+"""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -9,7 +15,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._checks import check_int
-from ._utils import as_pair, check_input, check_vector, param, param_to, register_grad
+from ._utils import (
+    as_pair,
+    check_input,
+    check_vector,
+    is_zero,
+    param,
+    register_grad,
+    tangent_sum,
+    to_rank,
+)
 
 __all__ = ["conv2d", "conv2d_backward", "conv_padding"]
 
@@ -81,6 +96,35 @@ def _geometry(x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any, 
     return s, pads, d
 
 
+def _conv(x, w, s, pads, d, groups):
+    return jax.lax.conv_general_dilated(
+        x, w, s, pads, rhs_dilation=d, dimension_numbers=_DIMS, feature_group_count=groups
+    )
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4, 5, 6))
+def _conv2d(x, w, b, s, pads, d, groups):
+    y = _conv(x, w, s, pads, d, groups)
+    return y if b is None else y + to_rank(b, y.ndim)
+
+
+def _conv2d_jvp(s, pads, d, groups, primals, tangents):
+    """``dy = conv(dx, w) + conv(x, dw) + db`` (zero tangents skipped)."""
+    (x, w, b), (dx, dw, db) = primals, tangents
+    y = _conv2d(x, w, b, s, pads, d, groups)
+    terms = []
+    if not is_zero(dx):
+        terms.append(_conv(dx, w, s, pads, d, groups))
+    if not is_zero(dw):
+        terms.append(_conv(x, dw, s, pads, d, groups))
+    if b is not None and not is_zero(db):
+        terms.append(to_rank(db, y.ndim))
+    return y, tangent_sum(y, terms)
+
+
+_conv2d.defjvp(_conv2d_jvp, symbolic_zeros=True)
+
+
 def conv2d(
     x: Any,
     w: Any,
@@ -107,6 +151,8 @@ def conv2d(
     Returns:
       ``[N, H_out, W_out, out]`` with ``H_out = (H + 2p - d(k - 1) - 1) // s + 1``.
 
+    Gradient: the hand-derived rule of the module docstring (forward and reverse mode).
+
     PyTorch: ``torch.nn.functional.conv2d`` (NCHW there). Equals
     ``jax.lax.conv_general_dilated`` with NHWC/HWIO dimension numbers.
 
@@ -115,10 +161,8 @@ def conv2d(
       (1, 8, 8, 4)
     """
     s, pads, d = _geometry(x, w, b, stride, padding, dilation, groups)
-    y = jax.lax.conv_general_dilated(
-        x, param(w, x), s, pads, rhs_dilation=d, dimension_numbers=_DIMS, feature_group_count=groups
-    )
-    return y if b is None else y + param_to(b, y)
+    pads = tuple(tuple(p) for p in pads)
+    return _conv2d(x, param(w, x), param(b, x), s, pads, d, groups)
 
 
 def conv2d_backward(
@@ -203,6 +247,7 @@ def _register(i: int, xs: tuple, ws: tuple, kw: dict) -> None:
         backward=lambda x, w, b, g: conv2d_backward(x, w, b, g, **kw),
         examples=examples,
         argnums=(0, 1, 2),
+        public=lambda x, w, b: conv2d(x, w, b, **kw),
     )
 
 

@@ -1,4 +1,9 @@
-"""Inverted dropout with an explicit key, and its backward (the same mask)."""
+"""Inverted dropout with an explicit key, and its backward (the same mask).
+
+``dropout`` is a ``jax.custom_jvp`` of ``x`` (the mask and scale are constants): the
+tangent ``dy = dx * m / (1 - rate)`` is linear, and its transpose is the rule
+:func:`dropout_backward`. ``rate`` gets no gradient.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,19 @@ import numpy as np
 
 from ..._checks import check_floating, check_probability, is_concrete
 from ._utils import register_grad
+
+
+@jax.custom_jvp
+def _apply_mask(x: Any, mask: Any, scale: Any) -> Any:
+    return jnp.where(mask, x * jnp.asarray(scale, x.dtype), jnp.zeros((), x.dtype))
+
+
+@_apply_mask.defjvp
+def _apply_mask_jvp(primals, tangents):
+    """``dy = dx * m * scale``: the mask and the scale are constants."""
+    x, mask, scale = primals
+    return _apply_mask(x, mask, scale), _apply_mask(tangents[0], mask, scale)
+
 
 __all__ = ["dropout", "dropout_backward"]
 
@@ -55,7 +73,7 @@ def dropout(key: Any, x: Any, rate: float, *, train: bool = True) -> Any:
     if _is_identity(key, rate, train):
         return x
     mask, scale = _keep_mask(key, x.shape, rate)
-    return jnp.where(mask, x * jnp.asarray(scale, x.dtype), jnp.zeros((), x.dtype))
+    return _apply_mask(x, mask, jax.lax.stop_gradient(jnp.asarray(scale, x.dtype)))
 
 
 def dropout_backward(key: Any, x: Any, rate: float, g: Any, *, train: bool = True) -> Any:
@@ -81,4 +99,5 @@ for _rate in (0.3, 1.0):
         forward=lambda x, r=_rate: dropout(_KEY(), x, r),
         backward=lambda x, g, r=_rate: dropout_backward(_KEY(), x, r, g),
         examples=_examples,
+        public=lambda x, r=_rate: dropout(_KEY(), x, r),
     )

@@ -1,9 +1,14 @@
-"""Embedding lookup ``table[ids]`` and its backward (a scatter-add into the table)."""
+"""Embedding lookup ``table[ids]`` and its backward (a scatter-add into the table).
+
+``embedding`` is a ``jax.custom_jvp`` of ``table``: the tangent ``dy = dtable[ids]`` is
+linear; reverse mode transposes it into the scatter-add :func:`embedding_backward`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -19,6 +24,18 @@ def _check(ids: Any, table: Any) -> None:
     dtype = jnp.result_type(ids)
     if not jnp.issubdtype(dtype, jnp.integer):
         raise TypeError(f"embedding: ids must be an integer array, got ids.dtype={dtype}")
+
+
+@jax.custom_jvp
+def _lookup(ids: Any, table: Any) -> Any:
+    return jnp.take(table, ids, axis=0, mode="fill")
+
+
+@_lookup.defjvp
+def _lookup_jvp(primals, tangents):
+    """``dy = dtable[ids]`` (rows of ids out of range get no tangent)."""
+    ids, table = primals
+    return _lookup(ids, table), jnp.take(tangents[1], ids, axis=0, mode="fill", fill_value=0)
 
 
 def embedding(ids: Any, table: Any) -> Any:
@@ -41,7 +58,7 @@ def embedding(ids: Any, table: Any) -> Any:
              [1., 0., 0.]], dtype=float32)
     """
     _check(ids, table)
-    return jnp.take(table, ids, axis=0, mode="fill")
+    return _lookup(jnp.asarray(ids), table)
 
 
 def embedding_backward(ids: Any, table: Any, g: Any) -> Any:
@@ -60,5 +77,10 @@ def _examples():
 
 
 register_grad(
-    "embedding", forward=embedding, backward=embedding_backward, examples=_examples, argnums=(1,)
+    "embedding",
+    forward=lambda ids, table: jnp.take(table, ids, axis=0, mode="fill"),
+    backward=embedding_backward,
+    examples=_examples,
+    argnums=(1,),
+    public=embedding,
 )

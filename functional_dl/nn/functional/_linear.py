@@ -1,14 +1,20 @@
-"""Affine map ``y = x W + b`` with weights stored ``[in, out]``, and its backward."""
+"""Affine map ``y = x W + b`` with weights stored ``[in, out]``, and its backward.
+
+``linear`` is a ``jax.custom_jvp`` whose tangent rule ``dy = dx W + x dW + db`` is linear
+in the tangents: reverse mode transposes it (``dX = dZ W^T``, ``dW = X^T dZ``,
+``db = sum dZ``, the rule :func:`linear_backward` writes out), forward mode uses it as is.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..._checks import check_floating, check_ndim
-from ._utils import check_vector, param, param_to, register_grad
+from ._utils import check_vector, is_zero, param, register_grad, tangent_sum, to_rank
 
 __all__ = ["linear", "linear_backward"]
 
@@ -24,6 +30,29 @@ def _check(x: Any, w: Any, b: Any) -> None:
     check_vector("b", b, np.shape(w)[1], fn="linear", of=f"w.shape={tuple(np.shape(w))}")
 
 
+@jax.custom_jvp
+def _linear(x: Any, w: Any, b: Any) -> Any:
+    y = jnp.matmul(x, w)
+    return y if b is None else y + to_rank(b, y.ndim)
+
+
+def _linear_jvp(primals, tangents):
+    """``dy = dx W + x dW + db`` (absent or zero tangents skipped)."""
+    (x, w, b), (dx, dw, db) = primals, tangents
+    y = _linear(x, w, b)
+    terms = []
+    if not is_zero(dx):
+        terms.append(jnp.matmul(dx, w))
+    if not is_zero(dw):
+        terms.append(jnp.matmul(x, dw))
+    if b is not None and not is_zero(db):
+        terms.append(to_rank(db, y.ndim))
+    return y, tangent_sum(y, terms)
+
+
+_linear.defjvp(_linear_jvp, symbolic_zeros=True)
+
+
 def linear(x: Any, w: Any, b: Any = None) -> Any:
     """Affine map of the last axis: ``y = x @ w + b``.
 
@@ -37,6 +66,8 @@ def linear(x: Any, w: Any, b: Any = None) -> Any:
     Returns:
       ``[..., out_features]`` in ``x``'s dtype (``w`` and ``b`` are cast to it).
 
+    Gradient: the hand-derived rule (see the module docstring), forward and reverse mode.
+
     PyTorch: ``torch.nn.functional.linear(x, w.T, b)``.
 
     Example:
@@ -44,8 +75,7 @@ def linear(x: Any, w: Any, b: Any = None) -> Any:
       (2, 4)
     """
     _check(x, w, b)
-    y = jnp.matmul(x, param(w, x))
-    return y if b is None else y + param_to(b, y)
+    return _linear(x, param(w, x), param(b, x))
 
 
 def linear_backward(x: Any, w: Any, b: Any, g: Any) -> tuple[Any, Any, Any]:
@@ -80,4 +110,5 @@ register_grad(
     backward=linear_backward,
     examples=_examples,
     argnums=(0, 1, 2),
+    public=linear,
 )

@@ -2,24 +2,30 @@
 their hand-derived backward passes.
 
 Batch, layer and group norm share :func:`normalize`: ``(x - mean) / std * weight + bias``
-with statistics accumulated in at least float32 in one pass with the shifted-data
-algorithm (over trailing axes, both sums in one variadic reduction): with a shift ``K``
-(the first element of each normalised group, held constant), ``d = x - K`` gives
-``mean = K + E[d]`` and ``var = E[d^2] - E[d]^2``. Because ``K`` is a sample,
-``(mean - K)^2`` is of the order of ``var`` and the subtraction loses almost nothing,
-unlike ``E[x^2] - E[x]^2``, which loses every digit at mean 1e4 and std 1e-2 in
-float32. The output is computed from ``d - E[d]``, so it stays accurate
-even where ``mean`` itself is not representable to that precision.
+with statistics accumulated in at least float32 in two passes: ``m0 = E[x]``, then with
+``d = x - m0`` (the shift ``m0`` held constant) ``mean = m0 + E[d]`` and
+``var = E[d^2] - E[d]^2``. The second pass sums centred values, so neither a large mean
+(1e4 with std 1e-2) nor an outlier (``x[0] = 1e4`` among 1e5 unit values) costs
+digits, and the correction ``E[d]`` removes the rounding of ``m0``: at width 65536 the
+outputs are within a few float32 ulps of a float64 reference (PyTorch's accuracy).
+The output is computed from ``d - E[d]``.
 
-:func:`normalize` differentiates with the closed-form backward of
-:func:`normalize_vjp` (a ``jax.custom_vjp``: faster than autodiff of the formula and it
-keeps only ``x`` and two small statistics for the backward pass); ``rms_norm`` has its
-own closed-form backward. Batch norm keeps PyTorch's running statistics. The plain
-formulas are registered with :mod:`functional_dl.grads` to check the backward passes.
+The gradients are hand-derived and live: :func:`normalize` and ``rms_norm`` are
+``jax.custom_jvp`` functions whose tangent rules are linear in the tangents,
+
+.. math:: d\\hat x = rstd\\,(dx - E[dx] - \\hat x\\,E[\\hat x\\,dx]), \\quad
+          dy = d\\hat x \\cdot weight + \\hat x \\cdot dweight + dbias
+
+(for RMS norm ``dxhat = r (dx - xhat E[xhat dx])``), so reverse mode (by
+transposition), ``jax.jvp``, ``jacfwd`` and ``hessian`` all work. The closed-form vjps
+(:func:`normalize_vjp`, :func:`rms_norm_backward`, ...) are registered with
+:mod:`functional_dl.grads` next to the plain formulas to check them. Batch norm keeps
+PyTorch's running statistics.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -29,7 +35,7 @@ import numpy as np
 
 from ..._checks import check_floating, check_in_range, check_int, check_positive
 from ..._dtypes import compute_dtype
-from ._utils import check_vector, param_to, register_grad, to_rank
+from ._utils import check_vector, is_zero, param_to, register_grad, tangent_sum, to_rank
 
 __all__ = [
     "batch_norm",
@@ -57,29 +63,51 @@ def affine(xhat: Any, x: Any, weight: Any, bias: Any) -> Any:
     return y
 
 
+def _mean(x: Any, axes: tuple[int, ...]) -> Any:
+    """Mean over ``axes`` (keepdims), summed one axis at a time from the last: a sum of
+    per-axis partial sums, whose rounding grows with the axis sizes added, not their
+    product (a single reduction over several axes accumulates sequentially)."""
+    n = math.prod(x.shape[a] for a in axes)
+    if axes == tuple(range(len(axes))):  # leading axes (batch norm): XLA's column sums
+        return jnp.sum(x, axis=axes, keepdims=True) / n  # accumulate per element anyway
+    for a in sorted(axes, reverse=True):
+        x = jnp.sum(x, axis=a, keepdims=True)
+    return x / n
+
+
 def _add_pairs(a: tuple, b: tuple) -> tuple:
     return a[0] + b[0], a[1] + b[1]
 
 
+def _mean_pair(a: Any, b: Any, axes: tuple[int, ...]) -> tuple[Any, Any]:
+    """:func:`_mean` of ``a`` and ``b`` in one variadic reduction per axis (one read of
+    the data for both sums; on CPU two separate reductions are ~1.4x slower)."""
+    n = math.prod(a.shape[ax] for ax in axes)
+    if axes == tuple(range(len(axes))):  # leading axes: XLA fuses the two column sums
+        return jnp.sum(a, axis=axes, keepdims=True) / n, jnp.sum(b, axis=axes, keepdims=True) / n
+    zero = jnp.zeros((), a.dtype)
+    for ax in sorted(axes, reverse=True):
+        a, b = jax.lax.reduce((a, b), (zero, zero), _add_pairs, (ax,))
+        a, b = jnp.expand_dims(a, ax), jnp.expand_dims(b, ax)
+    return a / n, b / n
+
+
 def _moments(x: Any, axes: tuple[int, ...], axis_name: Any):
-    """``(shift, d_mean, var)`` over ``axes`` (keepdims): mean = shift + d_mean."""
+    """``(shift, d_mean, var)`` over ``axes`` (keepdims): mean = shift + d_mean.
+
+    Two passes: ``shift = E[x]`` (held constant), then ``E[d]`` and ``E[d^2]`` of the
+    centred ``d = x - shift`` (exact in float32 for ``x`` near ``shift``);
+    ``var = E[d^2] - E[d]^2`` loses nothing since ``E[d]`` is of the order of the
+    rounding of ``shift``, and ``mean = shift + E[d]`` is finer than float32's grid
+    at the mean (needed at mean 1e4, std 1e-2: the grid step there is 1e-3).
+    """
     xf = x.astype(compute_dtype(x.dtype))
-    first = tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))
-    shift = jax.lax.stop_gradient(xf[first])
+    shift = _mean(xf, axes)
     if axis_name is not None:  # one shift for every device
         shift = jax.lax.pmean(shift, axis_name)
+    shift = jax.lax.stop_gradient(shift)
     d = xf - shift
-    if axes == tuple(range(x.ndim - len(axes), x.ndim)):
-        # trailing axes (layer norm): one variadic reduction reads ``x`` once for both
-        # sums (on CPU two separate row reductions are ~1.4x slower)
-        zero = jnp.zeros((), d.dtype)
-        s1, s2 = jax.lax.reduce((d, d * d), (zero, zero), _add_pairs, axes)
-        n = math.prod(x.shape[a] for a in axes)
-        keep = tuple(1 if a in axes else s for a, s in enumerate(x.shape))
-        m1, m2 = (s1 / n).reshape(keep), (s2 / n).reshape(keep)
-    else:  # leading axes (batch norm): XLA already fuses the two column reductions
-        m1 = jnp.mean(d, axis=axes, keepdims=True)
-        m2 = jnp.mean(d * d, axis=axes, keepdims=True)
+    m1, m2 = _mean(d, axes), _mean(d * d, axes)
     if axis_name is not None:
         m1, m2 = jax.lax.pmean((m1, m2), axis_name)
     return shift, m1, jnp.maximum(m2 - m1 * m1, 0.0)
@@ -137,9 +165,43 @@ def _normalize_bwd(axes, eps, axis_name, res, cts):
     return dx, reduce(g * xhat, weight), reduce(g, bias)
 
 
-normalize = jax.custom_vjp(normalize_formula, nondiff_argnums=(3, 4, 5))
-normalize.defvjp(_normalize_fwd, _normalize_bwd)
-normalize.__doc__ = normalize_formula.__doc__
+normalize = jax.custom_jvp(normalize_formula, nondiff_argnums=(3, 4, 5))
+
+
+@functools.partial(normalize.defjvp, symbolic_zeros=True)
+def _normalize_jvp(axes, eps, axis_name, primals, tangents):
+    """``dxhat = rstd (dx - E[dx] - xhat E[xhat dx])``, ``dy = dxhat w + xhat dw + db``;
+    ``dmean = E[dx]``, ``dvar = 2 E[xhat dx] / rstd`` (every term linear in the tangents)."""
+    (x, weight, bias), (dx, dw, db) = primals, tangents
+    shift, m1, var = _moments(x, axes, axis_name)
+    rstd = jax.lax.rsqrt(var + eps)
+    xhat = (x.astype(shift.dtype) - shift - m1) * rstd
+    y = affine(xhat, x, weight, bias)
+    mean = shift + m1
+    terms = []
+    if is_zero(dx):
+        dmean, dvar = jnp.zeros_like(mean), jnp.zeros_like(var)
+    else:
+        dxf = dx.astype(rstd.dtype)
+        e1 = jnp.mean(dxf, axis=axes, keepdims=True)
+        e2 = jnp.mean(dxf * xhat, axis=axes, keepdims=True)
+        if axis_name is not None:
+            e1, e2 = jax.lax.pmean((e1, e2), axis_name)
+        if axes == tuple(range(x.ndim - 1)):
+            # batch norm: the scale s = rstd * weight is per channel (small), so the
+            # per-channel products come first; the transpose then needs only the two
+            # column sums sum(g) and sum(g xhat) that dbias and dweight need as well
+            sc = rstd if weight is None else rstd * param_to(weight, rstd)
+            terms.append((sc * dxf - sc * e1 - xhat * (sc * e2)).astype(x.dtype))
+        else:
+            dxhat = (rstd * (dxf - e1 - xhat * e2)).astype(x.dtype)
+            terms.append(dxhat if weight is None else dxhat * param_to(weight, dxhat))
+        dmean, dvar = e1, 2.0 * e2 / rstd
+    if weight is not None and not is_zero(dw):
+        terms.append(xhat.astype(x.dtype) * param_to(dw, x))
+    if bias is not None and not is_zero(db):
+        terms.append(param_to(db, x))
+    return (y, mean, var), (tangent_sum(y, terms), dmean, dvar)
 
 
 def normalize_vjp(
@@ -196,7 +258,8 @@ def layer_norm(x: Any, weight: Any = None, bias: Any = None, *, eps: float = 1e-
 
     The normalised axes are the trailing ``weight.ndim`` axes (the last axis when
     there is no weight). Returns an array of ``x``'s shape and dtype; differentiates
-    with :func:`layer_norm_backward`.
+    with its hand-derived ``custom_jvp`` rule (module docstring; forward mode too),
+    whose closed-form vjp is :func:`layer_norm_backward`.
 
     PyTorch: ``torch.nn.functional.layer_norm(x, weight.shape, weight, bias, eps)``;
     ``flax.linen.LayerNorm`` (whose default one-pass variance is inaccurate at large means).
@@ -250,8 +313,25 @@ def _rms_formula(x, weight, axes, eps):
     return _rms_fwd(x, weight, axes, eps)[0]
 
 
-_rms = jax.custom_vjp(_rms_formula, nondiff_argnums=(2, 3))
-_rms.defvjp(_rms_fwd, _rms_bwd)
+_rms = jax.custom_jvp(_rms_formula, nondiff_argnums=(2, 3))
+
+
+@functools.partial(_rms.defjvp, symbolic_zeros=True)
+def _rms_jvp(axes, eps, primals, tangents):
+    """``dxhat = r (dx - xhat E[xhat dx])``, ``dy = dxhat w + xhat dw`` (linear)."""
+    (x, weight), (dx, dw) = primals, tangents
+    xf = x.astype(compute_dtype(x.dtype))
+    r = jax.lax.rsqrt(jnp.mean(xf * xf, axis=axes, keepdims=True) + eps)
+    xhat = xf * r
+    y = affine(xhat, x, weight, None)
+    terms = []
+    if not is_zero(dx):
+        dxf = dx.astype(r.dtype)
+        dxhat = (r * (dxf - xhat * jnp.mean(xhat * dxf, axis=axes, keepdims=True))).astype(x.dtype)
+        terms.append(dxhat if weight is None else dxhat * param_to(weight, dxhat))
+    if weight is not None and not is_zero(dw):
+        terms.append(xhat.astype(x.dtype) * param_to(dw, x))
+    return y, tangent_sum(y, terms)
 
 
 def rms_norm(x: Any, weight: Any = None, *, eps: float | None = None) -> Any:
@@ -264,9 +344,10 @@ def rms_norm(x: Any, weight: Any = None, *, eps: float | None = None) -> Any:
       weight: optional ``normalized_shape`` scale.
       eps: default ``finfo(x.dtype).eps``, as PyTorch (a Python float).
 
-    Returns an array of ``x``'s shape and dtype; differentiates with
-    :func:`rms_norm_backward`. PyTorch: ``torch.nn.functional.rms_norm(x, weight.shape,
-    weight, eps)``. Zhang & Sennrich (2019).
+    Returns an array of ``x``'s shape and dtype; differentiates
+    with its hand-derived ``custom_jvp`` rule (module docstring; forward mode too),
+    whose closed-form vjp is :func:`rms_norm_backward`. PyTorch:
+    ``torch.nn.functional.rms_norm(x, weight.shape, weight, eps)``. Zhang & Sennrich (2019).
 
     Example:
       >>> [round(float(v), 3) for v in rms_norm(jnp.array([[3.0, 4.0]]))[0]]
@@ -333,9 +414,10 @@ def group_norm(
       weight, bias: optional ``[C]`` per-channel affine parameters.
       eps: added to the biased variance (a Python float).
 
-    Returns an array of ``x``'s shape and dtype; differentiates with
-    :func:`group_norm_backward`. PyTorch: ``torch.nn.functional.group_norm`` (channels
-    first there). Wu & He (2018).
+    Returns an array of ``x``'s shape and dtype; differentiates
+    with its hand-derived ``custom_jvp`` rule (module docstring; forward mode too),
+    whose closed-form vjp is :func:`group_norm_backward`. PyTorch:
+    ``torch.nn.functional.group_norm`` (channels first there). Wu & He (2018).
 
     Example:
       >>> group_norm(jnp.ones((2, 4, 4, 8)), 4).shape
@@ -457,10 +539,8 @@ def _batch_norm(
                 "batch_norm: eval mode (training=False) needs running_mean and "
                 "running_var, got None"
             )
-        xf = x.astype(compute_dtype(x.dtype))
-        rstd = jax.lax.rsqrt(running_var.astype(xf.dtype) + eps)
-        y = (xf - to_rank(running_mean, x.ndim)) * to_rank(rstd, x.ndim)
-        return affine(y, x, weight, bias), running_mean, running_var
+        y = _bn_eval(x, running_mean, running_var, weight, bias, eps)
+        return y, running_mean, running_var
     count = _batch_count(x, axis_name)
     y, mean, var = norm(x, weight, bias, axes, eps, axis_name)
     mean, var = jax.lax.stop_gradient((mean.reshape(-1), var.reshape(-1)))
@@ -471,6 +551,43 @@ def _batch_norm(
         unbiased = var * (count / (count - 1))
         new_var = ((1 - momentum) * running_var + momentum * unbiased).astype(running_var.dtype)
     return y, new_mean, new_var
+
+
+def _bn_eval_formula(x, running_mean, running_var, weight, bias, eps):
+    """``(x - running_mean) / sqrt(running_var + eps) * weight + bias`` (an affine map)."""
+    xf = x.astype(compute_dtype(x.dtype))
+    rstd = jax.lax.rsqrt(running_var.astype(xf.dtype) + eps)
+    y = (xf - to_rank(running_mean, x.ndim)) * to_rank(rstd, x.ndim)
+    return affine(y, x, weight, bias)
+
+
+_bn_eval = jax.custom_jvp(_bn_eval_formula, nondiff_argnums=(5,))
+
+
+@functools.partial(_bn_eval.defjvp, symbolic_zeros=True)
+def _bn_eval_jvp(eps, primals, tangents):
+    """``dy = (dx - drm) rstd w - xhat rstd^2 drv / 2 w + xhat dw + db`` (linear)."""
+    (x, rm, rv, weight, bias), (dx, drm, drv, dw, db) = primals, tangents
+    ct = compute_dtype(x.dtype)
+    rstd = to_rank(jax.lax.rsqrt(rv.astype(ct) + eps), x.ndim)
+    xhat = (x.astype(ct) - to_rank(rm, x.ndim)) * rstd
+    y = affine(xhat, x, weight, bias)
+    inner = []  # tangent of xhat
+    if not is_zero(dx):
+        inner.append(dx.astype(ct) * rstd)
+    if not is_zero(drm):
+        inner.append(-to_rank(drm, x.ndim).astype(ct) * rstd)
+    if not is_zero(drv):
+        inner.append(-0.5 * xhat * rstd * rstd * to_rank(drv, x.ndim).astype(ct))
+    terms = []
+    if inner:
+        dxhat = tangent_sum(xhat, inner).astype(x.dtype)
+        terms.append(dxhat if weight is None else dxhat * param_to(weight, dxhat))
+    if weight is not None and not is_zero(dw):
+        terms.append(xhat.astype(x.dtype) * param_to(dw, x))
+    if bias is not None and not is_zero(db):
+        terms.append(param_to(db, x))
+    return y, tangent_sum(y, terms)
 
 
 def batch_norm_backward(
@@ -532,6 +649,7 @@ register_grad(
     examples=_ln_ex,
     fd_examples=_ln_fd,
     argnums=(0, 1, 2),
+    public=lambda x, w, b: layer_norm(x, w, b, eps=1e-5),
 )
 register_grad(
     "rms_norm",
@@ -540,6 +658,7 @@ register_grad(
     examples=lambda: [e[:2] for e in _ln_ex()],
     fd_examples=lambda: [e[:2] for e in _ln_fd()],
     argnums=(0, 1),
+    public=lambda x, w: rms_norm(x, w, eps=1e-6),
 )
 _gn_ex, _gn_fd = _norm_examples((2, 3, 2, 4))
 register_grad(
@@ -549,6 +668,7 @@ register_grad(
     examples=_gn_ex,
     fd_examples=_gn_fd,
     argnums=(0, 1, 2),
+    public=lambda x, w, b: group_norm(x, 2, w, b, eps=1e-5),
 )
 
 
@@ -579,4 +699,5 @@ for _training in (True, False):
         examples=_bn_examples,
         fd_examples=lambda: _bn_examples()[:1],
         argnums=(0, 3, 4),
+        public=lambda x, rm, rv, w, b, t=_training: batch_norm(x, rm, rv, w, b, training=t)[0],
     )

@@ -1,7 +1,15 @@
-"""Max and average pooling on channels-last images, and their backward passes."""
+"""Max and average pooling on channels-last images, and their backward passes.
+
+Both are ``jax.custom_jvp`` functions with tangent rules linear in the tangent: max
+pooling routes each window's tangent from its first arg-max (``dy = dx[argmax]``),
+average pooling averages the tangent (``dy = avg_pool(dx)``). Reverse mode transposes
+them into the scatters that :func:`max_pool2d_backward` and
+:func:`avg_pool2d_backward` write out.
+"""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -10,7 +18,7 @@ import numpy as np
 
 from ..._checks import check_choice
 from ._conv import conv_padding
-from ._utils import as_pair, check_input, register_grad, to_rank
+from ._utils import as_pair, check_input, is_zero, register_grad, to_rank
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
 
@@ -70,6 +78,47 @@ def _scatter_windows(parts: list[Any], x_shape, k, s, pads, out) -> Any:
     return total[:, pads[0][0] : ph - pads[0][1], pads[1][0] : pw - pads[1][1], :]
 
 
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3, 4))
+def _max_pool(x, k, s, pads, out):
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, *_window_args(k, s, pads))
+
+
+def _max_pool_jvp(k, s, pads, out, primals, tangents):
+    """``dy = dx`` at each window's first arg-max (row-major order, as PyTorch)."""
+    (x,), (dx,) = primals, tangents
+    y = _max_pool(x, k, s, pads, out)
+    if is_zero(dx):
+        return y, jnp.zeros_like(y)
+    xp = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-jnp.inf)
+    first = jnp.argmax(jnp.stack(_windows(xp, k, s, out)), axis=0)
+    dxp = jnp.pad(dx, ((0, 0), *pads, (0, 0)))
+    dy: Any = 0
+    for t, part in enumerate(_windows(dxp, k, s, out)):
+        dy = dy + jnp.where(first == t, part, jnp.zeros((), part.dtype))
+    return y, dy
+
+
+_max_pool.defjvp(_max_pool_jvp, symbolic_zeros=True)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3, 4))
+def _avg_pool(x, k, s, pads, div):
+    total = jax.lax.reduce_window(x, 0.0, jax.lax.add, *_window_args(k, s, pads))
+    d = jnp.asarray(div, x.dtype)  # a float, or the per-window counts [Ho, Wo]
+    return total / to_rank(d if d.ndim == 0 else d[:, :, None], total.ndim)
+
+
+@_avg_pool.defjvp
+def _avg_pool_jvp(k, s, pads, div, primals, tangents):
+    """``dy = avg_pool(dx)`` (linear)."""
+    (x,), (dx,) = primals, tangents
+    return _avg_pool(x, k, s, pads, div), _avg_pool(dx, k, s, pads, div)
+
+
+def _hashable(pads) -> tuple:
+    return tuple(tuple(p) for p in pads)
+
+
 def max_pool2d(x: Any, kernel_size: Any, *, stride: Any = None, padding: Any = 0) -> Any:
     """Maximum over ``kernel_size`` windows of ``[N, H, W, C]`` images (padding is ``-inf``).
 
@@ -88,8 +137,8 @@ def max_pool2d(x: Any, kernel_size: Any, *, stride: Any = None, padding: Any = 0
       >>> max_pool2d(jnp.ones((1, 4, 4, 3)), 2).shape
       (1, 2, 2, 3)
     """
-    k, s, pads, _ = _geometry("max_pool2d", x, kernel_size, stride, padding)
-    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, *_window_args(k, s, pads))
+    k, s, pads, out = _geometry("max_pool2d", x, kernel_size, stride, padding)
+    return _max_pool(x, k, s, _hashable(pads), out)
 
 
 def max_pool2d_backward(
@@ -152,9 +201,10 @@ def avg_pool2d(
     """
     check_choice("count_include_pad", count_include_pad, (True, False), fn="avg_pool2d")
     k, s, pads, out = _geometry("avg_pool2d", x, kernel_size, stride, padding)
-    total = jax.lax.reduce_window(x, 0.0, jax.lax.add, *_window_args(k, s, pads))
     div = _avg_divisor(x.shape, k, s, pads, out, count_include_pad)
-    return total / to_rank(jnp.asarray(div, x.dtype), total.ndim)
+    if not isinstance(div, float):  # a hashable static argument
+        div = tuple(map(tuple, div[:, :, 0].tolist()))
+    return _avg_pool(x, k, s, _hashable(pads), div)
 
 
 def avg_pool2d_backward(
@@ -189,6 +239,7 @@ for _kw in (
         forward=lambda x, kw=_kw: max_pool2d(x, **kw),
         backward=lambda x, g, kw=_kw: max_pool2d_backward(x, g, **kw),
         examples=_pool_examples,
+        public=lambda x, kw=_kw: max_pool2d(x, **kw),
     )
     for _cip in (True, False):
         register_grad(
@@ -198,4 +249,5 @@ for _kw in (
                 x, g, **kw, count_include_pad=c
             ),
             examples=_pool_examples,
+            public=lambda x, kw=_kw, c=_cip: avg_pool2d(x, **kw, count_include_pad=c),
         )

@@ -1,4 +1,9 @@
-"""Positional-encoding ops: sinusoidal, rotary (RoPE), T5 relative bias, ALiBi."""
+"""Positional-encoding ops: sinusoidal, rotary (RoPE), T5 relative bias, ALiBi.
+
+``rope`` and ``relative_position_bias`` are ``jax.custom_jvp`` functions with tangent
+rules linear in the tangents (a rotation of the tangent; a lookup of the table's
+tangent); reverse mode transposes them into the rules registered below.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import numpy as np
 
 from ... import grads
 from ..._checks import check_choice, check_int, check_positive
+from ._utils import is_zero, tangent_sum, to_rank
 
 __all__ = [
     "sinusoidal_positional_encoding",
@@ -82,14 +88,39 @@ def _merge_pairs(a, b, layout):
     return jnp.concatenate([a, b], axis=-1)
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3, 4))
-def _rotate(x, positions, theta, layout, sign):
+def _rotate_formula(x, positions, theta, layout, sign):
     ct = jnp.promote_types(x.dtype, jnp.float32)
     cos, sin = _rope_angles(positions, x.shape[-1], theta, x.shape, ct)
     a, b = _split_pairs(x.astype(ct), layout)
     sin = sign * sin
     out = _merge_pairs(a * cos - b * sin, a * sin + b * cos, layout)
     return out.astype(x.dtype)
+
+
+_rotate_jvp_fn = jax.custom_jvp(_rotate_formula, nondiff_argnums=(2, 3, 4))
+
+
+@functools.partial(_rotate_jvp_fn.defjvp, symbolic_zeros=True)
+def _rotate_jvp(theta, layout, sign, primals, tangents):
+    """``d out = rotate(dx)``, plus ``(-out_b, out_a) * dphi`` for float positions
+    (``dphi = dp * theta^(-2i/D)``)."""
+    (x, positions), (dx, dpos) = primals, tangents
+    out = _rotate_jvp_fn(x, positions, theta, layout, sign)
+    terms = []
+    if not is_zero(dx):
+        terms.append(_rotate_jvp_fn(dx, positions, theta, layout, sign))
+    if not is_zero(dpos) and jnp.issubdtype(jnp.result_type(positions), jnp.floating):
+        ct = jnp.promote_types(x.dtype, jnp.float32)
+        dim = x.shape[-1]
+        inv_freq = theta ** (-jnp.arange(0, dim, 2, dtype=ct) / dim)
+        dphi = jnp.asarray(dpos, ct)[..., None] * to_rank(inv_freq, jnp.ndim(dpos) + 1)
+        dphi = sign * jnp.broadcast_to(dphi, x.shape[:-1] + (dim // 2,))
+        oa, ob = _split_pairs(out.astype(ct), layout)
+        terms.append(_merge_pairs(-ob * dphi, oa * dphi, layout).astype(x.dtype))
+    return out, tangent_sum(out, terms)
+
+
+_rotate = jax.jit(_rotate_jvp_fn, static_argnums=(2, 3, 4))
 
 
 def _check_rope(x, positions, layout, fn="rope"):
@@ -266,13 +297,28 @@ def relative_position_bias(
 
     Backward: ``dtable[b, h] = sum_{i,j: bucket(i,j) = b} g[h, i, j]`` (a scatter-add).
     """
+    table = jnp.asarray(table)
     buckets = relative_position_bucket(
         relative_position,
         bidirectional=bidirectional,
         num_buckets=table.shape[0],
         max_distance=max_distance,
     )
+    return _bias_lookup(table, buckets)
+
+
+def _bias_lookup_formula(table, buckets):
     return jnp.moveaxis(table[buckets], -1, 0)
+
+
+_bias_lookup = jax.custom_jvp(_bias_lookup_formula)
+
+
+@_bias_lookup.defjvp
+def _bias_lookup_jvp(primals, tangents):
+    """``dbias[h, i, j] = dtable[bucket(i, j), h]`` (linear in ``dtable``)."""
+    table, buckets = primals
+    return _bias_lookup(table, buckets), _bias_lookup_formula(tangents[0], buckets)
 
 
 def _relative_position_bias_backward(
@@ -295,22 +341,30 @@ def _register():
     for layout in ("interleaved", "half"):
         grads.register(
             f"rope(layout='{layout}')",
-            forward=jax.jit(lambda x, p, layout=layout: _rotate(x, p, 10000.0, layout, 1.0)),
+            forward=jax.jit(
+                lambda x, p, layout=layout: _rotate_formula(x, p, 10000.0, layout, 1.0)
+            ),
             backward=jax.jit(lambda x, p, g, layout=layout: _rope_backward(x, p, g, layout=layout)),
             examples=lambda: [
                 (rng.standard_normal((2, 6, 8)), pos),
                 (1e4 * rng.standard_normal((6, 4)), pos),
             ],
             fd_examples=lambda: [(rng.standard_normal((2, 6, 8)), pos)],
+            public=jax.jit(lambda x, p, layout=layout: rope(x, p, layout=layout)),
         )
     rel = np.arange(-40, 41).reshape(9, 9)
     grads.register(
         "relative_position_bias(num_buckets=8, max_distance=20)",
-        forward=jax.jit(lambda t, r: relative_position_bias(t, r, max_distance=20)),
+        forward=jax.jit(
+            lambda t, r: _bias_lookup_formula(
+                t, relative_position_bucket(r, num_buckets=t.shape[0], max_distance=20)
+            )
+        ),
         backward=jax.jit(
             lambda t, r, g: _relative_position_bias_backward(t, r, g, max_distance=20)
         ),
         examples=lambda: [(rng.standard_normal((8, 3)), rel)],
+        public=jax.jit(lambda t, r: relative_position_bias(t, r, max_distance=20)),
     )
 
 

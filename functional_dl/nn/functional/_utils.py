@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 
 from ... import grads
 from ..._checks import check_floating, check_int
@@ -75,5 +76,25 @@ def check_vector(name: str, v: Any, size: int, *, fn: str, of: str) -> None:
 
 def register_grad(name: str, *, forward: Any, backward: Any, **kwargs: Any) -> None:
     """:func:`functional_dl.grads.register` with ``forward`` and ``backward`` under ``jit``:
-    one compilation per example shape instead of one per eager op, for fast checks."""
+    one compilation per example shape instead of one per eager op, for fast checks
+    (``public``, the public function whose gradient must be the rule, is jitted too)."""
+    if kwargs.get("public") is not None:
+        kwargs["public"] = jax.jit(kwargs["public"])
     grads.register(name, forward=jax.jit(forward), backward=jax.jit(backward), **kwargs)
+
+
+def is_zero(t: Any) -> bool:
+    """``True`` for an absent or symbolically zero tangent (``custom_jvp`` with
+    ``symbolic_zeros=True`` passes :class:`jax.custom_derivatives.SymbolicZero`)."""
+    return t is None or isinstance(t, SymbolicZero)
+
+
+def tangent_sum(ref: Any, terms: list) -> Any:
+    """The sum of the tangent ``terms`` broadcast to ``ref``'s shape and dtype (zeros
+    when ``terms`` is empty): the output tangent of a jvp rule."""
+    if not terms:
+        return jnp.zeros_like(ref)
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return jnp.broadcast_to(total, ref.shape).astype(ref.dtype)
