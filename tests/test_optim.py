@@ -557,3 +557,16 @@ def test_flatten_matches_leafwise_optimizer():
         for a, b in zip(leafwise, flat, strict=True):
             assert a.dtype == b.dtype and a.shape == b.shape, name
             assert_close(b, a, dtype=a.dtype, err_msg=name)
+
+
+@pytest.mark.parametrize("norm_type", [1.0, 2.0, 3.0, float("inf")])
+def test_global_norm_and_clipping_keep_nan(norm_type):
+    g = {"g": jnp.array([1.0, jnp.nan]), "h": jnp.ones(3)}
+    assert bool(jnp.isnan(fdl.optim.global_norm(g, norm_type=norm_type)))
+    if norm_type == 2.0:
+        assert bool(jnp.isnan(optax.global_norm(g)))
+    clip = fdl.optim.clip_grad_norm(1.0, norm_type=norm_type)
+    updates, _ = clip.update(g, clip.init(g))
+    assert bool(jnp.isnan(updates["h"]).all())  # a diverging step is visible, not hidden
+    zero = {"g": jnp.zeros(2)}
+    assert float(fdl.optim.global_norm(zero, norm_type=norm_type)) == 0.0

@@ -272,11 +272,12 @@ def global_norm(tree: Any, *, norm_type: float = 2.0) -> jax.Array:
     if math.isinf(norm_type):
         return jnp.max(jnp.stack([jnp.max(x, initial=0.0) for x in leaves]))
     total = sum(jnp.sum(x * x if norm_type == 2.0 else x**norm_type) for x in leaves)
-    # the root has an infinite derivative at 0: take the gradient 0 there (no NaN)
-    positive = total > 0
-    safe = jnp.where(positive, total, 1.0)
+    # the root has an infinite derivative at 0: take the gradient 0 there (no NaN); a NaN
+    # total (a NaN gradient) is not 0 and comes out as NaN, as in optax
+    zero = total == 0
+    safe = jnp.where(zero, 1.0, total)
     root = jnp.sqrt(safe) if norm_type == 2.0 else safe ** (1.0 / norm_type)
-    return jnp.where(positive, root, 0.0)
+    return jnp.where(zero, 0.0, root)
 
 
 def clip_grad_norm(max_norm: float, *, norm_type: float = 2.0) -> optax.GradientTransformation:
