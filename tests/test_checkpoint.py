@@ -191,3 +191,14 @@ def test_the_documented_eval_shape_template_restores_a_train_state(tmp_path):
     back = fdl.train.restore_checkpoint(path, jax.eval_shape(lambda: state))
     assert jax.random.key_impl(back.key) == jax.random.key_impl(state.key)
     assert bool(jnp.all(jax.random.key_data(back.key) == jax.random.key_data(state.key)))
+
+
+def test_pruning_orders_by_step_number_and_removes_stale_temporaries(tmp_path):
+    from functional_dl.train._loop import _prune
+
+    for step in (99_999_998, 99_999_999, 100_000_000):
+        (tmp_path / f"step_{step:08d}.safetensors").write_bytes(b"x")
+    (tmp_path / ".step_00000007.safetensors.tmp1234").write_bytes(b"partial")
+    _prune(tmp_path, keep=2)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["step_100000000.safetensors", "step_99999999.safetensors"]

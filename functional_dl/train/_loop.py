@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -499,7 +500,15 @@ def _resume(
 
 
 def _prune(directory: str | Path, keep: int) -> None:
-    """Delete all but the ``keep`` most recent ``step_*.safetensors`` files."""
-    files = sorted(Path(directory).glob("step_*.safetensors"))
-    for old in files[:-keep]:
+    """Delete all but the ``keep`` most recent ``step_*.safetensors`` files (ordered by
+    their step number, not their name: step 100000000 comes after 99999999), and the
+    temporary files a save killed mid-write left behind."""
+    steps = []
+    for f in Path(directory).glob("step_*.safetensors"):
+        m = re.fullmatch(r"step_(\d+)\.safetensors", f.name)
+        if m:
+            steps.append((int(m.group(1)), f))
+    for _, old in sorted(steps)[:-keep]:
         old.unlink(missing_ok=True)
+    for stale in Path(directory).glob(".step_*.safetensors.tmp*"):
+        stale.unlink(missing_ok=True)
