@@ -135,6 +135,11 @@ def _train(
     task = models.task(model, seed=seed, axis_name=None if mesh else train.DATA_AXIS)
     lr = lr if lr is not None else DEFAULT_LR.get(optimizer, 3e-3)
     steps_per_epoch = data.num_batches(len(task.train[1]), batch_size, drop_last=True)
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"--batch-size {batch_size} is larger than the {len(task.train[1])} training "
+            f"examples of the {model} task; use at most {len(task.train[1])}"
+        )
     rate = _learning_rate(schedule, lr, steps_per_epoch * epochs, steps_per_epoch)
     extra = {"momentum": 0.9} if optimizer in ("sgd", "rmsprop") else {}
     opt = getattr(optim, optimizer)(rate, **extra)

@@ -244,3 +244,9 @@ def test_demo_with_other_settings_reports_without_failing(capsys):
     assert main(["demo", "--epochs", "1", "--no-progress", "--plot", ""]) == 0
     out = capsys.readouterr().out
     assert "held-out accuracy" in out and "default 10 epochs" in out
+
+
+def test_a_batch_larger_than_the_data_is_named(capsys):
+    assert main(["train", "--model", "mlp", "--epochs", "1", "--batch-size", "5000"]) == 1
+    err = capsys.readouterr().err
+    assert "--batch-size 5000" in err and "T_max" not in err
