@@ -10,13 +10,24 @@ against each other are the A/A control). Reported: median seconds per epoch afte
 compilation, ratio = fit / reference (lower is better), and the checkpoint round trip of
 the trained state against ``.npz`` (interleaved rounds, with an A/A control).
 
+**Sharded memory** (8 simulated CPU devices, in a subprocess): for a TransformerLM, the
+compiled per-device bytes of the step's arguments (parameters, optimizer state, batch)
+and temporaries for the replicated, FSDP (data=8), tensor-parallel (model=8) and mixed
+(data=4, model=2) modes, as ratios to the replicated mode, and the collectives per step
+read from the compiled HLO. Times on simulated devices mean nothing and are not reported.
+
     python bench/bench_train.py [--quick]
 """
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
+import textwrap
 from functools import partial
 
 import _harness as H
@@ -124,6 +135,66 @@ def run(quick: bool = False) -> list[dict]:
             "np.savez + np.load of the leaves",
             unit="s",
         )
+    return rows + sharding_rows(quick)
+
+
+_SHARDING = textwrap.dedent(r"""
+    import json, re, sys
+    import jax
+    import functional_dl as fdl
+    quick = sys.argv[1] == "1"
+    d, layers = (32, 1) if quick else (256, 4)
+    model = fdl.nn.TransformerLM(512, d_model=d, num_heads=8, num_layers=layers)
+    opt = fdl.optim.adamw(1e-3)
+    tokens = jax.random.randint(jax.random.key(1), (16, 65), 0, 512)
+    batch = (tokens[:, :-1], tokens[:, 1:])
+    out = {}
+    for name, data, mp, fsdp in [("replicated", 8, 1, False), ("fsdp", 8, 1, True),
+                                 ("tensor parallel", 1, 8, False), ("mixed", 4, 2, True)]:
+        mesh = fdl.train.make_mesh(data=data, model=mp)
+        state = fdl.train.create_train_state(jax.random.key(0), model, opt, (1, 64),
+                                             mesh=mesh, fsdp=fsdp)
+        step = fdl.train.make_train_step(model, fdl.losses.cross_entropy, opt, mesh=mesh)
+        compiled = step.lower(state, fdl.train.shard_batch(batch, mesh)).compile()
+        mem = compiled.memory_analysis()
+        hlo = compiled.as_text()
+        ops = {op: len(re.findall(rf"\b{op}(-start)?\(", hlo))
+               for op in ("all-gather", "reduce-scatter", "all-reduce", "all-to-all",
+                          "collective-permute")}
+        out[name] = {"arguments": mem.argument_size_in_bytes,
+                     "temporaries": mem.temp_size_in_bytes, "collectives": ops}
+    print("RESULT" + json.dumps(out))
+""")
+
+
+def sharding_rows(quick: bool) -> list[dict]:
+    """Per-device compiled memory of the sharded modes (see the module docstring)."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    proc = subprocess.run(
+        [sys.executable, "-c", _SHARDING, "1" if quick else "0"],
+        capture_output=True, text=True, env=env, timeout=900,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")][-1]
+    out = json.loads(line[len("RESULT") :])
+    base = out["replicated"]
+    rows = []
+    for name, m in out.items():
+        if name == "replicated":
+            continue
+        collectives = ", ".join(f"{k} {v}" for k, v in m["collectives"].items() if v)
+        for what in ("arguments", "temporaries"):
+            rows.append(
+                H.row(
+                    f"TransformerLM per-device {what}, {name} (8 simulated devices)",
+                    m[what] / H.MIB,
+                    "MiB",
+                    "replicated",
+                    base[what] / H.MIB,
+                    collectives=collectives,
+                )
+            )
     return rows
 
 

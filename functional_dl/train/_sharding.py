@@ -208,7 +208,7 @@ def sharded_train_step(apply: Any, loss_fn: Any, update: Any, metric_items: tupl
     replicated = NamedSharding(mesh, P())
     compiled: dict[Any, Any] = {}
 
-    def run(state: Any, batch: Any) -> tuple[Any, dict[str, jax.Array]]:
+    def jitted_for(state: Any) -> Any:
         shardings = jax.tree_util.tree_map(lambda a: getattr(a, "sharding", replicated), state)
         leaves, treedef = jax.tree_util.tree_flatten(shardings)
         cache_key = (treedef, tuple(leaves))
@@ -219,6 +219,11 @@ def sharded_train_step(apply: Any, loss_fn: Any, update: Any, metric_items: tupl
                 in_shardings=(shardings, batch_sharding(mesh)),
                 out_shardings=(shardings, replicated),
             )
-        return compiled[cache_key](state, batch)
+        return compiled[cache_key]
 
+    def run(state: Any, batch: Any) -> tuple[Any, dict[str, jax.Array]]:
+        return jitted_for(state)(state, batch)
+
+    # ``step.lower(state, batch)``: the lowered program, for memory and HLO inspection
+    run.lower = lambda state, batch: jitted_for(state).lower(state, batch)  # type: ignore[attr-defined]
     return run
