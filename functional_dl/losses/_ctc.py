@@ -246,8 +246,9 @@ def ctc_loss(
       computed in float32).
 
     Raises:
-      ValueError / TypeError naming the argument for bad shapes, dtypes, lengths out of
-      range or ``blank`` out of ``[0, C)``.
+      ValueError: naming the argument, for bad shapes, lengths out of range or ``blank``
+        out of ``[0, C)``.
+      TypeError: naming the argument, for bad dtypes.
 
     Equivalent to ``torch.nn.functional.ctc_loss`` with batch-first ``log_probs`` (PyTorch
     takes ``[T, N, C]``) and padded targets; ``optax.ctc_loss(logits, logit_paddings,

@@ -140,8 +140,9 @@ def multilabel_margin_loss(
       a scalar, or ``[N]`` for ``'none'``; ``input``'s dtype.
 
     Raises:
-      TypeError / ValueError naming ``target`` for a non-integer dtype, another shape,
-      or (when concrete) an entry outside ``[−1, C)``.
+      TypeError: naming ``target`` for a non-integer dtype.
+      ValueError: naming ``target`` for another shape or (when concrete) an entry
+        outside ``[−1, C)``.
 
     Equivalent to ``torch.nn.functional.multilabel_margin_loss``.
 
@@ -251,8 +252,9 @@ def triplet_margin_with_distance_loss(
       a scalar, or ``[...]`` for ``'none'``; the inputs' dtype.
 
     Raises:
-      ValueError naming ``margin`` (not > 0), the shapes, or a ``distance_function``
-      whose output is not ``[...]``; TypeError if ``distance_function`` is not callable.
+      ValueError: naming ``margin`` (not > 0), the shapes, or a ``distance_function``
+        whose output is not ``[...]``.
+      TypeError: if ``distance_function`` is not callable.
 
     Equivalent to ``torch.nn.functional.triplet_margin_with_distance_loss``.
 
