@@ -81,7 +81,8 @@ EIGHT = textwrap.dedent(r"""
     pairs = zip(jax.tree_util.tree_leaves(restored.params), jax.tree_util.tree_leaves(state.params))
     same = all(bool(np.array_equal(np.asarray(a), np.asarray(b))) for a, b in pairs)
     tp = fdl.train.make_mesh(data=1, model=8)
-    placed = jax.device_put(restored, fdl.train.state_shardings(restored, tp))
+    placed = fdl.train.restore_checkpoint(path, state, mesh=tp)
+    assert "model" in tuple(placed.params["layer_0"]["self_attn"]["qkv"]["weight"].sharding.spec)
     _, second = run(lm, (1, 16), lm_batch, tp, False, steps=10, state=placed)
     out["resume"] = {"equal": same, "losses": first + second}
 
@@ -197,13 +198,13 @@ WORKER = textwrap.dedent(r"""
         losses.append(float(metrics["loss"]))
     scores = fdl.train.evaluate(state, model, fdl.losses.cross_entropy, (x, y), mesh=mesh)
     from jax.experimental import multihost_utils
-    params = multihost_utils.process_allgather(state.params, tiled=True)
-    if pid == 0:  # written once ...
-        fdl.train.save_checkpoint(out + "/mp.safetensors", params)
-    multihost_utils.sync_global_devices("saved")
-    back = fdl.train.restore_checkpoint(out + "/mp.safetensors", params)  # ... read by all
+    # every process calls save: the shards are gathered and process 0 writes the file once
+    path = fdl.train.save_checkpoint(out + "/mp.safetensors", state, mesh=mesh)
+    back = fdl.train.restore_checkpoint(path, state, mesh=mesh, fsdp=True)  # read by all
+    mine = multihost_utils.process_allgather(state.params, tiled=True)
+    again = multihost_utils.process_allgather(back.params, tiled=True)
     same = all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in
-               zip(jax.tree_util.tree_leaves(back), jax.tree_util.tree_leaves(params)))
+               zip(jax.tree_util.tree_leaves(again), jax.tree_util.tree_leaves(mine)))
     with open(f"{out}/p{pid}.json", "w") as f:
         json.dump({"losses": losses, "eval": scores["loss"], "same": same}, f)
     jax.distributed.shutdown()

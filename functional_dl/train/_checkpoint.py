@@ -24,6 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 import safetensors
 import safetensors.numpy
+from jax.experimental import multihost_utils
+
+from ._sharding import is_sharding_mesh, place_state, replicate_tree
 
 __all__ = [
     "CheckpointError",
@@ -92,10 +95,28 @@ def _to_numpy(leaf: Any) -> np.ndarray:
     return arr
 
 
+def _local_whole(leaf: Any) -> Any:
+    """A leaf this process can read whole: a sharded array spread over several processes
+    is gathered (``process_allgather``), a replicated one read from a local copy."""
+    if not isinstance(leaf, jax.Array) or leaf.is_fully_addressable:
+        return leaf
+    if leaf.sharding.is_fully_replicated:
+        return leaf.addressable_data(0)
+    return multihost_utils.process_allgather(leaf, tiled=True)
+
+
 def save_checkpoint(
-    path: str | os.PathLike, tree: Any, *, metadata: dict[str, Any] | None = None
+    path: str | os.PathLike,
+    tree: Any,
+    *,
+    metadata: dict[str, Any] | None = None,
+    mesh: Any = None,
 ) -> Path:
     """Write ``tree`` (any pytree of arrays) to ``path`` atomically, in safetensors format.
+
+    A state sharded over a mesh (``fdl.train.make_mesh``) is written whole. With several
+    processes every process calls this function: the shards are gathered, process 0
+    writes the one file, and all return once it is written.
 
     Args:
         path: the file to write (``.safetensors``); parent directories are created.
@@ -103,6 +124,8 @@ def save_checkpoint(
             typed PRNG keys, bfloat16 arrays, ...).
         metadata: JSON-serialisable extra information, read back with
             :func:`checkpoint_metadata`.
+        mesh: the mesh the state lives on (accepted for symmetry with
+            :func:`restore_checkpoint`; the arrays carry their own shardings).
 
     Returns:
         The path written.
@@ -122,6 +145,11 @@ def save_checkpoint(
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"save_checkpoint: path is a directory, got path={str(path)!r}")
+    if jax.process_count() > 1:
+        tree = jax.tree_util.tree_map(_local_whole, tree)
+        if jax.process_index() != 0:
+            multihost_utils.sync_global_devices(f"save_checkpoint {path}")
+            return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as exc:
@@ -155,6 +183,8 @@ def save_checkpoint(
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    if jax.process_count() > 1:  # the other processes wait for the file
+        multihost_utils.sync_global_devices(f"save_checkpoint {path}")
     return path
 
 
@@ -188,9 +218,10 @@ def checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return json.loads(meta.get("user", "{}"))
 
 
-def _from_numpy(arr: np.ndarray, dtype: str, like: Any) -> Any:
+def _from_numpy(arr: np.ndarray, dtype: str, like: Any, *, keep_sharding: bool = True) -> Any:
     """Rebuild a leaf of the template's kind (jax array on its sharding, NumPy, scalar)."""
-    sharding = like.sharding if isinstance(like, jax.Array) else None
+    addressable = isinstance(like, jax.Array) and like.is_fully_addressable
+    sharding = like.sharding if keep_sharding and addressable else None
     if dtype.startswith("key<"):
         key = jax.random.wrap_key_data(jax.device_put(arr), impl=dtype[4:-1])
         return jax.device_put(key, sharding) if sharding is not None else key
@@ -204,7 +235,9 @@ def _from_numpy(arr: np.ndarray, dtype: str, like: Any) -> Any:
     return jax.device_put(arr, sharding)  # a transfer, no compilation per shape
 
 
-def restore_checkpoint(path: str | os.PathLike, template: Any) -> Any:
+def restore_checkpoint(
+    path: str | os.PathLike, template: Any, *, mesh: Any = None, fsdp: bool = False
+) -> Any:
     """Read a checkpoint written by :func:`save_checkpoint` into the structure of ``template``.
 
     Every check runs before anything is built, so the result is either the complete
@@ -218,6 +251,11 @@ def restore_checkpoint(path: str | os.PathLike, template: Any) -> Any:
         template: a pytree with the expected structure: arrays (the restored arrays get
             their sharding), ``jax.ShapeDtypeStruct`` (e.g. from ``jax.eval_shape``),
             NumPy arrays or Python scalars (restored as the same kind).
+        mesh: put the restored tree on this mesh: a :class:`TrainState` on a
+            ``fdl.train.make_mesh`` mesh gets :func:`state_shardings` (``fsdp`` as in
+            ``create_train_state``), whatever mesh it was saved from; anything else is
+            replicated.
+        fsdp: shard over ``data`` (with a ``make_mesh`` mesh).
 
     Returns:
         A new pytree with the structure of ``template`` and the saved values.
@@ -251,8 +289,14 @@ def restore_checkpoint(path: str | os.PathLike, template: Any) -> Any:
                 f"of {name} does not match its checksum"
             )
         out.append((arr, dtype, like))
-    leaves = [_from_numpy(arr, dtype, like) for arr, dtype, like in out]
-    return jax.tree_util.tree_unflatten(treedef, leaves)
+    keep = mesh is None  # with a mesh the tree is placed below
+    leaves = [_from_numpy(arr, dtype, like, keep_sharding=keep) for arr, dtype, like in out]
+    tree = jax.tree_util.tree_unflatten(treedef, leaves)
+    if mesh is None:
+        return tree
+    if is_sharding_mesh(mesh) and hasattr(tree, "params"):
+        return place_state(tree, mesh, fsdp=fsdp)
+    return replicate_tree(tree, mesh)
 
 
 def _check_match(path: Any, saved: list[tuple], expected: list[tuple]) -> None:

@@ -151,12 +151,11 @@ def is_sharding_mesh(mesh: Any) -> bool:
     return isinstance(mesh, Mesh) and MODEL_AXIS in mesh.axis_names
 
 
-def place_state(state: Any, mesh: Mesh, *, fsdp: bool = False) -> Any:
-    """``state`` put on ``mesh`` with :func:`state_shardings` (one process: from host
-    values; several processes: every process passes the same full values)."""
-    shardings = state_shardings(state, mesh, fsdp=fsdp)
+def _put(tree: Any, shardings: Any) -> Any:
+    """``tree`` put on ``shardings``; with several processes every process passes the same
+    full values and keeps the shards of its devices."""
     if jax.process_count() == 1:
-        return jax.device_put(state, shardings)
+        return jax.device_put(tree, shardings)
 
     def put(a: Any, s: NamedSharding) -> Any:
         if jax.numpy.issubdtype(a.dtype, jax.dtypes.prng_key):  # typed keys: via their data
@@ -165,7 +164,18 @@ def place_state(state: Any, mesh: Mesh, *, fsdp: bool = False) -> Any:
         host = np.asarray(a)
         return jax.make_array_from_callback(host.shape, s, lambda index: host[index])
 
-    return jax.tree_util.tree_map(put, state, shardings)
+    return jax.tree_util.tree_map(put, tree, shardings)
+
+
+def place_state(state: Any, mesh: Mesh, *, fsdp: bool = False) -> Any:
+    """``state`` put on ``mesh`` with :func:`state_shardings`."""
+    return _put(state, state_shardings(state, mesh, fsdp=fsdp))
+
+
+def replicate_tree(tree: Any, mesh: Mesh) -> Any:
+    """A copy of every leaf of ``tree`` on every device of ``mesh`` (any process count)."""
+    replicated = NamedSharding(mesh, P())
+    return _put(tree, jax.tree_util.tree_map(lambda _: replicated, tree))
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
