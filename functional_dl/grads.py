@@ -217,7 +217,11 @@ def hand_rule(
         y = forward(*primals)
 
         def vjp(g):
-            return _as_tuple(backward(*primals, g), len(argnums))
+            out = _as_tuple(backward(*primals, g), len(argnums))
+            return tuple(
+                jnp.asarray(o, jnp.result_type(primals[i])) if _is_float(primals[i]) else o
+                for o, i in zip(out, argnums, strict=True)
+            )
 
         diff = [i for i in argnums if _is_float(primals[i])]
         ty = None

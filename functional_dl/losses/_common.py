@@ -122,6 +122,16 @@ def poison(bad: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
     return x * jnp.where(bad, jnp.nan, 1).astype(x.dtype)
 
 
+def relu_nan(z: jnp.ndarray, *, closed: bool = False) -> jnp.ndarray:
+    """``max(z, 0)`` that keeps NaN (``jnp.where(z > 0, z, 0)`` turns NaN into 0).
+
+    ``closed``: the derivative convention at ``z == 0`` of the autodiff reference (1 with
+    ``closed=True``, PyTorch's ``clamp_min``; else 0).
+    """
+    keep = (z >= 0) if closed else (z > 0)
+    return jnp.where(keep | jnp.isnan(z), z, 0)
+
+
 def pow0(base: jnp.ndarray, exponent: Any) -> jnp.ndarray:
     """``base ** exponent`` for ``base >= 0`` with ``0 ** e = 0`` (``e > 0``), ``0 ** 0 = 1``.
 

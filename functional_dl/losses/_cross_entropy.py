@@ -57,7 +57,12 @@ def _softmax_parts(x, y, v):
         s = None
     else:
         vb = per_class(v, xf.shape)
-        s = jnp.sum(jnp.where(vb != 0, vb * (xf - m[..., None]), 0), axis=-1)
+        z = xf - m[..., None]
+        finite = jnp.isfinite(z)
+        # −inf logits (with v ≠ 0) make s −inf through a term without derivative, so
+        # that a zero cotangent (an ignored row) gives the weight a zero, not NaN, gradient
+        s = jnp.sum(jnp.where((vb != 0) & finite, vb * jnp.where(finite, z, 0), 0), axis=-1)
+        s = s + jax.lax.stop_gradient(jnp.sum(jnp.where((vb != 0) & ~finite, z, 0), axis=-1))
     return (lse, zy, s), (m, e)
 
 
@@ -92,17 +97,6 @@ def _stats_backward(x, e, y, v, m, lse, g_lse, g_xy, g_s):
         dv = jnp.where(g_s[..., None] == 0, 0, g_s[..., None] * (x.astype(e.dtype) - m[..., None]))
         dv = jnp.sum(dv, axis=tuple(range(dv.ndim - v.ndim))).astype(v.dtype)
     return dx.astype(out_dtype), None, dv
-
-
-def _stats_fwd(x, y, v):
-    stats, (m, e) = _softmax_parts(x, y, v)
-    keep_e = e.dtype == x.dtype  # half precision: recompute e rather than store it wider
-    keep_x = not keep_e or v is not None
-    return stats, (x if keep_x else None, e if keep_e else None, y, v, m, stats[0])
-
-
-_stats = jax.custom_vjp(_stats_formula)
-_stats.defvjp(_stats_fwd, lambda res, g: _stats_backward(*res, *g))
 
 
 # ------------------------------------------------------------ loss assembly (shared)
@@ -190,7 +184,8 @@ def cross_entropy(
     ``optax.softmax_cross_entropy_with_integer_labels`` and
     ``optax.softmax_cross_entropy``. The backward is the fused hand-derived
     ``coef·(a·softmax − b·onehot − ε/C·w)`` (``softmax − onehot`` without options)
-    through ``jax.custom_vjp``; finite for logits of ±1e4 and −inf logits on
+    as a ``jax.custom_jvp`` rule (its transpose in forward mode, so ``jax.jvp``,
+    ``jax.jacfwd`` and ``jax.hessian`` work); finite for logits of ±1e4 and −inf logits on
     non-target classes (with ``ε > 0`` such a class makes the loss +inf, as in PyTorch).
     ``weight`` and probability targets receive gradients too.
 
@@ -217,12 +212,25 @@ def cross_entropy(
                 f"{x.shape}, got target.shape={target.shape}; integer class targets "
                 f"have shape input.shape[:-1]={x.shape[:-1]}"
             )
-        loss, den = _ce_prob(x, target, w, label_smoothing, _stats)
     else:
         check_class_target(x, target, fn=fn)
         check_int("ignore_index", ignore_index, fn=fn)
-        loss, den = _ce_int(x, target, w, ignore_index, label_smoothing, _stats)
-    return reduce_loss(loss, reduction, dtype=x.dtype, denominator=den)
+    kw = {"ignore_index": ignore_index, "eps": label_smoothing, "reduction": reduction}
+    argnums = (0, 1) if jnp.issubdtype(target.dtype, jnp.floating) else (0,)
+    if w is None:
+        rule = grads.hand_rule(
+            lambda x, t: _cross_entropy_formula(x, t, None, **kw),
+            lambda x, t, g: _cross_entropy_backward(x, t, None, g, **kw),
+            argnums,
+        )
+        return rule(x, target)
+    # the weight is an argument (differentiated by autodiff of the formula, if at all)
+    rule = grads.hand_rule(
+        lambda x, t, w: _cross_entropy_formula(x, t, w, **kw),
+        lambda x, t, w, g: _cross_entropy_backward(x, t, w, g, **kw),
+        argnums,
+    )
+    return rule(x, target, w)
 
 
 def nll_loss(
