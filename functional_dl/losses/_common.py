@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import grads
 from .._checks import check_floating, check_same_shape
 from .._dtypes import compute_dtype
 from ._reduction import check_reduction, reduce_loss
@@ -120,6 +121,28 @@ def poison(bad: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
     """
     x = jnp.asarray(x)
     return x * jnp.where(bad, jnp.nan, 1).astype(x.dtype)
+
+
+def live(formula: Any, backward: Any, args: tuple, argnums: tuple[int, ...], **kw: Any) -> Any:
+    """``formula(*args, **kw)`` whose derivative is the hand vjp ``backward(*args, g, **kw)``.
+
+    A :func:`functional_dl.grads.hand_rule` built for this call: ``None`` arguments are
+    bound, the keyword hyperparameters are closed over, ``argnums`` are the positions
+    (in ``args``) that ``backward`` differentiates; other floating arguments are
+    differentiated by autodiff of ``formula``.
+    """
+    present = [i for i, a in enumerate(args) if a is not None]
+
+    def full(sub: Any) -> list:
+        it = iter(sub)
+        return [next(it) if a is not None else None for a in args]
+
+    rule = grads.hand_rule(
+        lambda *sub: formula(*full(sub), **kw),
+        lambda *sub_g: backward(*full(sub_g[:-1]), sub_g[-1], **kw),
+        tuple(present.index(i) for i in argnums),
+    )
+    return rule(*(args[i] for i in present))
 
 
 def relu_nan(z: jnp.ndarray, *, closed: bool = False) -> jnp.ndarray:

@@ -20,6 +20,7 @@ from ._common import (
     class_mask,
     class_target_masks,
     dpow0,
+    live,
     per_class,
     poison,
     pow0,
@@ -111,7 +112,14 @@ def multi_margin_loss(
     check_class_weight(weight, x.shape[-1], fn=fn)
     cd = compute_dtype(x.dtype)
     w = None if weight is None else jnp.asarray(weight, cd)
-    loss = _multi_margin_formula(x.astype(cd), target, w, p=p, margin=margin)
+    loss = live(
+        _multi_margin_formula,
+        _multi_margin_backward,
+        (x.astype(cd), target, w),
+        (0,),
+        p=p,
+        margin=margin,
+    )
     return reduce_loss(loss, reduction, dtype=x.dtype)
 
 
@@ -204,7 +212,13 @@ def softmax_focal_loss(
     check_broadcastable("alpha", alpha, x.shape[-1:], fn=fn)
     cd = compute_dtype(x.dtype)
     a = None if alpha is None else jnp.asarray(alpha, cd)
-    loss = _softmax_focal_formula(x.astype(cd), target, a, gamma=gamma)
+    loss = live(
+        _softmax_focal_formula,
+        _softmax_focal_backward,
+        (x.astype(cd), target, a),
+        (0,),
+        gamma=gamma,
+    )
     return reduce_loss(loss, reduction, dtype=x.dtype)
 
 
