@@ -21,6 +21,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.typing import ArrayLike
 
 from .. import grads
@@ -32,6 +33,7 @@ from ._common import (
     check_class_weight,
     class_mask,
     class_target_masks,
+    live,
     per_class,
     poison,
 )
@@ -277,7 +279,10 @@ def nll_loss(
     check_class_weight(weight, x.shape[-1], fn=fn)
     cd = compute_dtype(x.dtype)
     w = None if weight is None else jnp.asarray(weight, cd)
-    loss, den = _nll_terms(x.astype(cd), target, w, ignore_index)
+    loss = live(
+        _nll_elements, _nll_elements_backward, (x.astype(cd), target, w), (0,), ii=ignore_index
+    )
+    den = _nll_terms(x.astype(cd), target, w, ignore_index)[1]
     return reduce_loss(loss, reduction, dtype=x.dtype, denominator=den)
 
 
@@ -287,6 +292,18 @@ def _nll_terms(x, target, weight, ignore_index):
     xy = jnp.take_along_axis(x, y[..., None], axis=-1)[..., 0]
     loss = -w_y * jnp.where(valid, xy, 0)  # an ignored −inf log-probability stays out
     return poison(bad, loss), jnp.sum(w_y)
+
+
+def _nll_elements(x, target, weight, *, ii):
+    return _nll_terms(x, target, weight, ii)[0]
+
+
+def _nll_elements_backward(x, target, weight, g, *, ii):
+    """Per element: d/dx = −w[y]·onehot(y)·g (0 where ignored, NaN for a bad target)."""
+    valid, bad, y = class_target_masks(target, x.shape[-1], ii)
+    w_y = _target_weight(weight, y, valid, x.dtype)
+    c = poison(bad, g * w_y)
+    return jnp.where(class_mask(y, x.shape[-1]), -c[..., None], 0).astype(x.dtype)
 
 
 # ------------------------------------------------ plain formulas and hand backward
@@ -353,6 +370,12 @@ def _nll_backward(x, target, weight, ignore_index, g):
 
 
 # ---------------------------------------------------------------- gradient registry
+def _nll_reference(x, y, g):
+    w_y = np.where(np.asarray(y) == 1, 0.0, EXAMPLE_WEIGHT[np.asarray(y)])
+    onehot = np.eye(x.shape[-1])[np.asarray(y)]
+    return -np.asarray(g) * w_y[:, None] * onehot / w_y.sum()
+
+
 def _ce_examples():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(6, 5)) * 3
@@ -386,6 +409,11 @@ grads.register(
     backward=lambda x, y, g: _cross_entropy_backward(x, y, None, g),
     examples=_ce_examples,
     fd_examples=_ce_fd_examples,
+    public=cross_entropy,
+    reference=lambda x, y, g: jax.vjp(
+        lambda x: jnp.mean(optax.softmax_cross_entropy_with_integer_labels(x, y)), x
+    )[1](g)[0],
+    reference_name="optax.softmax_cross_entropy_with_integer_labels",
 )
 grads.register(
     "cross_entropy(weight, ignore_index=1, label_smoothing=0.1)",
@@ -394,6 +422,9 @@ grads.register(
         x, y, EXAMPLE_WEIGHT, g, ignore_index=1, eps=0.1
     ),
     examples=_ce_weighted_examples,
+    public=lambda x, y: cross_entropy(
+        x, y, jnp.asarray(EXAMPLE_WEIGHT, x.dtype), ignore_index=1, label_smoothing=0.1
+    ),
 )
 grads.register(
     "cross_entropy(probability targets, weight, label_smoothing=0.2, reduction='none')",
@@ -403,6 +434,9 @@ grads.register(
     ),
     examples=_ce_prob_examples,
     argnums=(0, 1),
+    public=lambda x, t: cross_entropy(
+        x, t, jnp.asarray(EXAMPLE_WEIGHT, x.dtype), label_smoothing=0.2, reduction="none"
+    ),
 )
 grads.register(
     "nll_loss(weight, ignore_index=1)",
@@ -414,4 +448,7 @@ grads.register(
             np.array([0, 1, 2, 3, 4, 1]),
         )
     ],
+    public=lambda x, y: nll_loss(x, y, jnp.asarray(EXAMPLE_WEIGHT, x.dtype), ignore_index=1),
+    reference=lambda x, y, g: _nll_reference(x, y, g),
+    reference_name="closed form −w[y]·onehot(y)/Σw[y]",
 )

@@ -200,7 +200,7 @@ def _kl_examples(log_target):
 
 def _kl_fd_examples(log_target):
     rng = np.random.default_rng(21)
-    t = rng.dirichlet(np.ones(5), size=6)
+    t = (rng.dirichlet(np.ones(5), size=6) + 0.05) / 1.25  # >= 0.04: the steps stay inside
     return [(np.log(rng.dirichlet(np.ones(5), size=6)), np.log(t) if log_target else t)]
 
 
@@ -212,6 +212,7 @@ for _lt in (False, True):
         examples=functools.partial(_kl_examples, _lt),
         fd_examples=functools.partial(_kl_fd_examples, _lt),
         argnums=(0, 1),
+        public=lambda x, t, lt=_lt: kl_div(x, t, log_target=lt, reduction="none"),
     )
 
 
@@ -227,6 +228,7 @@ grads.register(
     examples=lambda: [(_gan_logits(22), _gan_logits(23))],
     argnums=(0, 1),
     fd_examples=lambda: [(np.linspace(-3, 3, 16), np.linspace(-2, 4, 16))],
+    public=lambda r, f: gan_discriminator_loss(r, f, reduction="none"),
 )
 for _ns in (True, False):
     grads.register(
@@ -235,4 +237,5 @@ for _ns in (True, False):
         backward=functools.partial(_gan_g_backward, non_saturating=_ns),
         examples=lambda: [(_gan_logits(24),)],
         fd_examples=lambda: [(np.linspace(-3, 3, 16),)],
+        public=lambda f, ns=_ns: gan_generator_loss(f, non_saturating=ns, reduction="none"),
     )

@@ -352,6 +352,7 @@ grads.register(
     examples=_cosine_examples,
     argnums=(0, 1),
     fd_examples=lambda: [(_embeddings(32), _embeddings(33), np.array([1.0, -1.0] * 3))],
+    public=lambda a, b, y: cosine_embedding_loss(a, b, y, margin=0.1, reduction="none"),
 )
 
 
@@ -374,6 +375,7 @@ for _kw in (dict(p=2.0, swap=False), dict(p=1.0, swap=True, margin=0.5), dict(p=
         examples=_triplet_examples,
         argnums=(0, 1, 2),
         fd_examples=_triplet_fd_examples,
+        public=lambda a, p, n, kw=_kw: triplet_margin_loss(a, p, n, **kw, reduction="none"),
     )
 grads.register(
     "margin_ranking_loss(margin=0.5)",
@@ -381,6 +383,7 @@ grads.register(
     backward=functools.partial(_ranking_backward, margin=0.5),
     examples=lambda: [(_embeddings(40, (16,)), _embeddings(41, (16,)), np.array([1.0, -1.0] * 8))],
     argnums=(0, 1),
+    public=lambda a, b, y: margin_ranking_loss(a, b, y, margin=0.5, reduction="none"),
 )
 
 
@@ -397,4 +400,5 @@ grads.register(
     backward=_dice_backward,
     argnums=(0, 1),
     examples=_dice_examples,
+    public=lambda x, t: dice_loss(x, t, reduction="none"),
 )

@@ -246,6 +246,7 @@ for _p, _margin, _w in [(1, 1.0, None), (2, 0.5, EXAMPLE_WEIGHT)]:
         backward=lambda x, y, g, w=_w, kw=_kw: _multi_margin_backward(x, y, w, g, **kw),
         examples=_scores,
         fd_examples=_smooth_scores,
+        public=lambda x, y, w=_w, kw=_kw: multi_margin_loss(x, y, weight=w, **kw, reduction="none"),
     )
 
 
@@ -268,4 +269,7 @@ for _gamma, _alpha in [(2.0, None), (0.5, _ALPHA)]:
         fd_examples=lambda: [
             (np.random.default_rng(13).normal(size=(6, 5)), np.array([0, 3, 1, 2, 4, 1]))
         ],
+        public=lambda x, t, a=_alpha, gm=_gamma: softmax_focal_loss(
+            x, t, alpha=a, gamma=gm, reduction="none"
+        ),
     )

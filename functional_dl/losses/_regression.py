@@ -240,6 +240,6 @@ grads.register(
     argnums=(0, 1),
     fd_examples=_smooth_pairs,
     public=lambda x, y: huber_loss(x, y, reduction="none"),
-    reference=lambda x, y, g: jax.vjp(lambda x, y: optax.huber_loss(x, y, 1.0), x, y)[1](g),
+    reference=lambda x, y, g: jax.vjp(lambda x, y: optax.huber_loss(x, y, delta=1.0), x, y)[1](g),
     reference_name="optax.huber_loss",
 )
