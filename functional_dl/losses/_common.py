@@ -160,12 +160,12 @@ def pow0(base: jnp.ndarray, exponent: Any) -> jnp.ndarray:
 
     Its autodiff gradient at ``base == 0`` is 0 instead of NaN/inf (exponents < 1).
     """
-    positive = base > 0
+    positive = (base > 0) | jnp.isnan(base)  # NaN in, NaN out
     at_zero = jnp.asarray(jnp.asarray(exponent) == 0, base.dtype)
     return jnp.where(positive, jnp.where(positive, base, 1) ** exponent, at_zero)
 
 
 def dpow0(base: jnp.ndarray, exponent: Any) -> jnp.ndarray:
     """Hand derivative of :func:`pow0`: ``e·base^(e−1)`` for ``base > 0``, else 0."""
-    positive = base > 0
+    positive = (base > 0) | jnp.isnan(base)
     return jnp.where(positive, exponent * jnp.where(positive, base, 1) ** (exponent - 1), 0)

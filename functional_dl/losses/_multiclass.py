@@ -44,7 +44,7 @@ def _margins(x, target, margin):
     _, bad, y = class_target_masks(target, num_classes)
     xy = jnp.take_along_axis(x, y[..., None], axis=-1)
     h = margin - xy + x
-    active = ~class_mask(y, num_classes) & (h > 0)
+    active = ~class_mask(y, num_classes) & ((h > 0) | jnp.isnan(h))  # NaN stays
     return jnp.where(active, h, 0), y, bad
 
 
