@@ -302,7 +302,7 @@ def _nll_elements_backward(x, target, weight, g, *, ii):
     """Per element: d/dx = −w[y]·onehot(y)·g (0 where ignored, NaN for a bad target)."""
     valid, bad, y = class_target_masks(target, x.shape[-1], ii)
     w_y = _target_weight(weight, y, valid, x.dtype)
-    c = poison(bad, g * w_y)
+    c = poison(bad, jnp.where(valid, g * w_y, 0))  # ignored: 0, even for a NaN cotangent
     return jnp.where(class_mask(y, x.shape[-1]), -c[..., None], 0).astype(x.dtype)
 
 
