@@ -115,12 +115,14 @@ def register_elementwise(
             assert isinstance(call, ast.Call)
             kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg}
         bound = functools.partial(public, **kwargs)
-    ref_vjp = None
+    ref_vjp: Callable[..., Any] | None = None
     if reference is not None:
         ref_fn = reference
 
-        def ref_vjp(x, g):
+        def _ref_vjp(x, g):
             return jax.vjp(ref_fn, x)[1](g)[0]
+
+        ref_vjp = _ref_vjp
 
     def forward(x):
         return formula(x, *hp)
