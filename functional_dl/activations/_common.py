@@ -17,6 +17,8 @@ differentiable), and XLA fuses value and derivative into one loop.
 
 from __future__ import annotations
 
+import ast
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -95,8 +97,32 @@ def register_elementwise(
     *hp: Any,
     kinks: tuple[float, ...] = (),
     fd_extra: tuple[float, ...] = (),
+    public: Callable[..., Any] | None = None,
+    reference: Callable[..., Any] | None = None,
+    reference_name: str = "",
 ) -> None:
-    """Register ``formula``/``derivative`` (hyperparameters ``hp`` baked in) as ``name``."""
+    """Register ``formula``/``derivative`` (hyperparameters ``hp`` baked in) as ``name``.
+
+    ``public`` is the public function; the keyword arguments written in ``name`` (e.g.
+    ``"elu(alpha=0.5)"``) are bound to it. ``reference(x)`` is an outside function
+    (``jax.nn``) whose autodiff gradient is compared too.
+    """
+    bound = None
+    if public is not None:
+        kwargs = {}
+        if "(" in name:
+            call = ast.parse(name, mode="eval").body
+            assert isinstance(call, ast.Call)
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg}
+        bound = functools.partial(public, **kwargs)
+    ref_vjp: Callable[..., Any] | None = None
+    if reference is not None:
+        ref_fn = reference
+
+        def _ref_vjp(x, g):
+            return jax.vjp(ref_fn, x)[1](g)[0]
+
+        ref_vjp = _ref_vjp
 
     def forward(x):
         return formula(x, *hp)
@@ -110,4 +136,7 @@ def register_elementwise(
         backward=backward,
         examples=lambda: [(edge_grid(*kinks),)],
         fd_examples=lambda: [(smooth_grid(*fd_extra),)],
+        public=bound,
+        reference=ref_vjp,
+        reference_name=reference_name or ("jax.nn" if reference is not None else ""),
     )

@@ -83,9 +83,11 @@ def selu(x: Any) -> jax.Array:
     return _elu(as_float(x, fn="selu"), _SELU_ALPHA, _SELU_SCALE)
 
 
-register_elementwise("elu", _elu_formula, _elu_grad, 1.0, 1.0)
-register_elementwise("elu(alpha=0.5)", _elu_formula, _elu_grad, 0.5, 1.0)
-register_elementwise("selu", _elu_formula, _elu_grad, _SELU_ALPHA, _SELU_SCALE)
+register_elementwise("elu", _elu_formula, _elu_grad, 1.0, 1.0, public=elu, reference=jax.nn.elu)
+register_elementwise("elu(alpha=0.5)", _elu_formula, _elu_grad, 0.5, 1.0, public=elu)
+register_elementwise(
+    "selu", _elu_formula, _elu_grad, _SELU_ALPHA, _SELU_SCALE, public=selu, reference=jax.nn.selu
+)
 
 # ----------------------------------------------------------------------------- celu
 
@@ -133,8 +135,8 @@ def celu(x: Any, *, alpha: float = 1.0) -> jax.Array:
     return _celu(as_float(x, fn="celu"), alpha)
 
 
-register_elementwise("celu", _celu_formula, _celu_grad, 1.0)
-register_elementwise("celu(alpha=2.0)", _celu_formula, _celu_grad, 2.0)
+register_elementwise("celu", _celu_formula, _celu_grad, 1.0, public=celu, reference=jax.nn.celu)
+register_elementwise("celu(alpha=2.0)", _celu_formula, _celu_grad, 2.0, public=celu)
 
 # ------------------------------------------------------------------------- softplus
 
@@ -186,7 +188,15 @@ def softplus(x: Any, *, beta: float = 1.0, threshold: float = 20.0) -> jax.Array
 
 
 register_elementwise(
-    "softplus", _softplus_formula, _softplus_grad, 1.0, 20.0, kinks=(20.0,), fd_extra=(19.5, 21.0)
+    "softplus",
+    _softplus_formula,
+    _softplus_grad,
+    1.0,
+    20.0,
+    kinks=(20.0,),
+    fd_extra=(19.5, 21.0),
+    public=softplus,
+    reference=jax.nn.softplus,
 )
 register_elementwise(
     "softplus(beta=2.0, threshold=5.0)",
@@ -196,6 +206,7 @@ register_elementwise(
     5.0,
     kinks=(2.5,),
     fd_extra=(2.4, 2.6),
+    public=softplus,
 )
 
 # ---------------------------------------------------------------------- log_sigmoid
@@ -235,4 +246,10 @@ def log_sigmoid(x: Any) -> jax.Array:
     return _log_sigmoid(as_float(x, fn="log_sigmoid"))
 
 
-register_elementwise("log_sigmoid", _log_sigmoid_formula, _log_sigmoid_grad)
+register_elementwise(
+    "log_sigmoid",
+    _log_sigmoid_formula,
+    _log_sigmoid_grad,
+    public=log_sigmoid,
+    reference=jax.nn.log_sigmoid,
+)

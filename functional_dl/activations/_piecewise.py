@@ -54,7 +54,7 @@ def relu(x: Any) -> jax.Array:
     return _relu(as_float(x, fn="relu"))
 
 
-register_elementwise("relu", _relu_formula, _relu_grad)
+register_elementwise("relu", _relu_formula, _relu_grad, public=relu, reference=jax.nn.relu)
 
 # ------------------------------------------------------------------- hardtanh, relu6
 
@@ -131,7 +131,9 @@ def relu6(x: Any) -> jax.Array:
     return _hardtanh(as_float(x, fn="relu6"), 0.0, 6.0)
 
 
-register_elementwise("hardtanh", _hardtanh_formula, _hardtanh_grad, -1.0, 1.0, kinks=(-1.0, 1.0))
+register_elementwise(
+    "hardtanh", _hardtanh_formula, _hardtanh_grad, -1.0, 1.0, kinks=(-1.0, 1.0), public=hardtanh
+)
 register_elementwise(
     "hardtanh(min_val=-2.0, max_val=3.0)",
     _hardtanh_formula,
@@ -139,8 +141,18 @@ register_elementwise(
     -2.0,
     3.0,
     kinks=(-2.0, 3.0),
+    public=hardtanh,
 )
-register_elementwise("relu6", _hardtanh_formula, _hardtanh_grad, 0.0, 6.0, kinks=(6.0,))
+register_elementwise(
+    "relu6",
+    _hardtanh_formula,
+    _hardtanh_grad,
+    0.0,
+    6.0,
+    kinks=(6.0,),
+    public=relu6,
+    reference=jax.nn.relu6,
+)
 
 # ------------------------------------------------------------------------ leaky_relu
 
@@ -181,8 +193,17 @@ def leaky_relu(x: Any, *, negative_slope: float = 0.01) -> jax.Array:
     return _leaky_relu(as_float(x, fn="leaky_relu"), negative_slope)
 
 
-register_elementwise("leaky_relu", _leaky_relu_formula, _leaky_relu_grad, 0.01)
-register_elementwise("leaky_relu(negative_slope=0.2)", _leaky_relu_formula, _leaky_relu_grad, 0.2)
+register_elementwise(
+    "leaky_relu",
+    _leaky_relu_formula,
+    _leaky_relu_grad,
+    0.01,
+    public=leaky_relu,
+    reference=jax.nn.leaky_relu,
+)
+register_elementwise(
+    "leaky_relu(negative_slope=0.2)", _leaky_relu_formula, _leaky_relu_grad, 0.2, public=leaky_relu
+)
 
 # ------------------------------------------------------------- hardsigmoid, hardswish
 
@@ -221,7 +242,14 @@ def hardsigmoid(x: Any) -> jax.Array:
     return _hardsigmoid(as_float(x, fn="hardsigmoid"))
 
 
-register_elementwise("hardsigmoid", _hardsigmoid_formula, _hardsigmoid_grad, kinks=(-3.0, 3.0))
+register_elementwise(
+    "hardsigmoid",
+    _hardsigmoid_formula,
+    _hardsigmoid_grad,
+    kinks=(-3.0, 3.0),
+    public=hardsigmoid,
+    reference=jax.nn.hard_sigmoid,
+)
 
 
 def _hardswish_formula(x):
@@ -258,7 +286,14 @@ def hardswish(x: Any) -> jax.Array:
     return _hardswish(as_float(x, fn="hardswish"))
 
 
-register_elementwise("hardswish", _hardswish_formula, _hardswish_grad, kinks=(-3.0, 3.0))
+register_elementwise(
+    "hardswish",
+    _hardswish_formula,
+    _hardswish_grad,
+    kinks=(-3.0, 3.0),
+    public=hardswish,
+    reference=jax.nn.hard_swish,
+)
 
 # ----------------------------------------------------------------------------- prelu
 
@@ -285,6 +320,9 @@ def _prelu_backward(x, weight, g):
         if w_shape[-1] == 1:
             gw = jnp.sum(gw, keepdims=True)
     return gx, gw.reshape(w_shape)
+
+
+_prelu = grads.hand_rule(_prelu_formula, _prelu_backward, argnums=(0, 1))
 
 
 def prelu(x: Any, weight: Any) -> jax.Array:
@@ -326,7 +364,7 @@ def prelu(x: Any, weight: Any) -> jax.Array:
     if x.ndim == 0:  # no channel axis: a single slope
         weight = weight.reshape(())
     xc = upcast(x)
-    return _prelu_formula(xc, weight.astype(xc.dtype)).astype(x.dtype)
+    return _prelu(xc, weight.astype(xc.dtype)).astype(x.dtype)
 
 
 def _prelu_examples():
@@ -347,4 +385,5 @@ grads.register(
     examples=_prelu_examples,
     fd_examples=_prelu_fd_examples,
     argnums=(0, 1),
+    public=prelu,
 )

@@ -47,7 +47,9 @@ def sigmoid(x: Any) -> jax.Array:
     return _sigmoid(as_float(x, fn="sigmoid"))
 
 
-register_elementwise("sigmoid", _sigmoid_formula, _sigmoid_grad)
+register_elementwise(
+    "sigmoid", _sigmoid_formula, _sigmoid_grad, public=sigmoid, reference=jax.nn.sigmoid
+)
 
 
 def _tanh_formula(x):
@@ -83,7 +85,7 @@ def tanh(x: Any) -> jax.Array:
     return _tanh(as_float(x, fn="tanh"))
 
 
-register_elementwise("tanh", _tanh_formula, _tanh_grad)
+register_elementwise("tanh", _tanh_formula, _tanh_grad, public=tanh, reference=jnp.tanh)
 
 # ------------------------------------------------------------------------- softsign
 
@@ -121,7 +123,9 @@ def softsign(x: Any) -> jax.Array:
     return _softsign(as_float(x, fn="softsign"))
 
 
-register_elementwise("softsign", _softsign_formula, _softsign_grad)
+register_elementwise(
+    "softsign", _softsign_formula, _softsign_grad, public=softsign, reference=jax.nn.soft_sign
+)
 
 # ----------------------------------------------------------------------- silu, mish
 
@@ -164,7 +168,7 @@ def silu(x: Any) -> jax.Array:
 
 swish = silu
 
-register_elementwise("silu", _silu_formula, _silu_grad)
+register_elementwise("silu", _silu_formula, _silu_grad, public=silu, reference=jax.nn.silu)
 
 
 def _mish_formula(x):
@@ -203,7 +207,7 @@ def mish(x: Any) -> jax.Array:
     return _mish(as_float(x, fn="mish"))
 
 
-register_elementwise("mish", _mish_formula, _mish_grad)
+register_elementwise("mish", _mish_formula, _mish_grad, public=mish)
 
 # ----------------------------------------------------------------------------- gelu
 
@@ -283,5 +287,17 @@ def gelu(x: Any, *, approximate: str = "none") -> jax.Array:
     return _gelu_erf(x) if approximate == "none" else _gelu_tanh(x)
 
 
-register_elementwise("gelu", _gelu_erf_formula, _gelu_erf_grad)
-register_elementwise("gelu(approximate='tanh')", _gelu_tanh_formula, _gelu_tanh_grad)
+register_elementwise(
+    "gelu",
+    _gelu_erf_formula,
+    _gelu_erf_grad,
+    public=gelu,
+    reference=lambda x: jax.nn.gelu(x, approximate=False),
+)
+register_elementwise(
+    "gelu(approximate='tanh')",
+    _gelu_tanh_formula,
+    _gelu_tanh_grad,
+    public=gelu,
+    reference=lambda x: jax.nn.gelu(x, approximate=True),
+)

@@ -225,7 +225,7 @@ def _softmax_examples():
     return x, mask
 
 
-def _register_softmax(name, formula, backward):
+def _register_softmax(name, formula, backward, public, reference):
     """Register ``name`` over the last axis, over axis 0, and with a mask."""
 
     def forward(x, axis, where):
@@ -241,6 +241,16 @@ def _register_softmax(name, formula, backward):
             backward=lambda x, *m_g: backward(x, axis, m_g[0] if where else None, m_g[-1]),
             examples=examples,
             fd_examples=fd_examples,
+            public=lambda x, *m: _zero_masked(
+                public(x, axis=axis[0], where=m[0] if m else None), m
+            ),
+            reference=lambda x, *m_g: jax.vjp(
+                lambda x: _zero_masked(
+                    reference(x, axis=axis[0], where=m_g[0] if where else None), m_g[:-1]
+                ),
+                x,
+            )[1](m_g[-1])[0],
+            reference_name="jax.nn",
         )
 
     def smooth():  # moderate logits for the finite differences
@@ -263,8 +273,14 @@ def _register_softmax(name, formula, backward):
     )
 
 
-_register_softmax("softmax", _softmax_formula, _softmax_backward)
-_register_softmax("log_softmax", _log_softmax_formula, _log_softmax_backward)
+def _zero_masked(out, m):
+    return jnp.where(m[0], out, 0.0) if m else out
+
+
+_register_softmax("softmax", _softmax_formula, _softmax_backward, softmax, jax.nn.softmax)
+_register_softmax(
+    "log_softmax", _log_softmax_formula, _log_softmax_backward, log_softmax, jax.nn.log_softmax
+)
 
 # ------------------------------------------------------------------------------ glu
 
@@ -332,6 +348,9 @@ grads.register(
     backward=lambda x, g: _glu_backward(x, -1, g),
     examples=_glu_examples,
     fd_examples=_glu_fd_examples,
+    public=glu,
+    reference=lambda x, g: jax.vjp(jax.nn.glu, x)[1](g)[0],
+    reference_name="jax.nn",
 )
 grads.register(
     "glu(axis=0)",
@@ -339,4 +358,5 @@ grads.register(
     backward=lambda x, g: _glu_backward(x, 0, g),
     examples=lambda: [(_glu_examples()[0][0].reshape(4, 5),)],
     fd_examples=lambda: [(_glu_fd_examples()[0][0].reshape(4, 5),)],
+    public=lambda x: glu(x, axis=0),
 )

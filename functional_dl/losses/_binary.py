@@ -7,11 +7,12 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.typing import ArrayLike
 
 from .. import grads
 from .._checks import check_nonnegative
-from ._common import check_broadcastable, pointwise_loss, pow0, same_shape_inputs
+from ._common import check_broadcastable, pointwise_loss, pow0, relu_nan, same_shape_inputs
 from ._reduction import check_reduction, reduce_loss
 
 __all__ = [
@@ -46,10 +47,7 @@ def _bce_backward(p, y, g):
     return gp, gy
 
 
-_bce = jax.custom_vjp(_bce_formula)
-_bce.defvjp(
-    lambda p, y: (_bce_formula(p, y), (p, y)), lambda res, g: _bce_backward(res[0], res[1], g)
-)
+_bce = grads.hand_rule(_bce_formula, _bce_backward, argnums=(0, 1))
 
 
 def binary_cross_entropy(
@@ -73,7 +71,7 @@ def binary_cross_entropy(
 
     Equivalent to ``torch.nn.functional.binary_cross_entropy``, gradient included: the
     backward is PyTorch's ``weight·(p − y) / max(p(1 − p), 1e-12)``, finite at
-    ``p ∈ {0, 1}`` (through ``jax.custom_vjp``). Prefer
+    ``p ∈ {0, 1}`` (a ``jax.custom_jvp`` rule). Prefer
     :func:`binary_cross_entropy_with_logits` for training.
 
     Example::
@@ -129,11 +127,20 @@ def _bce_logits_backward(x, y, pos_weight, g):
 
 
 # the fused forward: one exp and one log1p per element, fused into the reduction
-_bce_logits = jax.custom_vjp(lambda x, y, pw: _bce_logits_terms(x, y, pw, _softplus_pair))
-_bce_logits.defvjp(
-    lambda x, y, pw: (_bce_logits_terms(x, y, pw, _softplus_pair), (x, y, pw)),
-    lambda res, g: _bce_logits_backward(res[0], res[1], res[2], g),
+_bce_logits_plain = grads.hand_rule(
+    lambda x, y: _bce_logits_terms(x, y, None, _softplus_pair),
+    lambda x, y, g: _bce_logits_backward(x, y, None, g)[:2],
+    argnums=(0, 1),
 )
+_bce_logits_pw = grads.hand_rule(
+    lambda x, y, pw: _bce_logits_terms(x, y, pw, _softplus_pair),
+    _bce_logits_backward,
+    argnums=(0, 1, 2),
+)
+
+
+def _bce_logits(x, y, pw):
+    return _bce_logits_plain(x, y) if pw is None else _bce_logits_pw(x, y, pw)
 
 
 def binary_cross_entropy_with_logits(
@@ -184,14 +191,17 @@ def binary_cross_entropy_with_logits(
 
 # ------------------------------------------------------------------------ hinge_loss
 def _hinge_formula(x, y):
-    m = 1 - y * x
-    return jnp.where(m > 0, m, 0)
+    return relu_nan(1 - y * x)
 
 
 def _hinge_backward(x, y, g):
     """d/dx max(0, 1 − y·x) = −y where 1 − y·x > 0, else 0 (0 at the kink)."""
-    active = (1 - y * x) > 0
+    m = 1 - y * x
+    active = (m > 0) | jnp.isnan(m)
     return jnp.where(active, -y * g, 0), jnp.where(active, -x * g, 0)
+
+
+_hinge = grads.hand_rule(_hinge_formula, _hinge_backward, argnums=(0, 1))
 
 
 def hinge_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean") -> jax.Array:
@@ -217,7 +227,7 @@ def hinge_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean") 
         >>> hinge_loss(jnp.array([0.5, -2.0]), jnp.array([1.0, -1.0]))  # 0.25
         Array(0.25, dtype=float32)
     """
-    return pointwise_loss("hinge_loss", _hinge_formula, input, target, reduction)
+    return pointwise_loss("hinge_loss", _hinge, input, target, reduction)
 
 
 # ---------------------------------------------------------------- sigmoid_focal_loss
@@ -247,6 +257,9 @@ def _sigmoid_focal_backward(x, y, alpha, gamma, g):
     dq = s * jax.nn.sigmoid(-x) * (1 - 2 * y)
     gamma_term = jnp.where(q > 0, gamma * jnp.where(q > 0, q, 1) ** (gamma - 1), 0)
     return g * _alpha_t(y, alpha) * ((s - y) * pow0(q, gamma) + ce * gamma_term * dq)
+
+
+_sigmoid_focal = grads.hand_rule(_sigmoid_focal_formula, _sigmoid_focal_backward)
 
 
 def sigmoid_focal_loss(
@@ -288,7 +301,7 @@ def sigmoid_focal_loss(
     """
     check_nonnegative("gamma", gamma, fn="sigmoid_focal_loss")
     return pointwise_loss(
-        "sigmoid_focal_loss", _sigmoid_focal_formula, input, target, reduction, alpha, gamma
+        "sigmoid_focal_loss", _sigmoid_focal, input, target, reduction, alpha, gamma
     )
 
 
@@ -326,6 +339,7 @@ grads.register(
     examples=_prob_examples,
     argnums=(0, 1),
     fd_examples=lambda: [(np.linspace(0.05, 0.95, 16), _labels(9, 16))],
+    public=lambda p, y: binary_cross_entropy(p, y, reduction="none"),
 )
 grads.register(
     "binary_cross_entropy_with_logits",
@@ -334,6 +348,9 @@ grads.register(
     examples=_logit_examples,
     argnums=(0, 1),
     fd_examples=_smooth_logit_examples,
+    public=lambda x, y: binary_cross_entropy_with_logits(x, y, reduction="none"),
+    reference=lambda x, y, g: jax.vjp(optax.sigmoid_binary_cross_entropy, x, y)[1](g),
+    reference_name="optax.sigmoid_binary_cross_entropy",
 )
 
 
@@ -348,6 +365,7 @@ grads.register(
     examples=lambda: _pos_weight_examples(_logit_examples),
     argnums=(0, 1, 2),
     fd_examples=lambda: _pos_weight_examples(_smooth_logit_examples),
+    public=lambda x, y, pw: binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction="none"),
 )
 grads.register(
     "hinge_loss",
@@ -361,6 +379,7 @@ grads.register(
     ],  # kinks at y·x = 1
     argnums=(0, 1),
     fd_examples=_smooth_logit_examples,
+    public=lambda x, y: hinge_loss(x, y, reduction="none"),
 )
 for _alpha, _gamma in [(0.25, 2.0), (-1.0, 0.5), (0.75, 0.0)]:
     grads.register(
@@ -369,4 +388,11 @@ for _alpha, _gamma in [(0.25, 2.0), (-1.0, 0.5), (0.75, 0.0)]:
         backward=lambda x, y, g, a=_alpha, gm=_gamma: _sigmoid_focal_backward(x, y, a, gm, g),
         examples=_logit_examples,
         fd_examples=_smooth_logit_examples,
+        public=lambda x, y, a=_alpha, gm=_gamma: sigmoid_focal_loss(
+            x, y, alpha=a, gamma=gm, reduction="none"
+        ),
+        reference=lambda x, y, g, a=_alpha, gm=_gamma: jax.vjp(
+            lambda x: optax.sigmoid_focal_loss(x, y, alpha=None if a < 0 else a, gamma=gm), x
+        )[1](g)[0],
+        reference_name="optax.sigmoid_focal_loss",
     )

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import grads
 from .._checks import check_floating, check_same_shape
 from .._dtypes import compute_dtype
 from ._reduction import check_reduction, reduce_loss
@@ -122,17 +123,49 @@ def poison(bad: jnp.ndarray, x: jnp.ndarray) -> jnp.ndarray:
     return x * jnp.where(bad, jnp.nan, 1).astype(x.dtype)
 
 
+def live(formula: Any, backward: Any, args: tuple, argnums: tuple[int, ...], **kw: Any) -> Any:
+    """``formula(*args, **kw)`` whose derivative is the hand vjp ``backward(*args, g, **kw)``.
+
+    A :func:`functional_dl.grads.hand_rule` built for this call: ``None`` arguments are
+    bound, the keyword hyperparameters are closed over, ``argnums`` are the positions
+    (in ``args``) that ``backward`` differentiates; other floating arguments are
+    differentiated by autodiff of ``formula``.
+    """
+    present = [i for i, a in enumerate(args) if a is not None]
+
+    def full(sub: Any) -> list:
+        it = iter(sub)
+        return [next(it) if a is not None else None for a in args]
+
+    rule = grads.hand_rule(
+        lambda *sub: formula(*full(sub), **kw),
+        lambda *sub_g: backward(*full(sub_g[:-1]), sub_g[-1], **kw),
+        tuple(present.index(i) for i in argnums),
+    )
+    return rule(*(args[i] for i in present))
+
+
+def relu_nan(z: jnp.ndarray, *, closed: bool = False) -> jnp.ndarray:
+    """``max(z, 0)`` that keeps NaN (``jnp.where(z > 0, z, 0)`` turns NaN into 0).
+
+    ``closed``: the derivative convention at ``z == 0`` of the autodiff reference (1 with
+    ``closed=True``, PyTorch's ``clamp_min``; else 0).
+    """
+    keep = (z >= 0) if closed else (z > 0)
+    return jnp.where(keep | jnp.isnan(z), z, 0)
+
+
 def pow0(base: jnp.ndarray, exponent: Any) -> jnp.ndarray:
     """``base ** exponent`` for ``base >= 0`` with ``0 ** e = 0`` (``e > 0``), ``0 ** 0 = 1``.
 
     Its autodiff gradient at ``base == 0`` is 0 instead of NaN/inf (exponents < 1).
     """
-    positive = base > 0
+    positive = (base > 0) | jnp.isnan(base)  # NaN in, NaN out
     at_zero = jnp.asarray(jnp.asarray(exponent) == 0, base.dtype)
     return jnp.where(positive, jnp.where(positive, base, 1) ** exponent, at_zero)
 
 
 def dpow0(base: jnp.ndarray, exponent: Any) -> jnp.ndarray:
     """Hand derivative of :func:`pow0`: ``e·base^(e−1)`` for ``base > 0``, else 0."""
-    positive = base > 0
+    positive = (base > 0) | jnp.isnan(base)
     return jnp.where(positive, exponent * jnp.where(positive, base, 1) ** (exponent - 1), 0)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.typing import ArrayLike
 
 from .. import grads
@@ -32,6 +33,7 @@ from ._common import (
     check_class_weight,
     class_mask,
     class_target_masks,
+    live,
     per_class,
     poison,
 )
@@ -57,7 +59,12 @@ def _softmax_parts(x, y, v):
         s = None
     else:
         vb = per_class(v, xf.shape)
-        s = jnp.sum(jnp.where(vb != 0, vb * (xf - m[..., None]), 0), axis=-1)
+        z = xf - m[..., None]
+        finite = jnp.isfinite(z)
+        # −inf logits (with v ≠ 0) make s −inf through a term without derivative, so
+        # that a zero cotangent (an ignored row) gives the weight a zero, not NaN, gradient
+        s = jnp.sum(jnp.where((vb != 0) & finite, vb * jnp.where(finite, z, 0), 0), axis=-1)
+        s = s + jax.lax.stop_gradient(jnp.sum(jnp.where((vb != 0) & ~finite, z, 0), axis=-1))
     return (lse, zy, s), (m, e)
 
 
@@ -92,17 +99,6 @@ def _stats_backward(x, e, y, v, m, lse, g_lse, g_xy, g_s):
         dv = jnp.where(g_s[..., None] == 0, 0, g_s[..., None] * (x.astype(e.dtype) - m[..., None]))
         dv = jnp.sum(dv, axis=tuple(range(dv.ndim - v.ndim))).astype(v.dtype)
     return dx.astype(out_dtype), None, dv
-
-
-def _stats_fwd(x, y, v):
-    stats, (m, e) = _softmax_parts(x, y, v)
-    keep_e = e.dtype == x.dtype  # half precision: recompute e rather than store it wider
-    keep_x = not keep_e or v is not None
-    return stats, (x if keep_x else None, e if keep_e else None, y, v, m, stats[0])
-
-
-_stats = jax.custom_vjp(_stats_formula)
-_stats.defvjp(_stats_fwd, lambda res, g: _stats_backward(*res, *g))
 
 
 # ------------------------------------------------------------ loss assembly (shared)
@@ -190,7 +186,8 @@ def cross_entropy(
     ``optax.softmax_cross_entropy_with_integer_labels`` and
     ``optax.softmax_cross_entropy``. The backward is the fused hand-derived
     ``coef·(a·softmax − b·onehot − ε/C·w)`` (``softmax − onehot`` without options)
-    through ``jax.custom_vjp``; finite for logits of ±1e4 and −inf logits on
+    as a ``jax.custom_jvp`` rule (its transpose in forward mode, so ``jax.jvp``,
+    ``jax.jacfwd`` and ``jax.hessian`` work); finite for logits of ±1e4 and −inf logits on
     non-target classes (with ``ε > 0`` such a class makes the loss +inf, as in PyTorch).
     ``weight`` and probability targets receive gradients too.
 
@@ -217,12 +214,25 @@ def cross_entropy(
                 f"{x.shape}, got target.shape={target.shape}; integer class targets "
                 f"have shape input.shape[:-1]={x.shape[:-1]}"
             )
-        loss, den = _ce_prob(x, target, w, label_smoothing, _stats)
     else:
         check_class_target(x, target, fn=fn)
         check_int("ignore_index", ignore_index, fn=fn)
-        loss, den = _ce_int(x, target, w, ignore_index, label_smoothing, _stats)
-    return reduce_loss(loss, reduction, dtype=x.dtype, denominator=den)
+    kw = {"ignore_index": ignore_index, "eps": label_smoothing, "reduction": reduction}
+    argnums = (0, 1) if jnp.issubdtype(target.dtype, jnp.floating) else (0,)
+    if w is None:
+        rule = grads.hand_rule(
+            lambda x, t: _cross_entropy_formula(x, t, None, **kw),
+            lambda x, t, g: _cross_entropy_backward(x, t, None, g, **kw),
+            argnums,
+        )
+        return rule(x, target)
+    # the weight is an argument (differentiated by autodiff of the formula, if at all)
+    rule = grads.hand_rule(
+        lambda x, t, w: _cross_entropy_formula(x, t, w, **kw),
+        lambda x, t, w, g: _cross_entropy_backward(x, t, w, g, **kw),
+        argnums,
+    )
+    return rule(x, target, w)
 
 
 def nll_loss(
@@ -269,7 +279,10 @@ def nll_loss(
     check_class_weight(weight, x.shape[-1], fn=fn)
     cd = compute_dtype(x.dtype)
     w = None if weight is None else jnp.asarray(weight, cd)
-    loss, den = _nll_terms(x.astype(cd), target, w, ignore_index)
+    loss = live(
+        _nll_elements, _nll_elements_backward, (x.astype(cd), target, w), (0,), ii=ignore_index
+    )
+    den = _nll_terms(x.astype(cd), target, w, ignore_index)[1]
     return reduce_loss(loss, reduction, dtype=x.dtype, denominator=den)
 
 
@@ -279,6 +292,18 @@ def _nll_terms(x, target, weight, ignore_index):
     xy = jnp.take_along_axis(x, y[..., None], axis=-1)[..., 0]
     loss = -w_y * jnp.where(valid, xy, 0)  # an ignored −inf log-probability stays out
     return poison(bad, loss), jnp.sum(w_y)
+
+
+def _nll_elements(x, target, weight, *, ii):
+    return _nll_terms(x, target, weight, ii)[0]
+
+
+def _nll_elements_backward(x, target, weight, g, *, ii):
+    """Per element: d/dx = −w[y]·onehot(y)·g (0 where ignored, NaN for a bad target)."""
+    valid, bad, y = class_target_masks(target, x.shape[-1], ii)
+    w_y = _target_weight(weight, y, valid, x.dtype)
+    c = poison(bad, jnp.where(valid, g * w_y, 0))  # ignored: 0, even for a NaN cotangent
+    return jnp.where(class_mask(y, x.shape[-1]), -c[..., None], 0).astype(x.dtype)
 
 
 # ------------------------------------------------ plain formulas and hand backward
@@ -345,6 +370,12 @@ def _nll_backward(x, target, weight, ignore_index, g):
 
 
 # ---------------------------------------------------------------- gradient registry
+def _nll_reference(x, y, g):
+    w_y = np.where(np.asarray(y) == 1, 0.0, EXAMPLE_WEIGHT[np.asarray(y)])
+    onehot = np.eye(x.shape[-1])[np.asarray(y)]
+    return -np.asarray(g) * w_y[:, None] * onehot / w_y.sum()
+
+
 def _ce_examples():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(6, 5)) * 3
@@ -378,6 +409,11 @@ grads.register(
     backward=lambda x, y, g: _cross_entropy_backward(x, y, None, g),
     examples=_ce_examples,
     fd_examples=_ce_fd_examples,
+    public=cross_entropy,
+    reference=lambda x, y, g: jax.vjp(
+        lambda x: jnp.mean(optax.softmax_cross_entropy_with_integer_labels(x, y)), x
+    )[1](g)[0],
+    reference_name="optax.softmax_cross_entropy_with_integer_labels",
 )
 grads.register(
     "cross_entropy(weight, ignore_index=1, label_smoothing=0.1)",
@@ -386,6 +422,9 @@ grads.register(
         x, y, EXAMPLE_WEIGHT, g, ignore_index=1, eps=0.1
     ),
     examples=_ce_weighted_examples,
+    public=lambda x, y: cross_entropy(
+        x, y, jnp.asarray(EXAMPLE_WEIGHT, x.dtype), ignore_index=1, label_smoothing=0.1
+    ),
 )
 grads.register(
     "cross_entropy(probability targets, weight, label_smoothing=0.2, reduction='none')",
@@ -395,6 +434,9 @@ grads.register(
     ),
     examples=_ce_prob_examples,
     argnums=(0, 1),
+    public=lambda x, t: cross_entropy(
+        x, t, jnp.asarray(EXAMPLE_WEIGHT, x.dtype), label_smoothing=0.2, reduction="none"
+    ),
 )
 grads.register(
     "nll_loss(weight, ignore_index=1)",
@@ -406,4 +448,7 @@ grads.register(
             np.array([0, 1, 2, 3, 4, 1]),
         )
     ],
+    public=lambda x, y: nll_loss(x, y, jnp.asarray(EXAMPLE_WEIGHT, x.dtype), ignore_index=1),
+    reference=lambda x, y, g: _nll_reference(x, y, g),
+    reference_name="closed form −w[y]·onehot(y)/Σw[y]",
 )

@@ -11,7 +11,7 @@ from jax.typing import ArrayLike
 
 from .. import grads
 from .._checks import check_same_shape
-from ._common import float_inputs, same_shape_inputs
+from ._common import float_inputs, live, same_shape_inputs
 from ._reduction import check_reduction, reduce_loss
 
 __all__ = ["kl_div", "gan_discriminator_loss", "gan_generator_loss"]
@@ -78,7 +78,7 @@ def kl_div(
     fn = "kl_div"
     check_reduction(reduction, fn=fn, extra=("batchmean",))
     (x, t), out = same_shape_inputs(fn, input=input, target=target)
-    loss = _kl_formula(x, t, log_target=bool(log_target))
+    loss = live(_kl_formula, _kl_backward, (x, t), (0, 1), log_target=bool(log_target))
     if reduction == "batchmean":
         return reduce_loss(
             loss, "mean" if x.ndim else "sum", dtype=out, denominator=x.shape[0] if x.ndim else None
@@ -132,10 +132,14 @@ def gan_discriminator_loss(
     if reduction == "none":
         check_same_shape("real_logits", real_logits, "fake_logits", fake_logits, fn=fn)
     (r, f), out = float_inputs(fn, real_logits=real_logits, fake_logits=fake_logits)
-    loss_real, loss_fake = _gan_d_terms(r, f)
+    loss_real, loss_fake = _softplus_neg(r), _softplus_pos(f)
     return reduce_loss(loss_real, reduction, dtype=out) + reduce_loss(
         loss_fake, reduction, dtype=out
     )
+
+
+_softplus_neg = grads.hand_rule(lambda r: jax.nn.softplus(-r), lambda r, g: -jax.nn.sigmoid(-r) * g)
+_softplus_pos = grads.hand_rule(jax.nn.softplus, lambda f, g: jax.nn.sigmoid(f) * g)
 
 
 def _gan_g_formula(fake, non_saturating=True):
@@ -177,7 +181,8 @@ def gan_generator_loss(
     fn = "gan_generator_loss"
     check_reduction(reduction, fn=fn)
     (f,), out = float_inputs(fn, fake_logits=fake_logits)
-    return reduce_loss(_gan_g_formula(f, bool(non_saturating)), reduction, dtype=out)
+    loss = live(_gan_g_formula, _gan_g_backward, (f,), (0,), non_saturating=bool(non_saturating))
+    return reduce_loss(loss, reduction, dtype=out)
 
 
 # ---------------------------------------------------------------- gradient registry
@@ -195,7 +200,7 @@ def _kl_examples(log_target):
 
 def _kl_fd_examples(log_target):
     rng = np.random.default_rng(21)
-    t = rng.dirichlet(np.ones(5), size=6)
+    t = (rng.dirichlet(np.ones(5), size=6) + 0.05) / 1.25  # >= 0.04: the steps stay inside
     return [(np.log(rng.dirichlet(np.ones(5), size=6)), np.log(t) if log_target else t)]
 
 
@@ -207,6 +212,7 @@ for _lt in (False, True):
         examples=functools.partial(_kl_examples, _lt),
         fd_examples=functools.partial(_kl_fd_examples, _lt),
         argnums=(0, 1),
+        public=lambda x, t, lt=_lt: kl_div(x, t, log_target=lt, reduction="none"),
     )
 
 
@@ -222,6 +228,7 @@ grads.register(
     examples=lambda: [(_gan_logits(22), _gan_logits(23))],
     argnums=(0, 1),
     fd_examples=lambda: [(np.linspace(-3, 3, 16), np.linspace(-2, 4, 16))],
+    public=lambda r, f: gan_discriminator_loss(r, f, reduction="none"),
 )
 for _ns in (True, False):
     grads.register(
@@ -230,4 +237,5 @@ for _ns in (True, False):
         backward=functools.partial(_gan_g_backward, non_saturating=_ns),
         examples=lambda: [(_gan_logits(24),)],
         fd_examples=lambda: [(np.linspace(-3, 3, 16),)],
+        public=lambda f, ns=_ns: gan_generator_loss(f, non_saturating=ns, reduction="none"),
     )

@@ -11,7 +11,7 @@ from jax.typing import ArrayLike
 
 from .. import grads
 from .._checks import check_ndim, check_nonnegative, check_positive
-from ._common import dpow0, pointwise_loss, pow0, same_shape_inputs
+from ._common import dpow0, live, pointwise_loss, pow0, relu_nan, same_shape_inputs
 from ._reduction import check_reduction, reduce_loss
 
 __all__ = [
@@ -26,7 +26,7 @@ _COS_EPS = 1e-12  # PyTorch's epsilon inside the cosine denominator
 
 def _clamp_min0(z):
     # max(z, 0) with PyTorch's clamp_min gradient convention: 1 at z == 0
-    return jnp.where(z >= 0, z, 0)
+    return relu_nan(z, closed=True)
 
 
 def _check_row_target(fn, input1, target):
@@ -49,7 +49,8 @@ def _cosine_parts(x1, x2):
 
 def _cosine_embedding_formula(x1, x2, y, margin=0.0):
     cos = _cosine_parts(x1, x2)[0]
-    return jnp.where(y == 1, 1 - cos, 0) + jnp.where(y == -1, _clamp_min0(cos - margin), 0)
+    loss = jnp.where(y == 1, 1 - cos, 0) + jnp.where(y == -1, _clamp_min0(cos - margin), 0)
+    return jnp.where(jnp.isnan(y), y, loss)  # a NaN target gives NaN
 
 
 def _cosine_embedding_backward(x1, x2, y, g, margin=0.0):
@@ -105,7 +106,13 @@ def cosine_embedding_loss(
     (x1, x2), out = same_shape_inputs(fn, input1=input1, input2=input2)
     check_ndim("input1", x1, range(1, 33), fn=fn)
     _check_row_target(fn, x1, target)
-    loss = _cosine_embedding_formula(x1, x2, jnp.asarray(target), margin)
+    loss = live(
+        _cosine_embedding_formula,
+        _cosine_embedding_backward,
+        (x1, x2, jnp.asarray(target)),
+        (0, 1),
+        margin=margin,
+    )
     return reduce_loss(loss, reduction, dtype=out)
 
 
@@ -208,7 +215,8 @@ def triplet_margin_loss(
         raise ValueError(f"{fn}: p must be finite, got p={p!r}")
     (a, pos, neg), out = same_shape_inputs(fn, anchor=anchor, positive=positive, negative=negative)
     check_ndim("anchor", a, range(1, 33), fn=fn)
-    loss = _triplet_formula(a, pos, neg, margin, p, eps, bool(swap))
+    kw = {"margin": margin, "p": p, "eps": eps, "swap": bool(swap)}
+    loss = live(_triplet_formula, _triplet_backward, (a, pos, neg), (0, 1, 2), **kw)
     return reduce_loss(loss, reduction, dtype=out)
 
 
@@ -260,7 +268,8 @@ def margin_ranking_loss(
     (x1, x2, y), out = same_shape_inputs(
         fn, input1=input1, input2=input2, target=jnp.asarray(target, jnp.result_type(input1))
     )
-    return reduce_loss(_ranking_formula(x1, x2, y, margin), reduction, dtype=out)
+    loss = live(_ranking_formula, _ranking_backward, (x1, x2, y), (0, 1), margin=margin)
+    return reduce_loss(loss, reduction, dtype=out)
 
 
 # ------------------------------------------------------------------------- dice_loss
@@ -283,6 +292,10 @@ def _dice_backward(x, t, g, smooth=1.0):
     expand = (slice(None),) + (None,) * (x.ndim - 2) + (slice(None),)
     num, den, g = num[expand], den[expand], g[expand]
     return (-g * (2 * t * den - num) / (den * den), -g * (2 * x * den - num) / (den * den))
+
+
+def _dice(x, t, smooth):
+    return live(_dice_formula, _dice_backward, (x, t), (0, 1), smooth=smooth)
 
 
 def dice_loss(
@@ -318,7 +331,7 @@ def dice_loss(
     """
     check_nonnegative("smooth", smooth, fn="dice_loss")
     check_ndim("input", input, range(2, 33), fn="dice_loss")
-    return pointwise_loss("dice_loss", _dice_formula, input, target, reduction, smooth)
+    return pointwise_loss("dice_loss", _dice, input, target, reduction, smooth)
 
 
 # ---------------------------------------------------------------- gradient registry
@@ -339,6 +352,7 @@ grads.register(
     examples=_cosine_examples,
     argnums=(0, 1),
     fd_examples=lambda: [(_embeddings(32), _embeddings(33), np.array([1.0, -1.0] * 3))],
+    public=lambda a, b, y: cosine_embedding_loss(a, b, y, margin=0.1, reduction="none"),
 )
 
 
@@ -361,6 +375,7 @@ for _kw in (dict(p=2.0, swap=False), dict(p=1.0, swap=True, margin=0.5), dict(p=
         examples=_triplet_examples,
         argnums=(0, 1, 2),
         fd_examples=_triplet_fd_examples,
+        public=lambda a, p, n, kw=_kw: triplet_margin_loss(a, p, n, **kw, reduction="none"),
     )
 grads.register(
     "margin_ranking_loss(margin=0.5)",
@@ -368,6 +383,7 @@ grads.register(
     backward=functools.partial(_ranking_backward, margin=0.5),
     examples=lambda: [(_embeddings(40, (16,)), _embeddings(41, (16,)), np.array([1.0, -1.0] * 8))],
     argnums=(0, 1),
+    public=lambda a, b, y: margin_ranking_loss(a, b, y, margin=0.5, reduction="none"),
 )
 
 
@@ -384,4 +400,5 @@ grads.register(
     backward=_dice_backward,
     argnums=(0, 1),
     examples=_dice_examples,
+    public=lambda x, t: dice_loss(x, t, reduction="none"),
 )

@@ -20,6 +20,7 @@ from ._common import (
     class_mask,
     class_target_masks,
     dpow0,
+    live,
     per_class,
     poison,
     pow0,
@@ -43,7 +44,7 @@ def _margins(x, target, margin):
     _, bad, y = class_target_masks(target, num_classes)
     xy = jnp.take_along_axis(x, y[..., None], axis=-1)
     h = margin - xy + x
-    active = ~class_mask(y, num_classes) & (h > 0)
+    active = ~class_mask(y, num_classes) & ((h > 0) | jnp.isnan(h))  # NaN stays
     return jnp.where(active, h, 0), y, bad
 
 
@@ -111,7 +112,14 @@ def multi_margin_loss(
     check_class_weight(weight, x.shape[-1], fn=fn)
     cd = compute_dtype(x.dtype)
     w = None if weight is None else jnp.asarray(weight, cd)
-    loss = _multi_margin_formula(x.astype(cd), target, w, p=p, margin=margin)
+    loss = live(
+        _multi_margin_formula,
+        _multi_margin_backward,
+        (x.astype(cd), target, w),
+        (0,),
+        p=p,
+        margin=margin,
+    )
     return reduce_loss(loss, reduction, dtype=x.dtype)
 
 
@@ -204,7 +212,13 @@ def softmax_focal_loss(
     check_broadcastable("alpha", alpha, x.shape[-1:], fn=fn)
     cd = compute_dtype(x.dtype)
     a = None if alpha is None else jnp.asarray(alpha, cd)
-    loss = _softmax_focal_formula(x.astype(cd), target, a, gamma=gamma)
+    loss = live(
+        _softmax_focal_formula,
+        _softmax_focal_backward,
+        (x.astype(cd), target, a),
+        (0,),
+        gamma=gamma,
+    )
     return reduce_loss(loss, reduction, dtype=x.dtype)
 
 
@@ -232,6 +246,7 @@ for _p, _margin, _w in [(1, 1.0, None), (2, 0.5, EXAMPLE_WEIGHT)]:
         backward=lambda x, y, g, w=_w, kw=_kw: _multi_margin_backward(x, y, w, g, **kw),
         examples=_scores,
         fd_examples=_smooth_scores,
+        public=lambda x, y, w=_w, kw=_kw: multi_margin_loss(x, y, weight=w, **kw, reduction="none"),
     )
 
 
@@ -254,4 +269,7 @@ for _gamma, _alpha in [(2.0, None), (0.5, _ALPHA)]:
         fd_examples=lambda: [
             (np.random.default_rng(13).normal(size=(6, 5)), np.array([0, 3, 1, 2, 4, 1]))
         ],
+        public=lambda x, t, a=_alpha, gm=_gamma: softmax_focal_loss(
+            x, t, alpha=a, gamma=gm, reduction="none"
+        ),
     )

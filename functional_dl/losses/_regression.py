@@ -7,6 +7,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.typing import ArrayLike
 
 from .. import grads
@@ -70,6 +71,12 @@ def _huber_backward(x, y, delta, g):
     return gx, -gx
 
 
+_mse = grads.hand_rule(_mse_formula, _mse_backward, argnums=(0, 1))
+_l1 = grads.hand_rule(_l1_formula, _l1_backward, argnums=(0, 1))
+_smooth_l1 = grads.hand_rule(_smooth_l1_formula, _smooth_l1_backward, argnums=(0, 1))
+_huber = grads.hand_rule(_huber_formula, _huber_backward, argnums=(0, 1))
+
+
 def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean") -> jax.Array:
     """Mean squared error.
 
@@ -92,7 +99,7 @@ def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean") ->
         >>> mse_loss(jnp.array([1.0, 2.0]), jnp.array([0.0, 0.0]))  # 2.5
         Array(2.5, dtype=float32)
     """
-    return pointwise_loss("mse_loss", _mse_formula, input, target, reduction)
+    return pointwise_loss("mse_loss", _mse, input, target, reduction)
 
 
 def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean") -> jax.Array:
@@ -116,7 +123,7 @@ def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean") -> 
         >>> l1_loss(jnp.array([1.0, -2.0]), jnp.zeros(2))  # 1.5
         Array(1.5, dtype=float32)
     """
-    return pointwise_loss("l1_loss", _l1_formula, input, target, reduction)
+    return pointwise_loss("l1_loss", _l1, input, target, reduction)
 
 
 def smooth_l1_loss(
@@ -146,7 +153,7 @@ def smooth_l1_loss(
         Array(1.3125, dtype=float32)
     """
     check_nonnegative("beta", beta, fn="smooth_l1_loss")
-    return pointwise_loss("smooth_l1_loss", _smooth_l1_formula, input, target, reduction, beta)
+    return pointwise_loss("smooth_l1_loss", _smooth_l1, input, target, reduction, beta)
 
 
 def huber_loss(
@@ -176,7 +183,7 @@ def huber_loss(
         Array(1.3125, dtype=float32)
     """
     check_positive("delta", delta, fn="huber_loss")
-    return pointwise_loss("huber_loss", _huber_formula, input, target, reduction, delta)
+    return pointwise_loss("huber_loss", _huber, input, target, reduction, delta)
 
 
 # ---------------------------------------------------------------- gradient registry
@@ -195,13 +202,26 @@ def _smooth_pairs():
     return [(y + d, y)]
 
 
-for _name, _f, _b in [
-    ("mse_loss", _mse_formula, _mse_backward),
-    ("l1_loss", _l1_formula, _l1_backward),
-]:
-    grads.register(
-        _name, forward=_f, backward=_b, examples=_pairs, argnums=(0, 1), fd_examples=_smooth_pairs
-    )
+grads.register(
+    "mse_loss",
+    forward=_mse_formula,
+    backward=_mse_backward,
+    examples=_pairs,
+    argnums=(0, 1),
+    fd_examples=_smooth_pairs,
+    public=lambda x, y: mse_loss(x, y, reduction="none"),
+    reference=lambda x, y, g: (2 * (x - y) * g, -2 * (x - y) * g),
+    reference_name="closed form 2(x−y)",
+)
+grads.register(
+    "l1_loss",
+    forward=_l1_formula,
+    backward=_l1_backward,
+    examples=_pairs,
+    argnums=(0, 1),
+    fd_examples=_smooth_pairs,
+    public=lambda x, y: l1_loss(x, y, reduction="none"),
+)
 for _beta in (1.0, 0.0):
     grads.register(
         f"smooth_l1_loss(beta={_beta})",
@@ -210,6 +230,7 @@ for _beta in (1.0, 0.0):
         examples=_pairs,
         argnums=(0, 1),
         fd_examples=_smooth_pairs,
+        public=lambda x, y, _beta=_beta: smooth_l1_loss(x, y, beta=_beta, reduction="none"),
     )
 grads.register(
     "huber_loss(delta=1.0)",
@@ -218,4 +239,7 @@ grads.register(
     examples=_pairs,
     argnums=(0, 1),
     fd_examples=_smooth_pairs,
+    public=lambda x, y: huber_loss(x, y, reduction="none"),
+    reference=lambda x, y, g: jax.vjp(lambda x, y: optax.huber_loss(x, y, delta=1.0), x, y)[1](g),
+    reference_name="optax.huber_loss",
 )
