@@ -202,3 +202,16 @@ def test_pruning_orders_by_step_number_and_removes_stale_temporaries(tmp_path):
     _prune(tmp_path, keep=2)
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == ["step_100000000.safetensors", "step_99999999.safetensors"]
+
+
+def test_edited_tensor_shape_in_header_is_refused(tmp_path):
+    # same element count, so only a shape check against the declared shape catches it
+    path = save_checkpoint(tmp_path / "c.safetensors", {"w": jnp.arange(6.0).reshape(2, 3)})
+    raw = bytearray(path.read_bytes())
+    (size,) = struct.unpack("<Q", raw[:8])
+    header = raw[8 : 8 + size].decode()
+    assert header.count('"shape":[2,3]') == 1
+    raw[8 : 8 + size] = header.replace('"shape":[2,3]', '"shape":[3,2]').encode()
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match=r"shape \[3, 2\].*declares \[2, 3\]"):
+        restore_checkpoint(path, {"w": jnp.zeros((2, 3))})

@@ -281,9 +281,20 @@ def restore_checkpoint(
     saved = [tuple(rec[:3]) for rec in info["leaves"]]
     _check_match(path, saved, [(n, d, list(s)) for n, d, s in expected])
     out = []
-    for (name, dtype, _, crc), (_, like) in zip(info["leaves"], flat, strict=True):
+    for (name, dtype, shape, crc), (_, like) in zip(info["leaves"], flat, strict=True):
         arr = tensors.get(name)
-        if arr is None or zlib.crc32(arr.tobytes()) != crc:
+        if arr is None:
+            raise CheckpointError(
+                f"restore_checkpoint: {str(path)!r} is corrupted: the data of {name} is missing"
+            )
+        # a key's data has trailing implementation dimensions after the key's shape
+        stored = arr.shape[: len(shape)] if dtype.startswith("key<") else arr.shape
+        if tuple(stored) != tuple(shape):
+            raise CheckpointError(
+                f"restore_checkpoint: {str(path)!r} is corrupted: {name} is stored "
+                f"with shape {list(arr.shape)}, its header declares {list(shape)}"
+            )
+        if zlib.crc32(arr.tobytes()) != crc:
             raise CheckpointError(
                 f"restore_checkpoint: {str(path)!r} is corrupted: the data "
                 f"of {name} does not match its checksum"
