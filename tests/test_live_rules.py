@@ -57,7 +57,9 @@ def test_public_gradient_is_the_registered_rule(name):
 
 
 def _point(entry):
-    return tuple(np.asarray(a) for a in (entry.fd_examples or entry.examples)()[0])
+    points = entry.fd_examples() if entry.fd_examples else []
+    points = points or entry.examples()  # an entry may have no smooth points (straight-through)
+    return tuple(np.asarray(a) for a in points[0])
 
 
 @pytest.mark.parametrize("name", LIVE)
