@@ -195,7 +195,7 @@ ACTIVATIONS = {
         lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
     ),
     "Softplus": (
-        nn.Softplus(2.0, 5.0),
+        nn.Softplus(2.0, threshold=5.0),
         lambda x: np.where(2 * x > 5, x, np.log1p(np.exp(2 * x)) / 2),
     ),
     "Hardtanh": (nn.Hardtanh(-0.5, 2.0), lambda x: np.clip(x, -0.5, 2.0)),

@@ -34,12 +34,17 @@ def _shuffle(x: Any, r: int) -> Any:
 
 def pixel_unshuffle(x: Any, r: int) -> Any:
     """Inverse of :func:`pixel_shuffle` (``torch.nn.functional.pixel_unshuffle``):
-    ``[N, H r, W r, C] -> [N, H, W, C r^2]``.
+    ``[N, H r, W r, C] -> [N, H, W, C r^2]``. A permutation: its JVP is the op itself
+    (``jax.custom_jvp``), its backward :func:`pixel_shuffle`.
 
     Example:
       >>> pixel_unshuffle(jnp.ones((1, 4, 4, 2)), 2).shape
       (1, 2, 2, 8)
     """
+    return _pixel_unshuffle(x, int(r))
+
+
+def _unshuffle(x: Any, r: int) -> Any:
     n, hr, wr, c = x.shape
     y = jnp.reshape(x, (n, hr // r, r, wr // r, r, c))  # (n, h, i, w, j, c)
     y = jnp.transpose(y, (0, 1, 3, 5, 2, 4))  # (n, h, w, c, i, j)
@@ -47,6 +52,7 @@ def pixel_unshuffle(x: Any, r: int) -> Any:
 
 
 _pixel_shuffle = linear_op(_shuffle)
+_pixel_unshuffle = linear_op(_unshuffle)
 
 
 def pixel_shuffle(x: Any, upscale_factor: int) -> Any:
@@ -81,4 +87,12 @@ register_grad(
     backward=lambda x, g: pixel_shuffle_backward(x, g, 2),
     examples=lambda: [(np.random.default_rng(90).standard_normal((2, 3, 2, 8)),)],
     public=lambda x: pixel_shuffle(x, 2),
+)
+
+register_grad(
+    "pixel_unshuffle(downscale_factor=2)",
+    forward=lambda x: _unshuffle(x, 2),
+    backward=lambda x, g: _shuffle(g.astype(x.dtype), 2),
+    examples=lambda: [(np.random.default_rng(91).standard_normal((2, 4, 6, 3)),)],
+    public=lambda x: pixel_unshuffle(x, 2),
 )
