@@ -198,7 +198,7 @@ ACTIVATIONS = {
         nn.Softplus(2.0, threshold=5.0),
         lambda x: np.where(2 * x > 5, x, np.log1p(np.exp(2 * x)) / 2),
     ),
-    "Hardtanh": (nn.Hardtanh(-0.5, 2.0), lambda x: np.clip(x, -0.5, 2.0)),
+    "Hardtanh": (nn.Hardtanh(-0.5, max_val=2.0), lambda x: np.clip(x, -0.5, 2.0)),
     "Softmax": (nn.Softmax(), lambda x: np.exp(x) / np.exp(x).sum(-1, keepdims=True)),
     "LogSoftmax": (nn.LogSoftmax(), lambda x: x - np.log(np.exp(x).sum(-1, keepdims=True))),
     "GLU": (nn.GLU(), lambda x: x[..., :3] * np_sigmoid(x[..., 3:])),
