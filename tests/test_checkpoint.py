@@ -215,3 +215,69 @@ def test_edited_tensor_shape_in_header_is_refused(tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(CheckpointError, match=r"shape \[3, 2\].*declares \[2, 3\]"):
         restore_checkpoint(path, {"w": jnp.zeros((2, 3))})
+
+
+def test_header_is_checked_against_the_file_size_before_any_data_is_read(tmp_path):
+    # a small checkpoint at the start of a large sparse file: refused without reading it
+    path = save_checkpoint(tmp_path / "c.safetensors", {"w": jnp.ones((8, 8))})
+    with open(path, "r+b") as f:
+        f.truncate(3 * 2**30)  # sparse: no disk blocks, no memory unless read
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match="tile the"):
+            restore_checkpoint(path, {"w": jnp.zeros((8, 8))})
+        assert tracemalloc.get_traced_memory()[1] < 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def test_header_declaring_more_than_the_file_holds_is_refused(tmp_path):
+    path = save_checkpoint(tmp_path / "c.safetensors", {"w": jnp.ones(4)})
+    raw = bytearray(path.read_bytes())
+    raw[:8] = struct.pack("<Q", 2**40)  # a header "larger" than the file
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="header declares"):
+        restore_checkpoint(path, {"w": jnp.zeros(4)})
+
+
+def test_overlapping_tensors_are_refused(tmp_path):
+    path = save_checkpoint(tmp_path / "c.safetensors", {"a": jnp.ones(2), "b": jnp.ones(2)})
+    raw = bytearray(path.read_bytes())
+    (size,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + size])
+    first, second = sorted(header[n]["data_offsets"] for n in ("['a']", "['b']"))
+    text = raw[8 : 8 + size].decode()
+    edited = text.replace(f'"data_offsets":[{second[0]},{second[1]}]', f'"data_offsets":{first}')
+    edited = edited.replace(" ", "") + " " * (size - len(edited.replace(" ", "")))
+    raw[8 : 8 + size] = edited.encode()
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="tile the"):
+        restore_checkpoint(path, {"a": jnp.zeros(2), "b": jnp.zeros(2)})
+
+
+def test_save_and_restore_hold_at_most_one_leaf_extra(tmp_path):
+    # 40 MB of NumPy leaves (NumPy's buffers are traced by tracemalloc): the peak of
+    # Python/NumPy allocations stays within 1.3x the checkpoint's size for both ways
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    tree = {f"w{i}": rng.standard_normal((1000, 1250)).astype(np.float32) for i in range(8)}
+    size = sum(a.nbytes for a in tree.values())
+    path = tmp_path / "big.safetensors"
+    tracemalloc.start()
+    try:
+        save_checkpoint(path, tree)
+        save_peak = tracemalloc.get_traced_memory()[1]
+        template = jax.tree_util.tree_map(np.zeros_like, tree)  # NumPy leaves: NumPy result
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        restored = restore_checkpoint(path, template)
+        restore_peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert save_peak < 0.3 * size, (save_peak, size)  # streamed: nothing copied
+    assert restore_peak < 1.3 * size, (restore_peak, size)  # the result plus one leaf
+    for k in tree:
+        np.testing.assert_array_equal(restored[k], tree[k])

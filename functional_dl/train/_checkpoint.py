@@ -5,13 +5,17 @@ File layout: one safetensors tensor per leaf, named by its tree path
 flattening order, the path, dtype, shape and a CRC-32 of the bytes, and the user's
 metadata. Writing goes to a temporary file in the same directory that is renamed over
 the target (``os.replace``), so a crash never leaves a half-written checkpoint.
-Restoring validates everything (file integrity, tree paths, shapes, dtypes, checksums)
-before building the result, so it either returns the complete tree or raises.
+Restoring reads the header first and checks it against the file's size (the tensors
+must tile the data section exactly) and against the template (tree paths, shapes,
+dtypes) before reading any data; then it reads one tensor at a time into its own buffer
+and checks its checksum, so it either returns the complete tree or raises, and holds at
+most one tensor beyond the result. Saving streams the leaves to the file one by one.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import struct
@@ -22,8 +26,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import safetensors
-import safetensors.numpy
 from jax.experimental import multihost_utils
 
 from ._sharding import is_sharding_mesh, place_state, replicate_tree
@@ -39,25 +41,27 @@ __all__ = [
 
 _FORMAT = "functional_dl.checkpoint"
 _VERSION = 1
-# dtypes safetensors.numpy stores natively; others (bfloat16, ...) are stored as raw bits.
-_NATIVE = {
-    np.dtype(t)
-    for t in (
-        np.float64,
-        np.float32,
-        np.float16,
-        np.int64,
-        np.int32,
-        np.int16,
-        np.int8,
-        np.uint64,
-        np.uint32,
-        np.uint16,
-        np.uint8,
-        np.bool_,
-        np.complex64,
+# safetensors dtype codes; other dtypes (bfloat16, ...) are stored as raw unsigned bits.
+_ST_CODE = {
+    np.dtype(t): code
+    for t, code in (
+        (np.float64, "F64"),
+        (np.float32, "F32"),
+        (np.float16, "F16"),
+        (np.int64, "I64"),
+        (np.int32, "I32"),
+        (np.int16, "I16"),
+        (np.int8, "I8"),
+        (np.uint64, "U64"),
+        (np.uint32, "U32"),
+        (np.uint16, "U16"),
+        (np.uint8, "U8"),
+        (np.bool_, "BOOL"),
+        (np.complex64, "C64"),
     )
 }
+_ST_DTYPE = {code: dtype for dtype, code in _ST_CODE.items()}
+_MAX_HEADER = 100 * 2**20  # bytes; safetensors' own limit
 
 
 class CheckpointError(ValueError):
@@ -86,13 +90,27 @@ def _describe(path: tuple, leaf: Any) -> tuple[str, str, list[int]]:
     return name, str(np.asarray(leaf).dtype), list(np.shape(leaf))
 
 
-def _to_numpy(leaf: Any) -> np.ndarray:
+def _leaf_array(name: str, leaf: Any) -> np.ndarray:
+    """The leaf as a C-contiguous NumPy array of a safetensors dtype (no copy when the
+    leaf already is one: a CPU jax array, a NumPy array)."""
     if _is_key(leaf):
         leaf = jax.random.key_data(leaf)
-    arr = np.asarray(leaf).copy(order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
-    if arr.dtype not in _NATIVE:  # e.g. bfloat16: store the bits, the dtype is in the header
+    try:
+        arr = np.asarray(leaf)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"save_checkpoint: leaf {name} is not an array: {leaf!r}") from exc
+    if arr.dtype == object:
+        raise TypeError(f"save_checkpoint: leaf {name} is not an array: {leaf!r}")
+    if not arr.flags.c_contiguous:
+        arr = arr.copy(order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
+    if arr.dtype not in _ST_CODE:  # e.g. bfloat16: store the bits, the dtype is in the header
         arr = arr.view(np.dtype(f"uint{arr.dtype.itemsize * 8}"))
     return arr
+
+
+def _bytes_view(arr: np.ndarray) -> memoryview:
+    """The bytes of a C-contiguous array, without a copy."""
+    return memoryview(arr.reshape(-1).view(np.uint8))
 
 
 def _local_whole(leaf: Any) -> Any:
@@ -156,28 +174,35 @@ def save_checkpoint(
         raise CheckpointError(
             f"save_checkpoint: cannot create the directory of path={str(path)!r}: {exc}"
         ) from exc
-    tensors, leaves = {}, []
-    for kp, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    entries: dict[str, Any] = {}
+    leaves, offset = [], 0
+    for kp, leaf in flat:  # first pass: sizes and checksums, one leaf at a time
         name, dtype, shape = _describe(kp, leaf)
-        try:
-            arr = _to_numpy(leaf)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"save_checkpoint: leaf {name} is not an array: {leaf!r}") from exc
-        tensors[name] = arr
-        leaves.append([name, dtype, shape, zlib.crc32(arr.tobytes())])
-    header = {
+        arr = _leaf_array(name, leaf)
+        entries[name] = {
+            "dtype": _ST_CODE[arr.dtype],
+            "shape": list(arr.shape),
+            "data_offsets": [offset, offset + arr.nbytes],
+        }
+        offset += arr.nbytes
+        leaves.append([name, dtype, shape, zlib.crc32(_bytes_view(arr))])
+    info = {
         "format": _FORMAT,
         "version": _VERSION,
         "treedef": str(jax.tree_util.tree_structure(tree)),
         "leaves": leaves,
     }
-    data = safetensors.numpy.save(
-        tensors, metadata={_FORMAT: json.dumps(header), "user": json.dumps(metadata or {})}
-    )
+    entries["__metadata__"] = {_FORMAT: json.dumps(info), "user": json.dumps(metadata or {})}
+    header = json.dumps(entries, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # safetensors aligns the data to 8 bytes
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            f.write(struct.pack("<Q", len(header)))
+            f.write(header)
+            for kp, leaf in flat:  # second pass: the bytes, streamed leaf by leaf
+                f.write(_bytes_view(_leaf_array(jax.tree_util.keystr(kp), leaf)))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -188,34 +213,70 @@ def save_checkpoint(
     return path
 
 
-def _read(path: str | os.PathLike, fn: str) -> tuple[bytes, dict[str, str]]:
-    """The file's bytes and its safetensors metadata, with integrity errors made clear."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{fn}: no checkpoint file at {str(path)!r}")
-    data = path.read_bytes()
-    try:
-        (size,) = struct.unpack("<Q", data[:8])
-        header = json.loads(data[8 : 8 + size])
-        meta = header.get("__metadata__") or {}
-        info = json.loads(meta[_FORMAT])
-    except Exception as exc:
-        raise CheckpointError(
-            f"{fn}: {str(path)!r} is not a functional_dl checkpoint or its "
-            f"header is corrupted ({type(exc).__name__}: {exc})"
-        ) from exc
-    if info.get("format") != _FORMAT or info.get("version") != _VERSION:
-        raise CheckpointError(
-            f"{fn}: {str(path)!r} has an unsupported format/version "
-            f"{info.get('format')!r}/{info.get('version')!r}"
-        )
-    return data, meta
+class _Header:
+    """A checkpoint's header, read and checked against the file's size before any data.
+
+    ``entries`` maps tensor names to ``(dtype, shape, begin, end)`` with absolute file
+    offsets; ``info`` is functional_dl's record (leaves, checksums); ``user`` the
+    metadata passed to :func:`save_checkpoint`.
+    """
+
+    def __init__(self, path: str | os.PathLike, fn: str):
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{fn}: no checkpoint file at {str(path)!r}")
+        self.path, self.fn = path, fn
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            try:
+                (n,) = struct.unpack("<Q", f.read(8))
+                if n > min(size - 8, _MAX_HEADER):
+                    raise ValueError(f"the header declares {n} bytes, the file has {size}")
+                raw = json.loads(f.read(n))
+                meta = raw.pop("__metadata__", None) or {}
+                info = json.loads(meta[_FORMAT])
+            except Exception as exc:
+                raise CheckpointError(
+                    f"{fn}: {str(path)!r} is not a functional_dl checkpoint or its "
+                    f"header is corrupted ({type(exc).__name__}: {exc})"
+                ) from exc
+        if info.get("format") != _FORMAT or info.get("version") != _VERSION:
+            raise CheckpointError(
+                f"{fn}: {str(path)!r} has an unsupported format/version "
+                f"{info.get('format')!r}/{info.get('version')!r}"
+            )
+        self.info, self.user = info, meta.get("user", "{}")
+        start, data_size = 8 + n, size - 8 - n
+        self.entries: dict[str, tuple[np.dtype, tuple[int, ...], int, int]] = {}
+        for name, entry in raw.items():
+            try:
+                dtype = _ST_DTYPE[entry["dtype"]]
+                shape = tuple(int(d) for d in entry["shape"])
+                begin, end = (int(o) for o in entry["data_offsets"])
+                ok = min(shape, default=0) >= 0 and 0 <= begin <= end <= data_size
+                ok = ok and end - begin == dtype.itemsize * math.prod(shape)
+            except Exception as exc:
+                raise self.corrupted(f"the header entry of {name} is malformed: {exc}") from exc
+            if not ok:
+                raise self.corrupted(
+                    f"{name} declares {entry['dtype']}{list(shape)} at bytes "
+                    f"{entry['data_offsets']} of a {data_size}-byte data section"
+                )
+            self.entries[name] = (dtype, shape, start + begin, start + end)
+        spans = sorted((b, e) for _, _, b, e in self.entries.values())
+        bounds = [start] + [x for span in spans for x in span] + [size]
+        if any(a != b for a, b in zip(bounds[::2], bounds[1::2], strict=True)):
+            raise self.corrupted(  # truncated, padded, or overlapping tensors
+                f"its tensors do not tile the {data_size}-byte data section exactly"
+            )
+
+    def corrupted(self, what: str) -> CheckpointError:
+        return CheckpointError(f"{self.fn}: {str(self.path)!r} is corrupted: {what}")
 
 
 def checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The ``metadata`` dict passed to :func:`save_checkpoint` for the file at ``path``."""
-    _, meta = _read(path, "checkpoint_metadata")
-    return json.loads(meta.get("user", "{}"))
+    return json.loads(_Header(path, "checkpoint_metadata").user)
 
 
 def _from_numpy(arr: np.ndarray, dtype: str, like: Any, *, keep_sharding: bool = True) -> Any:
@@ -227,7 +288,7 @@ def _from_numpy(arr: np.ndarray, dtype: str, like: Any, *, keep_sharding: bool =
         return jax.device_put(key, sharding) if sharding is not None else key
     arr = arr.view(np.dtype(dtype)) if arr.dtype != np.dtype(dtype) else arr
     if isinstance(like, np.ndarray):
-        return arr.copy()
+        return arr
     if isinstance(like, np.generic):
         return arr[()]
     if isinstance(like, (bool, int, float, complex)):
@@ -240,8 +301,9 @@ def restore_checkpoint(
 ) -> Any:
     """Read a checkpoint written by :func:`save_checkpoint` into the structure of ``template``.
 
-    Every check runs before anything is built, so the result is either the complete
-    tree or an exception: :class:`CheckpointError` for a truncated or corrupted file
+    The header is checked against the file's size and the template before any data is
+    read, and each tensor against its checksum as it is read, so the result is either
+    the complete tree or an exception: :class:`CheckpointError` for a truncated or corrupted file
     (bad header, wrong sizes, checksum mismatch) or a tree that does not match
     ``template`` (missing or extra leaves, other shapes or dtypes), listing the
     differences; ``FileNotFoundError`` when there is no file.
@@ -267,41 +329,36 @@ def restore_checkpoint(
         >>> restore_checkpoint(path, {"w": jnp.zeros(3)})["w"].tolist()
         [2.0, 2.0, 2.0]
     """
-    data, meta = _read(path, "restore_checkpoint")
-    info = json.loads(meta[_FORMAT])
-    try:
-        tensors = safetensors.numpy.load(data)
-    except Exception as exc:
-        raise CheckpointError(
-            f"restore_checkpoint: {str(path)!r} is truncated or corrupted "
-            f"({type(exc).__name__}: {exc})"
-        ) from exc
+    header = _Header(path, "restore_checkpoint")
+    info = header.info
     flat, treedef = jax.tree_util.tree_flatten_with_path(template)
     expected = [_describe(kp, leaf) for kp, leaf in flat]
     saved = [tuple(rec[:3]) for rec in info["leaves"]]
     _check_match(path, saved, [(n, d, list(s)) for n, d, s in expected])
-    out = []
-    for (name, dtype, shape, crc), (_, like) in zip(info["leaves"], flat, strict=True):
-        arr = tensors.get(name)
-        if arr is None:
-            raise CheckpointError(
-                f"restore_checkpoint: {str(path)!r} is corrupted: the data of {name} is missing"
-            )
+    for name, dtype, shape, _ in info["leaves"]:  # every size is checked before any read
+        if name not in header.entries:
+            raise header.corrupted(f"the data of {name} is missing")
+        stored = header.entries[name][1]
         # a key's data has trailing implementation dimensions after the key's shape
-        stored = arr.shape[: len(shape)] if dtype.startswith("key<") else arr.shape
+        stored = stored[: len(shape)] if dtype.startswith("key<") else stored
         if tuple(stored) != tuple(shape):
-            raise CheckpointError(
-                f"restore_checkpoint: {str(path)!r} is corrupted: {name} is stored "
-                f"with shape {list(arr.shape)}, its header declares {list(shape)}"
+            raise header.corrupted(
+                f"{name} is stored with shape {list(header.entries[name][1])}, "
+                f"its header declares {list(shape)}"
             )
-        if zlib.crc32(arr.tobytes()) != crc:
-            raise CheckpointError(
-                f"restore_checkpoint: {str(path)!r} is corrupted: the data "
-                f"of {name} does not match its checksum"
-            )
-        out.append((arr, dtype, like))
     keep = mesh is None  # with a mesh the tree is placed below
-    leaves = [_from_numpy(arr, dtype, like, keep_sharding=keep) for arr, dtype, like in out]
+    leaves = []
+    with open(path, "rb") as f:  # one tensor in host memory at a time
+        for (name, dtype, _, crc), (_, like) in zip(info["leaves"], flat, strict=True):
+            st_dtype, stored, begin, end = header.entries[name]
+            arr = np.empty(stored, st_dtype)
+            f.seek(begin)
+            if f.readinto(_bytes_view(arr)) != end - begin:
+                raise header.corrupted(f"the data of {name} is truncated")
+            if zlib.crc32(_bytes_view(arr)) != crc:
+                raise header.corrupted(f"the data of {name} does not match its checksum")
+            leaves.append(_from_numpy(arr, dtype, like, keep_sharding=keep))
+            del arr
     tree = jax.tree_util.tree_unflatten(treedef, leaves)
     if mesh is None:
         return tree
