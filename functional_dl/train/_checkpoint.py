@@ -110,7 +110,7 @@ def _leaf_array(name: str, leaf: Any) -> np.ndarray:
 
 def _bytes_view(arr: np.ndarray) -> memoryview:
     """The bytes of a C-contiguous array, without a copy."""
-    return memoryview(arr.reshape(-1).view(np.uint8))
+    return memoryview(arr.reshape(-1).view(np.uint8).data)
 
 
 def _local_whole(leaf: Any) -> Any:
