@@ -167,6 +167,7 @@ def _train(
     seed: int,
     checkpoint_dir: str | None = None,
     resume: bool = False,
+    allow_config_change: bool = False,
     progress: bool = True,
     plot: str | None = None,
     mesh: str | None = None,
@@ -212,6 +213,7 @@ def _train(
         plateau=plateau,
         checkpoint_dir=checkpoint_dir,
         resume=resume,
+        allow_config_change=allow_config_change,
         progress=progress,
         mesh=device_mesh,
     )
@@ -269,6 +271,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         args.parser.error(f"--checkpoint-dir must be a directory, got the file {ckpt}")
     if args.resume and ckpt is None:
         args.parser.error("--resume needs --checkpoint-dir")
+    if args.allow_config_change and not args.resume:
+        args.parser.error("--allow-config-change applies to --resume")
     if args.resume and ckpt is not None and latest_checkpoint(ckpt) is None:
         args.parser.error(f"--resume: no checkpoint to resume from in {ckpt}")
     if not args.resume and ckpt is not None and latest_checkpoint(ckpt) is not None:
@@ -287,13 +291,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
             seed=args.seed,
             checkpoint_dir=ckpt,
             resume=args.resume,
+            allow_config_change=args.allow_config_change,
             progress=not args.no_progress,
             plot=args.plot,
             mesh=args.mesh,
             fsdp=args.fsdp,
         )
     except (FloatingPointError, ValueError) as exc:
-        print(f"{args.parser.prog}: error: {exc}", file=sys.stderr)
+        hint = " (here: --allow-config-change)" if "allow_config_change" in str(exc) else ""
+        print(f"{args.parser.prog}: error: {exc}{hint}", file=sys.stderr)
         return 1
     _report(out, args.plot, ckpt)
     return 0
@@ -406,7 +412,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue from the latest checkpoint in --checkpoint-dir",
+        help="continue from the latest checkpoint in --checkpoint-dir that verifies",
+    )
+    p.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="resume even if the model, optimizer, schedule or data differ from the "
+        "checkpoint's (refused by default, naming what changed)",
     )
     p.add_argument("--plot", default=None, help="write the training curves to this file")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

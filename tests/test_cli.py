@@ -41,6 +41,7 @@ def test_help_everywhere(argv, capsys):
             "--seed",
             "--checkpoint-dir",
             "--resume",
+            "--allow-config-change",
         ):
             assert option in out.out
 
@@ -116,6 +117,19 @@ def test_train_one_epoch_then_resume(tmp_path, capsys):
     argv[argv.index("--epochs") + 1] = "2"
     assert main([*argv, "--resume"]) == 0
     assert "step_00000038.safetensors" in capsys.readouterr().out
+
+
+def test_resume_with_another_schedule_horizon_is_refused_unless_allowed(tmp_path, capsys):
+    argv = ["train", "--model", "mlp", "--epochs", "1", "--batch-size", "128"]
+    argv += ["--no-progress", "--checkpoint-dir", str(tmp_path), "--schedule", "cosine"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    argv[argv.index("--epochs") + 1] = "2"  # the cosine horizon doubles
+    assert main([*argv, "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert "another configuration" in err and "T_max: 9 -> 18" in err
+    assert "--allow-config-change" in err
+    assert main([*argv, "--resume", "--allow-config-change"]) == 0
 
 
 def test_demo_reaches_the_accuracy_target(tmp_path, capsys):

@@ -5,9 +5,11 @@ resumption."""
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -23,15 +25,17 @@ from ..schedules import plateau_states, step_plateau
 from ._averaging import with_averaged_params
 from ._callbacks import Callback, run_callbacks
 from ._checkpoint import (
+    CheckpointError,
     checkpoint_metadata,
     checkpoint_path,
     latest_checkpoint,
     restore_checkpoint,
     save_checkpoint,
 )
+from ._fingerprint import differences, fingerprint
 from ._parallel import DATA_AXIS, data_parallel_mesh, replicate, shard_batch
 from ._sharding import is_sharding_mesh
-from ._sources import batch_source
+from ._sources import batch_source, is_array_data
 from ._state import TrainState
 from ._step import Metrics, evaluate, make_train_step
 
@@ -181,6 +185,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     accumulate: int = 1,
     eval_averaged: bool = False,
+    allow_config_change: bool = False,
 ) -> FitResult:
     """Train ``model`` for ``epochs`` epochs and/or ``max_steps`` steps.
 
@@ -228,9 +233,13 @@ def fit(
             plateau state is part of its ``opt_state``), with the history, the position
             in the data and the early-stopping and callback states in its metadata; the
             last ``keep_checkpoints`` files are kept.
-        resume: ``True`` continues from the latest checkpoint of ``checkpoint_dir``, a
+        resume: ``True`` continues from the latest checkpoint of ``checkpoint_dir`` that
+            verifies (a corrupted newest file is skipped with a warning naming it), a
             path from that file; the result equals the uninterrupted run bit for bit,
-            also from a checkpoint written mid-epoch (``eval_every``).
+            also from a checkpoint written mid-epoch (``eval_every``). Every checkpoint
+            records the run's configuration (parameter shapes, loss, optimizer and its
+            hyperparameters and schedule, data size and batch size); resuming with a
+            different one raises a ``ValueError`` naming what changed.
         progress: show the progress bar.
         max_steps: stop after this many steps in total (``state.step``), mid-epoch if
             need be; the steps since the last record make a final record.
@@ -247,6 +256,8 @@ def fit(
             ``fdl.optim.ema``/``swa`` transform in the optimizer (``with_averaged_params``;
             call :func:`update_bn` yourself for BatchNorm models); training goes on with
             the raw weights, and the average is checkpointed with the optimizer state.
+        allow_config_change: resume even though the configuration differs from the
+            checkpoint's (a warning lists the differences).
 
     Returns:
         :class:`FitResult` ``(state, history, stopped_early)``.
@@ -337,6 +348,14 @@ def fit(
                 "fit: eval_averaged=True needs an fdl.optim.ema or swa transform (or asgd) "
                 f"in the optimizer: {exc}"
             ) from exc
+    examples = num_examples(train_data) if is_array_data(train_data) else None
+    facts = {
+        "examples": examples,
+        "steps_per_epoch": steps_per_epoch,
+        "batch_size": batch_size,
+        "accumulate": accumulate,
+    }
+    config = fingerprint(state, loss_fn, optimizer, facts)
     train_step = make_train_step(model, loss_fn, optimizer, metrics=metrics, mesh=mesh)
 
     state = state if is_sharding_mesh(mesh) else replicate(state, mesh)
@@ -347,10 +366,13 @@ def fit(
         "steps_per_epoch": steps_per_epoch,
     }
     if resume:
-        state, book = _resume(resume, checkpoint_dir, state, steps_per_epoch)
+        state, book = _resume(
+            resume, checkpoint_dir, state, steps_per_epoch, config, allow_config_change
+        )
         for callback, saved in zip(callbacks, book.get("callbacks") or (), strict=False):
             if saved is not None and hasattr(callback, "load_state_dict"):
                 callback.load_state_dict(saved)
+    book["config"] = config
     history = book["history"]
     step = int(state.step)
     if "epoch" in book:
@@ -482,33 +504,90 @@ def _resume(
     checkpoint_dir: Any,
     state: TrainState,
     steps_per_epoch: int | None,
+    config: dict[str, Any],
+    allow_config_change: bool,
 ) -> tuple[TrainState, dict]:
-    """The state (plateau state included) and bookkeeping saved by an earlier :func:`fit`."""
-    path = Path(resume) if isinstance(resume, (str, Path)) else latest_checkpoint(checkpoint_dir)
-    if path is None or not path.is_file():
-        where = f"at {path}" if path else f"in {checkpoint_dir}"
+    """The state (plateau state included) and bookkeeping saved by an earlier :func:`fit`:
+    from the newest checkpoint that verifies, of a run with the same configuration."""
+    if isinstance(resume, (str, Path)):
+        candidates = [Path(resume)]
+    else:
+        candidates = _checkpoints(checkpoint_dir)[::-1]
+    if not candidates or not candidates[0].is_file():
+        where = f"at {candidates[0]}" if candidates else f"in {checkpoint_dir}"
         raise FileNotFoundError(f"fit: resume={resume!r} but there is no checkpoint {where}")
-    book = checkpoint_metadata(path)
+    skipped: list[str] = []
+    for path in candidates:
+        try:
+            book = checkpoint_metadata(path)
+            _check_config(path, book, steps_per_epoch, config, allow_config_change)
+            restored = restore_checkpoint(path, state)
+        except CheckpointError as exc:
+            if len(candidates) == 1:
+                raise
+            skipped.append(f"{path.name} ({exc})")
+            continue
+        if skipped:
+            warnings.warn(
+                f"fit: resuming from {str(path)!r}: the newer checkpoints do not verify "
+                f"and were skipped: {'; '.join(skipped)}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        book.pop("plateau", None)  # written by versions that kept it outside opt_state
+        return restored, book
+    raise CheckpointError(
+        f"fit: no checkpoint in {str(checkpoint_dir)!r} verifies: {'; '.join(skipped)}"
+    )
+
+
+def _check_config(
+    path: Path,
+    book: dict[str, Any],
+    steps_per_epoch: int | None,
+    config: dict[str, Any],
+    allow_config_change: bool,
+) -> None:
+    """Refuse a checkpoint written by a run with another configuration."""
     if book.get("steps_per_epoch") != steps_per_epoch:
         raise ValueError(
             f"fit: the checkpoint {str(path)!r} was written with "
             f"{book.get('steps_per_epoch')} steps per epoch, this run has "
             f"{steps_per_epoch} (same data, batch_size and drop_last needed)"
         )
-    book.pop("plateau", None)  # written by versions that kept it outside opt_state
-    return restore_checkpoint(path, state), book
+    saved = book.get("config")
+    if saved is None:  # written before configurations were recorded
+        return
+    changed = differences(saved, json.loads(json.dumps(config)))
+    if not changed:
+        return
+    message = (
+        f"the checkpoint {str(path)!r} was written by a run with another configuration: "
+        + "; ".join(changed[:8])
+        + (f"; ... ({len(changed)} in all)" if len(changed) > 8 else "")
+    )
+    if not allow_config_change:
+        raise ValueError(f"fit: {message} (pass allow_config_change=True to resume anyway)")
+    warnings.warn(f"fit: resuming anyway: {message}", RuntimeWarning, stacklevel=4)
+
+
+def _checkpoints(directory: str | Path | None) -> list[Path]:
+    """The ``step_*.safetensors`` files of ``directory``, oldest step first."""
+    if directory is None or not Path(directory).is_dir():
+        return []
+    steps = []
+    for f in Path(directory).glob("step_*.safetensors"):
+        m = re.fullmatch(r"step_(\d+)\.safetensors", f.name)
+        if m:
+            steps.append((int(m.group(1)), f))
+    return [f for _, f in sorted(steps)]
 
 
 def _prune(directory: str | Path, keep: int) -> None:
     """Delete all but the ``keep`` most recent ``step_*.safetensors`` files (ordered by
     their step number, not their name: step 100000000 comes after 99999999), and the
     temporary files a save killed mid-write left behind."""
-    steps = []
-    for f in Path(directory).glob("step_*.safetensors"):
-        m = re.fullmatch(r"step_(\d+)\.safetensors", f.name)
-        if m:
-            steps.append((int(m.group(1)), f))
-    for _, old in sorted(steps)[:-keep]:
+    for old in _checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
     for stale in Path(directory).glob(".step_*.safetensors.tmp*"):
         stale.unlink(missing_ok=True)
