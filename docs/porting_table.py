@@ -341,6 +341,11 @@ AREAS: tuple[Area, ...] = (
                 "",
             ),
             (
+                "bf16 model + fp32 optimizer copy (apex O2 master weights)",
+                "fdl.optim.with_master_weights",
+                "wraps any optimizer; the fp32 copy is in its state",
+            ),
+            (
                 "torch.optim.swa_utils.AveragedModel (EMA)",
                 "fdl.optim.ema",
                 "last transform of a chain",

@@ -177,7 +177,8 @@ API_NAMES = {
     "triplet_margin_with_distance_loss",
     "optim": "sgd adagrad rmsprop adam adamw nadam radam adamax adadelta lion clip_grad_norm "
     "clip_grad_value apply_updates global_norm "
-    "adafactor rprop asgd muon param_groups accumulate ema swa averaged_params",
+    "adafactor rprop asgd muon param_groups accumulate ema swa averaged_params "
+    "with_master_weights",
     "schedules": "step_lr multi_step_lr exponential_lr linear_lr cosine_annealing_lr "
     "cosine_annealing_warm_restarts one_cycle_lr one_cycle_momentum warmup_cosine "
     "reduce_lr_on_plateau "

@@ -49,6 +49,8 @@ from ._flatten import FlattenState as FlattenState
 from ._flatten import flatten as flatten
 from ._lion import ScaleByLionState as ScaleByLionState
 from ._lion import scale_by_lion as scale_by_lion
+from ._master import MasterWeightsState as MasterWeightsState
+from ._master import with_master_weights as with_master_weights
 from ._muon import ScaleByMuonState as ScaleByMuonState
 from ._muon import orthogonalize as orthogonalize
 from ._muon import scale_by_muon as scale_by_muon
@@ -88,6 +90,7 @@ __all__ = [
     # composition
     "param_groups",
     "accumulate",
+    "with_master_weights",
     "ema",
     "swa",
     "averaged_params",
@@ -132,5 +135,6 @@ __all__ = [
     "ScaleByAsgdState",
     "ScaleByMuonState",
     "AccumulateState",
+    "MasterWeightsState",
     "AveragedState",
 ]
