@@ -186,6 +186,7 @@ def fit(
     accumulate: int = 1,
     eval_averaged: bool = False,
     allow_config_change: bool = False,
+    on_nonfinite: str = "raise",
 ) -> FitResult:
     """Train ``model`` for ``epochs`` epochs and/or ``max_steps`` steps.
 
@@ -259,12 +260,18 @@ def fit(
         allow_config_change: resume even though the configuration differs from the
             checkpoint's (a warning lists the differences).
 
+        on_nonfinite: what a step whose loss or gradient norm is NaN/inf does:
+            ``"raise"`` stops training with a ``FloatingPointError`` naming the step,
+            epoch and batch; ``"skip"`` leaves the state unchanged for that step (only
+            ``step`` advances, like ``optax.apply_if_finite``), warns, and goes on.
+
     Returns:
         :class:`FitResult` ``(state, history, stopped_early)``.
 
     Raises:
-        FloatingPointError: the loss became NaN/inf; the message names the step, and
-            the checkpoints written before it are kept.
+        FloatingPointError: the loss or the gradient norm became NaN/inf (with
+            ``on_nonfinite="raise"``); the message names the step, and the checkpoints
+            written before it are kept.
 
     Keras equivalent: ``model.fit(x, y, batch_size, epochs, validation_data, callbacks=
     [ReduceLROnPlateau, EarlyStopping, ModelCheckpoint(save_freq="epoch")])``.
@@ -335,6 +342,7 @@ def fit(
     if monitor not in names:
         raise ValueError(f"fit: monitor must be one of {names}, got monitor={monitor!r}")
     check_int("accumulate", accumulate, minimum=1, fn="fit")
+    check_choice("on_nonfinite", on_nonfinite, ("raise", "skip"), fn="fit")
     if accumulate > 1:
         optimizer = optim.accumulate(optimizer, accumulate)
         if not isinstance(state.opt_state, optim.AccumulateState):
@@ -356,7 +364,15 @@ def fit(
         "accumulate": accumulate,
     }
     config = fingerprint(state, loss_fn, optimizer, facts)
-    train_step = make_train_step(model, loss_fn, optimizer, metrics=metrics, mesh=mesh)
+    train_step = make_train_step(
+        model,
+        loss_fn,
+        optimizer,
+        metrics=metrics,
+        mesh=mesh,
+        grad_norm=True,
+        skip_nonfinite=on_nonfinite == "skip",
+    )
 
     state = state if is_sharding_mesh(mesh) else replicate(state, mesh)
     book: dict[str, Any] = {
@@ -444,7 +460,16 @@ def fit(
                 batch = shard_batch(batch, mesh)
             state, step_metrics = train_step(state, batch)
             values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
-            if not math.isfinite(values["loss"]):
+            norm = values.pop("grad_norm")
+            problem = (
+                f"the loss became {values['loss']}"
+                if not math.isfinite(values["loss"])
+                else f"the gradient norm became {norm}"
+                if not math.isfinite(norm)
+                else None
+            )
+            where = f"at step {step + 1} (epoch {epoch + 1}, batch {b + 1})"
+            if problem and on_nonfinite == "raise":
                 bar.close()
                 kept = (
                     f"the last good checkpoint is {str(last_ckpt)!r}"
@@ -452,11 +477,16 @@ def fit(
                     else "no checkpoint was written"
                 )
                 raise FloatingPointError(
-                    f"fit: the loss became {values['loss']} at step {step + 1} (epoch "
-                    f"{epoch + 1}, batch {b + 1}); training stopped, {kept}"
+                    f"fit: {problem} {where}; training stopped, {kept} "
+                    f"(on_nonfinite='skip' skips such steps instead)"
                 )
+            if problem:  # on_nonfinite="skip": the step kept the previous state
+                warnings.warn(
+                    f"fit: {problem} {where}; that update was skipped", RuntimeWarning, stacklevel=2
+                )
+            else:
+                window.add(values)
             step, b = step + 1, b + 1
-            window.add(values)
             bar.update(1)
             bar.set_postfix({k: f"{v:.4f}" for k, v in window.means().items()}, refresh=False)
             at_end = max_steps is not None and step >= max_steps

@@ -32,6 +32,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from .._checks import check_int
+from ._guard import guard_step
 
 __all__ = ["MODEL_AXIS", "FSDP_MIN_SIZE", "make_mesh", "state_shardings", "param_spec"]
 
@@ -183,7 +184,15 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P(DATA_AXIS))
 
 
-def sharded_train_step(apply: Any, loss_fn: Any, update: Any, metric_items: tuple, mesh: Mesh):
+def sharded_train_step(
+    apply: Any,
+    loss_fn: Any,
+    update: Any,
+    metric_items: tuple,
+    mesh: Mesh,
+    grad_norm: bool = False,
+    skip_nonfinite: bool = False,
+):
     """The training step as one GSPMD ``jax.jit`` over a :func:`make_mesh` mesh.
 
     The state keeps the shardings it has (from :func:`place_state`); the batch is split
@@ -210,7 +219,10 @@ def sharded_train_step(apply: Any, loss_fn: Any, update: Any, metric_items: tupl
             opt_state=opt_state,
             step=state.step + 1,
         )
-        metrics = {"loss": loss}
+        new_state, extra = guard_step(
+            state, new_state, loss, grads, grad_norm=grad_norm, skip_nonfinite=skip_nonfinite
+        )
+        metrics = {"loss": loss, **extra}
         for name, metric in metric_items:
             metrics[name] = jax.numpy.asarray(metric(outputs, targets), jax.numpy.float32)
         return new_state, metrics

@@ -17,6 +17,7 @@ from jax.sharding import PartitionSpec as P
 
 from ..data import batches, num_examples
 from ..nn import Layer
+from ._guard import guard_step
 from ._parallel import DATA_AXIS, data_parallel_mesh
 from ._sharding import batch_sharding, is_sharding_mesh, sharded_train_step
 from ._state import TrainState
@@ -68,7 +69,13 @@ def _device_mean(mesh: Mesh) -> Callable[[Any], Any]:
 # dict of children), so a second fit of the same model reuses the compiled step.
 @functools.lru_cache(maxsize=32)
 def _train_step(
-    apply: Callable, loss_fn: Callable, update: Callable, metric_items: tuple, mesh: Mesh
+    apply: Callable,
+    loss_fn: Callable,
+    update: Callable,
+    metric_items: tuple,
+    mesh: Mesh,
+    grad_norm: bool = False,
+    skip_nonfinite: bool = False,
 ) -> Callable:
     mean = _device_mean(mesh)
 
@@ -95,7 +102,10 @@ def _train_step(
             opt_state=opt_state,
             step=state.step + 1,
         )
-        metrics = {"loss": loss}
+        new_state, extra = guard_step(
+            state, new_state, loss, grads, grad_norm=grad_norm, skip_nonfinite=skip_nonfinite
+        )
+        metrics = {"loss": loss, **extra}
         for name, metric in metric_items:
             metrics[name] = mean(jnp.asarray(metric(outputs, targets), jnp.float32))
         return new_state, metrics
@@ -136,6 +146,8 @@ def make_train_step(
     *,
     metrics: Metrics | None = None,
     mesh: Mesh | None = None,
+    grad_norm: bool = False,
+    skip_nonfinite: bool = False,
 ) -> Callable:
     """Build the jitted training step ``step(state, batch) -> (state, metrics)``.
 
@@ -171,6 +183,11 @@ def make_train_step(
             (from ``create_train_state(..., mesh=mesh, fsdp=...)``: FSDP over ``data``,
             tensor parallelism over ``model``) and splits the batch over ``data``. The
             batch size must be divisible by the number of devices on ``data``.
+        grad_norm: also return the global norm of the (device-averaged) gradient as
+            ``metrics["grad_norm"]`` (NaN when any gradient element is NaN).
+        skip_nonfinite: when the loss or the gradient is NaN/inf, keep the parameters,
+            model state and optimizer state of the input (only ``step`` advances), like
+            ``optax.apply_if_finite``; the returned loss shows the non-finite value.
 
     Returns:
         The jitted step. Calling :func:`make_train_step` again with the same arguments
@@ -194,9 +211,11 @@ def make_train_step(
             "make_train_step: optimizer must be an optax GradientTransformation, "
             f"got optimizer={optimizer!r}"
         )
+    guard = (bool(grad_norm), bool(skip_nonfinite))
     if is_sharding_mesh(mesh):
-        return _sharded_step(model.apply, loss_fn, optimizer.update, items, mesh)
-    return _train_step(model.apply, loss_fn, optimizer.update, items, mesh or data_parallel_mesh())
+        return _sharded_step(model.apply, loss_fn, optimizer.update, items, mesh, *guard)
+    mesh = mesh or data_parallel_mesh()
+    return _train_step(model.apply, loss_fn, optimizer.update, items, mesh, *guard)
 
 
 _sharded_step = functools.lru_cache(maxsize=32)(sharded_train_step)
