@@ -326,6 +326,15 @@ def fit(
             f"fit: batch_size must be divisible by the number of devices "
             f"({local_devices}), got batch_size={batch_size}"
         )
+    if batch_size is not None and not drop_last and is_array_data(train_data):
+        last = num_examples(train_data, fn="fit: train_data") % batch_size
+        if last % local_devices:  # refused now, not after an epoch of compute
+            raise ValueError(
+                f"fit: with drop_last=False the last batch of each epoch holds {last} "
+                f"examples, which do not divide over the {local_devices} devices; use "
+                f"drop_last=True, or a batch_size that leaves a multiple of "
+                f"{local_devices} (or no remainder)"
+            )
     source = batch_source(train_data, batch_size, drop_last)
     steps_per_epoch = source.steps_per_epoch
     if steps_per_epoch == 0:

@@ -184,6 +184,19 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P(DATA_AXIS))
 
 
+def check_divisible(batch: Any, mesh: Mesh) -> None:
+    """A clear error, before any compute, for a batch that does not split over ``data``."""
+    devices = mesh.shape[DATA_AXIS] if DATA_AXIS in mesh.shape else 1
+    leaves = jax.tree_util.tree_leaves(batch)
+    size = int(np.shape(leaves[0])[0]) if leaves and np.ndim(leaves[0]) else None
+    if size is not None and devices > 1 and size % devices:
+        raise ValueError(
+            f"the batch holds {size} examples, which do not divide over the {devices} "
+            f"devices of the mesh's data axis; use a batch size that is a multiple of "
+            f"{devices} (fit: drop_last=True)"
+        )
+
+
 def sharded_train_step(
     apply: Any,
     loss_fn: Any,
@@ -244,6 +257,7 @@ def sharded_train_step(
         return compiled[cache_key]
 
     def run(state: Any, batch: Any) -> tuple[Any, dict[str, jax.Array]]:
+        check_divisible(batch, mesh)
         return jitted_for(state)(state, batch)
 
     # ``step.lower(state, batch)``: the lowered program, for memory and HLO inspection

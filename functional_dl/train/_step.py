@@ -19,7 +19,7 @@ from ..data import batches, num_examples
 from ..nn import Layer
 from ._guard import guard_step
 from ._parallel import DATA_AXIS, data_parallel_mesh
-from ._sharding import batch_sharding, is_sharding_mesh, sharded_train_step
+from ._sharding import batch_sharding, check_divisible, is_sharding_mesh, sharded_train_step
 from ._state import TrainState
 
 __all__ = ["make_train_step", "evaluate"]
@@ -130,6 +130,7 @@ def _train_step(
 
     @functools.wraps(jitted)
     def step(state: TrainState, batch: Any) -> tuple[TrainState, dict[str, jax.Array]]:
+        check_divisible(batch, mesh)
         if getattr(state.step, "sharding", None) != replicated:
             # A state not yet on the mesh (fresh from create_train_state) is moved there
             # first, so that it has the type of the step's output: one trace, one compile.
