@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
@@ -28,7 +29,22 @@ __all__ = [
     "check_same_shape",
     "check_floating",
     "check_pair",
+    "as_arrays",
 ]
+
+
+def as_arrays(*values: Any) -> Any:
+    """The input policy at the boundary of every public array function: a Python list
+    given for an array argument becomes a jax array (``jnp.asarray``); anything else
+    (arrays, ``None``, tracers) is returned unchanged. One value in, one value out;
+    several in, a tuple out.
+
+    Example:
+        >>> as_arrays([1.0, 2.0]).dtype, as_arrays(None, [0])[1].shape
+        (dtype('float32'), (1,))
+    """
+    out = tuple(jnp.asarray(v) if isinstance(v, list) else v for v in values)
+    return out[0] if len(out) == 1 else out
 
 
 def is_concrete(value: Any) -> bool:

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_choice, check_pair, check_positive, is_concrete
+from .._checks import as_arrays, check_choice, check_pair, check_positive, is_concrete
 from . import _image, _sampling
 from ._geometry import INTERPOLATIONS
 
@@ -146,6 +146,7 @@ def rotate(
              [1., 0., 0.],
              [0., 0., 0.]], dtype=float32)
     """
+    images = as_arrays(images)
     return affine(
         images, angle, (0.0, 0.0), 1.0, (0.0, 0.0), interpolation=interpolation, fill=fill
     )
@@ -193,6 +194,7 @@ def affine(
              [0., 0., 1.],
              [0., 0., 0.]], dtype=float32)
     """
+    images = as_arrays(images)
     fn = "affine"
     check_positive("scale", scale, fn=fn)
     translate = check_pair("translate", translate, ordered=False, fn=fn)
@@ -231,6 +233,7 @@ def random_rotation(
       >>> random_rotation(key, images, 15.0).shape
       (2, 8, 8, 3)
     """
+    images = as_arrays(images)
     fn = "random_rotation"
     degrees = _sampling.symmetric_range("degrees", degrees, fn=fn)
     _check_warp_args(images, interpolation, fill, fn)
@@ -290,6 +293,7 @@ def random_affine(
       >>> random_affine(key, images, 10.0, translate=(0.1, 0.1), scale=(0.9, 1.1)).shape
       (2, 8, 8, 3)
     """
+    images = as_arrays(images)
     fn = "random_affine"
     degrees = _sampling.symmetric_range("degrees", degrees, fn=fn)
     if translate is not None:

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_pair, check_positive
+from .._checks import as_arrays, check_pair, check_positive
 from . import _image, _sampling
 
 
@@ -80,6 +80,7 @@ def gaussian_blur_fixed(images: Any, kernel_size: Any, sigma: Any) -> jnp.ndarra
       >>> round(float(out.sum()), 4), round(float(out[2, 2, 0]), 4)
       (1.0, 0.2042)
     """
+    images = as_arrays(images)
     fn = "gaussian_blur_fixed"
     kx, ky = _image.parse_size("kernel_size", kernel_size, fn=fn, odd=True)
     sx, sy = (
@@ -116,6 +117,7 @@ def gaussian_blur(
       >>> gaussian_blur(key, images, 9, sigma=(0.1, 2.0)).shape
       (2, 16, 16, 3)
     """
+    images = as_arrays(images)
     fn = "gaussian_blur"
     kx, ky = _image.parse_size("kernel_size", kernel_size, fn=fn, odd=True)
     lo, hi = (sigma, sigma) if _sampling.is_scalar(sigma) else check_pair("sigma", sigma, fn=fn)

@@ -10,7 +10,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from .._checks import check_choice, check_nonnegative, is_concrete
+from .._checks import as_arrays, check_choice, check_nonnegative, is_concrete
 from . import _image, _sampling
 from ._hsv import shift_hue_planes
 
@@ -79,6 +79,7 @@ def adjust_brightness(images: Any, factor: Any) -> jnp.ndarray:
       >>> adjust_brightness(jnp.array([[[0.25, 0.5, 0.75]]]), 1.5)  # clipped at 1
       Array([[[0.375, 0.75 , 1.   ]]], dtype=float32)
     """
+    images = as_arrays(images)
     fn = "adjust_brightness"
     check_nonnegative("factor", factor, fn=fn)
     _image.check(images, fn=fn)
@@ -106,6 +107,7 @@ def adjust_contrast(images: Any, factor: Any) -> jnp.ndarray:
       >>> [round(float(v), 4) for v in out[:, 0, 0]]  # half way to the gray mean 0.5
       [0.25, 0.75]
     """
+    images = as_arrays(images)
     fn = "adjust_contrast"
     check_nonnegative("factor", factor, fn=fn)
     _image.check(images, fn=fn, channels=(1, 3))
@@ -130,6 +132,7 @@ def adjust_saturation(images: Any, factor: Any) -> jnp.ndarray:
       >>> out.shape, [round(float(v), 4) for v in out.ravel()]
       ((1, 1, 3), [0.2989, 0.2989, 0.2989])
     """
+    images = as_arrays(images)
     fn = "adjust_saturation"
     check_nonnegative("factor", factor, fn=fn)
     _image.check(images, fn=fn, channels=(1, 3))
@@ -155,6 +158,7 @@ def rgb_to_grayscale(images: Any, *, num_output_channels: int = 1) -> jnp.ndarra
       >>> out.shape, [round(float(v), 4) for v in out.ravel()]
       ((1, 1, 3), [0.2989, 0.2989, 0.2989])
     """
+    images = as_arrays(images)
     fn = "rgb_to_grayscale"
     check_choice("num_output_channels", num_output_channels, (1, 3), fn=fn)
     _image.check(images, fn=fn, channels=(1, 3))
@@ -208,6 +212,7 @@ def color_jitter(
       >>> color_jitter(key, images, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1).shape
       (2, 8, 8, 3)
     """
+    images = as_arrays(images)
     fn = "color_jitter"
     ranges = (
         _jitter_range("brightness", brightness, center=1.0, bound=(0.0, float("inf"))),
@@ -286,6 +291,7 @@ def random_grayscale(
       >>> random_grayscale(key, images, p=0.2).shape
       (2, 8, 8, 3)
     """
+    images = as_arrays(images)
     fn = "random_grayscale"
     _sampling.check_p(p, fn=fn)
     _image.check(images, fn=fn, channels=(1, 3))

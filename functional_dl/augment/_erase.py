@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_nonnegative, check_pair, check_positive
+from .._checks import as_arrays, check_nonnegative, check_pair, check_positive
 from . import _image, _sampling
 
 
@@ -45,6 +45,7 @@ def erase(images: Any, top: Any, left: Any, height: Any, width: Any, value: Any)
              [1., 0., 0., 1.],
              [1., 1., 1., 1.]], dtype=float32)
     """
+    images = as_arrays(images)
     fn = "erase"
     for name, v in (("top", top), ("left", left), ("height", height), ("width", width)):
         check_nonnegative(name, v, fn=fn)
@@ -89,6 +90,7 @@ def random_erasing(
       >>> random_erasing(key, images, p=0.5, value="random").shape
       (2, 16, 16, 3)
     """
+    images = as_arrays(images)
     fn = "random_erasing"
     _sampling.check_p(p, fn=fn)
     scale = check_pair("scale", scale, fn=fn)

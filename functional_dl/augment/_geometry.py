@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._checks import (
+    as_arrays,
     check_choice,
     check_int,
     check_nonnegative,
@@ -36,6 +37,7 @@ def hflip(images: Any) -> jnp.ndarray:
       >>> hflip(jnp.arange(3.0).reshape(1, 3, 1))[..., 0]
       Array([[2., 1., 0.]], dtype=float32)
     """
+    images = as_arrays(images)
     _image.check(images, fn="hflip")
     return jnp.flip(jnp.asarray(images), axis=-2)
 
@@ -64,6 +66,7 @@ def random_horizontal_flip(
              [2., 1., 0.],
              [2., 1., 0.]], dtype=float32)
     """
+    images = as_arrays(images)
     fn = "random_horizontal_flip"
     _sampling.check_p(p, fn=fn)
     _image.check(images, fn=fn)
@@ -108,6 +111,7 @@ def center_crop(images: Any, size: Any) -> jnp.ndarray:
       >>> center_crop(jnp.ones((2, 32, 32, 3)), 24).shape
       (2, 24, 24, 3)
     """
+    images = as_arrays(images)
     fn = "center_crop"
     _image.check(images, fn=fn)
     h, w = _image.parse_size("size", size, fn=fn)
@@ -210,6 +214,7 @@ def resized_crop(
       >>> resized_crop(jnp.ones((2, 32, 32, 3)), 8, 8, 16, 16, 32).shape  # 2x zoom on the centre
       (2, 32, 32, 3)
     """
+    images = as_arrays(images)
     fn = "resized_crop"
     check_choice("interpolation", interpolation, INTERPOLATIONS, fn=fn)
     out_size = _image.parse_size("size", size, fn=fn)
@@ -273,6 +278,7 @@ def random_resized_crop(
       >>> random_resized_crop(key, images, 24).shape
       (2, 24, 24, 3)
     """
+    images = as_arrays(images)
     fn = "random_resized_crop"
     check_choice("interpolation", interpolation, INTERPOLATIONS, fn=fn)
     out_size = _image.parse_size("size", size, fn=fn)

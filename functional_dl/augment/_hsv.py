@@ -9,7 +9,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from .._checks import check_in_range
+from .._checks import as_arrays, check_in_range
 from . import _image
 
 
@@ -120,6 +120,7 @@ def adjust_hue(images: Any, factor: Any) -> jnp.ndarray:
       >>> adjust_hue(jnp.array([[[1.0, 0.0, 0.0]]]), 1 / 3).round(4)  # red -> green
       Array([[[0., 1., 0.]]], dtype=float32)
     """
+    images = as_arrays(images)
     fn = "adjust_hue"
     check_in_range("factor", factor, -0.5, 0.5, fn=fn)
     _image.check(images, fn=fn, channels=(1, 3))
@@ -145,6 +146,7 @@ def rgb_to_hsv(images: Any) -> jnp.ndarray:
       >>> rgb_to_hsv(jnp.array([[[1.0, 0.0, 0.0]]]))  # red: hue 0, saturation 1, value 1
       Array([[[0., 1., 1.]]], dtype=float32)
     """
+    images = as_arrays(images)
     _image.check(images, fn="rgb_to_hsv", ranks=tuple(range(1, 8)), channels=(3,))
     return _to_hsv(images)
 
@@ -167,5 +169,6 @@ def hsv_to_rgb(images: Any) -> jnp.ndarray:
       >>> hsv_to_rgb(jnp.array([[[0.5, 1.0, 1.0]]]))  # cyan
       Array([[[0., 1., 1.]]], dtype=float32)
     """
+    images = as_arrays(images)
     _image.check(images, fn="hsv_to_rgb", ranks=tuple(range(1, 8)), channels=(3,))
     return _to_rgb(images)

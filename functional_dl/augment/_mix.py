@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_int, check_ndim, check_positive, is_concrete
+from .._checks import as_arrays, check_int, check_ndim, check_positive, is_concrete
 from . import _image, _sampling
 
 
@@ -103,6 +103,7 @@ def mixup(
       >>> images.shape, labels.shape, bool(jnp.allclose(labels.sum(-1), 1.0))
       ((4, 8, 8, 3), (4, 10), True)
     """
+    images, labels = as_arrays(images, labels)
     labels = _check(images, labels, alpha, num_classes, "mixup")
     lam, _ = _draw(key, labels.shape[0], alpha, per_sample)
     return _mixup(images, labels, lam)
@@ -152,6 +153,7 @@ def cutmix(
       >>> images.shape, labels.shape, bool(jnp.allclose(labels.sum(-1), 1.0))
       ((4, 8, 8, 3), (4, 10), True)
     """
+    images, labels = as_arrays(images, labels)
     labels = _check(images, labels, alpha, num_classes, "cutmix")
     lam, u = _draw(key, labels.shape[0], alpha, per_sample)
     return _cutmix(images, labels, lam, u)

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_choice, check_int, check_positive
+from .._checks import as_arrays, check_choice, check_int, check_positive
 from . import _image, _sampling
 from ._affine import _inverse_matrix, _warp
 from ._color import _contrast_ref, _gray
@@ -324,6 +324,7 @@ def rand_augment(
       >>> rand_augment(jax.random.key(1), images).shape
       (8, 32, 32, 3)
     """
+    images = as_arrays(images)
     fn = "rand_augment"
     check_int("num_ops", num_ops, minimum=0, fn=fn)
     check_int("num_magnitude_bins", num_magnitude_bins, minimum=2, fn=fn)
@@ -393,6 +394,7 @@ def trivial_augment_wide(
       >>> trivial_augment_wide(jax.random.key(1), images).shape
       (4, 16, 16, 3)
     """
+    images = as_arrays(images)
     fn = "trivial_augment_wide"
     check_int("num_magnitude_bins", num_magnitude_bins, minimum=2, fn=fn)
     _prepare(images, fill, interpolation, fn)
@@ -550,6 +552,7 @@ def auto_augment(
       >>> auto_augment(jax.random.key(1), images, policy="cifar10").shape
       (4, 16, 16, 3)
     """
+    images = as_arrays(images)
     fn = "auto_augment"
     check_choice("policy", policy, tuple(AUTO_AUGMENT_POLICIES), fn=fn)
     _prepare(images, fill, interpolation, fn)
@@ -643,6 +646,7 @@ def augmix(
       >>> augmix(jax.random.key(1), images).shape
       (4, 16, 16, 3)
     """
+    images = as_arrays(images)
     fn = "augmix"
     check_int("severity", severity, minimum=1, fn=fn)
     if severity > 10:
@@ -689,6 +693,7 @@ def random_apply(key: Any, images: Any, fn: Callable, *, p: Any = 0.5) -> jnp.nd
       >>> 16 < int(out[:, 0, 0, 0].sum()) < 48  # about half the samples
       True
     """
+    images = as_arrays(images)
     name = "random_apply"
     _sampling.check_p(p, fn=name)
     _image.check(images, fn=name)
@@ -730,6 +735,7 @@ def random_choice(
       >>> sorted(set(out.ravel().tolist()))
       [1.0, 2.0]
     """
+    images = as_arrays(images)
     name = "random_choice"
     _image.check(images, fn=name)
     fns = list(fns)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_choice, check_int, is_concrete
+from .._checks import as_arrays, check_choice, check_int, is_concrete
 from . import _image, _sampling
 
 RESIZE_INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
@@ -139,6 +139,7 @@ def resize(
       >>> resize(x, (1, 2), antialias=False)[..., 0]  # plain bilinear: two inputs each
       Array([[0.5, 2.5]], dtype=float32)
     """
+    images = as_arrays(images)
     fn = "resize"
     check_choice("interpolation", interpolation, RESIZE_INTERPOLATIONS, fn=fn)
     if not isinstance(antialias, bool):
@@ -163,6 +164,7 @@ def vflip(images: Any) -> jnp.ndarray:
       >>> vflip(jnp.arange(3.0).reshape(3, 1, 1))[:, 0, 0]
       Array([2., 1., 0.], dtype=float32)
     """
+    images = as_arrays(images)
     _image.check(images, fn="vflip")
     return jnp.flip(jnp.asarray(images), axis=-3)
 
@@ -188,6 +190,7 @@ def random_vertical_flip(key: Any, images: Any, *, p: Any = 0.5) -> jnp.ndarray:
       Array([[2., 1., 0.],
              [2., 1., 0.]], dtype=float32)
     """
+    images = as_arrays(images)
     fn = "random_vertical_flip"
     _sampling.check_p(p, fn=fn)
     _image.check(images, fn=fn)
@@ -213,6 +216,7 @@ def crop(images: Any, top: Any, left: Any, height: int, width: int) -> jnp.ndarr
       Array([[5., 0.],
              [8., 0.]], dtype=float32)
     """
+    images = as_arrays(images)
     fn = "crop"
     check_int("height", height, minimum=1, fn=fn)
     check_int("width", width, minimum=1, fn=fn)
@@ -309,6 +313,7 @@ def pad(
       >>> pad(jnp.array([[[1.0], [2.0], [3.0]]]), (2, 0), padding_mode="reflect")[0, :, 0]
       Array([3., 2., 1., 2., 3., 2., 1.], dtype=float32)
     """
+    images = as_arrays(images)
     fn = "pad"
     pads = parse_padding(padding, fn=fn)
     _check_pad_args(images, pads, fill, padding_mode, fn)
@@ -348,6 +353,7 @@ def random_crop(
       >>> random_crop(jax.random.key(0), jnp.ones((4, 32, 32, 3)), 28, padding=4).shape
       (4, 28, 28, 3)
     """
+    images = as_arrays(images)
     fn = "random_crop"
     h, w = _image.parse_size("size", size, fn=fn)
     pads = (0, 0, 0, 0) if padding is None else parse_padding(padding, fn=fn)

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_in_range, check_int, check_nonnegative, is_concrete
+from .._checks import as_arrays, check_in_range, check_int, check_nonnegative, is_concrete
 from . import _image, _sampling
 
 # torchvision's float -> uint8 conversion multiplies by 255 + 1 - 1e-3 and truncates.
@@ -179,6 +179,7 @@ def invert(images: Any) -> jnp.ndarray:
       >>> invert(jnp.array([[[0.0, 0.25, 1.0]]]))
       Array([[[1.  , 0.75, 0.  ]]], dtype=float32)
     """
+    images = as_arrays(images)
     _image.check(images, fn="invert")
     return _invert(images)
 
@@ -206,6 +207,7 @@ def posterize(images: Any, bits: Any) -> jnp.ndarray:
       >>> [round(float(v) * 255) for v in posterize(x, 2).ravel()]  # 200 & 0xC0, 17 & 0xC0
       [192, 0, 192]
     """
+    images = as_arrays(images)
     fn = "posterize"
     _check_bits(bits, fn)
     _image.check(images, fn=fn)
@@ -229,6 +231,7 @@ def solarize(images: Any, threshold: Any) -> jnp.ndarray:
       >>> solarize(jnp.array([[[0.25, 0.5, 0.75]]]), 0.5)
       Array([[[0.25, 0.5 , 0.25]]], dtype=float32)
     """
+    images = as_arrays(images)
     fn = "solarize"
     _check_threshold(threshold, fn)
     _image.check(images, fn=fn)
@@ -254,6 +257,7 @@ def autocontrast(images: Any) -> jnp.ndarray:
       Array([[0. , 0.5],
              [1. , 0.5]], dtype=float32)
     """
+    images = as_arrays(images)
     fn = "autocontrast"
     _image.check(images, fn=fn, channels=(1, 3))
     return _autocontrast(images)
@@ -282,6 +286,7 @@ def equalize(images: Any) -> jnp.ndarray:
       >>> jnp.unique(equalize(x)).tolist()  # step = 600 // 255 = 2: (cum + 1) // 2
       [0, 100, 200, 255]
     """
+    images = as_arrays(images)
     fn = "equalize"
     _image.check(images, fn=fn)
     return _equalize(images)
@@ -309,6 +314,7 @@ def adjust_sharpness(images: Any, factor: Any) -> jnp.ndarray:
       >>> round(float(adjust_sharpness(x, 0.0)[1, 1, 0]), 4)  # 5 / 13
       0.3846
     """
+    images = as_arrays(images)
     fn = "adjust_sharpness"
     check_nonnegative("factor", factor, fn=fn)
     _image.check(images, fn=fn, channels=(1, 3))
@@ -332,6 +338,7 @@ def adjust_gamma(images: Any, gamma: Any, *, gain: Any = 1.0) -> jnp.ndarray:
       >>> adjust_gamma(jnp.array([[[0.25, 1.0]]]), 0.5)
       Array([[[0.5, 1. ]]], dtype=float32)
     """
+    images = as_arrays(images)
     fn = "adjust_gamma"
     check_nonnegative("gamma", gamma, fn=fn)
     check_real_scalar("gain", gain, fn=fn)
@@ -356,6 +363,7 @@ def normalize(images: Any, mean: Any, std: Any) -> jnp.ndarray:
       >>> normalize(jnp.array([[[0.5, 0.5, 0.5]]]), (0.5, 0.25, 0.0), (0.5, 0.5, 0.25))
       Array([[[0. , 0.5, 2. ]]], dtype=float32)
     """
+    images = as_arrays(images)
     fn = "normalize"
     _image.check(images, fn=fn)
     images = jnp.asarray(images)
@@ -415,6 +423,7 @@ def random_invert(key: Any, images: Any, *, p: Any = 0.5) -> jnp.ndarray:
       >>> random_invert(jax.random.key(0), jnp.zeros((4, 2, 2, 3)), p=1.0)[:, 0, 0, 0]
       Array([1., 1., 1., 1.], dtype=float32)
     """
+    images = as_arrays(images)
     return _random(key, images, p, 0.0, "invert", "random_invert")
 
 
@@ -427,6 +436,7 @@ def random_posterize(key: Any, images: Any, bits: Any, *, p: Any = 0.5) -> jnp.n
       >>> random_posterize(jax.random.key(0), jnp.full((2, 2, 2, 1), 0.5), 1, p=0.0)[:, 0, 0, 0]
       Array([0.5, 0.5], dtype=float32)
     """
+    images = as_arrays(images)
     _check_bits(bits, "random_posterize")
     return _random(key, images, p, bits, "posterize", "random_posterize")
 
@@ -440,6 +450,7 @@ def random_solarize(key: Any, images: Any, threshold: Any, *, p: Any = 0.5) -> j
       >>> random_solarize(jax.random.key(0), jnp.full((2, 1, 1, 1), 0.75), 0.5, p=1.0).ravel()
       Array([0.25, 0.25], dtype=float32)
     """
+    images = as_arrays(images)
     _check_threshold(threshold, "random_solarize")
     return _random(key, images, p, threshold, "solarize", "random_solarize")
 
@@ -454,6 +465,7 @@ def random_autocontrast(key: Any, images: Any, *, p: Any = 0.5) -> jnp.ndarray:
       >>> random_autocontrast(jax.random.key(0), x, p=1.0).ravel()
       Array([0., 1.], dtype=float32)
     """
+    images = as_arrays(images)
     return _random(key, images, p, 0.0, "autocontrast", "random_autocontrast", channels=(1, 3))
 
 
@@ -467,6 +479,7 @@ def random_equalize(key: Any, images: Any, *, p: Any = 0.5) -> jnp.ndarray:
       >>> jnp.unique(random_equalize(jax.random.key(0), x, p=1.0)).tolist()
       [0, 100, 200, 255]
     """
+    images = as_arrays(images)
     return _random(key, images, p, 0.0, "equalize", "random_equalize")
 
 
@@ -482,6 +495,7 @@ def random_adjust_sharpness(
       >>> round(float(random_adjust_sharpness(jax.random.key(0), x, 0.0, p=1.0)[0, 1, 1, 0]), 4)
       0.3846
     """
+    images = as_arrays(images)
     fn = "random_adjust_sharpness"
     check_nonnegative("sharpness_factor", sharpness_factor, fn=fn)
     return _random(key, images, p, sharpness_factor, "sharpness", fn, channels=(1, 3))

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_choice, check_in_range, check_nonnegative, check_pair
+from .._checks import as_arrays, check_choice, check_in_range, check_nonnegative, check_pair
 from . import _image, _sampling
 from ._affine import sample_at
 from ._blur import _blur
@@ -103,6 +103,7 @@ def perspective(
       >>> bool(jnp.allclose(perspective(x, corners, corners), x))  # the identity
       True
     """
+    images = as_arrays(images)
     fn = "perspective"
     start = _check_points("startpoints", startpoints, fn)
     end = _check_points("endpoints", endpoints, fn)
@@ -180,6 +181,7 @@ def random_perspective(
       >>> out.shape, bool(out.min() < 1.0)  # corners pulled in: fill appears
       ((2, 16, 16, 3), True)
     """
+    images = as_arrays(images)
     fn = "random_perspective"
     check_in_range("distortion_scale", distortion_scale, 0.0, 1.0, fn=fn)
     _sampling.check_p(p, fn=fn)
@@ -270,6 +272,7 @@ def elastic_transform(
       >>> elastic_transform(jax.random.key(0), x, alpha=0.0).shape  # alpha 0: identity
       (2, 16, 16, 1)
     """
+    images = as_arrays(images)
     fn = "elastic_transform"
     ax, ay = (
         (alpha, alpha)

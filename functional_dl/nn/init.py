@@ -19,7 +19,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .._checks import check_choice, check_nonnegative
+from .._checks import check_choice, check_nonnegative, is_concrete
 
 __all__ = [
     "calculate_gain",
@@ -96,6 +96,8 @@ def uniform(
       >>> uniform(jax.random.key(0), (2, 3), a=-1.0, b=1.0).shape
       (2, 3)
     """
+    if is_concrete(a) and is_concrete(b) and not float(a) <= float(b):
+        raise ValueError(f"uniform: needs a <= b, got a={a}, b={b}")
     return jax.random.uniform(key, tuple(shape), dtype, minval=a, maxval=b)
 
 

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..._checks import as_arrays
 from ._linear_rules import linear_op
 from ._utils import check_input, register_grad
 
@@ -86,6 +87,7 @@ def adaptive_avg_pool2d(x: Any, output_size: Any) -> Any:
       >>> y[0, 0, :, 0]
       Array([0.5, 2. , 3.5], dtype=float32)
     """
+    x = as_arrays(x)
     return _adaptive_avg(x, _sizes("adaptive_avg_pool2d", x, output_size))
 
 
@@ -159,6 +161,7 @@ def adaptive_max_pool2d(x: Any, output_size: Any) -> Any:
       >>> y[0, 0, :, 0]
       Array([1., 3., 4.], dtype=float32)
     """
+    x = as_arrays(x)
     out = _sizes("adaptive_max_pool2d", x, output_size)
     idx = jax.lax.stop_gradient(_argmax_flat(x, out))
     return _max_pool(x, idx)

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ... import grads
-from ..._checks import check_choice, check_floating, check_in_range, check_int
+from ..._checks import check_choice, check_floating, check_in_range, check_int, is_concrete
 from . import _blockwise
 from ._utils import is_zero, tangent_sum, to_rank
 
@@ -331,6 +331,14 @@ def scaled_dot_product_attention(
       >>> scaled_dot_product_attention(q, k, v, is_causal=True).shape
       (2, 4, 8, 16)
     """
+    for name, value in (("is_causal", is_causal), ("scale", scale), ("dropout_p", dropout_p)):
+        if not is_concrete(value):  # they choose the compiled program
+            raise TypeError(
+                f"{_FN}: {name} is static (it selects the compiled program): pass a Python "
+                f"value, got a traced {name}"
+            )
+    if scale is not None and not math.isfinite(float(scale)):
+        raise ValueError(f"{_FN}: scale must be finite, got scale={scale}")
     q, k, v = jnp.asarray(q), jnp.asarray(k), jnp.asarray(v)
     batch = _check_inputs(q, k, v, mask, bias, dropout_p, key)
     check_choice("implementation", implementation, (None, "plain", "blockwise"), fn=_FN)
@@ -364,10 +372,11 @@ def scaled_dot_product_attention(
 def _bias_mask(mask, bias):
     """Bias entries ``<= finfo(bias.dtype).min`` (``-inf``, the most negative value) mask
     their key: they join ``mask`` and are replaced by 0 (so no inf reaches the arithmetic
-    and a row without any key outputs 0 on every path). Same ranks in, same out."""
+    and a row without any key outputs 0 on every path); a NaN entry stays and makes its
+    row NaN. Same ranks in, same out."""
     if not jnp.issubdtype(bias.dtype, jnp.floating):
         return mask, bias
-    keep = bias > jnp.finfo(bias.dtype).min
+    keep = ~(bias <= jnp.finfo(bias.dtype).min)  # a NaN bias is kept: NaN in, NaN out
     bias = jnp.where(keep, bias, jnp.zeros((), bias.dtype))
     return (keep if mask is None else mask & keep), bias
 

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._checks import check_int
+from ..._checks import as_arrays, check_int
 from ._utils import (
     as_pair,
     check_input,
@@ -160,6 +160,7 @@ def conv2d(
       >>> conv2d(jnp.ones((1, 8, 8, 3)), jnp.ones((3, 3, 3, 4)), padding="same").shape
       (1, 8, 8, 4)
     """
+    x, w, b = as_arrays(x, w, b)
     s, pads, d = _geometry(x, w, b, stride, padding, dilation, groups)
     pads = tuple(tuple(p) for p in pads)
     return _conv2d(x, param(w, x), param(b, x), s, pads, d, groups)

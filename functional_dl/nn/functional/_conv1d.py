@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._checks import check_int
+from ..._checks import as_arrays, check_int
 from ._conv import conv2d_backward
 from ._linear_rules import bilinear_op
 from ._utils import check_input, check_vector, param, register_grad
@@ -118,6 +118,7 @@ def conv1d(
       >>> conv1d(jnp.ones((2, 10, 3)), jnp.ones((3, 3, 4)), padding="same").shape
       (2, 10, 4)
     """
+    x, w, b = as_arrays(x, w, b)
     s, pads, d = _geometry(x, w, b, stride, padding, dilation, groups)
     b3 = None if b is None else jnp.reshape(param(b, x), (1, 1, -1))
     return _conv1d(x, param(w, x), b3, s, pads, d, groups)

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._checks import check_int
+from ..._checks import as_arrays, check_int
 from ._conv import conv2d, conv2d_backward
 from ._linear_rules import bilinear_op
 from ._utils import as_pair, check_input, check_vector, param, register_grad
@@ -142,6 +142,7 @@ def conv_transpose2d(
       ...                  output_padding=1).shape
       (1, 8, 8, 2)
     """
+    x, w, b = as_arrays(x, w, b)
     s, p, op, d, _ = _geometry(x, w, b, stride, padding, output_padding, dilation, groups)
     b4 = None if b is None else jnp.reshape(param(b, x), (1, 1, 1, -1))
     return _conv_transpose2d(x, param(w, x), b4, s, p, op, d, groups)

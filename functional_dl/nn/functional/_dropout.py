@@ -13,13 +13,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._checks import check_floating, check_probability, is_concrete
+from ..._checks import as_arrays, check_floating, check_probability, is_concrete
 from ._utils import register_grad
 
 
 @jax.custom_jvp
 def _apply_mask(x: Any, mask: Any, scale: Any) -> Any:
-    return jnp.where(mask, x * jnp.asarray(scale, x.dtype), jnp.zeros((), x.dtype))
+    # a dropped element is x * 0, as PyTorch's x * m: 0 for finite x, NaN for NaN/inf
+    return jnp.where(mask, x * jnp.asarray(scale, x.dtype), x * jnp.zeros((), x.dtype))
 
 
 @_apply_mask.defjvp
@@ -69,6 +70,7 @@ def dropout(key: Any, x: Any, rate: float, *, train: bool = True) -> Any:
       >>> dropout(jax.random.key(0), jnp.ones(4), 0.5)  # entries 0 or 1 / (1 - 0.5)
       Array([0., 0., 2., 2.], dtype=float32)
     """
+    x = as_arrays(x)
     check_floating("x", x, fn="dropout")
     if _is_identity(key, rate, train):
         return x
@@ -81,7 +83,7 @@ def dropout_backward(key: Any, x: Any, rate: float, g: Any, *, train: bool = Tru
     if _is_identity(key, rate, train):
         return g
     mask, scale = _keep_mask(key, x.shape, rate)
-    return jnp.where(mask, g * jnp.asarray(scale, g.dtype), jnp.zeros((), g.dtype))
+    return jnp.where(mask, g * jnp.asarray(scale, g.dtype), g * jnp.zeros((), g.dtype))
 
 
 def _examples():

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._checks import check_floating, check_ndim
+from ..._checks import as_arrays, check_floating, check_ndim
 from ._utils import register_grad
 
 __all__ = ["embedding", "embedding_backward"]
@@ -57,6 +57,7 @@ def embedding(ids: Any, table: Any) -> Any:
       Array([[0., 0., 1.],
              [1., 0., 0.]], dtype=float32)
     """
+    ids, table = as_arrays(ids, table)
     _check(ids, table)
     return _lookup(jnp.asarray(ids), table)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._checks import check_floating, check_positive
+from ..._checks import as_arrays, check_floating, check_positive
 from ._norm import normalize, normalize_formula, normalize_vjp
 from ._utils import check_vector, register_grad
 
@@ -52,6 +52,7 @@ def instance_norm(x: Any, weight: Any = None, bias: Any = None, *, eps: float = 
       >>> [round(float(v), 3) for v in y[0, :, 0]]
       [-1.342, -0.447, 0.447, 1.342]
     """
+    x, weight, bias = as_arrays(x, weight, bias)
     axes = _axes(x, weight, bias, eps)
     return normalize(x, weight, bias, axes, eps, None)[0]
 

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._checks import check_choice
+from ..._checks import as_arrays, check_choice
 from ._linear_rules import linear_op
 from ._utils import check_input, register_grad
 
@@ -180,6 +180,7 @@ def interpolate(
       >>> interpolate(x, (1, 4), mode="bilinear")[0, 0, :, 0]
       Array([0.  , 0.25, 0.75, 1.  ], dtype=float32)
     """
+    x = as_arrays(x)
     out, scales, align = _resolve(x, size, scale_factor, mode, align_corners)
     return _interpolate(x, out, scales, mode, align)
 

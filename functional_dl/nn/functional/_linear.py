@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._checks import check_floating, check_ndim
+from ..._checks import as_arrays, check_floating, check_ndim
 from ._utils import check_vector, is_zero, param, register_grad, tangent_sum, to_rank
 
 __all__ = ["linear", "linear_backward"]
@@ -74,6 +74,7 @@ def linear(x: Any, w: Any, b: Any = None) -> Any:
       >>> linear(jnp.ones((2, 3)), jnp.ones((3, 4)), jnp.zeros(4)).shape
       (2, 4)
     """
+    x, w, b = as_arrays(x, w, b)
     _check(x, w, b)
     return _linear(x, param(w, x), param(b, x))
 

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._checks import check_floating, check_in_range, check_int, check_positive
+from ..._checks import as_arrays, check_floating, check_in_range, check_int, check_positive
 from ..._dtypes import compute_dtype
 from ._utils import check_vector, is_zero, param_to, register_grad, tangent_sum, to_rank
 
@@ -268,6 +268,7 @@ def layer_norm(x: Any, weight: Any = None, bias: Any = None, *, eps: float = 1e-
       >>> [round(float(v), 4) for v in layer_norm(jnp.array([[1.0, 2.0, 3.0]]))[0]]
       [-1.2247, 0.0, 1.2247]
     """
+    x, weight, bias = as_arrays(x, weight, bias)
     return _layer_norm(x, weight, bias, eps, normalize)
 
 
@@ -353,6 +354,7 @@ def rms_norm(x: Any, weight: Any = None, *, eps: float | None = None) -> Any:
       >>> [round(float(v), 3) for v in rms_norm(jnp.array([[3.0, 4.0]]))[0]]
       [0.849, 1.131]
     """
+    x, weight = as_arrays(x, weight)
     eps = _rms_eps(x, eps)
     return _rms(x, weight, _norm_axes("rms_norm", x, weight, None), eps)
 
@@ -423,6 +425,7 @@ def group_norm(
       >>> group_norm(jnp.ones((2, 4, 4, 8)), 4).shape
       (2, 4, 4, 8)
     """
+    x, weight, bias = as_arrays(x, weight, bias)
     return _group_norm(x, num_groups, weight, bias, eps, normalize)
 
 
@@ -524,6 +527,9 @@ def batch_norm(
       >>> [round(float(v), 3) for v in y[:, 0]], rm
       ([-1.342, -0.447, 0.447, 1.342], Array([0.3, 0.4], dtype=float32))
     """
+    x, running_mean, running_var, weight, bias = as_arrays(
+        x, running_mean, running_var, weight, bias
+    )
     return _batch_norm(
         x, running_mean, running_var, weight, bias, training, momentum, eps, axis_name, normalize
     )

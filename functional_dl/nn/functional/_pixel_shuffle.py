@@ -7,7 +7,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from ..._checks import check_int
+from ..._checks import as_arrays, check_int
 from ._linear_rules import linear_op
 from ._utils import check_input, register_grad
 
@@ -41,6 +41,7 @@ def pixel_unshuffle(x: Any, r: int) -> Any:
       >>> pixel_unshuffle(jnp.ones((1, 4, 4, 2)), 2).shape
       (1, 2, 2, 8)
     """
+    x = as_arrays(x)
     return _pixel_unshuffle(x, int(r))
 
 
@@ -71,6 +72,7 @@ def pixel_shuffle(x: Any, upscale_factor: int) -> Any:
       Array([[0., 1.],
              [2., 3.]], dtype=float32)
     """
+    x = as_arrays(x)
     _check(x, upscale_factor)
     return _pixel_shuffle(x, int(upscale_factor))
 

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._checks import check_choice
+from ..._checks import as_arrays, check_choice
 from ._conv import conv_padding
 from ._utils import as_pair, check_input, is_zero, register_grad, to_rank
 
@@ -137,6 +137,7 @@ def max_pool2d(x: Any, kernel_size: Any, *, stride: Any = None, padding: Any = 0
       >>> max_pool2d(jnp.ones((1, 4, 4, 3)), 2).shape
       (1, 2, 2, 3)
     """
+    x = as_arrays(x)
     k, s, pads, out = _geometry("max_pool2d", x, kernel_size, stride, padding)
     return _max_pool(x, k, s, _hashable(pads), out)
 
@@ -199,6 +200,7 @@ def avg_pool2d(
       >>> float(y[0, 0, 0, 0])
       1.0
     """
+    x = as_arrays(x)
     check_choice("count_include_pad", count_include_pad, (True, False), fn="avg_pool2d")
     k, s, pads, out = _geometry("avg_pool2d", x, kernel_size, stride, padding)
     div = _avg_divisor(x.shape, k, s, pads, out, count_include_pad)

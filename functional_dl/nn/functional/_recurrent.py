@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._checks import check_choice
+from ..._checks import as_arrays, check_choice
 from ..._dtypes import compute_dtype
 from ._utils import check_input, register_grad
 
@@ -265,6 +265,9 @@ def rnn(
       >>> out.shape, h_n.shape
       ((2, 5, 4), (2, 4))
     """
+    x, h0, weight_ih, weight_hh, bias_ih, bias_hh = as_arrays(
+        x, h0, weight_ih, weight_hh, bias_ih, bias_hh
+    )
     check_choice("nonlinearity", nonlinearity, ("tanh", "relu"), fn="rnn")
     _check("rnn", x, h0, None, weight_ih, weight_hh, bias_ih, bias_hh)
     h0 = _zeros_state(x, weight_hh, h0)
@@ -383,6 +386,9 @@ def lstm(
       >>> out.shape, h_n.shape, c_n.shape
       ((1, 4, 2), (1, 2), (1, 2))
     """
+    x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh = as_arrays(
+        x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh
+    )
     _check("lstm", x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
     h0, c0 = _zeros_state(x, weight_hh, h0), _zeros_state(x, weight_hh, c0)
     return _lstm_core(x, *_params(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh))
@@ -490,6 +496,9 @@ def gru(
       >>> out.shape, float(h_n[0, 0])
       ((2, 5, 4), 0.0)
     """
+    x, h0, weight_ih, weight_hh, bias_ih, bias_hh = as_arrays(
+        x, h0, weight_ih, weight_hh, bias_ih, bias_hh
+    )
     _check("gru", x, h0, None, weight_ih, weight_hh, bias_ih, bias_hh)
     h0 = _zeros_state(x, weight_hh, h0)
     return _gru_core(x, *_params(x, h0, weight_ih, weight_hh, bias_ih, bias_hh))
