@@ -70,9 +70,11 @@ def test_skip_leaves_the_state_unchanged_for_bad_steps_and_goes_on():
 def test_make_train_step_grad_norm_and_skip_nonfinite():
     step = fdl.train.make_train_step(MODEL, fdl.losses.cross_entropy, OPT, grad_norm=True)
     state = _state()
-    grads = jax.grad(lambda p: fdl.losses.cross_entropy(MODEL.apply(p, state.model_state, X[:16])[0], Y[:16]))(
-        state.params
-    )
+
+    def loss(p):
+        return fdl.losses.cross_entropy(MODEL.apply(p, state.model_state, X[:16])[0], Y[:16])
+
+    grads = jax.grad(loss)(state.params)
     expected = np.sqrt(
         sum(float(jnp.sum(g.astype(jnp.float64) ** 2)) for g in jax.tree.leaves(grads))
     )
