@@ -30,6 +30,8 @@ __all__ = [
     "check_floating",
     "check_pair",
     "as_arrays",
+    "check_static",
+    "nan_if_invalid",
 ]
 
 
@@ -50,6 +52,30 @@ def as_arrays(*values: Any) -> Any:
 def is_concrete(value: Any) -> bool:
     """True when ``value`` can be inspected in Python (not a tracer)."""
     return not isinstance(value, jax.core.Tracer)  # pyright: ignore[reportAttributeAccessIssue]
+
+
+def nan_if_invalid(value: Any, valid: Any) -> Any:
+    """A traced hyperparameter that fails its check becomes NaN (so the result is NaN,
+    never a plausible number); a concrete one (already checked) is returned unchanged.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> jax.jit(lambda d: nan_if_invalid(d, d > 0))(jnp.float32(-1.0))
+        Array(nan, dtype=float32)
+    """
+    if is_concrete(value):
+        return value
+    return jnp.where(valid, value, jnp.nan)
+
+
+def check_static(name: str, value: Any, *, fn: str | None = None) -> None:
+    """Raise ``TypeError`` when a hyperparameter that selects the compiled program is
+    traced (passed through ``jit`` as an array)."""
+    if not is_concrete(value):
+        raise TypeError(
+            f"{_where(fn)}{name} is static (it selects the compiled program): pass a "
+            f"Python value, got a traced {name}"
+        )
 
 
 def _where(fn: str | None) -> str:

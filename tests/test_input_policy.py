@@ -148,3 +148,42 @@ def test_uniform_init_needs_a_below_b():
     with pytest.raises(ValueError, match=r"uniform: needs a <= b, got a=1.0, b=0.0"):
         fdl.nn.init.uniform(KEY, (2, 2), a=1.0, b=0.0)
     assert fdl.nn.init.uniform(KEY, (2,), a=0.5, b=0.5).tolist() == [0.5, 0.5]
+
+
+def test_rope_theta_is_static_and_says_so():
+    with pytest.raises(TypeError, match="rope: theta is static"):
+        jax.jit(lambda t: F.rope(jnp.ones((1, 3, 4)), theta=t))(jnp.asarray(1e4))
+
+
+def _huber(d):
+    return fdl.losses.huber_loss(jnp.array([1.0, 3.0]), jnp.zeros(2), delta=d)
+
+
+def _smooth_l1(b):
+    return fdl.losses.smooth_l1_loss(jnp.array([1.0, 3.0]), jnp.zeros(2), beta=b)
+
+
+@pytest.mark.parametrize(
+    "fn, good, bad, reference",
+    [
+        # huber: 0.5 d^2 below delta, delta (|d| - delta/2) above; mean over [1, 3]
+        (_huber, 2.0, -1.0, lambda d: (0.5 * 1.0 + d * (3.0 - 0.5 * d)) / 2),
+        # smooth L1: 0.5 d^2 / beta below beta, |d| - beta/2 above
+        (_smooth_l1, 2.0, -1.0, lambda b: (0.5 / b + (3.0 - 0.5 * b)) / 2),
+    ],
+)
+def test_traced_hyperparameters_work_and_invalid_ones_give_nan(fn, good, bad, reference):
+    jitted = jax.jit(fn)
+    np.testing.assert_allclose(jitted(jnp.float32(good)), reference(good), rtol=1e-6)
+    assert np.isnan(jitted(jnp.float32(bad)))
+
+
+def test_traced_negative_learning_rate_gives_nan_updates():
+    @jax.jit
+    def update(lr):
+        opt = fdl.optim.sgd(lr)
+        params = {"w": jnp.ones(2)}
+        return opt.update({"w": jnp.ones(2)}, opt.init(params), params)[0]["w"]
+
+    np.testing.assert_allclose(update(jnp.float32(0.1)), [-0.1, -0.1])
+    assert np.isnan(update(jnp.float32(-0.1))).all()

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from .._checks import nan_if_invalid
 from ._base import (
     ScalarOrSchedule,
     advance,
@@ -117,7 +118,7 @@ def scale_by_lr(lr: ScalarOrSchedule) -> optax.GradientTransformation:
     validate("scale_by_lr", lr=lr)
     if callable(lr):
         return scale(lambda step: -jnp.asarray(lr(step)))
-    return scale(-lr)
+    return scale(-nan_if_invalid(lr, lr >= 0))  # a traced negative lr gives NaN updates
 
 
 def add_weight_decay(weight_decay: float, mask: Any = None) -> optax.GradientTransformation:

@@ -30,7 +30,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from ... import grads
-from ..._checks import check_choice, check_floating, check_in_range, check_int, is_concrete
+from ..._checks import (
+    check_choice,
+    check_floating,
+    check_in_range,
+    check_int,
+    check_static,
+)
 from . import _blockwise
 from ._utils import is_zero, tangent_sum, to_rank
 
@@ -332,11 +338,7 @@ def scaled_dot_product_attention(
       (2, 4, 8, 16)
     """
     for name, value in (("is_causal", is_causal), ("scale", scale), ("dropout_p", dropout_p)):
-        if not is_concrete(value):  # they choose the compiled program
-            raise TypeError(
-                f"{_FN}: {name} is static (it selects the compiled program): pass a Python "
-                f"value, got a traced {name}"
-            )
+        check_static(name, value, fn=_FN)
     if scale is not None and not math.isfinite(float(scale)):
         raise ValueError(f"{_FN}: scale must be finite, got scale={scale}")
     q, k, v = jnp.asarray(q), jnp.asarray(k), jnp.asarray(v)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ... import grads
-from ..._checks import check_choice, check_int, check_positive
+from ..._checks import check_choice, check_int, check_positive, check_static
 from ._utils import is_zero, tangent_sum, to_rank
 
 __all__ = [
@@ -172,6 +172,7 @@ def rope(
     """
     x = jnp.asarray(x)
     _check_rope(x, positions, layout)
+    check_static("theta", theta, fn="rope")
     check_positive("theta", theta, fn="rope")
     if positions is None:
         positions = jnp.arange(x.shape[-2])
