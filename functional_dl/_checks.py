@@ -101,18 +101,22 @@ def _scalar(name: str, value: Any, fn: str | None) -> float | None:
     return float(arr)
 
 
-def check_positive(name: str, value: Any, *, fn: str | None = None) -> None:
-    """Raise ``ValueError`` unless ``value > 0`` (and not NaN)."""
+def check_positive(name: str, value: Any, *, fn: str | None = None) -> Any:
+    """Raise ``ValueError`` unless ``value > 0`` (and not NaN). Returns ``value``; a traced
+    one is returned NaN when invalid (see :func:`nan_if_invalid`)."""
     v = _scalar(name, value, fn)
     if v is not None and not v > 0:
         raise ValueError(f"{_where(fn)}{name} must be > 0, got {name}={value!r}")
+    return value if v is not None else nan_if_invalid(value, value > 0)
 
 
-def check_nonnegative(name: str, value: Any, *, fn: str | None = None) -> None:
-    """Raise ``ValueError`` unless ``value >= 0`` (and not NaN)."""
+def check_nonnegative(name: str, value: Any, *, fn: str | None = None) -> Any:
+    """Raise ``ValueError`` unless ``value >= 0`` (and not NaN). Returns ``value``; a
+    traced one is returned NaN when invalid."""
     v = _scalar(name, value, fn)
     if v is not None and not v >= 0:
         raise ValueError(f"{_where(fn)}{name} must be >= 0, got {name}={value!r}")
+    return value if v is not None else nan_if_invalid(value, value >= 0)
 
 
 def check_in_range(
@@ -124,21 +128,25 @@ def check_in_range(
     lo_closed: bool = True,
     hi_closed: bool = True,
     fn: str | None = None,
-) -> None:
-    """Raise ``ValueError`` unless ``value`` lies in the interval ``lo..hi``."""
+) -> Any:
+    """Raise ``ValueError`` unless ``value`` lies in the interval ``lo..hi``. Returns
+    ``value``; a traced one is returned NaN when outside the interval."""
     v = _scalar(name, value, fn)
     if v is None:
-        return
+        ok = (value >= lo if lo_closed else value > lo) & (value <= hi if hi_closed else value < hi)
+        return nan_if_invalid(value, ok)
     ok_lo = v >= lo if lo_closed else v > lo
     ok_hi = v <= hi if hi_closed else v < hi
     if not (ok_lo and ok_hi):
         interval = f"{'[' if lo_closed else '('}{lo}, {hi}{']' if hi_closed else ')'}"
         raise ValueError(f"{_where(fn)}{name} must be in {interval}, got {name}={value!r}")
+    return value
 
 
-def check_probability(name: str, value: Any, *, fn: str | None = None) -> None:
-    """Raise ``ValueError`` unless ``0 <= value <= 1``."""
-    check_in_range(name, value, 0.0, 1.0, fn=fn)
+def check_probability(name: str, value: Any, *, fn: str | None = None) -> Any:
+    """Raise ``ValueError`` unless ``0 <= value <= 1``. Returns ``value`` (traced: NaN
+    when invalid)."""
+    return check_in_range(name, value, 0.0, 1.0, fn=fn)
 
 
 def check_int(name: str, value: Any, *, minimum: int | None = None, fn: str | None = None) -> None:

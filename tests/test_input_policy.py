@@ -187,3 +187,40 @@ def test_traced_negative_learning_rate_gives_nan_updates():
 
     np.testing.assert_allclose(update(jnp.float32(0.1)), [-0.1, -0.1])
     assert np.isnan(update(jnp.float32(-0.1))).all()
+
+
+_X = jnp.array([[0.5, -1.0, 2.0], [0.1, 0.2, -0.3]])
+_Y = jnp.array([0, 2])
+_YB = jnp.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+TRACED_INVALID = {
+    "cross_entropy(label_smoothing=1.5)": (
+        lambda v: fdl.losses.cross_entropy(_X, _Y, label_smoothing=v),
+        1.5,
+        0.1,
+    ),
+    "sigmoid_focal_loss(gamma=-1)": (
+        lambda v: fdl.losses.sigmoid_focal_loss(_X, _YB, gamma=v),
+        -1.0,
+        2.0,
+    ),
+    "softmax_focal_loss(gamma=-1)": (
+        lambda v: fdl.losses.softmax_focal_loss(_X, _Y, gamma=v),
+        -1.0,
+        2.0,
+    ),
+    "dice_loss(smooth=-1)": (
+        lambda v: fdl.losses.dice_loss(jax.nn.sigmoid(_X), _YB, smooth=v),
+        -1.0,
+        1.0,
+    ),
+    "softplus(beta=-1)": (lambda v: fdl.activations.softplus(_X, beta=v), -1.0, 2.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRACED_INVALID))
+def test_invalid_traced_hyperparameters_give_nan(name):
+    fn, bad, good = TRACED_INVALID[name]
+    jitted = jax.jit(fn)
+    assert np.isnan(np.asarray(jitted(jnp.float32(bad)))).all(), name
+    # a valid traced value equals the eager call with the Python float
+    np.testing.assert_allclose(jitted(jnp.float32(good)), fn(good), rtol=1e-6)

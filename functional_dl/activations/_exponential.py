@@ -181,9 +181,11 @@ def softplus(x: Any, *, beta: float = 1.0, threshold: float = 20.0) -> jax.Array
       >>> fdl.activations.softplus(jnp.array([-1.0, 0.0, 30.0]))
       Array([ 0.3132617,  0.6931472, 30.       ], dtype=float32)
     """
-    check_positive("beta", beta, fn="softplus")
+    beta = check_positive("beta", beta, fn="softplus")
     check_real("beta", beta, fn="softplus")
-    check_in_range("threshold", threshold, -math.inf, math.inf, fn="softplus")  # not NaN
+    threshold = check_in_range(
+        "threshold", threshold, -math.inf, math.inf, fn="softplus"
+    )  # not NaN
     return _softplus(as_float(x, fn="softplus"), beta, threshold)
 
 

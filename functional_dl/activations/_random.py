@@ -149,7 +149,7 @@ def gumbel_softmax(
     """
     fn = "gumbel_softmax"
     _check_key(key, fn)
-    check_positive("tau", tau, fn=fn)
+    tau = check_positive("tau", tau, fn=fn)
     check_choice("hard", hard, (False, True), fn=fn)
     check_int("axis", axis, fn=fn)
     x = as_float(logits, fn=fn)

@@ -115,7 +115,7 @@ def softshrink(x: Any, *, lambd: float = 0.5) -> jax.Array:
       Array([-0.5,  0. ,  1.5], dtype=float32)
     """
     check_real("lambd", lambd, fn="softshrink")
-    check_nonnegative("lambd", lambd, fn="softshrink")
+    lambd = check_nonnegative("lambd", lambd, fn="softshrink")
     return _softshrink(as_float(x, fn="softshrink"), lambd)
 
 

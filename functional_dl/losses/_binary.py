@@ -299,7 +299,7 @@ def sigmoid_focal_loss(
         >>> sigmoid_focal_loss(jnp.array([3.0, -1.0]), jnp.array([1.0, 1.0]))
         Array(0.0877..., dtype=float32)
     """
-    check_nonnegative("gamma", gamma, fn="sigmoid_focal_loss")
+    gamma = check_nonnegative("gamma", gamma, fn="sigmoid_focal_loss")
     return pointwise_loss(
         "sigmoid_focal_loss", _sigmoid_focal, input, target, reduction, alpha, gamma
     )

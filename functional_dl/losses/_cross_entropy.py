@@ -199,7 +199,7 @@ def cross_entropy(
     """
     fn = "cross_entropy"
     check_reduction(reduction, fn=fn)
-    check_probability("label_smoothing", label_smoothing, fn=fn)
+    label_smoothing = check_probability("label_smoothing", label_smoothing, fn=fn)
     x = jnp.asarray(input)
     check_floating("input", x, fn=fn)
     target = jnp.asarray(target)

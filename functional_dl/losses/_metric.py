@@ -210,7 +210,7 @@ def triplet_margin_loss(
     """
     fn = "triplet_margin_loss"
     check_reduction(reduction, fn=fn)
-    check_positive("p", p, fn=fn)
+    p = check_positive("p", p, fn=fn)
     if not np.isfinite(p):
         raise ValueError(f"{fn}: p must be finite, got p={p!r}")
     (a, pos, neg), out = same_shape_inputs(fn, anchor=anchor, positive=positive, negative=negative)
@@ -329,7 +329,7 @@ def dice_loss(
         >>> dice_loss(p, jnp.array([[[1.0, 0.0], [0.0, 1.0]]]))
         Array(0.1001..., dtype=float32)
     """
-    check_nonnegative("smooth", smooth, fn="dice_loss")
+    smooth = check_nonnegative("smooth", smooth, fn="dice_loss")
     check_ndim("input", input, range(2, 33), fn="dice_loss")
     return pointwise_loss("dice_loss", _dice, input, target, reduction, smooth)
 

@@ -199,7 +199,7 @@ def softmax_focal_loss(
     """
     fn = "softmax_focal_loss"
     check_reduction(reduction, fn=fn)
-    check_nonnegative("gamma", gamma, fn=fn)
+    gamma = check_nonnegative("gamma", gamma, fn=fn)
     x, target = _logits_and_target(fn, input, target)
     if jnp.issubdtype(target.dtype, jnp.floating):
         if target.shape != x.shape:

@@ -267,7 +267,7 @@ def triplet_margin_with_distance_loss(
     """
     fn = "triplet_margin_with_distance_loss"
     check_reduction(reduction, fn=fn)
-    check_positive("margin", margin, fn=fn)
+    margin = check_positive("margin", margin, fn=fn)
     check_choice("swap", swap, (False, True), fn=fn)
     if distance_function is not None and not callable(distance_function):
         raise TypeError(

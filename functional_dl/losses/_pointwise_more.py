@@ -125,7 +125,7 @@ def poisson_nll_loss(
     check_reduction(reduction, fn=fn)
     _check_bool("log_input", log_input, fn)
     _check_bool("full", full, fn)
-    check_nonnegative("eps", eps, fn=fn)
+    eps = check_nonnegative("eps", eps, fn=fn)
     (x, y), out = same_shape_inputs(fn, input=input, target=target)
     loss = _poisson(x, y, bool(log_input), bool(full), eps)
     return reduce_loss(loss, reduction, dtype=out)
@@ -212,7 +212,7 @@ def gaussian_nll_loss(
     fn = "gaussian_nll_loss"
     check_reduction(reduction, fn=fn)
     _check_bool("full", full, fn)
-    check_nonnegative("eps", eps, fn=fn)
+    eps = check_nonnegative("eps", eps, fn=fn)
     (x, y), out = same_shape_inputs(fn, input=input, target=target)
     (v,), _ = float_inputs(fn, var=var)
     if is_concrete(var) and bool(np.any(np.asarray(var) < 0)):

@@ -11,7 +11,7 @@ import optax
 from jax.typing import ArrayLike
 
 from .. import grads
-from .._checks import check_nonnegative, check_positive, nan_if_invalid
+from .._checks import check_nonnegative, check_positive
 from ._common import pointwise_loss
 
 __all__ = ["mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss"]
@@ -152,8 +152,7 @@ def smooth_l1_loss(
         >>> smooth_l1_loss(jnp.array([0.5, 3.0]), jnp.zeros(2))  # (0.125 + 2.5) / 2
         Array(1.3125, dtype=float32)
     """
-    check_nonnegative("beta", beta, fn="smooth_l1_loss")
-    beta = nan_if_invalid(beta, beta >= 0)
+    beta = check_nonnegative("beta", beta, fn="smooth_l1_loss")
     return pointwise_loss("smooth_l1_loss", _smooth_l1, input, target, reduction, beta)
 
 
@@ -183,8 +182,7 @@ def huber_loss(
         >>> huber_loss(jnp.array([0.5, 3.0]), jnp.zeros(2))  # (0.125 + 2.5) / 2
         Array(1.3125, dtype=float32)
     """
-    check_positive("delta", delta, fn="huber_loss")
-    delta = nan_if_invalid(delta, delta > 0)  # traced: an invalid delta gives NaN
+    delta = check_positive("delta", delta, fn="huber_loss")
     return pointwise_loss("huber_loss", _huber, input, target, reduction, delta)
 
 
