@@ -224,3 +224,12 @@ def test_invalid_traced_hyperparameters_give_nan(name):
     assert np.isnan(np.asarray(jitted(jnp.float32(bad)))).all(), name
     # a valid traced value equals the eager call with the Python float
     np.testing.assert_allclose(jitted(jnp.float32(good)), fn(good), rtol=1e-6)
+
+
+@pytest.mark.parametrize("op", ["layer_norm", "rms_norm"])
+def test_norm_eps_is_traceable(op):
+    x = jnp.asarray(RNG.standard_normal((3, 8)), jnp.float32)
+    fn = getattr(F, op)
+    np.testing.assert_allclose(
+        jax.jit(lambda e: fn(x, eps=e))(jnp.float32(1e-3)), fn(x, eps=1e-3), rtol=1e-6
+    )
