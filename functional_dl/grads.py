@@ -54,6 +54,7 @@ __all__ = [
     "register",
     "registry",
     "hand_rule",
+    "hand_rule_with_residuals",
     "check",
     "check_all",
 ]
@@ -251,6 +252,42 @@ def hand_rule(
             ty = t2 if ty is None else jax.tree_util.tree_map(jnp.add, ty, t2)
         if ty is None:
             ty = jax.tree_util.tree_map(jnp.zeros_like, y)
+        return y, ty
+
+    return f
+
+
+def hand_rule_with_residuals(
+    fwd: Callable[..., tuple[Any, Any]],
+    bwd: Callable[[Any, Any], Any],
+    primal: Callable[..., Any] | None = None,
+) -> Callable[..., Any]:
+    """A ``jax.custom_jvp`` function from a forward that saves residuals and a hand vjp.
+
+    ``fwd(*args) -> (y, residuals)`` runs the forward once and keeps what the backward
+    needs; ``bwd(residuals, g) -> grads`` (one per argument, ``None`` for a ``None``
+    argument) is the hand-derived vjp, linear in ``g``. The tangent rule is
+    ``jax.linear_transpose`` of ``bwd(residuals, ·)``, so reverse mode transposes it back
+    into ``bwd``'s own operations (a reverse ``lax.scan`` stays a reverse scan) over the
+    residuals of the single forward; forward mode, ``jacfwd`` and ``hessian`` work. Use
+    it where the backward needs intermediate values of the forward (recurrences);
+    :func:`hand_rule` recomputes them. ``primal(*args)`` (default: ``fwd(*args)[0]``) is
+    what runs when nothing is differentiated, e.g. the forward without its residuals.
+    Every argument is differentiated.
+
+    Example:
+        >>> fwd = lambda x: (jnp.exp(x), jnp.exp(x))
+        >>> f = hand_rule_with_residuals(fwd, lambda e, g: (e * g,))
+        >>> float(jax.grad(f)(0.0)), float(jax.jacfwd(f)(0.0)), float(jax.hessian(f)(0.0))
+        (1.0, 1.0, 1.0)
+    """
+
+    f = jax.custom_jvp(primal or (lambda *args: fwd(*args)[0]))
+
+    @f.defjvp
+    def _jvp(primals, tangents):
+        y, res = fwd(*primals)
+        (ty,) = jax.linear_transpose(lambda g: tuple(bwd(res, g)), y)(tuple(tangents))
         return y, ty
 
     return f

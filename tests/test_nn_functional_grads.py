@@ -18,9 +18,7 @@ NOT_DIFFERENTIABLE = {
     "relative_position_bucket",
 }
 # the blockwise attention path is a custom_vjp (memory): reverse mode only, documented
-# and so are the recurrent ops (hand BPTT as a reverse scan; see nn.functional._recurrent)
 REVERSE_ONLY = ("implementation='blockwise'",)
-RECURRENT = {"rnn", "lstm", "gru"}
 
 
 def _entries_of(fn_name):
@@ -89,18 +87,23 @@ def test_forward_mode_and_hessian(name):
         args = _small(entry)
         f, primals = _bind(entry, args)
         argnums = tuple(range(len(primals)))
-        if any(tag in name for tag in REVERSE_ONLY) or name.split("(")[0] in RECURRENT:
+        if any(tag in name for tag in REVERSE_ONLY):
             with pytest.raises(TypeError, match="custom_vjp"):
                 jax.jacfwd(f, argnums=argnums)(*primals)
             return
         fwd = jax.jacfwd(f, argnums=argnums)(*primals)
         rev = jax.jacrev(f, argnums=argnums)(*primals)
-        for a, b in zip(fwd, rev, strict=True):
+        leaves = jax.tree_util.tree_leaves
+        for a, b in zip(leaves(fwd), leaves(rev), strict=True):  # tuple outputs: recurrent
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
-        c = jnp.asarray(np.random.default_rng(1).standard_normal(jax.eval_shape(f, *primals).shape))
+        rng = np.random.default_rng(1)
+        cs = [
+            jnp.asarray(rng.standard_normal(o.shape)) for o in leaves(jax.eval_shape(f, *primals))
+        ]
 
         def scalar(p0):  # Hessian in the first differentiable argument
-            return jnp.sum(jnp.sin(f(p0, *primals[1:])) * c)
+            outs = leaves(f(p0, *primals[1:]))
+            return sum(jnp.sum(jnp.sin(o) * c) for o, c in zip(outs, cs, strict=True))
 
         v = jnp.asarray(np.random.default_rng(2).standard_normal(primals[0].shape))
         grad = jax.grad(scalar)

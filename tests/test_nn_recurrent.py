@@ -109,6 +109,66 @@ def test_hand_bptt_equals_autodiff_of_plain_forward(name):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
+def test_forward_mode_matches_float64_finite_differences(name):
+    # jax.jvp / jacfwd / hessian work on the public ops (a custom_jvp), and agree with
+    # central differences of the NumPy reference and with autodiff of the plain forward
+    public, formula, _, gates, cell = CASES[name]
+    rng = np.random.default_rng(7)
+    with jax.enable_x64(True):
+        args = [jnp.asarray(a) for a in _args(gates, cell)]
+        tangents = [jnp.asarray(rng.standard_normal(a.shape)) for a in args]
+        _, t_pub = jax.jvp(public, args, tangents)
+        _, t_auto = jax.jvp(formula, args, tangents)
+        reference = {"rnn": lambda *a: np_rnn(*a, np.tanh), "lstm": np_lstm, "gru": np_gru}[name]
+        eps = 1e-6
+        plus = reference(*[np.asarray(a + eps * t) for a, t in zip(args, tangents, strict=True)])
+        minus = reference(*[np.asarray(a - eps * t) for a, t in zip(args, tangents, strict=True)])
+        fd = jax.tree_util.tree_map(lambda p, m: (p - m) / (2 * eps), plus, minus)
+        for a, b, c in zip(*map(jax.tree_util.tree_leaves, (t_pub, t_auto, fd)), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(np.asarray(a), np.asarray(c), rtol=1e-6, atol=1e-8)
+
+        def scalar(w_hh):
+            full = list(args)
+            full[3 if cell else 2] = w_hh
+            return sum(jnp.sum(jnp.tanh(o)) for o in jax.tree_util.tree_leaves(public(*full)))
+
+        w = args[3 if cell else 2]
+        hess = jax.hessian(scalar)(w)
+        assert hess.shape == w.shape * 2 and np.all(np.isfinite(np.asarray(hess)))
+        ref = jax.hessian(lambda v: scalar_plain(formula, args, cell, v))(w)
+        np.testing.assert_allclose(np.asarray(hess), np.asarray(ref), rtol=1e-8, atol=1e-10)
+
+
+def scalar_plain(formula, args, cell, w_hh):
+    full = list(args)
+    full[3 if cell else 2] = w_hh
+    return sum(jnp.sum(jnp.tanh(o)) for o in jax.tree_util.tree_leaves(formula(*full)))
+
+
+def test_the_hand_bptt_is_what_jax_grad_runs():
+    # the ops are built by _rule(fwd, bwd): scaling the hand backward by 1.01 scales
+    # jax.grad and jax.jvp of the op it builds, so the hand rule is the live one
+    args = _j(_args(4, cell=True))
+    op, _ = R._rule(R._lstm_fwd, R._lstm_bwd)
+    bent, _ = R._rule(
+        R._lstm_fwd,
+        lambda *a: tuple(None if d is None else 1.01 * d for d in R._lstm_bwd(*a)),
+    )
+
+    def loss(fn):
+        return lambda w: jnp.sum(fn(args[0], args[1], args[2], w, *args[4:])[0] ** 2)
+
+    g_pub, g_op, g_bent = (jax.grad(loss(f))(args[3]) for f in (F.lstm, op, bent))
+    np.testing.assert_array_equal(np.asarray(g_pub), np.asarray(g_op))
+    np.testing.assert_allclose(np.asarray(g_bent), 1.01 * np.asarray(g_op), rtol=1e-5)
+    t = jnp.ones_like(args[3])
+    t_op = jax.jvp(loss(op), (args[3],), (t,))[1]
+    t_bent = jax.jvp(loss(bent), (args[3],), (t,))[1]
+    np.testing.assert_allclose(float(t_bent), 1.01 * float(t_op), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_eager_jit_vmap_dtypes(name):
     public, _, _, gates, cell = CASES[name]
     args = _j(_args(gates, cell))

@@ -6,22 +6,26 @@ Layout (batch first): ``x [N, L, I]``, ``h0 [N, H]``, ``weight_ih [I, G H]``,
 or 3 (gru: r, z, n). PyTorch stores ``weight_ih_l0`` as ``[G H, I]``: ours is its
 transpose.
 
-Forward: the input projection ``x W_ih + b_ih`` of every step is one matrix product;
-a ``lax.scan`` then runs the recurrence and saves the gate activations.
+Forward: a ``lax.scan`` over time runs the recurrence (each step's input projection
+``x_t W_ih + b_ih`` inside the loop) and saves, per step, the local derivatives the
+backward needs (``1 - h_t^2``; the LSTM's and GRU's gate factors).
 
-Backward (BPTT): a reverse ``lax.scan`` over the saved gates carries ``dh`` (and ``dc``)
-from step ``L`` down to 1; at each step it forms ``da_t``, the gradient of the gate
+Backward (BPTT): a reverse ``lax.scan`` over the saved factors carries ``dh`` (and
+``dc``) from step ``L`` down to 1; at each step it forms ``da_t``, the gradient of the gate
 pre-activations, and sends ``da_t W_hh^T`` to the previous hidden state. The weight
 gradients are then batched products outside the loop:
 ``dW_ih = sum_t x_t^T da_t``, ``dW_hh = sum_t h_{t-1}^T da_t``, ``db = sum_t da_t``,
 ``dx_t = da_t W_ih^T``.
 
-The three public functions are ``jax.custom_vjp`` functions, so that this reverse scan
-(and not autodiff of the forward scan) is their gradient: a ``custom_jvp`` rule would be
-transposed by JAX into its own reverse scan. The price is forward mode: ``jax.jvp`` /
-``jacfwd`` of ``rnn``/``lstm``/``gru`` raise; the plain formulas (:func:`rnn_formula`,
-... ) are forward-differentiable. Arithmetic runs in at least float32
-(:func:`~functional_dl._dtypes.compute_dtype`); outputs keep ``x``'s dtype.
+The public functions are ``jax.custom_jvp`` functions built by
+:func:`~functional_dl.grads.hand_rule_with_residuals`: the tangent rule is the transpose
+of this BPTT, a forward scan linear in the tangents, so ``jax.jvp``, ``jacfwd`` and
+``hessian`` work, and reverse mode (``jax.grad``) transposes it back into the BPTT's own
+reverse scan over the residuals of one forward. The hand BPTT is the live gradient
+(``tests/test_nn_recurrent.py`` perturbs it and sees ``jax.grad`` change). The plain formulas
+(:func:`rnn_formula`, ...) are differentiated by autodiff, for reference. Arithmetic runs
+in at least float32 (:func:`~functional_dl._dtypes.compute_dtype`); outputs keep ``x``'s
+dtype.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ... import grads
 from ..._checks import as_arrays, check_choice
 from ..._dtypes import compute_dtype
 from ._utils import check_input, register_grad
@@ -89,10 +94,16 @@ def _cast(dtype: Any, *arrays: Any) -> Any:
     return tuple(None if a is None else jnp.asarray(a).astype(dtype) for a in arrays)
 
 
-def _proj(x, wih, bih):
-    """Time-major input projections ``[L, N, G H]``."""
-    xw = jnp.einsum("nli,ig->lng", x, wih)
-    return xw if bih is None else xw + bih[None, None, :]
+def _time_major(x):
+    return jnp.transpose(x, (1, 0, 2))
+
+
+def _inp(x_t, wih, bih):
+    """One step's input projection ``x_t W_ih + b_ih``, inside the scan: on CPU, 128 small
+    products in the loop ran ~1.5x faster than one ``[L N, I] x [I, G H]`` product
+    before it (measured in ``bench/bench_layers.py``'s lstm rows)."""
+    xw = x_t @ wih
+    return xw if bih is None else xw + bih[None, :]
 
 
 def _hid(h, whh, bhh):
@@ -100,71 +111,84 @@ def _hid(h, whh, bhh):
     return hw if bhh is None else hw + bhh[None, :]
 
 
-def _act(nonlinearity: str):
-    return jnp.tanh if nonlinearity == "tanh" else jax.nn.relu
-
-
 def _sig(a):
     return jax.nn.sigmoid(a)
 
 
-# ---------------------------------------------------------------------- forward scans
+# ----------------------------------------------------------- forward scans (the formula)
 def _rnn_scan(x, h0, wih, whh, bih, bhh, nonlinearity):
-    act = _act(nonlinearity)
+    act = jnp.tanh if nonlinearity == "tanh" else jax.nn.relu
 
-    def step(h, xw_t):
-        h = act(xw_t + _hid(h, whh, bhh))
+    def step(h, x_t):
+        h = act(_inp(x_t, wih, bih) + _hid(h, whh, bhh))
         return h, h
 
-    h_n, hs = jax.lax.scan(step, h0, _proj(x, wih, bih))
+    h_n, hs = jax.lax.scan(step, h0, _time_major(x))
     return hs, h_n  # hs time-major [L, N, H]
 
 
-def _lstm_scan(x, h0, c0, wih, whh, bih, bhh):
+def _lstm_gates(a, hsz):
+    i, f = _sig(a[:, :hsz]), _sig(a[:, hsz : 2 * hsz])
+    return i, f, jnp.tanh(a[:, 2 * hsz : 3 * hsz]), _sig(a[:, 3 * hsz :])
+
+
+def _lstm_scan(x, h0, c0, wih, whh, bih, bhh, *, save=False):
+    """The LSTM recurrence; with ``save``, also the local derivatives BPTT needs per step:
+    ``coef = [g i(1-i), c_{t-1} f(1-f), i (1-g^2), tanh(c_t) o(1-o)]``,
+    ``b = o (1 - tanh^2 c_t)`` and ``f``."""
     hsz = h0.shape[-1]
 
-    def step(carry, xw_t):
+    def step(carry, x_t):
         h, c = carry
-        a = xw_t + _hid(h, whh, bhh)
-        i, f = _sig(a[:, :hsz]), _sig(a[:, hsz : 2 * hsz])
-        g, o = jnp.tanh(a[:, 2 * hsz : 3 * hsz]), _sig(a[:, 3 * hsz :])
-        c = f * c + i * g
-        h = o * jnp.tanh(c)
-        return (h, c), (h, c, jnp.concatenate([i, f, g, o], axis=-1))
+        i, f, g, o = _lstm_gates(_inp(x_t, wih, bih) + _hid(h, whh, bhh), hsz)
+        c_new = f * c + i * g
+        tc = jnp.tanh(c_new)
+        h = o * tc
+        if not save:
+            return (h, c_new), (h, ())
+        coef = jnp.concatenate(
+            [g * i * (1 - i), c * f * (1 - f), i * (1 - g * g), tc * o * (1 - o)], axis=-1
+        )
+        return (h, c_new), (h, (coef, o * (1 - tc * tc), f))
 
-    (h_n, c_n), (hs, cs, gates) = jax.lax.scan(step, (h0, c0), _proj(x, wih, bih))
-    return hs, h_n, c_n, cs, gates
+    (h_n, c_n), (hs, saved) = jax.lax.scan(step, (h0, c0), _time_major(x))
+    return hs, h_n, c_n, saved
 
 
-def _gru_scan(x, h0, wih, whh, bih, bhh):
+def _gru_scan(x, h0, wih, whh, bih, bhh, *, save=False):
+    """The GRU recurrence; with ``save``, also per step
+    ``coef = [(1-z)(1-n^2) hn r(1-r), (h_{t-1} - n) z(1-z), (1-z)(1-n^2)]``, ``r``, ``z``."""
     hsz = h0.shape[-1]
 
-    def step(h, xw_t):
-        hw = _hid(h, whh, bhh)
+    def step(h, x_t):
+        xw_t, hw = _inp(x_t, wih, bih), _hid(h, whh, bhh)
         r = _sig(xw_t[:, :hsz] + hw[:, :hsz])
         z = _sig(xw_t[:, hsz : 2 * hsz] + hw[:, hsz : 2 * hsz])
         hn = hw[:, 2 * hsz :]
         n = jnp.tanh(xw_t[:, 2 * hsz :] + r * hn)
-        h = (1 - z) * n + z * h
-        return h, (h, jnp.concatenate([r, z, n, hn], axis=-1))
+        h_new = (1 - z) * n + z * h
+        if not save:
+            return h_new, (h_new, ())
+        dn = (1 - z) * (1 - n * n)
+        coef = jnp.concatenate([dn * hn * r * (1 - r), (h - n) * z * (1 - z), dn], axis=-1)
+        return h_new, (h_new, (coef, r, z))
 
-    h_n, (hs, saved) = jax.lax.scan(step, h0, _proj(x, wih, bih))
+    h_n, (hs, saved) = jax.lax.scan(step, h0, _time_major(x))
     return hs, h_n, saved
-
-
-def _batch_first(hs):
-    return jnp.transpose(hs, (1, 0, 2))
 
 
 # ------------------------------------------------------------------ shared gradients
 def _param_grads(x, hs_prev, da_x, da_h, wih, bih, bhh):
     """``dx, dW_ih, dW_hh, db_ih, db_hh`` from the per-step pre-activation gradients
-    (time-major ``[L, N, G H]``): batched products outside the recurrence."""
-    dx = jnp.einsum("lng,ig->nli", da_x, wih)
-    dwih = jnp.einsum("nli,lng->ig", x, da_x)
-    dwhh = jnp.einsum("lnh,lng->hg", hs_prev, da_h)
-    dbih = None if bih is None else jnp.sum(da_x, axis=(0, 1))
-    dbhh = None if bhh is None else jnp.sum(da_h, axis=(0, 1))
+    (time-major ``[L, N, G H]``): 2-D products outside the recurrence."""
+    n, length, i = x.shape
+    rows = length * n
+    dax, dah = da_x.reshape(rows, -1), da_h.reshape(rows, -1)
+    dx = jnp.transpose((dax @ wih.T).reshape(length, n, i), (1, 0, 2))
+    dwih = _time_major(x).reshape(rows, i).T @ dax
+    dwhh = hs_prev.reshape(rows, -1).T @ dah
+    dbih = None if bih is None else jnp.sum(dax, axis=0)
+    dbhh = None if bhh is None else jnp.sum(dah, axis=0)
     return dx, dwih, dwhh, dbih, dbhh
 
 
@@ -180,49 +204,124 @@ def _out(dtypes_of, *grads):
     )
 
 
+def _rule(fwd, bwd):
+    """The public op: forward once in at least float32 (``fwd(*args, save)``; with
+    ``save`` it keeps what BPTT needs), the hand BPTT ``bwd`` as its gradient
+    (:func:`~functional_dl.grads.hand_rule_with_residuals`)."""
+
+    def forward(x, *args, save=True):
+        cd = compute_dtype(x.dtype)
+        out, res = fwd(*_cast(cd, x, *args), save=save)
+        out = jax.tree_util.tree_map(lambda o: o.astype(x.dtype), out)
+        return out, (x, *args, res)
+
+    def backward(res, cts):
+        *inputs, saved = res
+        cd = compute_dtype(inputs[0].dtype)
+        g_out, *g_state = jax.tree_util.tree_leaves(cts)
+        gs = _cast(cd, _time_major(g_out), *g_state)
+        return _out(inputs, *bwd(*_cast(cd, *inputs), saved, *gs))
+
+    def vjp(*args_and_g):
+        *args, g = args_and_g
+        return backward(forward(*args)[1], g)
+
+    def primal(*args):
+        return forward(*args, save=False)[0]
+
+    return grads.hand_rule_with_residuals(forward, backward, primal), vjp
+
+
 # ------------------------------------------------------------------------------ rnn
-def _rnn_bwd_core(x, h0, wih, whh, bih, bhh, hs, g_out, g_hn, nonlinearity):
+def _rnn_fwd(x, h0, wih, whh, bih, bhh, nonlinearity, save):
+    hs, h_n = _rnn_scan(x, h0, wih, whh, bih, bhh, nonlinearity)
+    if not save:
+        return (_time_major(hs), h_n), ()
+    deriv = 1 - hs * hs if nonlinearity == "tanh" else (hs > 0).astype(hs.dtype)
+    return (_time_major(hs), h_n), (hs, deriv)
+
+
+def _rnn_bwd(x, h0, wih, whh, bih, bhh, saved, g_out, g_hn):
     """BPTT of the Elman RNN: ``a_t = x_t W_ih + b_ih + h_{t-1} W_hh + b_hh``,
     ``h_t = act(a_t)``; ``da_t = (g_t + dh_t) act'(a_t)`` with ``tanh' = 1 - h_t^2`` and
-    ``relu' = [h_t > 0]``; ``dh_{t-1} = da_t W_hh^T``."""
+    ``relu' = [h_t > 0]`` (saved by the forward); ``dh_{t-1} = da_t W_hh^T``."""
+    hs, deriv = saved
     whh_t = whh.T  # transposed once, outside the loop
 
     def step(dh, xs):
-        h_t, g_t = xs
-        dh = dh + g_t
-        da = dh * (1 - h_t * h_t) if nonlinearity == "tanh" else jnp.where(h_t > 0, dh, 0)
+        d_t, g_t = xs
+        da = (dh + g_t) * d_t
         return da @ whh_t, da
 
-    dh0, da = jax.lax.scan(step, g_hn, (hs, g_out), reverse=True)
+    dh0, da = jax.lax.scan(step, g_hn, (deriv, g_out), reverse=True)
     dx, dwih, dwhh, dbih, dbhh = _param_grads(x, _prev(h0, hs), da, da, wih, bih, bhh)
     return dx, dh0, dwih, dwhh, dbih, dbhh
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(6,))
-def _rnn_core(x, h0, wih, whh, bih, bhh, nonlinearity):
-    cd = compute_dtype(x.dtype)
-    hs, h_n = _rnn_scan(*_cast(cd, x, h0, wih, whh, bih, bhh), nonlinearity)  # pyright: ignore[reportCallIssue]
-    return _batch_first(hs).astype(x.dtype), h_n.astype(x.dtype)
+_RNN = {nl: _rule(partial(_rnn_fwd, nonlinearity=nl), _rnn_bwd) for nl in ("tanh", "relu")}
 
 
-def _rnn_fwd(x, h0, wih, whh, bih, bhh, nonlinearity):
-    cd = compute_dtype(x.dtype)
-    hs, h_n = _rnn_scan(*_cast(cd, x, h0, wih, whh, bih, bhh), nonlinearity)  # pyright: ignore[reportCallIssue]
-    out = (_batch_first(hs).astype(x.dtype), h_n.astype(x.dtype))
-    return out, (x, h0, wih, whh, bih, bhh, hs)
+# ----------------------------------------------------------------------------- lstm
+def _lstm_fwd(x, h0, c0, wih, whh, bih, bhh, save):
+    hs, h_n, c_n, saved = _lstm_scan(x, h0, c0, wih, whh, bih, bhh, save=save)
+    return (_time_major(hs), (h_n, c_n)), (hs, saved)
 
 
-def _rnn_bwd(nonlinearity, res, cts):
-    x, h0, wih, whh, bih, bhh, hs = res
-    cd = hs.dtype
-    g_out, g_hn = cts
-    args = _cast(cd, x, h0, wih, whh, bih, bhh)
-    gs = _cast(cd, jnp.transpose(g_out, (1, 0, 2)), g_hn)
-    grads = _rnn_bwd_core(*args, hs, *gs, nonlinearity)  # pyright: ignore[reportCallIssue]
-    return _out((x, h0, wih, whh, bih, bhh), *grads)
+def _lstm_bwd(x, h0, c0, wih, whh, bih, bhh, saved, g_out, g_hn, g_cn):
+    """BPTT of the LSTM. With ``c_t = f c_{t-1} + i g`` and ``h_t = o tanh(c_t)``:
+    ``dh = g_t + dh_{t+1}``, ``dc = dc_{t+1} + dh o (1 - tanh^2 c_t)``,
+    ``da_i = dc g i (1 - i)``, ``da_f = dc c_{t-1} f (1 - f)``, ``da_g = dc i (1 - g^2)``,
+    ``da_o = dh tanh(c_t) o (1 - o)``, ``dc_{t-1} = dc f``, ``dh_{t-1} = da_t W_hh^T``.
+    The forward saved the factors (``coef``, ``b``, ``f``): the loop body is linear."""
+    hs, (coef, b, f) = saved
+    whh_t = whh.T  # transposed once, outside the loop
+
+    def step(carry, xs):
+        dh, dc = carry
+        cf, b_t, f_t, g_t = xs
+        dh = dh + g_t
+        dc = dc + dh * b_t
+        da = jnp.concatenate([dc, dc, dc, dh], axis=-1) * cf
+        return (da @ whh_t, dc * f_t), da
+
+    (dh0, dc0), da = jax.lax.scan(step, (g_hn, g_cn), (coef, b, f, g_out), reverse=True)
+    dx, dwih, dwhh, dbih, dbhh = _param_grads(x, _prev(h0, hs), da, da, wih, bih, bhh)
+    return dx, dh0, dc0, dwih, dwhh, dbih, dbhh
 
 
-_rnn_core.defvjp(_rnn_fwd, _rnn_bwd)
+_LSTM = _rule(_lstm_fwd, _lstm_bwd)
+
+
+# ------------------------------------------------------------------------------ gru
+def _gru_fwd(x, h0, wih, whh, bih, bhh, save):
+    hs, h_n, saved = _gru_scan(x, h0, wih, whh, bih, bhh, save=save)
+    return (_time_major(hs), h_n), (hs, saved)
+
+
+def _gru_bwd(x, h0, wih, whh, bih, bhh, saved, g_out, g_hn):
+    """BPTT of the GRU. With ``h_t = (1 - z) n + z h_{t-1}``,
+    ``n = tanh(a_n + r hn)``, ``hn = h_{t-1} W_hn + b_hn``:
+    ``da_n = dh (1 - z)(1 - n^2)``, ``da_r = da_n hn r (1 - r)``,
+    ``da_z = dh (h_{t-1} - n) z (1 - z)``; input side ``[da_r, da_z, da_n]``, hidden side
+    ``[da_r, da_z, da_n r]``; ``dh_{t-1} = dh z + [da_r, da_z, da_n r] W_hh^T``. The
+    forward saved the factors (``coef``, ``r``, ``z``): the loop body is linear."""
+    hs, (coef, r, z) = saved
+    hsz = h0.shape[-1]
+    whh_t = whh.T  # transposed once, outside the loop
+
+    def step(dh, xs):
+        cf, r_t, z_t, g_t = xs
+        dh = dh + g_t
+        da_x = jnp.concatenate([dh, dh, dh], axis=-1) * cf
+        da_h = jnp.concatenate([da_x[:, : 2 * hsz], da_x[:, 2 * hsz :] * r_t], axis=-1)
+        return dh * z_t + da_h @ whh_t, (da_x, da_h)
+
+    dh0, (da_x, da_h) = jax.lax.scan(step, g_hn, (coef, r, z, g_out), reverse=True)
+    dx, dwih, dwhh, dbih, dbhh = _param_grads(x, _prev(h0, hs), da_x, da_h, wih, bih, bhh)
+    return dx, dh0, dwih, dwhh, dbih, dbhh
+
+
+_GRU = _rule(_gru_fwd, _gru_bwd)
 
 
 def _zeros_state(x, whh, s):
@@ -256,8 +355,9 @@ def rnn(
     Returns:
       ``(outputs [N, L, H], h_n [N, H])``.
 
-    Gradient: BPTT by hand (:func:`rnn_backward`, a ``jax.custom_vjp``; see the module
-    docstring for why not a ``custom_jvp``). PyTorch: ``torch.nn.RNN(batch_first=True)``
+    Gradient: BPTT by hand (:func:`rnn_backward`), live through a ``jax.custom_jvp``
+    whose tangent rule is its transpose, so forward mode works too (module docstring).
+    PyTorch: ``torch.nn.RNN(batch_first=True)``
     with ``weight_ih_l0 = weight_ih.T``.
 
     Example:
@@ -271,83 +371,21 @@ def rnn(
     check_choice("nonlinearity", nonlinearity, ("tanh", "relu"), fn="rnn")
     _check("rnn", x, h0, None, weight_ih, weight_hh, bias_ih, bias_hh)
     h0 = _zeros_state(x, weight_hh, h0)
-    return _rnn_core(x, *_params(x, h0, weight_ih, weight_hh, bias_ih, bias_hh), nonlinearity)
+    op, _ = _RNN[nonlinearity]
+    return op(x, *_params(x, h0, weight_ih, weight_hh, bias_ih, bias_hh))
 
 
 def rnn_formula(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity="tanh"):
     """The plain forward of :func:`rnn` (a ``lax.scan``; differentiated by autodiff)."""
     hs, h_n = _rnn_scan(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity)
-    return _batch_first(hs), h_n
+    return _time_major(hs), h_n
 
 
 def rnn_backward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, g, *, nonlinearity="tanh"):
     """Hand BPTT of :func:`rnn`: ``g = (g_outputs, g_h_n)`` ->
     ``(dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh)``."""
     _check("rnn", x, h0, None, weight_ih, weight_hh, bias_ih, bias_hh)
-    args = (x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
-    _, res = _rnn_fwd(*args, nonlinearity)
-    return _rnn_bwd(nonlinearity, res, g)
-
-
-# ----------------------------------------------------------------------------- lstm
-def _lstm_bwd_core(x, h0, c0, wih, whh, bih, bhh, hs, cs, gates, g_out, g_hn, g_cn):
-    """BPTT of the LSTM. With ``c_t = f c_{t-1} + i g`` and ``h_t = o tanh(c_t)``:
-    ``dh = g_t + dh_{t+1}``, ``do = dh tanh(c_t)``,
-    ``dc = dc_{t+1} + dh o (1 - tanh^2 c_t)``, ``di = dc g``, ``df = dc c_{t-1}``,
-    ``dg = dc i``, ``dc_{t-1} = dc f``; pre-activations: ``da_i = di i (1 - i)``,
-    ``da_f = df f (1 - f)``, ``da_g = dg (1 - g^2)``, ``da_o = do o (1 - o)``;
-    ``dh_{t-1} = da_t W_hh^T``."""
-    hsz = h0.shape[-1]
-    c_prev = _prev(c0, cs)
-    whh_t = whh.T  # transposed once, outside the loop
-
-    def step(carry, xs):
-        dh, dc = carry
-        gt, c_t, cp, g_t = xs
-        i, f = gt[:, :hsz], gt[:, hsz : 2 * hsz]
-        g, o = gt[:, 2 * hsz : 3 * hsz], gt[:, 3 * hsz :]
-        dh = dh + g_t
-        tc = jnp.tanh(c_t)
-        dc = dc + dh * o * (1 - tc * tc)
-        da = jnp.concatenate(
-            [
-                dc * g * i * (1 - i),
-                dc * cp * f * (1 - f),
-                dc * i * (1 - g * g),
-                dh * tc * o * (1 - o),
-            ],
-            axis=-1,
-        )
-        return (da @ whh_t, dc * f), da
-
-    (dh0, dc0), da = jax.lax.scan(step, (g_hn, g_cn), (gates, cs, c_prev, g_out), reverse=True)
-    dx, dwih, dwhh, dbih, dbhh = _param_grads(x, _prev(h0, hs), da, da, wih, bih, bhh)
-    return dx, dh0, dc0, dwih, dwhh, dbih, dbhh
-
-
-@jax.custom_vjp
-def _lstm_core(x, h0, c0, wih, whh, bih, bhh):
-    return _lstm_fwd(x, h0, c0, wih, whh, bih, bhh)[0]
-
-
-def _lstm_fwd(x, h0, c0, wih, whh, bih, bhh):
-    cd = compute_dtype(x.dtype)
-    hs, h_n, c_n, cs, gates = _lstm_scan(*_cast(cd, x, h0, c0, wih, whh, bih, bhh))
-    out = (_batch_first(hs).astype(x.dtype), (h_n.astype(x.dtype), c_n.astype(x.dtype)))
-    return out, (x, h0, c0, wih, whh, bih, bhh, hs, cs, gates)
-
-
-def _lstm_bwd(res, cts):
-    x, h0, c0, wih, whh, bih, bhh, hs, cs, gates = res
-    cd = hs.dtype
-    g_out, (g_hn, g_cn) = cts
-    args = _cast(cd, x, h0, c0, wih, whh, bih, bhh)
-    gs = _cast(cd, jnp.transpose(g_out, (1, 0, 2)), g_hn, g_cn)
-    grads = _lstm_bwd_core(*args, hs, cs, gates, *gs)  # pyright: ignore[reportCallIssue]
-    return _out((x, h0, c0, wih, whh, bih, bhh), *grads)
-
-
-_lstm_core.defvjp(_lstm_fwd, _lstm_bwd)
+    return _RNN[nonlinearity][1](x, h0, weight_ih, weight_hh, bias_ih, bias_hh, g)
 
 
 def lstm(
@@ -376,7 +414,8 @@ def lstm(
       ``(outputs [N, L, H], (h_n, c_n))``.
 
     Gradient: BPTT by hand, a reverse ``lax.scan`` over the saved gates
-    (:func:`lstm_backward`; ``jax.custom_vjp``, see the module docstring).
+    (:func:`lstm_backward`), live through a ``jax.custom_jvp`` whose tangent rule is its
+    transpose, so forward mode works too (module docstring).
     PyTorch: ``torch.nn.LSTM(batch_first=True)`` with ``weight_ih_l0 = weight_ih.T``.
     Hochreiter & Schmidhuber (1997).
 
@@ -391,75 +430,20 @@ def lstm(
     )
     _check("lstm", x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
     h0, c0 = _zeros_state(x, weight_hh, h0), _zeros_state(x, weight_hh, c0)
-    return _lstm_core(x, *_params(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh))
+    return _LSTM[0](x, *_params(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh))
 
 
 def lstm_formula(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     """The plain forward of :func:`lstm` (a ``lax.scan``; differentiated by autodiff)."""
-    hs, h_n, c_n, _, _ = _lstm_scan(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
-    return _batch_first(hs), (h_n, c_n)
+    hs, h_n, c_n, _ = _lstm_scan(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
+    return _time_major(hs), (h_n, c_n)
 
 
 def lstm_backward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, g):
     """Hand BPTT of :func:`lstm`: ``g = (g_outputs, (g_h_n, g_c_n))`` ->
     ``(dx, dh0, dc0, dweight_ih, dweight_hh, dbias_ih, dbias_hh)``."""
     _check("lstm", x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
-    _, res = _lstm_fwd(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh)
-    return _lstm_bwd(res, g)
-
-
-# ------------------------------------------------------------------------------ gru
-def _gru_bwd_core(x, h0, wih, whh, bih, bhh, hs, saved, g_out, g_hn):
-    """BPTT of the GRU. With ``h_t = (1 - z) n + z h_{t-1}``,
-    ``n = tanh(a_n + r hn)``, ``hn = h_{t-1} W_hn + b_hn``:
-    ``dn = dh (1 - z)``, ``dz = dh (h_{t-1} - n)``, ``da_n = dn (1 - n^2)``,
-    ``dr = da_n hn``, ``dhn = da_n r``, ``da_r = dr r (1 - r)``, ``da_z = dz z (1 - z)``;
-    input side ``[da_r, da_z, da_n]``, hidden side ``[da_r, da_z, dhn]``;
-    ``dh_{t-1} = dh z + [da_r, da_z, dhn] W_hh^T``."""
-    hsz = h0.shape[-1]
-    hs_prev = _prev(h0, hs)
-    whh_t = whh.T  # transposed once, outside the loop
-
-    def step(dh, xs):
-        sv, hp, g_t = xs
-        r, z = sv[:, :hsz], sv[:, hsz : 2 * hsz]
-        n, hn = sv[:, 2 * hsz : 3 * hsz], sv[:, 3 * hsz :]
-        dh = dh + g_t
-        dan = dh * (1 - z) * (1 - n * n)
-        dar = dan * hn * r * (1 - r)
-        daz = dh * (hp - n) * z * (1 - z)
-        da_x = jnp.concatenate([dar, daz, dan], axis=-1)
-        da_h = jnp.concatenate([dar, daz, dan * r], axis=-1)
-        return dh * z + da_h @ whh_t, (da_x, da_h)
-
-    dh0, (da_x, da_h) = jax.lax.scan(step, g_hn, (saved, hs_prev, g_out), reverse=True)
-    dx, dwih, dwhh, dbih, dbhh = _param_grads(x, hs_prev, da_x, da_h, wih, bih, bhh)
-    return dx, dh0, dwih, dwhh, dbih, dbhh
-
-
-@jax.custom_vjp
-def _gru_core(x, h0, wih, whh, bih, bhh):
-    return _gru_fwd(x, h0, wih, whh, bih, bhh)[0]
-
-
-def _gru_fwd(x, h0, wih, whh, bih, bhh):
-    cd = compute_dtype(x.dtype)
-    hs, h_n, saved = _gru_scan(*_cast(cd, x, h0, wih, whh, bih, bhh))
-    out = (_batch_first(hs).astype(x.dtype), h_n.astype(x.dtype))
-    return out, (x, h0, wih, whh, bih, bhh, hs, saved)
-
-
-def _gru_bwd(res, cts):
-    x, h0, wih, whh, bih, bhh, hs, saved = res
-    cd = hs.dtype
-    g_out, g_hn = cts
-    args = _cast(cd, x, h0, wih, whh, bih, bhh)
-    gs = _cast(cd, jnp.transpose(g_out, (1, 0, 2)), g_hn)
-    grads = _gru_bwd_core(*args, hs, saved, *gs)  # pyright: ignore[reportCallIssue]
-    return _out((x, h0, wih, whh, bih, bhh), *grads)
-
-
-_gru_core.defvjp(_gru_fwd, _gru_bwd)
+    return _LSTM[1](x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, g)
 
 
 def gru(
@@ -487,9 +471,10 @@ def gru(
     Returns:
       ``(outputs [N, L, H], h_n [N, H])``.
 
-    Gradient: BPTT by hand (:func:`gru_backward`; ``jax.custom_vjp``, see the module
-    docstring). PyTorch: ``torch.nn.GRU(batch_first=True)`` with
-    ``weight_ih_l0 = weight_ih.T``. Cho et al. (2014).
+    Gradient: BPTT by hand (:func:`gru_backward`), live through a ``jax.custom_jvp`` whose
+    tangent rule is its transpose, so forward mode works too (module docstring).
+    PyTorch: ``torch.nn.GRU(batch_first=True)`` with ``weight_ih_l0 = weight_ih.T``.
+    Cho et al. (2014).
 
     Example:
       >>> out, h_n = gru(jnp.ones((2, 5, 3)), None, jnp.zeros((3, 12)), jnp.zeros((4, 12)))
@@ -501,21 +486,20 @@ def gru(
     )
     _check("gru", x, h0, None, weight_ih, weight_hh, bias_ih, bias_hh)
     h0 = _zeros_state(x, weight_hh, h0)
-    return _gru_core(x, *_params(x, h0, weight_ih, weight_hh, bias_ih, bias_hh))
+    return _GRU[0](x, *_params(x, h0, weight_ih, weight_hh, bias_ih, bias_hh))
 
 
 def gru_formula(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     """The plain forward of :func:`gru` (a ``lax.scan``; differentiated by autodiff)."""
     hs, h_n, _ = _gru_scan(x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
-    return _batch_first(hs), h_n
+    return _time_major(hs), h_n
 
 
 def gru_backward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, g):
     """Hand BPTT of :func:`gru`: ``g = (g_outputs, g_h_n)`` ->
     ``(dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh)``."""
     _check("gru", x, h0, None, weight_ih, weight_hh, bias_ih, bias_hh)
-    _, res = _gru_fwd(x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
-    return _gru_bwd(res, g)
+    return _GRU[1](x, h0, weight_ih, weight_hh, bias_ih, bias_hh, g)
 
 
 # ------------------------------------------------------------------------- registry
