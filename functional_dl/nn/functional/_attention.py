@@ -494,11 +494,11 @@ def attention_weights(
 
 
 # ----------------------------------------------------------------------- registry
-def _qkv_examples(shape_q=(2, 3, 5, 4), shape_k=(2, 3, 6, 4), seed=0, large=True):
+def _qkv_examples(shape_q=(2, 3, 5, 4), shape_k=(2, 3, 6, 4), seed=0, large=True, big=20.0):
     rng = np.random.default_rng(seed)
     out = [tuple(rng.standard_normal(s) for s in (shape_q, shape_k, shape_k))]
-    if large:  # saturated softmax: scores of order +-1e2
-        out.append(tuple(20 * rng.standard_normal(s) for s in (shape_q, shape_k, shape_k)))
+    if large:  # saturated softmax: scores of order +-big^2
+        out.append(tuple(big * rng.standard_normal(s) for s in (shape_q, shape_k, shape_k)))
     return out
 
 
@@ -510,8 +510,18 @@ def _mask_example():
     return mask
 
 
-def _with(extra, large=True):
-    return lambda: [args + extra() for args in _qkv_examples(large=large)]
+def _with(extra, large=True, big=20.0):
+    return lambda: [args + extra() for args in _qkv_examples(large=large, big=big)]
+
+
+# With a mask and the causal triangle, big=20 saturates every row that keeps more than one
+# key (1 - p_max ~ 1e-14): the whole gradient is then ~1e-11, at float64's rounding floor
+# of ``dp - rowsum(P dp)`` (cancellation, error ~eps |dp|). There the hand vjp, the
+# transpose of the hand jvp and autodiff each differ from a long-double reference by
+# ~1e-3 relative, none more accurate than the others. The masked entries therefore use
+# big=8: scores of order +-1e2 still saturate the softmax, and the gradient stays
+# measurable (the three agree to 1e-14).
+_MASKED_BIG = 8.0
 
 
 _CAUSAL: dict[str, Any] = {"is_causal": True, "scale": 0.7}
@@ -568,9 +578,7 @@ def _register():
         backward=_jit(
             lambda q, k, v, m, g: _plain_backward(q, k, v, None, m, None, g, **_CAUSAL)[:3]
         ),
-        # (the +-1e4 examples are left out here: with a mask and causal masking the public
-        # gradient differs from the formula's there, by 3e-3 relative; to be resolved)
-        examples=_with(lambda: (_mask_example(),), large=False),
+        examples=_with(lambda: (_mask_example(),), big=_MASKED_BIG),  # (see _MASKED_BIG)
         argnums=(0, 1, 2),
         fd_examples=_with(lambda: (_mask_example(),), large=False),
         public=_sdpa(lambda m: {"mask": m, "implementation": "plain", **_CAUSAL}),
@@ -642,7 +650,8 @@ def _register():
     )
 
     def qk_mask_bias(large=True):
-        return lambda: [args[:2] + bias_mask() for args in _qkv_examples(large=large)]
+        examples = _qkv_examples(large=large, big=_MASKED_BIG)
+        return lambda: [args[:2] + bias_mask() for args in examples]
 
     def valid(m):
         return _valid(jnp.asarray(m), True, 5, 6)
@@ -651,7 +660,7 @@ def _register():
         "attention_weights(mask, bias, is_causal=True, scale=0.7)",
         forward=_jit(lambda q, k, m, b: _probs(q, k, b, valid(m), 0.7)),
         backward=_jit(lambda q, k, m, b, g: _weights_backward(q, k, b, valid(m), g, 0.7)),
-        examples=qk_mask_bias(large=False),  # (see the masked attention entry above)
+        examples=qk_mask_bias(),  # (see _MASKED_BIG)
         argnums=(0, 1, 3),
         fd_examples=qk_mask_bias(large=False),
         public=_jit(lambda q, k, m, b: attention_weights(q, k, mask=m, bias=b, **_CAUSAL)),
