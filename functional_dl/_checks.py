@@ -150,7 +150,10 @@ def check_probability(name: str, value: Any, *, fn: str | None = None) -> Any:
 
 
 def check_int(name: str, value: Any, *, minimum: int | None = None, fn: str | None = None) -> None:
-    """Raise unless ``value`` is a Python/NumPy integer (not bool), optionally ``>= minimum``."""
+    """Raise unless ``value`` is a Python/NumPy integer (not bool), optionally ``>= minimum``.
+    Integers (sizes, counts, strides) are static: a traced one gets :func:`check_static`'s
+    ``TypeError``."""
+    check_static(name, value, fn=fn)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{_where(fn)}{name} must be an int, got {name}={value!r}")
     if minimum is not None and value < minimum:

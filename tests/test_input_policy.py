@@ -214,6 +214,7 @@ TRACED_INVALID = {
         1.0,
     ),
     "softplus(beta=-1)": (lambda v: fdl.activations.softplus(_X, beta=v), -1.0, 2.0),
+    "softshrink(lambd=-1)": (lambda v: fdl.activations.softshrink(_X, lambd=v), -1.0, 0.4),
 }
 
 
@@ -233,3 +234,109 @@ def test_norm_eps_is_traceable(op):
     np.testing.assert_allclose(
         jax.jit(lambda e: fn(x, eps=e))(jnp.float32(1e-3)), fn(x, eps=1e-3), rtol=1e-6
     )
+
+
+def _opt_update(make):
+    """One jitted update of the optimizer ``make(v)`` from a traced hyperparameter ``v``."""
+
+    @jax.jit
+    def update(v):
+        opt = make(v)
+        params = {"w": jnp.array([1.0, -2.0])}
+        state = opt.init(params)
+        grads = {"w": jnp.array([0.5, 0.25])}
+        for _ in range(2):  # a second step reaches the moments and momentum buffers
+            u, state = opt.update(grads, state, params)
+        return u["w"]
+
+    return update
+
+
+O = fdl.optim
+TRACED_OPTIM = {
+    "sgd(momentum=-0.5)": (lambda v: O.sgd(0.1, momentum=v), -0.5, 0.9),
+    "sgd(weight_decay=-1)": (lambda v: O.sgd(0.1, weight_decay=v), -1.0, 0.1),
+    "sgd(dampening=-1)": (lambda v: O.sgd(0.1, momentum=0.9, dampening=v), -1.0, 0.1),
+    "adam(betas[0]=1.5)": (lambda v: O.adam(0.1, betas=(v, 0.999)), 1.5, 0.9),
+    "adam(betas[1]=-0.1)": (lambda v: O.adam(0.1, betas=(0.9, v)), -0.1, 0.99),
+    "adam(eps=-1)": (lambda v: O.adam(0.1, eps=v), -1.0, 1e-3),
+    "adamw(weight_decay=-1)": (lambda v: O.adamw(0.1, weight_decay=v), -1.0, 0.01),
+    "rmsprop(alpha=1.5)": (lambda v: O.rmsprop(0.1, alpha=v), 1.5, 0.9),
+    "rmsprop(momentum=-1)": (lambda v: O.rmsprop(0.1, momentum=v), -1.0, 0.5),
+    "lion(betas[0]=2)": (lambda v: O.lion(0.1, betas=(v, 0.99)), 2.0, 0.9),
+    "adagrad(eps=-1)": (lambda v: O.adagrad(0.1, eps=v), -1.0, 1e-3),
+    "clip_grad_norm(max_norm=-1)": (lambda v: O.clip_grad_norm(v), -1.0, 0.1),
+    "clip_grad_value(clip_value=-1)": (lambda v: O.clip_grad_value(v), -1.0, 0.1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRACED_OPTIM))
+def test_invalid_traced_optimizer_hyperparameters_give_nan_updates(name):
+    make, bad, good = TRACED_OPTIM[name]
+    update = _opt_update(make)
+    assert np.isnan(np.asarray(update(jnp.float32(bad)))).all(), name
+    eager = _opt_update(lambda _: make(good))(jnp.float32(0.0))  # the Python float
+    np.testing.assert_allclose(update(jnp.float32(good)), eager, rtol=1e-6)
+
+
+_XN = jnp.asarray(np.random.default_rng(3).standard_normal((4, 6)), jnp.float32)
+TRACED_NN = {
+    "layer_norm(eps=-1)": (lambda v: F.layer_norm(_XN, eps=v), -1.0, 1e-3),
+    "group_norm(eps=-1)": (lambda v: F.group_norm(_XN, 2, eps=v), -1.0, 1e-3),
+    "dropout(rate=1.5)": (lambda v: F.dropout(jax.random.key(0), _XN, v), 1.5, 0.25),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRACED_NN))
+def test_invalid_traced_layer_hyperparameters_give_nan(name):
+    fn, bad, good = TRACED_NN[name]
+    jitted = jax.jit(fn)
+    assert np.isnan(np.asarray(jitted(jnp.float32(bad)))).all(), name
+    np.testing.assert_allclose(jitted(jnp.float32(good)), fn(good), rtol=1e-6, atol=1e-6)
+
+
+def test_a_schedule_that_goes_negative_gives_nan_updates_not_ascent():
+    opt = fdl.optim.sgd(lambda step: 0.1 - 0.2 * step)  # 0.1, then -0.1
+    params = {"w": jnp.ones(2)}
+    state = opt.init(params)
+    u1, state = opt.update({"w": jnp.ones(2)}, state, params)
+    u2, _ = opt.update({"w": jnp.ones(2)}, state, params)
+    np.testing.assert_allclose(u1["w"], [-0.1, -0.1], rtol=1e-6)
+    assert np.isnan(np.asarray(u2["w"])).all()
+
+
+S = fdl.schedules
+TRACED_SCHEDULES = {
+    "step_lr(gamma=-1)": (lambda v: S.step_lr(0.1, 2, gamma=v)(3), -1.0, 0.5),
+    "exponential_lr(gamma=-1)": (lambda v: S.exponential_lr(0.1, v)(3), -1.0, 0.9),
+    "polynomial_lr(power=-1)": (lambda v: S.polynomial_lr(0.1, 10, power=v)(3), -1.0, 2.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRACED_SCHEDULES))
+def test_invalid_traced_schedule_hyperparameters_give_nan(name):
+    fn, bad, good = TRACED_SCHEDULES[name]
+    jitted = jax.jit(fn)
+    assert np.isnan(np.asarray(jitted(jnp.float32(bad)))), name
+    np.testing.assert_allclose(jitted(jnp.float32(good)), fn(good), rtol=1e-6)
+
+
+STATIC = {
+    "conv2d(stride)": lambda v: F.conv2d(jnp.ones((1, 8, 8, 2)), jnp.ones((3, 3, 2, 2)), stride=v),
+    "max_pool2d(kernel_size)": lambda v: F.max_pool2d(jnp.ones((1, 8, 8, 2)), v),
+    "adaptive_avg_pool2d(output_size)": lambda v: F.adaptive_avg_pool2d(jnp.ones((1, 8, 8, 2)), v),
+    "interpolate(size)": lambda v: F.interpolate(jnp.ones((1, 4, 4, 2)), v),
+    "group_norm(num_groups)": lambda v: F.group_norm(jnp.ones((2, 4)), v),
+    "pixel_shuffle(upscale_factor)": lambda v: F.pixel_shuffle(jnp.ones((1, 4, 4, 8)), v),
+    "center_crop(size)": lambda v: fdl.augment.center_crop(jnp.ones((1, 8, 8, 3)), v),
+    "accumulate(every_k)": lambda v: fdl.optim.accumulate(fdl.optim.sgd(0.1), v),
+    "step_lr(step_size)": lambda v: S.step_lr(0.1, v),
+    "cosine_annealing_lr(T_max)": lambda v: S.cosine_annealing_lr(0.1, v),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STATIC))
+def test_static_hyperparameters_name_themselves_when_traced(name):
+    arg = name.split("(")[1].rstrip(")")
+    with pytest.raises(TypeError, match=rf"{arg} is static"):
+        jax.jit(STATIC[name])(jnp.asarray(2))

@@ -44,7 +44,9 @@ def as_float(x: Any, *, fn: str) -> jax.Array:
 
 def check_real(name: str, value: Any, *, fn: str) -> None:
     """Raise unless ``value`` is a finite real scalar (tracers pass unchecked)."""
-    check_in_range(name, value, -math.inf, math.inf, lo_closed=False, hi_closed=False, fn=fn)
+    value = check_in_range(
+        name, value, -math.inf, math.inf, lo_closed=False, hi_closed=False, fn=fn
+    )
 
 
 def elementwise(

@@ -81,7 +81,8 @@ def hardshrink(x: Any, *, lambd: float = 0.5) -> jax.Array:
 
 # ---------------------------------------------------------------------- softshrink
 def _softshrink_formula(x, lambd):
-    return jnp.where(x > lambd, x - lambd, jnp.where(x < -lambd, x + lambd, x * 0))
+    # inside: x * 0 (NaN for NaN x) + lambd * 0 (NaN for an invalid traced lambd)
+    return jnp.where(x > lambd, x - lambd, jnp.where(x < -lambd, x + lambd, x * 0 + lambd * 0))
 
 
 def _softshrink_grad(x, y, lambd):

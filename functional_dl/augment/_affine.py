@@ -196,7 +196,7 @@ def affine(
     """
     images = as_arrays(images)
     fn = "affine"
-    check_positive("scale", scale, fn=fn)
+    scale = check_positive("scale", scale, fn=fn)
     translate = check_pair("translate", translate, ordered=False, fn=fn)
     shear = (
         (shear, 0.0)

@@ -81,7 +81,7 @@ def adjust_brightness(images: Any, factor: Any) -> jnp.ndarray:
     """
     images = as_arrays(images)
     fn = "adjust_brightness"
-    check_nonnegative("factor", factor, fn=fn)
+    factor = check_nonnegative("factor", factor, fn=fn)
     _image.check(images, fn=fn)
     return _brightness(images, factor)
 
@@ -109,7 +109,7 @@ def adjust_contrast(images: Any, factor: Any) -> jnp.ndarray:
     """
     images = as_arrays(images)
     fn = "adjust_contrast"
-    check_nonnegative("factor", factor, fn=fn)
+    factor = check_nonnegative("factor", factor, fn=fn)
     _image.check(images, fn=fn, channels=(1, 3))
     return _contrast(images, factor)
 
@@ -134,7 +134,7 @@ def adjust_saturation(images: Any, factor: Any) -> jnp.ndarray:
     """
     images = as_arrays(images)
     fn = "adjust_saturation"
-    check_nonnegative("factor", factor, fn=fn)
+    factor = check_nonnegative("factor", factor, fn=fn)
     _image.check(images, fn=fn, channels=(1, 3))
     return _saturation(images, factor)
 

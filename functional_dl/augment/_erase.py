@@ -48,7 +48,7 @@ def erase(images: Any, top: Any, left: Any, height: Any, width: Any, value: Any)
     images = as_arrays(images)
     fn = "erase"
     for name, v in (("top", top), ("left", left), ("height", height), ("width", width)):
-        check_nonnegative(name, v, fn=fn)
+        v = check_nonnegative(name, v, fn=fn)
     _image.check(images, fn=fn)
     _image.check_value("value", value, np.shape(images), fn=fn)
     return _erase(images, top, left, height, width, value)

@@ -221,8 +221,8 @@ def resized_crop(
     for name, v in (("top", top), ("left", left), ("height", height), ("width", width)):
         if is_concrete(v) and not isinstance(v, jax.Array):
             check_int(name, v, fn=fn)
-    check_positive("height", height, fn=fn)
-    check_positive("width", width, fn=fn)
+    height = check_positive("height", height, fn=fn)
+    width = check_positive("width", width, fn=fn)
     _image.check(images, fn=fn)
     return _resized_crop_kernel(
         images, top, left, height, width, size=out_size, interpolation=interpolation

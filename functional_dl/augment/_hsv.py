@@ -122,7 +122,7 @@ def adjust_hue(images: Any, factor: Any) -> jnp.ndarray:
     """
     images = as_arrays(images)
     fn = "adjust_hue"
-    check_in_range("factor", factor, -0.5, 0.5, fn=fn)
+    factor = check_in_range("factor", factor, -0.5, 0.5, fn=fn)
     _image.check(images, fn=fn, channels=(1, 3))
     return _hue(images, factor)
 

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_int, check_ndim
+from .._checks import check_int, check_ndim, check_static
 from .._dtypes import compute_dtype
 
 _UINT8_MAX = 255.0
@@ -71,7 +71,9 @@ def to_compute(images: Any) -> tuple[jnp.ndarray, Callable]:
 
 
 def parse_size(name: str, size: Any, *, fn: str, odd: bool = False) -> tuple[int, int]:
-    """``size`` as a pair of positive ints (an int means both); with ``odd``, odd ones."""
+    """``size`` as a pair of positive ints (an int means both); with ``odd``, odd ones.
+    Static: a traced size raises :func:`~functional_dl._checks.check_static`'s error."""
+    check_static(name, size, fn=fn)
     pair = (size, size) if isinstance(size, (int, np.integer)) else size
     try:
         a, b = pair

@@ -15,7 +15,7 @@ from . import _image, _sampling
 
 def _check(images: Any, labels: Any, alpha: Any, num_classes: Any, fn: str) -> jnp.ndarray:
     """Validate the arguments and return float labels ``[N, num_classes]``."""
-    check_positive("alpha", alpha, fn=fn)
+    alpha = check_positive("alpha", alpha, fn=fn)
     _image.check(images, fn=fn, ranks=(4,))
     labels = jnp.asarray(labels)
     if jnp.issubdtype(labels.dtype, jnp.integer):

@@ -653,7 +653,7 @@ def augmix(
         raise ValueError(f"{fn}: severity must be in 1..10, got severity={severity}")
     check_int("mixture_width", mixture_width, minimum=1, fn=fn)
     check_int("chain_depth", chain_depth, fn=fn)
-    check_positive("alpha", alpha, fn=fn)
+    alpha = check_positive("alpha", alpha, fn=fn)
     _prepare(images, fill, interpolation, fn)
     return _augmix(
         key,

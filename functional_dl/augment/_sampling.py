@@ -161,7 +161,7 @@ def check_range_within(name: str, pair: tuple[Any, Any], lo: float, hi: float, *
 
 def check_p(p: Any, *, fn: str) -> None:
     """Validate an application probability ``p``."""
-    check_probability("p", p, fn=fn)
+    p = check_probability("p", p, fn=fn)
 
 
 def box_candidates(

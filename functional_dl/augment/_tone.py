@@ -145,7 +145,9 @@ def _gamma(x: jnp.ndarray, gamma: Any, gain: Any) -> jnp.ndarray:
 
 def check_real_scalar(name: str, value: Any, *, fn: str) -> None:
     """Raise unless ``value`` is a finite real scalar (tracers pass unchecked)."""
-    check_in_range(name, value, -math.inf, math.inf, lo_closed=False, hi_closed=False, fn=fn)
+    value = check_in_range(
+        name, value, -math.inf, math.inf, lo_closed=False, hi_closed=False, fn=fn
+    )
 
 
 def _check_bits(bits: Any, fn: str) -> None:
@@ -316,7 +318,7 @@ def adjust_sharpness(images: Any, factor: Any) -> jnp.ndarray:
     """
     images = as_arrays(images)
     fn = "adjust_sharpness"
-    check_nonnegative("factor", factor, fn=fn)
+    factor = check_nonnegative("factor", factor, fn=fn)
     _image.check(images, fn=fn, channels=(1, 3))
     return _sharpness(images, factor)
 
@@ -340,7 +342,7 @@ def adjust_gamma(images: Any, gamma: Any, *, gain: Any = 1.0) -> jnp.ndarray:
     """
     images = as_arrays(images)
     fn = "adjust_gamma"
-    check_nonnegative("gamma", gamma, fn=fn)
+    gamma = check_nonnegative("gamma", gamma, fn=fn)
     check_real_scalar("gain", gain, fn=fn)
     _image.check(images, fn=fn)
     return _gamma(images, gamma, gain)
@@ -497,5 +499,5 @@ def random_adjust_sharpness(
     """
     images = as_arrays(images)
     fn = "random_adjust_sharpness"
-    check_nonnegative("sharpness_factor", sharpness_factor, fn=fn)
+    sharpness_factor = check_nonnegative("sharpness_factor", sharpness_factor, fn=fn)
     return _random(key, images, p, sharpness_factor, "sharpness", fn, channels=(1, 3))

@@ -183,7 +183,7 @@ def random_perspective(
     """
     images = as_arrays(images)
     fn = "random_perspective"
-    check_in_range("distortion_scale", distortion_scale, 0.0, 1.0, fn=fn)
+    distortion_scale = check_in_range("distortion_scale", distortion_scale, 0.0, 1.0, fn=fn)
     _sampling.check_p(p, fn=fn)
     check_choice("interpolation", interpolation, INTERPOLATIONS, fn=fn)
     _image.check(images, fn=fn)
@@ -285,7 +285,7 @@ def elastic_transform(
         else check_pair("sigma", sigma, ordered=False, fn=fn)
     )
     for name, v in (("alpha", ax), ("alpha", ay), ("sigma", sx), ("sigma", sy)):
-        check_nonnegative(name, v, fn=fn)
+        v = check_nonnegative(name, v, fn=fn)
     check_choice("interpolation", interpolation, INTERPOLATIONS, fn=fn)
     _image.check(images, fn=fn)
     _image.check_value("fill", fill, np.shape(images)[-1:], fn=fn)

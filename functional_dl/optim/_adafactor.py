@@ -76,8 +76,8 @@ def scale_by_adafactor(
     if beta2_decay > 0:
         raise ValueError(f"{fn}: beta2_decay must be <= 0, got beta2_decay={beta2_decay!r}")
     if eps1 is not None:
-        check_nonnegative("eps[0]", eps1, fn=fn)
-    check_positive("d", d, fn=fn)
+        eps1 = check_nonnegative("eps[0]", eps1, fn=fn)
+    d = check_positive("d", d, fn=fn)
 
     def init(params):
         def row(p):
@@ -209,15 +209,15 @@ def adafactor(
                [-0.01, -0.01, -0.01]], dtype=float32)
     """
     fn = "adafactor"
-    validate(fn, lr=lr, weight_decay=weight_decay)
+    lr, weight_decay = validate(fn, lr=lr, weight_decay=weight_decay)
     try:
         eps1, eps2 = eps
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{fn}: eps must be a pair (eps1, eps2), got eps={eps!r}") from exc
-    check_nonnegative("eps[1]", eps2, fn=fn)
+    eps2 = check_nonnegative("eps[1]", eps2, fn=fn)
     if eps1 is not None:
-        check_nonnegative("eps[0]", eps1, fn=fn)
-    check_positive("d", d, fn=fn)
+        eps1 = check_nonnegative("eps[0]", eps1, fn=fn)
+    d = check_positive("d", d, fn=fn)
     if beta2_decay > 0:
         raise ValueError(f"{fn}: beta2_decay must be <= 0, got beta2_decay={beta2_decay!r}")
     parts = [scale(-1.0)] if maximize else []

@@ -55,7 +55,9 @@ def scale_by_adagrad(
         >>> t.update({"w": jnp.array([-2.0])}, t.init({"w": jnp.zeros(1)}))[0]["w"]
         Array([-1.], dtype=float32)
     """
-    validate("scale_by_adagrad", initial_accumulator_value=initial_accumulator_value, eps=eps)
+    initial_accumulator_value, eps = validate(
+        "scale_by_adagrad", initial_accumulator_value=initial_accumulator_value, eps=eps
+    )
 
     def init(params):
         start = initial_accumulator_value
@@ -117,7 +119,7 @@ def adagrad(
         >>> u["w"]
         Array([-0.5], dtype=float32)
     """
-    validate(
+    lr, lr_decay, weight_decay, initial_accumulator_value, eps = validate(
         "adagrad",
         lr=lr,
         lr_decay=lr_decay,
@@ -166,7 +168,7 @@ def scale_by_adadelta(
         >>> t.update({"w": jnp.array([0.0])}, t.init({"w": jnp.zeros(1)}))[0]["w"]
         Array([0.], dtype=float32)
     """
-    validate("scale_by_adadelta", rho=rho, eps=eps)
+    rho, eps = validate("scale_by_adadelta", rho=rho, eps=eps)
 
     def init(params):
         return ScaleByAdadeltaState(
@@ -229,6 +231,8 @@ def adadelta(
         >>> u["w"].round(4)  # -sqrt(eps) / sqrt(0.1·g² + eps) · g
         Array([-0.0032], dtype=float32)
     """
-    validate("adadelta", lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
+    lr, rho, eps, weight_decay = validate(
+        "adadelta", lr=lr, rho=rho, eps=eps, weight_decay=weight_decay
+    )
     direction = scale_by_adadelta(rho, eps, state_dtype=state_dtype)
     return chain_optimizer(direction, lr=lr, weight_decay=weight_decay, maximize=maximize)

@@ -69,7 +69,9 @@ def adam(
         >>> fdl.optim.apply_updates(params, updates)["w"]
         Array([0.99, 0.99], dtype=float32)
     """
-    validate("adam", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    lr, betas, eps, weight_decay = validate(
+        "adam", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay
+    )
     direction = scale_by_adam(*betas, eps, amsgrad=amsgrad, state_dtype=state_dtype)
     return chain_optimizer(direction, lr, weight_decay, maximize=maximize)
 
@@ -124,7 +126,9 @@ def adamw(
         >>> new["w"], new["b"]  # 1 - lr·(1 + wd) for the matrix, 1 - lr for the bias
         (Array([[0.989, 0.989]], dtype=float32), Array([0.99, 0.99], dtype=float32))
     """
-    validate("adamw", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    lr, betas, eps, weight_decay = validate(
+        "adamw", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay
+    )
     direction = scale_by_adam(*betas, eps, amsgrad=amsgrad, state_dtype=state_dtype)
     return chain_optimizer(
         direction, lr, weight_decay, decoupled=True, mask=mask, maximize=maximize
@@ -173,8 +177,10 @@ def nadam(
         >>> u["w"].round(4)  # -lr·1.056·sign(g) on the first step
         Array([-0.0021,  0.0021], dtype=float32)
     """
-    validate("nadam", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
-    validate("nadam", momentum_decay=momentum_decay)
+    lr, betas, eps, weight_decay = validate(
+        "nadam", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay
+    )
+    momentum_decay = validate("nadam", momentum_decay=momentum_decay)
     direction = scale_by_nadam(*betas, eps, momentum_decay=momentum_decay, state_dtype=state_dtype)
     decoupled = decoupled_weight_decay
     return chain_optimizer(direction, lr, weight_decay, decoupled=decoupled, maximize=maximize)
@@ -219,7 +225,9 @@ def radam(
         >>> u["w"].round(4)  # rho_t <= 5: the step is -lr·m̂ = -lr·g
         Array([-0.001,  0.002], dtype=float32)
     """
-    validate("radam", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    lr, betas, eps, weight_decay = validate(
+        "radam", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay
+    )
     direction = scale_by_radam(*betas, eps, state_dtype=state_dtype)
     decoupled = decoupled_weight_decay
     return chain_optimizer(direction, lr, weight_decay, decoupled=decoupled, maximize=maximize)
@@ -261,6 +269,8 @@ def adamax(
         >>> u["w"].round(4)  # -lr·sign(g) on the first step
         Array([-0.002,  0.002], dtype=float32)
     """
-    validate("adamax", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    lr, betas, eps, weight_decay = validate(
+        "adamax", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay
+    )
     direction = scale_by_adamax(*betas, eps, state_dtype=state_dtype)
     return chain_optimizer(direction, lr, weight_decay, maximize=maximize)

@@ -104,7 +104,7 @@ def scale_by_adam(
         >>> u["w"].round(4)  # the first step is sign(g) (up to eps)
         Array([ 1., -1.], dtype=float32)
     """
-    validate("scale_by_adam", b1=b1, b2=b2, eps=eps)
+    b1, b2, eps = validate("scale_by_adam", b1=b1, b2=b2, eps=eps)
 
     def init(params):
         m, v = _zero_moments(params, state_dtype)
@@ -179,7 +179,9 @@ def scale_by_nadam(
         >>> u["w"].round(3)  # (1-mu_1)/(1-mu_1)·g + mu_2/(1-mu_1·mu_2)·m_1, m_1 = 0.1
         Array([1.056], dtype=float32)
     """
-    validate("scale_by_nadam", b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay)
+    b1, b2, eps, momentum_decay = validate(
+        "scale_by_nadam", b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay
+    )
 
     def init(params):
         mu_product = jnp.ones([], jnp.result_type(float))
@@ -243,7 +245,7 @@ def scale_by_radam(
         >>> t.update({"w": jnp.array([0.5])}, t.init({"w": jnp.zeros(1)}))[0]["w"]
         Array([0.5], dtype=float32)
     """
-    validate("scale_by_radam", b1=b1, b2=b2, eps=eps)
+    b1, b2, eps = validate("scale_by_radam", b1=b1, b2=b2, eps=eps)
 
     def init(params):
         return ScaleByAdamState(zero_count(), *_zero_moments(params, state_dtype), None)
@@ -315,7 +317,7 @@ def scale_by_adamax(
         >>> t.update({"w": jnp.array([-4.0])}, t.init({"w": jnp.zeros(1)}))[0]["w"]
         Array([-1.], dtype=float32)
     """
-    validate("scale_by_adamax", b1=b1, b2=b2, eps=eps)
+    b1, b2, eps = validate("scale_by_adamax", b1=b1, b2=b2, eps=eps)
 
     def init(params):
         return ScaleByAdamaxState(zero_count(), *_zero_moments(params, state_dtype))

@@ -67,9 +67,9 @@ def scale_by_asgd(
         Array([-0.1, -0.1], dtype=float32)
     """
     fn = "scale_by_asgd"
-    validate(fn, lr=lr)
-    check_nonnegative("lambd", lambd, fn=fn)
-    check_nonnegative("alpha", alpha, fn=fn)
+    lr = validate(fn, lr=lr)
+    lambd = check_nonnegative("lambd", lambd, fn=fn)
+    alpha = check_nonnegative("alpha", alpha, fn=fn)
 
     def init(params):
         return ScaleByAsgdState(zero_count(), zeros_like_moment(params))
@@ -144,9 +144,9 @@ def asgd(
         Array([0.89999], dtype=float32)
     """
     fn = "asgd"
-    validate(fn, lr=lr, weight_decay=weight_decay)
-    check_nonnegative("lambd", lambd, fn=fn)
-    check_nonnegative("alpha", alpha, fn=fn)
+    lr, weight_decay = validate(fn, lr=lr, weight_decay=weight_decay)
+    lambd = check_nonnegative("lambd", lambd, fn=fn)
+    alpha = check_nonnegative("alpha", alpha, fn=fn)
     parts = [scale(-1.0)] if maximize else []
     if weight_decay != 0:
         parts.append(add_weight_decay(weight_decay))

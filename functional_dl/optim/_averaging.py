@@ -76,7 +76,7 @@ def ema(decay: float = 0.999) -> optax.GradientTransformation:
         >>> float(p["w"][0]), float(fdl.optim.averaged_params(s)["w"][0])
         (4.0, 3.0)
     """
-    check_in_range("decay", decay, 0.0, 1.0, fn="ema")
+    decay = check_in_range("decay", decay, 0.0, 1.0, fn="ema")
     return _averaging(lambda avg, new, n: avg + (1.0 - decay) * (new - avg))
 
 

@@ -37,27 +37,27 @@ ScalarOrSchedule = float | jax.Array | Callable[[jax.Array], Any]
 # ---------------------------------------------------------------------------------------
 # The one hyperparameter validator
 # ---------------------------------------------------------------------------------------
-def _nonnegative(fn: str, name: str, value: Any) -> None:
-    check_nonnegative(name, value, fn=fn)
+def _nonnegative(fn: str, name: str, value: Any) -> Any:
+    return check_nonnegative(name, value, fn=fn)
 
 
-def _positive(fn: str, name: str, value: Any) -> None:
-    check_positive(name, value, fn=fn)
+def _positive(fn: str, name: str, value: Any) -> Any:
+    return check_positive(name, value, fn=fn)
 
 
-def _rate(fn: str, name: str, value: Any) -> None:
+def _rate(fn: str, name: str, value: Any) -> Any:
     """A schedule or a number ``>= 0`` (PyTorch raises on a negative lr or momentum)."""
-    if not callable(value):
-        check_nonnegative(name, value, fn=fn)
+    return value if callable(value) else check_nonnegative(name, value, fn=fn)
 
 
-def _decay_rate(fn: str, name: str, value: Any) -> None:
+def _decay_rate(fn: str, name: str, value: Any) -> Any:
     """A schedule or a decay rate (a beta, ``alpha``, ``rho``) in ``[0, 1)``."""
-    if not callable(value):
-        check_in_range(name, value, 0.0, 1.0, hi_closed=False, fn=fn)
+    if callable(value):
+        return value
+    return check_in_range(name, value, 0.0, 1.0, hi_closed=False, fn=fn)
 
 
-def _betas(fn: str, name: str, value: Any) -> None:
+def _betas(fn: str, name: str, value: Any) -> Any:
     """A pair ``(beta1, beta2)`` of decay rates."""
     try:
         b1, b2 = value
@@ -65,8 +65,7 @@ def _betas(fn: str, name: str, value: Any) -> None:
         raise ValueError(
             f"{fn}: {name} must be a pair (beta1, beta2), got {name}={value!r}"
         ) from exc
-    _decay_rate(fn, f"{name}[0]", b1)
-    _decay_rate(fn, f"{name}[1]", b2)
+    return (_decay_rate(fn, f"{name}[0]", b1), _decay_rate(fn, f"{name}[1]", b2))
 
 
 _NONNEGATIVE = (
@@ -79,7 +78,7 @@ _NONNEGATIVE = (
     "max_norm",
     "clip_value",
 )
-_RULES: dict[str, Callable[[str, str, Any], None]] = {
+_RULES: dict[str, Callable[[str, str, Any], Any]] = {
     "lr": _rate,
     "momentum": _rate,
     "betas": _betas,
@@ -92,21 +91,26 @@ _RULES: dict[str, Callable[[str, str, Any], None]] = {
 }
 
 
-def validate(fn: str, **hyperparameters: Any) -> None:
+def validate(fn: str, **hyperparameters: Any) -> Any:
     """Check each hyperparameter by its name; raise ``ValueError`` naming ``fn``, it and its value.
 
     ``lr`` and ``momentum``: ``>= 0`` or a schedule; ``betas``: a pair of decay rates;
     ``b1``, ``b2``, ``alpha``, ``rho``: in ``[0, 1)`` or a schedule; ``norm_type``: ``> 0``;
-    the others (``eps``, ``weight_decay``, ``dampening``, ...): ``>= 0``. A traced value
-    cannot be inspected and is accepted.
+    the others (``eps``, ``weight_decay``, ``dampening``, ...): ``>= 0``.
+
+    Returns the values in the order given (one value: itself). Every numeric
+    hyperparameter is traceable: a traced value cannot be inspected, so it comes back
+    NaN when invalid (:func:`~functional_dl._checks.nan_if_invalid`) and the update is
+    NaN, never a plausible step; callers use the returned values.
 
     >>> validate("adam", lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    (0.001, (0.9, 0.999), 1e-08)
     >>> validate("adam", betas=(0.9, 1.0))
     Traceback (most recent call last):
     ValueError: adam: betas[1] must be in [0.0, 1.0), got betas[1]=1.0
     """
-    for name, value in hyperparameters.items():
-        _RULES[name](fn, name, value)
+    out = tuple(_RULES[name](fn, name, value) for name, value in hyperparameters.items())
+    return out[0] if len(out) == 1 else out
 
 
 # ---------------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ def scale_by_lion(
         >>> t.update({"w": jnp.array([0.3, -2.0])}, t.init({"w": jnp.zeros(2)}))[0]["w"]
         Array([ 1., -1.], dtype=float32)
     """
-    validate("scale_by_lion", b1=b1, b2=b2)
+    b1, b2 = validate("scale_by_lion", b1=b1, b2=b2)
 
     def init(params):
         return ScaleByLionState(zero_count(), zeros_like_moment(params, state_dtype))
@@ -119,7 +119,7 @@ def lion(
         >>> u["w"]
         Array([-0.1], dtype=float32)
     """
-    validate("lion", lr=lr, betas=betas, weight_decay=weight_decay)
+    lr, betas, weight_decay = validate("lion", lr=lr, betas=betas, weight_decay=weight_decay)
     direction = scale_by_lion(*betas, state_dtype=state_dtype)
     return chain_optimizer(
         direction, lr, weight_decay, decoupled=True, mask=mask, maximize=maximize

@@ -165,7 +165,7 @@ def scale_by_muon(
 
 
 def _check_muon(fn, momentum, ns_coefficients, eps, ns_steps, adjust_lr_fn) -> None:
-    validate(fn, momentum=momentum, eps=eps)
+    momentum, eps = validate(fn, momentum=momentum, eps=eps)
     check_int("ns_steps", ns_steps, minimum=0, fn=fn)
     if ns_steps >= 100:
         raise ValueError(f"{fn}: ns_steps must be < 100, got ns_steps={ns_steps!r}")
@@ -232,8 +232,8 @@ def muon(
         ValueError: muon: only 2-D parameters are supported, got parameter 'b' with shape (3,)...
     """
     fn = "muon"
-    validate(fn, lr=lr, weight_decay=weight_decay)
+    lr, weight_decay = validate(fn, lr=lr, weight_decay=weight_decay)
     _check_muon(fn, momentum, ns_coefficients, eps, ns_steps, adjust_lr_fn)
-    check_nonnegative("weight_decay", weight_decay, fn=fn)
+    weight_decay = check_nonnegative("weight_decay", weight_decay, fn=fn)
     direction = scale_by_muon(momentum, nesterov, ns_coefficients, eps, ns_steps, adjust_lr_fn)
     return chain_optimizer(direction, lr, weight_decay, decoupled=True)

@@ -50,7 +50,7 @@ def scale_by_rms(
         >>> t.update({"w": jnp.array([2.0])}, t.init({"w": jnp.zeros(1)}))[0]["w"]
         Array([2.], dtype=float32)
     """
-    validate("scale_by_rms", alpha=alpha, eps=eps)
+    alpha, eps = validate("scale_by_rms", alpha=alpha, eps=eps)
 
     def init(params):
         return ScaleByRmsState(
@@ -123,7 +123,9 @@ def rmsprop(
         >>> u["w"].round(4)  # -lr·g / sqrt(v - ḡ²) with v = 0.01·g², ḡ = 0.01·g
         Array([-0.1005,  0.1005], dtype=float32)
     """
-    validate("rmsprop", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
+    lr, alpha, eps, weight_decay, momentum = validate(
+        "rmsprop", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum
+    )
     direction = scale_by_rms(alpha, eps, centered=centered, state_dtype=state_dtype)
     if is_active(momentum):
         direction = optax.chain(direction, trace(momentum, state_dtype=state_dtype))

@@ -71,10 +71,10 @@ def scale_by_rprop(
         Array([-0.1,  0.1], dtype=float32)
     """
     fn = "scale_by_rprop"
-    validate(fn, lr=lr)
+    lr = validate(fn, lr=lr)
     eta_minus, eta_plus = _check_etas(fn, etas)
     lo, hi = check_pair("step_sizes", step_sizes, fn=fn)
-    check_nonnegative("step_sizes[0]", lo, fn=fn)
+    lo = check_nonnegative("step_sizes[0]", lo, fn=fn)
 
     def init(params):
         lr0 = value_at(lr, jnp.zeros([], jnp.int32))  # in init: x64 may be on by then
@@ -132,10 +132,10 @@ def rprop(
         Array([-0.12], dtype=float32)
     """
     fn = "rprop"
-    validate(fn, lr=lr)
+    lr = validate(fn, lr=lr)
     _check_etas(fn, etas)
     lo, _ = check_pair("step_sizes", step_sizes, fn=fn)
-    check_nonnegative("step_sizes[0]", lo, fn=fn)
+    lo = check_nonnegative("step_sizes[0]", lo, fn=fn)
     parts = [scale(-1.0)] if maximize else []
     parts.append(scale_by_rprop(lr, etas, step_sizes))
     return optax.chain(*parts)

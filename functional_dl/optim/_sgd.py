@@ -62,7 +62,9 @@ def sgd(
         >>> fdl.optim.apply_updates(params, updates)["w"]
         Array([0.9, 0.9, 0.9], dtype=float32)
     """
-    validate("sgd", lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay)
+    lr, momentum, dampening, weight_decay = validate(
+        "sgd", lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay
+    )
     # what is known here is checked (a schedule or traced value can only be checked as
     # far as the other argument goes)
     no_momentum = not callable(momentum) and is_concrete(momentum) and float(momentum) <= 0

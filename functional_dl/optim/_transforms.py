@@ -15,7 +15,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .._checks import nan_if_invalid
 from ._base import (
     ScalarOrSchedule,
     advance,
@@ -94,6 +93,10 @@ def scale(factor: ScalarOrSchedule) -> optax.GradientTransformation:
     return optax.GradientTransformation(init, update)
 
 
+def _nonnegative_or_nan(v: jax.Array) -> jax.Array:
+    return jnp.where(v >= 0, v, jnp.nan)
+
+
 def scale_by_lr(lr: ScalarOrSchedule) -> optax.GradientTransformation:
     """The final step of every optimizer: ``u ← -lr·u`` (so ``params + u`` descends).
 
@@ -102,7 +105,8 @@ def scale_by_lr(lr: ScalarOrSchedule) -> optax.GradientTransformation:
     ``optax.scale_by_learning_rate``.
 
     Args:
-        lr: learning rate (``>= 0``) or schedule.
+        lr: learning rate (``>= 0``) or schedule; a traced negative value (a
+          schedule's included) makes the updates NaN instead of ascending.
 
     Returns:
         An ``optax.GradientTransformation`` (state: ``ScaleState`` for a schedule, empty
@@ -115,10 +119,10 @@ def scale_by_lr(lr: ScalarOrSchedule) -> optax.GradientTransformation:
         >>> u["w"]
         Array([-0.1, -0.1], dtype=float32)
     """
-    validate("scale_by_lr", lr=lr)
+    lr = validate("scale_by_lr", lr=lr)
     if callable(lr):
-        return scale(lambda step: -jnp.asarray(lr(step)))
-    return scale(-nan_if_invalid(lr, lr >= 0))  # a traced negative lr gives NaN updates
+        return scale(lambda step: -_nonnegative_or_nan(jnp.asarray(lr(step))))
+    return scale(-lr)  # (validate: a traced negative lr is NaN, so the updates are NaN)
 
 
 def add_weight_decay(weight_decay: float, mask: Any = None) -> optax.GradientTransformation:
@@ -145,7 +149,7 @@ def add_weight_decay(weight_decay: float, mask: Any = None) -> optax.GradientTra
         >>> t.update({"w": jnp.zeros(2), "b": jnp.zeros(2)}, t.init(p), p)[0]["w"]
         Array([0.1, 0.1], dtype=float32)
     """
-    validate("add_weight_decay", weight_decay=weight_decay)
+    weight_decay = validate("add_weight_decay", weight_decay=weight_decay)
 
     def decay(u: jax.Array, p: jax.Array) -> jax.Array:
         wd = jnp.asarray(weight_decay, moment_dtype(u.dtype))
@@ -212,7 +216,7 @@ def trace(
         >>> t.update({"w": jnp.ones(2)}, s)[0]["w"]
         Array([1.9, 1.9], dtype=float32)
     """
-    validate("trace", momentum=momentum, dampening=dampening)
+    momentum, dampening = validate("trace", momentum=momentum, dampening=dampening)
     counted = callable(momentum) or is_active(dampening)
 
     def init(params: Any) -> TraceState:
@@ -266,7 +270,7 @@ def global_norm(tree: Any, *, norm_type: float = 2.0) -> jax.Array:
         >>> fdl.optim.global_norm({"a": jnp.array([3.0]), "b": jnp.array([[4.0]])})
         Array(5., dtype=float32)
     """
-    validate("global_norm", norm_type=norm_type)
+    norm_type = validate("global_norm", norm_type=norm_type)
     leaves = [jnp.abs(x.astype(moment_dtype(x.dtype))) for x in jax.tree.leaves(tree)]
     if not leaves:
         return jnp.zeros([], jnp.float32)
@@ -306,7 +310,7 @@ def clip_grad_norm(max_norm: float, *, norm_type: float = 2.0) -> optax.Gradient
         >>> fdl.optim.global_norm(clipped).round(4)
         Array(1., dtype=float32)
     """
-    validate("clip_grad_norm", max_norm=max_norm, norm_type=norm_type)
+    max_norm, norm_type = validate("clip_grad_norm", max_norm=max_norm, norm_type=norm_type)
 
     def clip(updates: Any, params: Any) -> Any:
         del params
@@ -336,7 +340,7 @@ def clip_grad_value(clip_value: float) -> optax.GradientTransformation:
         >>> t.update({"g": jnp.array([-2.0, 0.1])}, t.init(None))[0]["g"]
         Array([-0.5,  0.1], dtype=float32)
     """
-    validate("clip_grad_value", clip_value=clip_value)
+    clip_value = validate("clip_grad_value", clip_value=clip_value)
 
     def clip(updates: Any, params: Any) -> Any:
         del params

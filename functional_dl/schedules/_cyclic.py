@@ -13,11 +13,11 @@ MODES = ("triangular", "triangular2", "exp_range")
 
 
 def _check(fn: str, step_size_up, step_size_down, mode, gamma) -> tuple[float, float]:
-    check_positive("step_size_up", step_size_up, fn=fn)
+    step_size_up = check_positive("step_size_up", step_size_up, fn=fn)
     down = step_size_up if step_size_down is None else step_size_down
-    check_nonnegative("step_size_down", down, fn=fn)
+    down = check_nonnegative("step_size_down", down, fn=fn)
     check_choice("mode", mode, MODES, fn=fn)
-    check_positive("gamma", gamma, fn=fn)
+    gamma = check_positive("gamma", gamma, fn=fn)
     return float(step_size_up), float(down)
 
 
@@ -120,8 +120,8 @@ def cyclic_momentum(
       [0.9, 0.85, 0.8, 0.85, 0.9]
     """
     fn = "cyclic_momentum"
-    check_nonnegative("base_momentum", base_momentum, fn=fn)
-    check_nonnegative("max_momentum", max_momentum, fn=fn)
+    base_momentum = check_nonnegative("base_momentum", base_momentum, fn=fn)
+    max_momentum = check_nonnegative("max_momentum", max_momentum, fn=fn)
     up, down = _check(fn, step_size_up, step_size_down, mode, gamma)
 
     def schedule(step: ArrayLike) -> jax.Array:

@@ -37,7 +37,7 @@ def step_lr(base_lr: float, step_size: int, gamma: float = 0.1) -> Schedule:
     """
     fn = "step_lr"
     check_int("step_size", step_size, minimum=1, fn=fn)
-    check_nonnegative("gamma", gamma, fn=fn)
+    gamma = check_nonnegative("gamma", gamma, fn=fn)
 
     def schedule(step: ArrayLike) -> jax.Array:
         k = as_step(step, fn)
@@ -70,7 +70,7 @@ def multi_step_lr(base_lr: float, milestones: Sequence[int], gamma: float = 0.1)
     """
     fn = "multi_step_lr"
     milestones = check_milestones(milestones, fn)
-    check_nonnegative("gamma", gamma, fn=fn)
+    gamma = check_nonnegative("gamma", gamma, fn=fn)
 
     def schedule(step: ArrayLike) -> jax.Array:
         k = as_step(step, fn)
@@ -101,7 +101,7 @@ def exponential_lr(base_lr: float, gamma: float) -> Schedule:
       0.125
     """
     fn = "exponential_lr"
-    check_nonnegative("gamma", gamma, fn=fn)
+    gamma = check_nonnegative("gamma", gamma, fn=fn)
 
     def schedule(step: ArrayLike) -> jax.Array:
         return base_lr * jnp.power(gamma, to_float(as_step(step, fn)))
@@ -138,8 +138,8 @@ def linear_lr(
       [0.5, 0.625, 0.75, 0.875, 1.0, 1.0]
     """
     fn = "linear_lr"
-    check_in_range("start_factor", start_factor, 0.0, 1.0, lo_closed=False, fn=fn)
-    check_in_range("end_factor", end_factor, 0.0, 1.0, fn=fn)
+    start_factor = check_in_range("start_factor", start_factor, 0.0, 1.0, lo_closed=False, fn=fn)
+    end_factor = check_in_range("end_factor", end_factor, 0.0, 1.0, fn=fn)
     check_int("total_iters", total_iters, minimum=0, fn=fn)
 
     def schedule(step: ArrayLike) -> jax.Array:

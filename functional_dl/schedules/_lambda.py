@@ -33,7 +33,7 @@ def constant_lr(base_lr: float, factor: float = 1 / 3, total_iters: int = 5) -> 
       [0.1, 0.1, 0.3, 0.3]
     """
     fn = "constant_lr"
-    check_in_range("factor", factor, 0.0, 1.0, fn=fn)
+    factor = check_in_range("factor", factor, 0.0, 1.0, fn=fn)
     check_int("total_iters", total_iters, minimum=1, fn=fn)
 
     def schedule(step: ArrayLike) -> jax.Array:
@@ -65,7 +65,7 @@ def polynomial_lr(base_lr: float, total_iters: int = 5, power: float = 1.0) -> S
     """
     fn = "polynomial_lr"
     check_int("total_iters", total_iters, minimum=1, fn=fn)
-    check_nonnegative("power", power, fn=fn)
+    power = check_nonnegative("power", power, fn=fn)
 
     def schedule(step: ArrayLike) -> jax.Array:
         k = to_float(as_step(step, fn))

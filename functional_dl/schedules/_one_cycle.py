@@ -22,7 +22,9 @@ class _Phase(NamedTuple):
 def _phases(total_steps: int, pct_start: float, three_phase: bool, fn: str) -> list[_Phase]:
     """PyTorch's phase boundaries, validated so that no reachable phase has zero length."""
     check_int("total_steps", total_steps, minimum=1, fn=fn)
-    check_in_range("pct_start", pct_start, 0.0, 1.0, lo_closed=False, hi_closed=False, fn=fn)
+    pct_start = check_in_range(
+        "pct_start", pct_start, 0.0, 1.0, lo_closed=False, hi_closed=False, fn=fn
+    )
     ends = [float(pct_start * total_steps) - 1]
     if three_phase:
         ends.append(float(2 * pct_start * total_steps) - 2)
@@ -71,9 +73,9 @@ def _cycle(
 
 
 def _check_lrs(max_lr: float, div_factor: float, final_div_factor: float, fn: str) -> None:
-    check_nonnegative("max_lr", max_lr, fn=fn)
-    check_positive("div_factor", div_factor, fn=fn)
-    check_positive("final_div_factor", final_div_factor, fn=fn)
+    max_lr = check_nonnegative("max_lr", max_lr, fn=fn)
+    div_factor = check_positive("div_factor", div_factor, fn=fn)
+    final_div_factor = check_positive("final_div_factor", final_div_factor, fn=fn)
 
 
 def one_cycle_lr(
@@ -191,8 +193,8 @@ def one_cycle_momentum(
     fn = "one_cycle_momentum"
     _check_lrs(max_lr, div_factor, final_div_factor, fn)
     check_strategy(anneal_strategy, fn)
-    check_nonnegative("base_momentum", base_momentum, fn=fn)
-    check_nonnegative("max_momentum", max_momentum, fn=fn)
+    base_momentum = check_nonnegative("base_momentum", base_momentum, fn=fn)
+    max_momentum = check_nonnegative("max_momentum", max_momentum, fn=fn)
     phases = _phases(total_steps, pct_start, three_phase, fn)
     lo, hi = base_momentum, max_momentum
     values = [(hi, lo), (lo, hi), (hi, hi)] if three_phase else [(hi, lo), (lo, hi)]

@@ -93,12 +93,12 @@ def reduce_lr_on_plateau(
     fn = "reduce_lr_on_plateau"
     check_choice("mode", mode, ("min", "max"), fn=fn)
     check_choice("threshold_mode", threshold_mode, ("rel", "abs"), fn=fn)
-    check_in_range("factor", factor, 0.0, 1.0, hi_closed=False, fn=fn)
+    factor = check_in_range("factor", factor, 0.0, 1.0, hi_closed=False, fn=fn)
     check_int("patience", patience, minimum=0, fn=fn)
-    check_nonnegative("threshold", threshold, fn=fn)
+    threshold = check_nonnegative("threshold", threshold, fn=fn)
     check_int("cooldown", cooldown, minimum=0, fn=fn)
-    check_nonnegative("min_lr", min_lr, fn=fn)
-    check_nonnegative("eps", eps, fn=fn)
+    min_lr = check_nonnegative("min_lr", min_lr, fn=fn)
+    eps = check_nonnegative("eps", eps, fn=fn)
 
     def is_better(metric: jax.Array, best: jax.Array) -> jax.Array:
         if mode == "min":

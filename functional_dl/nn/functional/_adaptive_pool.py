@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._checks import as_arrays
+from ..._checks import as_arrays, check_static
 from ._linear_rules import linear_op
 from ._utils import check_input, register_grad
 
@@ -36,6 +36,7 @@ def adaptive_windows(n: int, m: int) -> list[tuple[int, int]]:
 
 def _sizes(fn: str, x: Any, output_size: Any) -> tuple[int, int]:
     check_input("x", x, 4, fn=fn, what="[N, H, W, C]")
+    check_static("output_size", output_size, fn=fn)
     pair = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)
     if len(pair) != 2:
         raise ValueError(

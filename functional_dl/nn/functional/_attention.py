@@ -261,7 +261,7 @@ def _check_inputs(q, k, v, mask, bias, dropout_p, key):
                 f"{_FN}: {name} of shape {tuple(np.shape(x))} does not broadcast to "
                 f"the scores [..., Lq, Lk] = {scores}"
             )
-    check_in_range("dropout_p", dropout_p, 0.0, 1.0, fn=_FN)
+    dropout_p = check_in_range("dropout_p", dropout_p, 0.0, 1.0, fn=_FN)
     if dropout_p > 0 and key is None:
         raise ValueError(f"{_FN}: dropout_p={dropout_p} > 0 needs a random key, got key=None")
     return tuple(batch)

@@ -20,7 +20,9 @@ from ._utils import register_grad
 @jax.custom_jvp
 def _apply_mask(x: Any, mask: Any, scale: Any) -> Any:
     # a dropped element is x * 0, as PyTorch's x * m: 0 for finite x, NaN for NaN/inf
-    return jnp.where(mask, x * jnp.asarray(scale, x.dtype), x * jnp.zeros((), x.dtype))
+    # (and for a NaN scale: an invalid traced rate)
+    scale = jnp.asarray(scale, x.dtype)
+    return jnp.where(mask, x * scale, x * (jnp.zeros((), x.dtype) * scale))
 
 
 @_apply_mask.defjvp
@@ -38,13 +40,13 @@ def _keep_mask(key: Any, shape: tuple[int, ...], rate: Any) -> tuple[Any, Any]:
     keep = 1.0 - rate
     if is_concrete(rate):
         scale = 0.0 if float(keep) == 0.0 else 1.0 / float(keep)
-    else:  # traced rate: a safe reciprocal so rate 1 gives no inf (and no NaN gradient)
-        scale = jnp.where(keep > 0, 1.0 / jnp.where(keep > 0, keep, 1.0), 0.0)
+    else:  # traced rate: a safe reciprocal so rate 1 gives no inf (and no NaN gradient);
+        # a NaN rate (invalid, see check_probability) gives a NaN scale
+        scale = jnp.where(keep > 0, 1.0 / jnp.where(keep > 0, keep, 1.0), keep * 0.0)
     return jax.random.bernoulli(key, keep, shape), scale
 
 
 def _is_identity(key: Any, rate: Any, train: bool) -> bool:
-    check_probability("rate", rate, fn="dropout")
     if not train or (is_concrete(rate) and float(rate) == 0.0):
         return True
     if key is None:
@@ -72,6 +74,7 @@ def dropout(key: Any, x: Any, rate: float, *, train: bool = True) -> Any:
     """
     x = as_arrays(x)
     check_floating("x", x, fn="dropout")
+    rate = check_probability("rate", rate, fn="dropout")  # traced and invalid: NaN
     if _is_identity(key, rate, train):
         return x
     mask, scale = _keep_mask(key, x.shape, rate)
@@ -80,10 +83,11 @@ def dropout(key: Any, x: Any, rate: float, *, train: bool = True) -> Any:
 
 def dropout_backward(key: Any, x: Any, rate: float, g: Any, *, train: bool = True) -> Any:
     """Vjp of :func:`dropout` w.r.t. ``x``: the same mask, ``dx = g * m / (1 - rate)``."""
+    rate = check_probability("rate", rate, fn="dropout")  # traced and invalid: NaN
     if _is_identity(key, rate, train):
         return g
     mask, scale = _keep_mask(key, x.shape, rate)
-    return jnp.where(mask, g * jnp.asarray(scale, g.dtype), g * jnp.zeros((), g.dtype))
+    return _apply_mask(g, mask, scale)
 
 
 def _examples():

@@ -23,7 +23,7 @@ def _axes(x: Any, weight: Any, bias: Any, eps: float) -> tuple[int, ...]:
         )
     check_vector("weight", weight, x.shape[-1], fn=fn, of=f"x.shape={tuple(x.shape)}")
     check_vector("bias", bias, x.shape[-1], fn=fn, of=f"x.shape={tuple(x.shape)}")
-    check_positive("eps", eps, fn=fn)
+    eps = check_positive("eps", eps, fn=fn)
     return tuple(range(1, x.ndim - 1))
 
 

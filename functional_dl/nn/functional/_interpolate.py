@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._checks import as_arrays, check_choice
+from ..._checks import as_arrays, check_choice, check_static
 from ._linear_rules import linear_op
 from ._utils import check_input, register_grad
 
@@ -93,6 +93,8 @@ def _resolve(x, size, scale_factor, mode, align_corners):
             f"interpolate: give exactly one of size and scale_factor, got size={size!r}, "
             f"scale_factor={scale_factor!r}"
         )
+    check_static("size", size, fn="interpolate")
+    check_static("scale_factor", scale_factor, fn="interpolate")
     if size is not None:
         out = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
         if len(out) != 2 or any(

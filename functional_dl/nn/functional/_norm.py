@@ -240,7 +240,7 @@ def _norm_axes(fn: str, x: Any, weight: Any, bias: Any) -> tuple[int, ...]:
 
 
 def _layer_norm(x, weight, bias, eps, norm):
-    check_positive("eps", eps, fn="layer_norm")
+    eps = check_positive("eps", eps, fn="layer_norm")
     axes = _norm_axes("layer_norm", x, weight, bias)
     return norm(x, weight, bias, axes, eps, None)[0]
 
@@ -288,7 +288,7 @@ def layer_norm_backward(
 def _rms_eps(x: Any, eps: Any) -> Any:
     if eps is None:
         return float(jnp.finfo(x.dtype).eps)
-    check_positive("eps", eps, fn="rms_norm")
+    eps = check_positive("eps", eps, fn="rms_norm")
     return eps
 
 
@@ -398,7 +398,7 @@ def _grouped(x: Any, num_groups: int, weight: Any, bias: Any):
 
 
 def _group_norm(x, num_groups, weight, bias, eps, norm):
-    check_positive("eps", eps, fn="group_norm")
+    eps = check_positive("eps", eps, fn="group_norm")
     xg, wg, bg, axes = _grouped(x, num_groups, weight, bias)
     return jnp.reshape(norm(xg, wg, bg, axes, eps, None)[0], x.shape)
 
@@ -461,8 +461,8 @@ def _check_batch_norm(x, running_mean, running_var, weight, bias, momentum, eps)
         ("bias", bias),
     ):
         check_vector(name, v, c, fn=fn, of=f"the channels (last axis) of x.shape={x.shape}")
-    check_in_range("momentum", momentum, 0.0, 1.0, fn=fn)
-    check_positive("eps", eps, fn=fn)
+    momentum = check_in_range("momentum", momentum, 0.0, 1.0, fn=fn)
+    eps = check_positive("eps", eps, fn=fn)
     return tuple(range(x.ndim - 1))
 
 

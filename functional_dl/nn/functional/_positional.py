@@ -56,7 +56,7 @@ def sinusoidal_positional_encoding(
     fn = "sinusoidal_positional_encoding"
     check_int("length", length, minimum=0, fn=fn)
     check_int("dim", dim, minimum=1, fn=fn)
-    check_positive("base", base, fn=fn)
+    base = check_positive("base", base, fn=fn)
     pos = np.arange(length, dtype=np.float64)[:, None]
     inv_freq = base ** (-np.arange(0, dim, 2, dtype=np.float64) / dim)  # (ceil(D/2),)
     table = np.zeros((length, dim + dim % 2))
@@ -173,7 +173,7 @@ def rope(
     x = jnp.asarray(x)
     _check_rope(x, positions, layout)
     check_static("theta", theta, fn="rope")
-    check_positive("theta", theta, fn="rope")
+    theta = check_positive("theta", theta, fn="rope")
     if positions is None:
         positions = jnp.arange(x.shape[-2])
     return _rotate(x, positions, float(theta), layout, 1.0)
