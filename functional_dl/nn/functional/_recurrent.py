@@ -520,35 +520,28 @@ def _examples(gates: int, cell: bool):
     return examples
 
 
-register_grad(
-    "rnn(nonlinearity='tanh')",
-    forward=lambda *a: rnn_formula(*a, nonlinearity="tanh"),
-    backward=lambda *a: rnn_backward(*a[:-1], a[-1], nonlinearity="tanh"),  # pyright: ignore[reportCallIssue]
-    examples=_examples(1, False),
-    argnums=tuple(range(6)),
-    public=lambda *a: rnn(*a, nonlinearity="tanh"),
-)
-register_grad(
-    "rnn(nonlinearity='relu')",
-    forward=lambda *a: rnn_formula(*a, nonlinearity="relu"),
-    backward=lambda *a: rnn_backward(*a[:-1], a[-1], nonlinearity="relu"),  # pyright: ignore[reportCallIssue]
-    examples=_examples(1, False),
-    argnums=tuple(range(6)),
-    public=lambda *a: rnn(*a, nonlinearity="relu"),
-)
-register_grad(
-    "lstm",
-    forward=lstm_formula,
-    backward=lstm_backward,
-    examples=_examples(4, True),
-    argnums=tuple(range(7)),
-    public=lstm,
-)
-register_grad(
-    "gru",
-    forward=gru_formula,
-    backward=gru_backward,
-    examples=_examples(3, False),
-    argnums=tuple(range(6)),
-    public=gru,
-)
+def _rnn_entry(nl: str) -> tuple:
+    return (
+        lambda *a: rnn_formula(*a, nonlinearity=nl),
+        lambda *a: rnn_backward(*a[:-1], a[-1], nonlinearity=nl),  # pyright: ignore[reportCallIssue]
+        lambda *a: rnn(*a, nonlinearity=nl),
+        1,
+        False,
+    )
+
+
+_ENTRIES = {
+    "rnn(nonlinearity='tanh')": _rnn_entry("tanh"),
+    "rnn(nonlinearity='relu')": _rnn_entry("relu"),
+    "lstm": (lstm_formula, lstm_backward, lstm, 4, True),
+    "gru": (gru_formula, gru_backward, gru, 3, False),
+}
+for _name, (_formula, _backward, _public, _gates, _cell) in _ENTRIES.items():
+    register_grad(
+        _name,
+        forward=_formula,
+        backward=_backward,
+        examples=_examples(_gates, _cell),
+        argnums=tuple(range(7 if _cell else 6)),
+        public=_public,
+    )
