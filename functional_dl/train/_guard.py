@@ -1,14 +1,49 @@
-"""The training step's guard against non-finite steps: the gradient norm, and (when asked)
-an update that is not applied when the loss or the gradient is NaN/inf."""
+"""The end of every training step: apply the optimizer's update, guard against
+non-finite steps (the gradient norm, and when asked an update that is not applied when
+the loss or the gradient is NaN/inf), and compute the metrics."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from .. import optim
+
+
+def finish_step(
+    state: Any,
+    grads: Any,
+    loss: jax.Array,
+    model_state: Any,
+    outputs: Any,
+    targets: Any,
+    *,
+    update: Callable[..., Any],
+    metric_items: tuple,
+    grad_norm: bool,
+    skip_nonfinite: bool,
+    reduce: Callable[[Any], Any] = lambda v: v,
+) -> tuple[Any, dict[str, jax.Array]]:
+    """``(new_state, metrics)`` after one step: the update applied (:func:`guard_step`),
+    ``metrics = {"loss", ["grad_norm"], *metric_items}``, each metric passed through
+    ``reduce`` (the mean over devices on the shard_map path)."""
+    updates, opt_state = update(grads, state.opt_state, state.params)
+    new_state = state.replace(
+        params=optim.apply_updates(state.params, updates),
+        model_state=model_state,
+        opt_state=opt_state,
+        step=state.step + 1,
+    )
+    new_state, extra = guard_step(
+        state, new_state, loss, grads, grad_norm=grad_norm, skip_nonfinite=skip_nonfinite
+    )
+    metrics = {"loss": loss, **extra}
+    for name, metric in metric_items:
+        metrics[name] = reduce(jnp.asarray(metric(outputs, targets), jnp.float32))
+    return new_state, metrics
 
 
 def guard_step(

@@ -32,7 +32,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from .._checks import check_int
-from ._guard import guard_step
+from ._guard import finish_step
 
 __all__ = ["MODEL_AXIS", "FSDP_MIN_SIZE", "make_mesh", "state_shardings", "param_spec"]
 
@@ -212,7 +212,6 @@ def sharded_train_step(
     over ``data``. The per-step key is ``fold_in(fold_in(key, step), 0)``, the key of the
     single-device data-parallel step, so the run equals the one-device run.
     """
-    import optax  # the training step's only use of optax
 
     def step(state: Any, batch: Any) -> tuple[Any, dict[str, jax.Array]]:
         inputs, targets = batch
@@ -225,20 +224,18 @@ def sharded_train_step(
         (loss, (outputs, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(
             state.params
         )
-        updates, opt_state = update(grads, state.opt_state, state.params)
-        new_state = state.replace(
-            params=optax.apply_updates(state.params, updates),
-            model_state=model_state,
-            opt_state=opt_state,
-            step=state.step + 1,
+        return finish_step(
+            state,
+            grads,
+            loss,
+            model_state,
+            outputs,
+            targets,
+            update=update,
+            metric_items=metric_items,
+            grad_norm=grad_norm,
+            skip_nonfinite=skip_nonfinite,
         )
-        new_state, extra = guard_step(
-            state, new_state, loss, grads, grad_norm=grad_norm, skip_nonfinite=skip_nonfinite
-        )
-        metrics = {"loss": loss, **extra}
-        for name, metric in metric_items:
-            metrics[name] = jax.numpy.asarray(metric(outputs, targets), jax.numpy.float32)
-        return new_state, metrics
 
     replicated = NamedSharding(mesh, P())
     compiled: dict[Any, Any] = {}

@@ -9,7 +9,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax import lax
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
@@ -17,7 +16,7 @@ from jax.sharding import PartitionSpec as P
 
 from ..data import batches, num_examples
 from ..nn import Layer
-from ._guard import guard_step
+from ._guard import finish_step
 from ._parallel import DATA_AXIS, data_parallel_mesh
 from ._sharding import batch_sharding, check_divisible, is_sharding_mesh, sharded_train_step
 from ._state import TrainState
@@ -95,20 +94,19 @@ def _train_step(
         # device terms through BatchNorm's synchronised statistics arrive in the backward
         # pass of its lax.pmean.
         grads, loss = mean((grads, loss))
-        updates, opt_state = update(grads, state.opt_state, state.params)
-        new_state = state.replace(
-            params=optax.apply_updates(state.params, updates),
-            model_state=mean(model_state),
-            opt_state=opt_state,
-            step=state.step + 1,
+        return finish_step(
+            state,
+            grads,
+            loss,
+            mean(model_state),
+            outputs,
+            targets,
+            update=update,
+            metric_items=metric_items,
+            grad_norm=grad_norm,
+            skip_nonfinite=skip_nonfinite,
+            reduce=mean,
         )
-        new_state, extra = guard_step(
-            state, new_state, loss, grads, grad_norm=grad_norm, skip_nonfinite=skip_nonfinite
-        )
-        metrics = {"loss": loss, **extra}
-        for name, metric in metric_items:
-            metrics[name] = mean(jnp.asarray(metric(outputs, targets), jnp.float32))
-        return new_state, metrics
 
     # check_vma=False: the classic data-parallel recipe, where each device differentiates
     # its local loss and the gradients and replicated outputs are averaged explicitly
