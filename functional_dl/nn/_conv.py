@@ -1,8 +1,5 @@
-"""Image layers (channels last): convolution and pooling.
-
-Each ``apply`` calls its :mod:`functional_dl.nn.functional` op and each ``backward``
-that op's hand-derived vjp.
-"""
+"""Image layers (channels last): convolution and pooling, each around its
+:mod:`functional_dl.nn.functional` op and that op's hand-derived vjp."""
 
 from __future__ import annotations
 

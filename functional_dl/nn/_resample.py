@@ -1,9 +1,5 @@
-"""Layers that change the resolution of channels-last images: :func:`AdaptiveAvgPool2d`,
-:func:`AdaptiveMaxPool2d`, :func:`Upsample`, :func:`PixelShuffle`.
-
-Each ``apply`` calls its :mod:`functional_dl.nn.functional` op and each ``backward``
-that op's hand-derived vjp.
-"""
+"""Layers that change the resolution of channels-last images (adaptive pooling,
+upsampling, pixel shuffle), each around its :mod:`functional_dl.nn.functional` op."""
 
 from __future__ import annotations
 
