@@ -218,22 +218,18 @@ def softmin(x: Any, *, axis: int | tuple[int, ...] = -1, where: Any = None) -> j
 
 # ---------------------------------------------------------------- gradient registry
 for _l in (0.5, 1.5):
-    register_public(
-        f"hardshrink(lambd={_l})",
-        _hardshrink_formula,
-        _hardshrink_grad,
-        _l,
-        public=lambda x, _l=_l: hardshrink(x, lambd=_l),
-        kinks=(_l, -_l),
-    )
-    register_public(
-        f"softshrink(lambd={_l})",
-        _softshrink_formula,
-        _softshrink_grad,
-        _l,
-        public=lambda x, _l=_l: softshrink(x, lambd=_l),
-        kinks=(_l, -_l),
-    )
+    for _fn, _formula, _grad in (
+        (hardshrink, _hardshrink_formula, _hardshrink_grad),
+        (softshrink, _softshrink_formula, _softshrink_grad),
+    ):
+        register_public(
+            f"{_fn.__name__}(lambd={_l})",
+            _formula,
+            _grad,
+            _l,
+            public=lambda x, _l=_l, _fn=_fn: _fn(x, lambd=_l),
+            kinks=(_l, -_l),
+        )
 register_public("tanhshrink", _tanhshrink_formula, _tanhshrink_grad, public=tanhshrink)
 register_public(
     "threshold(threshold=1.0, value=-2.0)",

@@ -107,34 +107,13 @@ def sharpness_kernel(x: jnp.ndarray, factor: Any) -> jnp.ndarray:
     return jnp.clip(x * factor + sharpness_reference(x) * (1.0 - factor), 0.0, 1.0)
 
 
-@_image.float_kernel()
-def _invert(x: jnp.ndarray) -> jnp.ndarray:
-    return invert_kernel(x)
-
-
-@_image.float_kernel()
-def _posterize(x: jnp.ndarray, bits: Any) -> jnp.ndarray:
-    return posterize_kernel(x, bits)
-
-
-@_image.float_kernel()
-def _solarize(x: jnp.ndarray, threshold: Any) -> jnp.ndarray:
-    return solarize_kernel(x, threshold)
-
-
-@_image.float_kernel()
-def _autocontrast(x: jnp.ndarray) -> jnp.ndarray:
-    return autocontrast_kernel(x)
-
-
-@_image.float_kernel()
-def _equalize(x: jnp.ndarray) -> jnp.ndarray:
-    return equalize_kernel(x)
-
-
-@_image.float_kernel()
-def _sharpness(x: jnp.ndarray, factor: Any) -> jnp.ndarray:
-    return sharpness_kernel(x, factor)
+# the kernels, compiled and run in the compute dtype
+_invert = _image.float_kernel()(invert_kernel)
+_posterize = _image.float_kernel()(posterize_kernel)
+_solarize = _image.float_kernel()(solarize_kernel)
+_autocontrast = _image.float_kernel()(autocontrast_kernel)
+_equalize = _image.float_kernel()(equalize_kernel)
+_sharpness = _image.float_kernel()(sharpness_kernel)
 
 
 @_image.float_kernel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -202,44 +203,42 @@ def _smooth_pairs():
     return [(y + d, y)]
 
 
-grads.register(
-    "mse_loss",
-    forward=_mse_formula,
-    backward=_mse_backward,
-    examples=_pairs,
-    argnums=(0, 1),
-    fd_examples=_smooth_pairs,
-    public=lambda x, y: mse_loss(x, y, reduction="none"),
-    reference=lambda x, y, g: (2 * (x - y) * g, -2 * (x - y) * g),
-    reference_name="closed form 2(x−y)",
-)
-grads.register(
-    "l1_loss",
-    forward=_l1_formula,
-    backward=_l1_backward,
-    examples=_pairs,
-    argnums=(0, 1),
-    fd_examples=_smooth_pairs,
-    public=lambda x, y: l1_loss(x, y, reduction="none"),
-)
-for _beta in (1.0, 0.0):
+def _register(name: str, forward: Any, backward: Any, public: Any, **extra: Any) -> None:
+    """Registers a pointwise regression loss's rule ``backward(x, y, g) -> (dx, dy)``,
+    checked at the same pairs as every loss here (``public`` with ``reduction="none"``)."""
     grads.register(
-        f"smooth_l1_loss(beta={_beta})",
-        forward=functools.partial(_smooth_l1_formula, beta=_beta),
-        backward=lambda x, y, g, _beta=_beta: _smooth_l1_backward(x, y, _beta, g),
+        name,
+        forward=forward,
+        backward=backward,
         examples=_pairs,
         argnums=(0, 1),
         fd_examples=_smooth_pairs,
-        public=lambda x, y, _beta=_beta: smooth_l1_loss(x, y, beta=_beta, reduction="none"),
+        public=lambda x, y: public(x, y, reduction="none"),
+        **extra,
     )
-grads.register(
+
+
+_register(
+    "mse_loss",
+    _mse_formula,
+    _mse_backward,
+    mse_loss,
+    reference=lambda x, y, g: (2 * (x - y) * g, -2 * (x - y) * g),
+    reference_name="closed form 2(x−y)",
+)
+_register("l1_loss", _l1_formula, _l1_backward, l1_loss)
+for _beta in (1.0, 0.0):
+    _register(
+        f"smooth_l1_loss(beta={_beta})",
+        functools.partial(_smooth_l1_formula, beta=_beta),
+        lambda x, y, g, _beta=_beta: _smooth_l1_backward(x, y, _beta, g),
+        functools.partial(smooth_l1_loss, beta=_beta),
+    )
+_register(
     "huber_loss(delta=1.0)",
-    forward=functools.partial(_huber_formula, delta=1.0),
-    backward=lambda x, y, g: _huber_backward(x, y, 1.0, g),
-    examples=_pairs,
-    argnums=(0, 1),
-    fd_examples=_smooth_pairs,
-    public=lambda x, y: huber_loss(x, y, reduction="none"),
+    functools.partial(_huber_formula, delta=1.0),
+    lambda x, y, g: _huber_backward(x, y, 1.0, g),
+    huber_loss,
     reference=lambda x, y, g: jax.vjp(lambda x, y: optax.huber_loss(x, y, delta=1.0), x, y)[1](g),
     reference_name="optax.huber_loss",
 )

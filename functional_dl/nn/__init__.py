@@ -37,7 +37,9 @@ from ._containers import Identity as Identity
 from ._containers import Residual as Residual
 from ._containers import Sequential as Sequential
 from ._conv import AvgPool2d as AvgPool2d
+from ._conv import Conv1d as Conv1d
 from ._conv import Conv2d as Conv2d
+from ._conv import ConvTranspose2d as ConvTranspose2d
 from ._conv import MaxPool2d as MaxPool2d
 from ._core import Layer as Layer
 from ._generate import generate as generate
@@ -58,8 +60,6 @@ from ._recurrent import LSTM as LSTM
 from ._recurrent import RNN as RNN
 from ._resample import AdaptiveAvgPool2d as AdaptiveAvgPool2d
 from ._resample import AdaptiveMaxPool2d as AdaptiveMaxPool2d
-from ._resample import Conv1d as Conv1d
-from ._resample import ConvTranspose2d as ConvTranspose2d
 from ._resample import PixelShuffle as PixelShuffle
 from ._resample import Upsample as Upsample
 from ._seq2seq import Transformer as Transformer

@@ -1,11 +1,11 @@
-"""Image layers (channels last): convolution and pooling."""
+"""Image layers (channels last): convolution and pooling, each around its
+:mod:`functional_dl.nn.functional` op and that op's hand-derived vjp."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 
 from .._checks import check_int
@@ -14,17 +14,69 @@ from ._core import (
     Layer,
     channels,
     constructor,
-    default_weight_init,
     fan_in_uniform,
-    named_grads,
-    no_params,
-    stateless,
+    op_layer,
+    weight_and_bias,
+    weighted_layer,
 )
 from .functional._conv import conv2d, conv2d_backward
+from .functional._conv1d import conv1d, conv1d_backward
+from .functional._conv_transpose import conv_transpose2d, conv_transpose2d_backward
 from .functional._pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 from .functional._utils import as_pair
 
-__all__ = ["Conv2d", "MaxPool2d", "AvgPool2d"]
+__all__ = ["Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d"]
+
+# PyTorch's positional order of torch.nn.Conv1d/Conv2d (for the constructors' errors)
+_TORCH_CONV = (
+    "in_channels",
+    "out_channels",
+    "kernel_size",
+    "stride",
+    "padding",
+    "dilation",
+    "groups",
+    "bias",
+)
+
+
+@constructor(_TORCH_CONV, inferred=("in_channels",))
+def Conv1d(
+    out_channels: int,
+    kernel_size: int,
+    *,
+    stride: int = 1,
+    padding: Any = 0,
+    dilation: int = 1,
+    groups: int = 1,
+    bias: bool = True,
+    weight_init: Init | None = None,
+    bias_init: Init | None = None,
+    dtype: Any = jnp.float32,
+) -> Layer:
+    """1-D convolution layer on ``[N, L, C]`` sequences (:func:`~.functional.conv1d`).
+
+    Params: ``{"weight": [k, C // groups, out_channels], "bias": [out_channels]}``, both
+    ``U(+-1/sqrt(fan_in))`` with ``fan_in = k C / groups`` (PyTorch's default).
+    PyTorch: ``torch.nn.Conv1d(C, out_channels, kernel_size, stride, padding, dilation,
+    groups, bias)``.
+
+    Example:
+      >>> params, _ = Conv1d(8, 3, padding="same").init(jax.random.key(0), (2, 20, 4))
+      >>> params["weight"].shape
+      (3, 4, 8)
+    """
+    check_int("out_channels", out_channels, minimum=1, fn="Conv1d")
+    check_int("kernel_size", kernel_size, minimum=1, fn="Conv1d")
+    opts = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+
+    def init(key, input_shape):
+        shape = (kernel_size, channels("Conv1d", input_shape, groups) // groups, out_channels)
+        fan_in = math.prod(shape[:2])
+        inits = (weight_init, bias_init)
+        return weight_and_bias(key, shape, fan_in, out_channels, bias, *inits, dtype), {}
+
+    return weighted_layer("conv1d", init, conv1d, conv1d_backward, **opts)
 
 
 @constructor(
@@ -34,13 +86,76 @@ __all__ = ["Conv2d", "MaxPool2d", "AvgPool2d"]
         "kernel_size",
         "stride",
         "padding",
-        "dilation",
+        "output_padding",
         "groups",
         "bias",
-        "padding_mode",
+        "dilation",
     ),
     inferred=("in_channels",),
 )
+def ConvTranspose2d(
+    out_channels: int,
+    kernel_size: Any,
+    *,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    bias: bool = True,
+    weight_init: Init | None = None,
+    bias_init: Init | None = None,
+    dtype: Any = jnp.float32,
+) -> Layer:
+    """2-D transposed convolution layer (:func:`~.functional.conv_transpose2d`).
+
+    Params: ``{"weight": [kh, kw, C, out_channels // groups], "bias": [out_channels]}``.
+    Default init as PyTorch, whose fan-in of the ``(C, out/groups, kh, kw)`` weight is
+    ``out/groups * kh * kw``: both ``U(+-1/sqrt(fan_in))``. PyTorch:
+    ``torch.nn.ConvTranspose2d(C, out_channels, kernel_size, stride, padding,
+    output_padding, groups, bias, dilation)``.
+
+    Example:
+      >>> layer = ConvTranspose2d(4, 3, stride=2, padding=1, output_padding=1)
+      >>> params, _ = layer.init(jax.random.key(0), (1, 7, 7, 8))
+      >>> y, _ = layer.apply(params, {}, jnp.ones((1, 7, 7, 8)))
+      >>> params["weight"].shape, y.shape
+      ((3, 3, 8, 4), (1, 14, 14, 4))
+    """
+    check_int("out_channels", out_channels, minimum=1, fn="ConvTranspose2d")
+    check_int("groups", groups, minimum=1, fn="ConvTranspose2d")
+    if out_channels % groups:
+        raise ValueError(
+            f"ConvTranspose2d: groups must divide out_channels, got groups={groups}, "
+            f"out_channels={out_channels}"
+        )
+    kh, kw = as_pair("kernel_size", kernel_size, fn="ConvTranspose2d")
+    opts = {
+        "stride": stride,
+        "padding": padding,
+        "output_padding": output_padding,
+        "dilation": dilation,
+        "groups": groups,
+    }
+
+    def init(key, input_shape):
+        c = channels("ConvTranspose2d", input_shape, groups)
+        og = out_channels // groups
+        shape = (kh, kw, c, og)
+        # PyTorch computes the fan-in from weight.size(1) = out/groups (not from C)
+        fan_in = kh * kw * og
+        inits = (
+            weight_init or (lambda k, s, dt: fan_in_uniform(k, s, fan_in, dt)),  # kaiming(a=√5)
+            bias_init,
+        )
+        return weight_and_bias(key, shape, fan_in, out_channels, bias, *inits, dtype), {}
+
+    return weighted_layer(
+        "conv_transpose2d", init, conv_transpose2d, conv_transpose2d_backward, **opts
+    )
+
+
+@constructor((*_TORCH_CONV, "padding_mode"), inferred=("in_channels",))
 def Conv2d(
     out_channels: int,
     kernel_size: Any,
@@ -72,26 +187,12 @@ def Conv2d(
     opts = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
 
     def init(key, input_shape):
-        c = channels("Conv2d", input_shape, groups)
-        shape = (kh, kw, c // groups, out_channels)
-        k_w, k_b = jax.random.split(key)
-        params = {"weight": (weight_init or default_weight_init)(k_w, shape, dtype)}
-        if bias:
-            params["bias"] = (
-                bias_init(k_b, (out_channels,), dtype)
-                if bias_init
-                else fan_in_uniform(k_b, (out_channels,), math.prod(shape[:3]), dtype)
-            )
-        return params, {}
+        shape = (kh, kw, channels("Conv2d", input_shape, groups) // groups, out_channels)
+        fan_in = math.prod(shape[:3])
+        inits = (weight_init, bias_init)
+        return weight_and_bias(key, shape, fan_in, out_channels, bias, *inits, dtype), {}
 
-    def forward(params, x, key, train):
-        return conv2d(x, params["weight"], params.get("bias"), **opts)
-
-    def backward(params, x, g, key, train):
-        dx, dw, db = conv2d_backward(x, params["weight"], params.get("bias"), g, **opts)
-        return named_grads(params, weight=dw, bias=db), dx
-
-    return stateless("conv2d", init, forward, backward)
+    return weighted_layer("conv2d", init, conv2d, conv2d_backward, **opts)
 
 
 @constructor(("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"))
@@ -106,15 +207,9 @@ def MaxPool2d(kernel_size: Any, *, stride: Any = None, padding: Any = 0) -> Laye
       >>> y.shape
       (1, 4, 4, 3)
     """
-    opts = {"stride": stride, "padding": padding}
-
-    def forward(params, x, key, train):
-        return max_pool2d(x, kernel_size, **opts)
-
-    def backward(params, x, g, key, train):
-        return {}, max_pool2d_backward(x, g, kernel_size, **opts)
-
-    return stateless("max_pool2d", no_params, forward, backward)
+    return op_layer(
+        "max_pool2d", max_pool2d, max_pool2d_backward, kernel_size, stride=stride, padding=padding
+    )
 
 
 @constructor(("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"))
@@ -131,11 +226,4 @@ def AvgPool2d(
       (1, 4, 4, 3)
     """
     opts = {"stride": stride, "padding": padding, "count_include_pad": count_include_pad}
-
-    def forward(params, x, key, train):
-        return avg_pool2d(x, kernel_size, **opts)
-
-    def backward(params, x, g, key, train):
-        return {}, avg_pool2d_backward(x, g, kernel_size, **opts)
-
-    return stateless("avg_pool2d", no_params, forward, backward)
+    return op_layer("avg_pool2d", avg_pool2d, avg_pool2d_backward, kernel_size, **opts)

@@ -19,8 +19,9 @@ the vector-Jacobian product of ``apply`` at input ``x`` for output cotangent ``g
 chain their children's backward passes (see :mod:`functional_dl.nn.backprop`).
 
 This module also holds the helpers every layer file shares: :func:`stateless` (a layer
-from a forward and a backward), the parameter-naming :func:`named_grads`, and PyTorch's
-default initializers.
+from a forward and a backward), :func:`op_layer` and :func:`weighted_layer` (a layer
+around an :mod:`functional_dl.nn.functional` op and its vjp), the parameter-naming
+:func:`named_grads`, and PyTorch's default initializers (:func:`weight_and_bias`).
 """
 
 from __future__ import annotations
@@ -42,11 +43,14 @@ __all__ = [
     "output_shape",
     "backward_of",
     "stateless",
+    "op_layer",
+    "weighted_layer",
     "named_grads",
     "no_params",
     "channels",
     "fan_in_uniform",
     "default_weight_init",
+    "weight_and_bias",
     "affine_init",
     "Init",
     "constructor",
@@ -127,6 +131,36 @@ def stateless(name: str, init: Callable, forward: Callable, backward: Callable) 
     return Layer(init, apply, name, bwd)
 
 
+def op_layer(name: str, op: Callable, op_backward: Callable, *args: Any, **opts: Any) -> Layer:
+    """A layer without parameters applying ``op(x, *args, **opts)``; its backward is the
+    op's vjp ``op_backward(x, g, *args, **opts) -> dx``."""
+
+    def forward(params, x, key, train):
+        return op(x, *args, **opts)
+
+    def backward(params, x, g, key, train):
+        return {}, op_backward(x, g, *args, **opts)
+
+    return stateless(name, no_params, forward, backward)
+
+
+def weighted_layer(
+    name: str, init: Callable, op: Callable, op_backward: Callable, **opts: Any
+) -> Layer:
+    """A layer applying ``op(x, weight, bias, **opts)`` (``bias`` ``None`` when ``params``
+    has none); its backward is the op's vjp
+    ``op_backward(x, weight, bias, g, **opts) -> (dx, dweight, dbias)``."""
+
+    def forward(params, x, key, train):
+        return op(x, params["weight"], params.get("bias"), **opts)
+
+    def backward(params, x, g, key, train):
+        dx, dw, db = op_backward(x, params["weight"], params.get("bias"), g, **opts)
+        return named_grads(params, weight=dw, bias=db), dx
+
+    return stateless(name, init, forward, backward)
+
+
 def named_grads(params: dict, **grads: Any) -> dict:
     """The gradients of ``params``' keys only (absent optional parameters stay absent)."""
     return {k: grads[k] for k in params}
@@ -141,6 +175,30 @@ def fan_in_uniform(key: Any, shape: tuple[int, ...], fan_in: int, dtype: Any) ->
 def default_weight_init(key: Any, shape: tuple[int, ...], dtype: Any) -> Any:
     """PyTorch's ``kaiming_uniform_(w, a=sqrt(5))``: ``U(+-1/sqrt(fan_in))``."""
     return initializers.kaiming_uniform(key, shape, dtype, a=math.sqrt(5.0))
+
+
+def weight_and_bias(
+    key: Any,
+    shape: tuple[int, ...],
+    fan_in: int,
+    out: int,
+    bias: bool,
+    weight_init: Init | None,
+    bias_init: Init | None,
+    dtype: Any,
+) -> dict:
+    """``{"weight": shape, "bias": [out]}`` (no ``"bias"`` when ``bias`` is false):
+    ``weight_init``/``bias_init`` (``fn(key, shape, dtype)``) where given, else PyTorch's
+    defaults: :func:`default_weight_init` and ``U(+-1/sqrt(fan_in))``."""
+    k_w, k_b = jax.random.split(key)
+    params = {"weight": (weight_init or default_weight_init)(k_w, shape, dtype)}
+    if bias:
+        params["bias"] = (
+            bias_init(k_b, (out,), dtype)
+            if bias_init
+            else fan_in_uniform(k_b, (out,), fan_in, dtype)
+        )
+    return params
 
 
 def no_params(key: Any, input_shape: Any) -> tuple[dict, dict]:

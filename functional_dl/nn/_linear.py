@@ -10,21 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 
 from .._checks import check_int, check_probability
 from . import init as initializers
-from ._core import (
-    Init,
-    Layer,
-    constructor,
-    default_weight_init,
-    fan_in_uniform,
-    named_grads,
-    no_params,
-    stateless,
-)
+from ._core import Init, Layer, constructor, no_params, stateless, weight_and_bias, weighted_layer
 from .functional._dropout import dropout, dropout_backward
 from .functional._embedding import embedding, embedding_backward
 from .functional._linear import linear, linear_backward
@@ -58,25 +48,11 @@ def Linear(
 
     def init(key, input_shape):
         fan_in = int(input_shape[-1])
-        kw, kb = jax.random.split(key)
-        w_init = weight_init or default_weight_init
-        params = {"weight": w_init(kw, (fan_in, out_features), dtype)}
-        if bias:
-            params["bias"] = (
-                bias_init(kb, (out_features,), dtype)
-                if bias_init
-                else fan_in_uniform(kb, (out_features,), fan_in, dtype)
-            )
-        return params, {}
+        shape = (fan_in, out_features)
+        inits = (weight_init, bias_init)
+        return weight_and_bias(key, shape, fan_in, out_features, bias, *inits, dtype), {}
 
-    def forward(params, x, key, train):
-        return linear(x, params["weight"], params.get("bias"))
-
-    def backward(params, x, g, key, train):
-        dx, dw, db = linear_backward(x, params["weight"], params.get("bias"), g)
-        return named_grads(params, weight=dw, bias=db), dx
-
-    return stateless("linear", init, forward, backward)
+    return weighted_layer("linear", init, linear, linear_backward)
 
 
 @constructor(("start_dim", "end_dim"))

@@ -18,11 +18,10 @@ import optax
 
 from ._base import (
     ScalarOrSchedule,
-    advance,
+    advance_betas,
     ema,
     leafwise,
     validate,
-    value_at,
     zero_count,
     zeros_like_moment,
 )
@@ -36,14 +35,6 @@ __all__ = [
     "scale_by_radam",
     "scale_by_adamax",
 ]
-
-
-def _step(
-    b1: ScalarOrSchedule, b2: ScalarOrSchedule, count: jax.Array
-) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """``(new_count, t, beta1, beta2)``: the advanced counter, the 1-based step, the betas."""
-    count, step, t = advance(count)
-    return count, t, value_at(b1, step), value_at(b2, step)
 
 
 def _moments(
@@ -113,7 +104,7 @@ def scale_by_adam(
 
     def update(updates, state, params=None):
         del params
-        count, t, beta1, beta2 = _step(b1, b2, state.count)
+        count, t, beta1, beta2 = advance_betas(b1, b2, state.count)
         inv_bc1 = 1 / (1 - beta1**t)
         inv_sqrt_bc2 = jax.lax.rsqrt(1 - beta2**t)
 
@@ -189,7 +180,7 @@ def scale_by_nadam(
 
     def update(updates, state, params=None):
         del params
-        count, t, beta1, beta2 = _step(b1, b2, state.count)
+        count, t, beta1, beta2 = advance_betas(b1, b2, state.count)
         mu = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
         mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
         mu_product = state.mu_product * mu
@@ -252,7 +243,7 @@ def scale_by_radam(
 
     def update(updates, state, params=None):
         del params
-        count, t, beta1, beta2 = _step(b1, b2, state.count)
+        count, t, beta1, beta2 = advance_betas(b1, b2, state.count)
         inv_bc1 = 1 / (1 - beta1**t)
         bc2 = 1 - beta2**t
         rho_inf = 2 / (1 - beta2) - 1
@@ -324,7 +315,7 @@ def scale_by_adamax(
 
     def update(updates, state, params=None):
         del params
-        count, t, beta1, beta2 = _step(b1, b2, state.count)
+        count, t, beta1, beta2 = advance_betas(b1, b2, state.count)
         inv_bc1 = 1 / (1 - beta1**t)
 
         def leaf(g, m, n):

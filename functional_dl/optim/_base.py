@@ -57,14 +57,19 @@ def _decay_rate(fn: str, name: str, value: Any) -> Any:
     return check_in_range(name, value, 0.0, 1.0, hi_closed=False, fn=fn)
 
 
+def unpack_pair(fn: str, name: str, value: Any, parts: str) -> tuple[Any, Any]:
+    """``value`` unpacked as a pair; else ``ValueError`` saying it must be ``parts``
+    (``"(beta1, beta2)"``)."""
+    try:
+        first, second = value
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{fn}: {name} must be a pair {parts}, got {name}={value!r}") from exc
+    return first, second
+
+
 def _betas(fn: str, name: str, value: Any) -> Any:
     """A pair ``(beta1, beta2)`` of decay rates."""
-    try:
-        b1, b2 = value
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"{fn}: {name} must be a pair (beta1, beta2), got {name}={value!r}"
-        ) from exc
+    b1, b2 = unpack_pair(fn, name, value, "(beta1, beta2)")
     return (_decay_rate(fn, f"{name}[0]", b1), _decay_rate(fn, f"{name}[1]", b2))
 
 
@@ -159,6 +164,15 @@ def advance(count: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """
     new_count = increment(count)
     return new_count, new_count - 1, new_count.astype(jnp.result_type(float))
+
+
+def advance_betas(
+    b1: ScalarOrSchedule, b2: ScalarOrSchedule, count: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """``(new_count, t, beta1, beta2)``: the advanced counter, the 1-based step, and the
+    two decay rates (floats or schedules) at this update's step (see :func:`advance`)."""
+    count, step, t = advance(count)
+    return count, t, value_at(b1, step), value_at(b2, step)
 
 
 def ema(beta: Any, m: jax.Array, x: jax.Array) -> jax.Array:

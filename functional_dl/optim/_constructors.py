@@ -19,22 +19,7 @@ from ._rmsprop import rmsprop as _rmsprop
 from ._rprop import rprop as _rprop
 from ._sgd import sgd as _sgd
 
-__all__ = [
-    "sgd",
-    "adagrad",
-    "rmsprop",
-    "adam",
-    "adamw",
-    "nadam",
-    "radam",
-    "adamax",
-    "adadelta",
-    "lion",
-    "adafactor",
-    "rprop",
-    "asgd",
-    "muon",
-]
+# exported by the package
 
 sgd = configurable(_sgd)
 adagrad = configurable(_adagrad)

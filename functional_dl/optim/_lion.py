@@ -14,11 +14,10 @@ import optax
 
 from ._base import (
     ScalarOrSchedule,
-    advance,
+    advance_betas,
     ema,
     leafwise,
     validate,
-    value_at,
     zero_count,
     zeros_like_moment,
 )
@@ -66,8 +65,7 @@ def scale_by_lion(
 
     def update(updates, state, params=None):
         del params
-        count, step, _ = advance(state.count)
-        beta1, beta2 = value_at(b1, step), value_at(b2, step)
+        count, _, beta1, beta2 = advance_betas(b1, b2, state.count)
 
         def leaf(g, m):
             dt = m.dtype

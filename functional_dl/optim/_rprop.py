@@ -12,7 +12,14 @@ import jax.numpy as jnp
 import optax
 
 from .._checks import check_nonnegative, check_pair
-from ._base import ScalarOrSchedule, leafwise, validate, value_at, zeros_like_moment
+from ._base import (
+    ScalarOrSchedule,
+    leafwise,
+    unpack_pair,
+    validate,
+    value_at,
+    zeros_like_moment,
+)
 from ._transforms import scale
 
 __all__ = ["ScaleByRpropState", "scale_by_rprop", "rprop"]
@@ -26,12 +33,7 @@ class ScaleByRpropState(NamedTuple):
 
 
 def _check_etas(fn: str, etas: Any) -> tuple[float, float]:
-    try:
-        eta_minus, eta_plus = etas
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"{fn}: etas must be a pair (eta_minus, eta_plus), got etas={etas!r}"
-        ) from exc
+    eta_minus, eta_plus = unpack_pair(fn, "etas", etas, "(eta_minus, eta_plus)")
     if not 0.0 < eta_minus < 1.0 < eta_plus:
         raise ValueError(f"{fn}: etas must satisfy 0 < etas[0] < 1 < etas[1], got etas={etas!r}")
     return eta_minus, eta_plus

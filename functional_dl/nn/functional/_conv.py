@@ -8,6 +8,7 @@ convolution and the input-gradient correlation that :func:`conv2d_backward` writ
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..._checks import as_arrays, check_int
 from ._utils import (
+    as_ints,
     as_pair,
     check_input,
     check_vector,
@@ -26,73 +28,86 @@ from ._utils import (
     to_rank,
 )
 
-__all__ = ["conv2d", "conv2d_backward", "conv_padding"]
+__all__ = ["conv2d", "conv2d_backward", "conv_padding", "check_kernel", "register_conv"]
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
 
+def _shown(t: tuple) -> Any:
+    """A per-axis tuple as the user wrote it for a 1-D op: ``(3,)`` reads ``3``."""
+    return t[0] if len(t) == 1 else t
+
+
 def conv_padding(
     padding: Any,
-    size: tuple[int, int],
-    kernel: tuple[int, int],
-    stride: tuple[int, int],
-    dilation: tuple[int, int],
+    size: tuple[int, ...],
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
     *,
     fn: str,
-) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Explicit ``((top, bottom), (left, right))`` padding; checks the kernel fits.
+) -> tuple[tuple[int, int], ...]:
+    """Explicit ``(lo, hi)`` padding of each spatial axis; checks the kernel fits.
 
-    ``padding`` is an int, a pair, ``'valid'`` (none) or ``'same'`` (stride 1 only, as
-    PyTorch; total ``dilation * (kernel - 1)``, the extra row/column at the end).
+    ``padding`` is an int, one int per axis, ``'valid'`` (none) or ``'same'`` (stride 1
+    only, as PyTorch; total ``dilation * (kernel - 1)``, the extra one at the end).
     """
+    n = len(size)
     if isinstance(padding, str):
         if padding not in ("same", "valid"):
+            per_axis = ", a pair" if n == 2 else ""
             raise ValueError(
-                f"{fn}: padding must be an int, a pair, 'same' or 'valid', got padding={padding!r}"
+                f"{fn}: padding must be an int{per_axis}, 'same' or 'valid', "
+                f"got padding={padding!r}"
             )
-        if padding == "valid":
-            pads = ((0, 0), (0, 0))
-        else:
-            if stride != (1, 1):
-                raise ValueError(f"{fn}: padding='same' needs stride 1, got stride={stride}")
-            th, tw = (d * (k - 1) for d, k in zip(dilation, kernel, strict=True))
-            pads = ((th // 2, th - th // 2), (tw // 2, tw - tw // 2))
+        if padding == "same" and any(s != 1 for s in stride):
+            raise ValueError(f"{fn}: padding='same' needs stride 1, got stride={_shown(stride)}")
+        totals = [
+            d * (k - 1) if padding == "same" else 0 for d, k in zip(dilation, kernel, strict=True)
+        ]
+        pads = tuple((t // 2, t - t // 2) for t in totals)
     else:
-        ph, pw = as_pair("padding", padding, fn=fn, minimum=0)
-        pads = ((ph, ph), (pw, pw))
-    for n, k, d, (lo, hi) in zip(size, kernel, dilation, pads, strict=True):
-        if d * (k - 1) + 1 > n + lo + hi:
+        pads = tuple((p, p) for p in as_ints("padding", padding, n, fn=fn, minimum=0))
+    for m, k, d, (lo, hi) in zip(size, kernel, dilation, pads, strict=True):
+        if d * (k - 1) + 1 > m + lo + hi:
             raise ValueError(
-                f"{fn}: kernel (size {kernel}, dilation {dilation}) is larger than the padded "
-                f"input: spatial size {tuple(size)} with padding {pads}"
+                f"{fn}: kernel (size {_shown(kernel)}, dilation {_shown(dilation)}) is larger "
+                f"than the padded input: spatial size {_shown(tuple(size))} with padding "
+                f"{_shown(pads)}"
             )
     return pads
+
+
+def check_kernel(x: Any, w: Any, b: Any, groups: int, *, fn: str, layout: str) -> tuple:
+    """Checks a ``[..., C/groups, out]`` kernel ``w`` (``layout``), of the rank of ``x``,
+    against ``x = [N, ..., C]`` and the bias ``b`` (``None`` or ``[out]``); returns the
+    kernel's spatial shape."""
+    if np.ndim(w) != x.ndim:
+        raise ValueError(
+            f"{fn}: w must have rank {x.ndim} ({layout}), got w.shape={tuple(np.shape(w))}"
+        )
+    check_int("groups", groups, minimum=1, fn=fn)
+    c, (cg, o) = x.shape[-1], w.shape[-2:]
+    shapes = f"x.shape={tuple(x.shape)}, w.shape={tuple(w.shape)}"
+    if c % groups or o % groups:
+        raise ValueError(
+            f"{fn}: groups must divide the input and output channels, got groups={groups}, {shapes}"
+        )
+    if cg * groups != c:
+        raise ValueError(
+            f"{fn}: x has C={c} channels but w expects C/groups={cg} with groups={groups}: {shapes}"
+        )
+    check_vector("b", b, o, fn=fn, of=f"w.shape={tuple(w.shape)}")
+    return tuple(w.shape[:-2])
 
 
 def _geometry(x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any, groups: int):
     fn = "conv2d"
     check_input("x", x, 4, fn=fn, what="[N, H, W, C]")
-    if np.ndim(w) != 4:
-        raise ValueError(
-            f"conv2d: w must have rank 4 ([kh, kw, C/groups, out]), got "
-            f"w.shape={tuple(np.shape(w))}"
-        )
-    check_int("groups", groups, minimum=1, fn=fn)
-    c, (kh, kw, cg, o) = x.shape[-1], w.shape
-    if c % groups or o % groups:
-        raise ValueError(
-            f"conv2d: groups must divide the input and output channels, got "
-            f"groups={groups}, x.shape={tuple(x.shape)}, w.shape={tuple(w.shape)}"
-        )
-    if cg * groups != c:
-        raise ValueError(
-            f"conv2d: x has C={c} channels but w expects C/groups={cg} with "
-            f"groups={groups}: x.shape={tuple(x.shape)}, w.shape={tuple(w.shape)}"
-        )
-    check_vector("b", b, o, fn=fn, of=f"w.shape={tuple(w.shape)}")
+    kernel = check_kernel(x, w, b, groups, fn=fn, layout="[kh, kw, C/groups, out]")
     s = as_pair("stride", stride, fn=fn)
     d = as_pair("dilation", dilation, fn=fn)
-    pads = conv_padding(padding, x.shape[1:3], (kh, kw), s, d, fn=fn)
+    pads = conv_padding(padding, x.shape[1:3], kernel, s, d, fn=fn)
     return s, pads, d
 
 
@@ -236,21 +251,43 @@ _CONFIGS = [  # (x shape, w shape, kwargs)
 ]
 
 
-def _register(i: int, xs: tuple, ws: tuple, kw: dict) -> None:
-    def examples():
-        rng = np.random.default_rng(10 + i)
-        return [(rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[-1]))]
+def register_conv(
+    name: str,
+    configs: list[tuple[tuple, tuple, dict]],
+    *,
+    seed: int,
+    forward: Callable,
+    backward: Callable,
+    public: Callable,
+    out: Callable[[tuple, dict], int] = lambda ws, kw: ws[-1],
+) -> None:
+    """Registers the hand-derived vjp ``backward(x, w, b, g, **kw)`` of a convolution
+    ``public(x, w, b, **kw)`` (plain formula ``forward(x, w, b, kw)``) for each
+    ``(x shape, w shape, kw)`` of ``configs``, at normal draws of seed ``seed + i``
+    with a bias of size ``out(w shape, kw)``."""
+    for i, (xs, ws, kw) in enumerate(configs):
 
-    opts = ", ".join(f"{k}={v!r}" for k, v in kw.items())
-    register_grad(
-        f"conv2d({opts})",
-        forward=lambda x, w, b: conv2d(x, w, b, **kw),
-        backward=lambda x, w, b, g: conv2d_backward(x, w, b, g, **kw),
-        examples=examples,
-        argnums=(0, 1, 2),
-        public=lambda x, w, b: conv2d(x, w, b, **kw),
-    )
+        def examples(i=i, xs=xs, ws=ws, kw=kw):
+            rng = np.random.default_rng(seed + i)
+            x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+            return [(x, w, rng.standard_normal(out(ws, kw)))]
+
+        opts = ", ".join(f"{k}={v!r}" for k, v in kw.items())
+        register_grad(
+            f"{name}({opts})",
+            forward=lambda x, w, b, kw=kw: forward(x, w, b, kw),
+            backward=lambda x, w, b, g, kw=kw: backward(x, w, b, g, **kw),
+            examples=examples,
+            argnums=(0, 1, 2),
+            public=lambda x, w, b, kw=kw: public(x, w, b, **kw),
+        )
 
 
-for _i, (_xs, _ws, _kw) in enumerate(_CONFIGS):
-    _register(_i, _xs, _ws, _kw)
+register_conv(
+    "conv2d",
+    _CONFIGS,
+    seed=10,
+    forward=lambda x, w, b, kw: conv2d(x, w, b, **kw),
+    backward=conv2d_backward,
+    public=conv2d,
+)

@@ -11,62 +11,24 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from ..._checks import as_arrays, check_int
-from ._conv import conv2d_backward
+from ..._checks import as_arrays
+from ._conv import check_kernel, conv2d_backward, conv_padding, register_conv
 from ._linear_rules import bilinear_op
-from ._utils import check_input, check_vector, param, register_grad
+from ._utils import as_ints, check_input, param
 
 __all__ = ["conv1d", "conv1d_backward"]
-
-
-def _int(name: str, value: Any, fn: str, minimum: int = 1) -> int:
-    v: Any = value[0] if isinstance(value, (tuple, list)) and len(value) == 1 else value
-    check_int(name, v, minimum=minimum, fn=fn)
-    return int(v)
 
 
 def _geometry(x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any, groups: int):
     """``(stride, (lo, hi), dilation)`` after checking every argument."""
     fn = "conv1d"
     check_input("x", x, 3, fn=fn, what="[N, L, C]")
-    if np.ndim(w) != 3:
-        raise ValueError(
-            f"conv1d: w must have rank 3 ([k, C/groups, out]), got w.shape={tuple(np.shape(w))}"
-        )
-    check_int("groups", groups, minimum=1, fn=fn)
-    c, (k, cg, o) = x.shape[-1], w.shape
-    if c % groups or o % groups:
-        raise ValueError(
-            f"conv1d: groups must divide the input and output channels, got groups={groups}, "
-            f"x.shape={tuple(x.shape)}, w.shape={tuple(w.shape)}"
-        )
-    if cg * groups != c:
-        raise ValueError(
-            f"conv1d: x has C={c} channels but w expects C/groups={cg} with groups={groups}: "
-            f"x.shape={tuple(x.shape)}, w.shape={tuple(w.shape)}"
-        )
-    check_vector("b", b, o, fn=fn, of=f"w.shape={tuple(w.shape)}")
-    s, d = _int("stride", stride, fn), _int("dilation", dilation, fn)
-    if isinstance(padding, str):
-        if padding not in ("same", "valid"):
-            raise ValueError(
-                f"conv1d: padding must be an int, 'same' or 'valid', got padding={padding!r}"
-            )
-        if padding == "same" and s != 1:
-            raise ValueError(f"conv1d: padding='same' needs stride 1, got stride={stride}")
-        total = d * (k - 1) if padding == "same" else 0
-        pads = (total // 2, total - total // 2)
-    else:
-        p = _int("padding", padding, fn, minimum=0)
-        pads = (p, p)
-    if d * (k - 1) + 1 > x.shape[1] + sum(pads):
-        raise ValueError(
-            f"conv1d: kernel (size {k}, dilation {d}) is larger than the padded input: "
-            f"length {x.shape[1]} with padding {pads}"
-        )
-    return s, pads, d
+    kernel = check_kernel(x, w, b, groups, fn=fn, layout="[k, C/groups, out]")
+    s = as_ints("stride", stride, 1, fn=fn)
+    d = as_ints("dilation", dilation, 1, fn=fn)
+    (pads,) = conv_padding(padding, x.shape[1:2], kernel, s, d, fn=fn)
+    return s[0], pads, d[0]
 
 
 def _plain(x: Any, w: Any, s: int, pads: tuple[int, int], d: int, groups: int) -> Any:
@@ -163,29 +125,16 @@ _CONFIGS = [  # (x shape, w shape, kwargs)
 ]
 
 
-def _register(i: int, xs: tuple, ws: tuple, kw: dict) -> None:
-    def examples():
-        rng = np.random.default_rng(40 + i)
-        return [(rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[-1]))]
-
-    opts = ", ".join(f"{k}={v!r}" for k, v in kw.items())
-    register_grad(
-        f"conv1d({opts})",
-        forward=lambda x, w, b: (
-            _plain(x, w, *_geometry(x, w, b, **_full(kw)), _full(kw)["groups"]) + b[None, None, :]
-        ),
-        backward=lambda x, w, b, g: conv1d_backward(x, w, b, g, **kw),
-        examples=examples,
-        argnums=(0, 1, 2),
-        public=lambda x, w, b: conv1d(x, w, b, **kw),
-    )
+def _formula(x: Any, w: Any, b: Any, kw: dict) -> Any:
+    full = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, **kw}
+    return _plain(x, w, *_geometry(x, w, b, **full), full["groups"]) + b[None, None, :]
 
 
-def _full(kw: dict) -> dict:
-    out = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}
-    out.update(kw)
-    return out
-
-
-for _i, (_xs, _ws, _kw) in enumerate(_CONFIGS):
-    _register(_i, _xs, _ws, _kw)
+register_conv(
+    "conv1d",
+    _CONFIGS,
+    seed=40,
+    forward=_formula,
+    backward=conv1d_backward,
+    public=conv1d,
+)

@@ -17,9 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._checks import as_arrays, check_int
-from ._conv import conv2d, conv2d_backward
+from ._conv import conv2d, conv2d_backward, register_conv
 from ._linear_rules import bilinear_op
-from ._utils import as_pair, check_input, check_vector, param, register_grad
+from ._utils import as_pair, check_input, check_vector, param
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_backward"]
 
@@ -190,28 +190,18 @@ _CONFIGS = [  # (x shape, w shape, kwargs)
 ]
 
 
-def _register(i: int, xs: tuple, ws: tuple, kw: dict) -> None:
-    def examples():
-        rng = np.random.default_rng(50 + i)
-        o = ws[-1] * kw.get("groups", 1)
-        return [(rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(o))]
-
+def _formula(x: Any, w: Any, b: Any, kw: dict) -> Any:
     full = {"stride": 1, "padding": 0, "output_padding": 0, "dilation": 1, "groups": 1, **kw}
-
-    def forward(x, w, b):
-        geo = _geometry(x, w, b, **full)[:4]
-        return _plain(x, w, *geo, full["groups"]) + b[None, None, None, :]
-
-    opts = ", ".join(f"{k}={v!r}" for k, v in kw.items())
-    register_grad(
-        f"conv_transpose2d({opts})",
-        forward=forward,
-        backward=lambda x, w, b, g: conv_transpose2d_backward(x, w, b, g, **kw),
-        examples=examples,
-        argnums=(0, 1, 2),
-        public=lambda x, w, b: conv_transpose2d(x, w, b, **kw),
-    )
+    geo = _geometry(x, w, b, **full)[:4]
+    return _plain(x, w, *geo, full["groups"]) + b[None, None, None, :]
 
 
-for _i, (_xs, _ws, _kw) in enumerate(_CONFIGS):
-    _register(_i, _xs, _ws, _kw)
+register_conv(
+    "conv_transpose2d",
+    _CONFIGS,
+    seed=50,
+    forward=_formula,
+    backward=conv_transpose2d_backward,
+    public=conv_transpose2d,
+    out=lambda ws, kw: ws[-1] * kw.get("groups", 1),
+)

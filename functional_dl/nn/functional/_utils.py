@@ -20,19 +20,26 @@ from ... import grads
 from ..._checks import check_floating, check_int
 
 
-def as_pair(name: str, value: Any, *, fn: str, minimum: int = 1) -> tuple[int, int]:
-    """``value`` (an int or a pair of ints) as ``(h, w)``, each ``>= minimum``."""
+def as_ints(name: str, value: Any, n: int, *, fn: str, minimum: int = 1) -> tuple[int, ...]:
+    """``value`` (an int, or ``n`` ints) as ``n`` ints, each ``>= minimum``."""
     if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{fn}: {name} must be an int or a pair of ints, got {name}={value!r}")
-        pair = tuple(value)
+        if len(value) != n:
+            what = {1: "an int", 2: "an int or a pair of ints"}.get(n, f"an int or {n} ints")
+            raise ValueError(f"{fn}: {name} must be {what}, got {name}={value!r}")
+        ints = tuple(value)
     else:
-        pair = (value, value)
-    for v in pair:
+        ints = (value,) * n
+    for v in ints:
         check_int(name, v, fn=fn)
         if v < minimum:
             raise ValueError(f"{fn}: {name} must be >= {minimum}, got {name}={value!r}")
-    return int(pair[0]), int(pair[1])
+    return tuple(int(v) for v in ints)
+
+
+def as_pair(name: str, value: Any, *, fn: str, minimum: int = 1) -> tuple[int, int]:
+    """``value`` (an int or a pair of ints) as ``(h, w)``, each ``>= minimum``."""
+    h, w = as_ints(name, value, 2, fn=fn, minimum=minimum)
+    return h, w
 
 
 def param(p: Any, x: Any) -> Any:
