@@ -452,7 +452,7 @@ def fact_text(r: dict) -> str | None:
         return None
     if r.get("better") == "higher":
         return f"{100 * r['ratio']:.1f}% of {r['reference']}"
-    return f"{r['ratio']:.3g}x {r['reference']} (a floor, not a comparison)"
+    return f"{r['ratio']:.3g}x {r['reference']} (a bound, not a comparison)"
 
 
 def print_table(rows: list[dict], *, extra: Sequence[str] = ()) -> None:

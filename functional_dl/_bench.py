@@ -104,7 +104,7 @@ def _note(row: dict) -> str:
         if better(row) == "higher":
             parts.append(f"{100 * row['ratio']:.1f}% of {row['reference']}")
         else:
-            parts.append(f"{row['ratio']:.3g}x {row['reference']}: a floor, not a comparison")
+            parts.append(f"{row['ratio']:.3g}x {row['reference']}: a bound, not a comparison")
     if row.get("ref_compile_s"):
         parts.append(f"reference compile {row['ref_compile_s']:.3g} s")
     if row.get("note"):
