@@ -227,9 +227,14 @@ class Roofline:
     matmul_gflops: float
     matmul_n: int
     triad_n: int
+    backend: str = "cpu"
 
     @property
     def bandwidth_gbs(self) -> float:
+        """The best triad on a CPU backend; on an accelerator XLA's (its memory; NumPy's
+        triad runs on the host)."""
+        if self.backend != "cpu":
+            return self.triad_xla_gbs
         return max(self.triad_xla_gbs, self.triad_numpy_gbs)
 
     def rows(self) -> list[dict]:
@@ -305,13 +310,23 @@ def roofline(quick: bool = False) -> Roofline:
     jax.block_until_ready(dot(x, x))
     dot_s = min(time_call(lambda: dot(x, x))[0] for _ in range(rounds))
     moved = 3 * 4 * n
-    return Roofline(moved / xla_s / 1e9, moved / numpy_s / 1e9, 2 * m**3 / dot_s / 1e9, m, n)
+    return Roofline(
+        moved / xla_s / 1e9,
+        moved / numpy_s / 1e9,
+        2 * m**3 / dot_s / 1e9,
+        m,
+        n,
+        jax.default_backend(),
+    )
 
 
 # ------------------------------------------------------------------------------- torch
 def torch_or_none() -> Any:
     """``torch`` set to as many threads as this machine has cores (JAX's CPU backend uses
-    them all), or ``None`` where the ``bench-torch`` extra is not installed."""
+    them all), or ``None`` where the ``bench-torch`` extra is not installed or JAX runs on
+    an accelerator (the torch rows compare CPU with CPU)."""
+    if jax.default_backend() != "cpu":
+        return None
     try:
         import torch
     except ImportError:
@@ -321,7 +336,11 @@ def torch_or_none() -> Any:
 
 
 def not_installed(name: str, unit: str, reference: str) -> dict:
-    """The row of a PyTorch comparison where torch is not installed."""
+    """The row of a PyTorch comparison where torch is not installed (or JAX runs on an
+    accelerator: these rows are CPU against CPU)."""
+    if jax.default_backend() != "cpu":
+        why = f"skipped: JAX runs on {jax.default_backend()}, the torch rows are CPU only"
+        return row(name, None, unit, f"{reference} (skipped)", None, note=why)
     return row(name, None, unit, f"{reference} (not installed)", None, note="not installed")
 
 
