@@ -118,8 +118,11 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def write_results(rows: list[dict], output: Path, *, quick: bool) -> Path | None:
-    """Write the Markdown table to ``output`` and the ratio plot next to it (``.png``)."""
+def write_results(
+    rows: list[dict], output: Path, *, quick: bool, sections: list[str] | None = None
+) -> Path | None:
+    """Write the Markdown table to ``output`` and the ratio plot next to it (``.png``);
+    ``sections``: Markdown lines put before the table (the targets)."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     plot = _plot(rows, output.with_suffix(".png"))
@@ -143,7 +146,10 @@ def write_results(rows: list[dict], output: Path, *, quick: bool) -> Path | None
     ]
     if plot is not None:
         lines += [f"![ratios]({plot.name})", ""]
+    lines += list(sections or [])
     lines += [
+        "## All rows",
+        "",
         "| script | figure | value | unit | reference | reference value | ratio | better "
         "| IQR (ours; ref) | n | compile s | note |",
         "|---|---|---:|---|---|---:|---:|---|---|---:|---:|---|",
@@ -237,6 +243,8 @@ def run_all(
             file=sys.stderr,
         )
         return 1
-    write_results(rows, output, quick=quick)
+    targets = Path(bench_dir) / "_targets.py"  # the targets, checked against the rows
+    sections = _load(targets).section(rows) if targets.is_file() else None
+    write_results(rows, output, quick=quick, sections=sections)
     print(f"wrote {output}")
     return 1 if any("error" in r for r in rows) else 0

@@ -131,3 +131,26 @@ def test_results_md_has_direction_spread_and_facts(tmp_path):
     assert "| bench_x | case | 1 | ms | ref | 2 | 0.5 | lower | 1-1; 2-2 | 5 |" in text
     assert "| bench_x | bw | 1 | GB/s | ceiling | 4 | fact | higher | - | - | - | 25.0% of" in text
     assert "load average" in text
+
+
+def test_targets_section_marks_met_and_missed_with_the_explanation():
+    T = _bench._load(ROOT / "bench" / "_targets.py")
+    rows = [
+        {"script": "bench_layers", **H.row("layer_norm", 1.0, "ms", "flax.linen", 1.0)},
+        {"script": "bench_optimizers", **H.row("adam 2000x256 step", 0.9, "ms", "optax", 1.0)},
+        {
+            "script": "bench_optimizers",
+            **H.fact(
+                "adam 16x1M effective GB/s (7 arrays per step)",
+                9.0,
+                "GB/s",
+                "measured bandwidth (best triad)",
+                10.0,
+            ),
+        },  # fmt: skip
+    ]
+    text = "\n".join(T.section(rows))
+    assert "| layer_norm <= 1.05x flax | bench_layers: layer_norm vs flax.linen | 1 |" in text
+    assert "| 0.9 | <= 1 | yes |" in text and "| 0.9 | <= 0.6 | **no** |" in text
+    assert "| 0.9 | >= 0.8 | yes |" in text  # a share of the bandwidth: at least
+    assert "(no row in this run)" in text and "per-array cost" in text

@@ -1,0 +1,106 @@
+"""The performance targets, checked against the rows of a run: the "Targets" section of
+``RESULTS.md`` (``python -m functional_dl bench`` renders it when this file is beside the
+scripts). Each target picks rows by script, name and reference; its bound is on the row's
+ratio (ours / reference for times: at most; a share of a ceiling: at least). ``why``:
+what the profile showed where the target was missed the last time it was looked at."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str
+    script: str
+    name: str  # a regular expression the row's name must match in full
+    reference: str  # ... and its reference's name must start with
+    bound: float
+    at_least: bool = False  # True: ratio >= bound (a share of a ceiling); else ratio <= bound
+    why: str = ""
+
+    def matches(self, row: dict) -> bool:
+        return (
+            row.get("script") == self.script
+            and not row.get("control")
+            and re.fullmatch(self.name, row["name"]) is not None
+            and str(row["reference"]).startswith(self.reference)
+        )
+
+
+_OPT = r"(sgd\(momentum=0\.9\)|adam|adamw)"
+_MANY_LEAVES = (
+    "The many-leaf steps pay a per-array cost of the jitted call (the `floor (no-op step)` "
+    "rows: passing thousands of donated buffers in and out costs most of optax's step), "
+    "which no arithmetic removes; `flatten` (one buffer per dtype) is the way below it."
+)
+
+TARGETS = [
+    Target("default optimizer step <= 1.0x optax (every tree)", "bench_optimizers",
+           rf"{_OPT} \S+ step", "optax", 1.0, why=_MANY_LEAVES),
+    Target("default optimizer step <= 0.6x optax on 2000x256 leaves", "bench_optimizers",
+           rf"{_OPT} 2000x256 step", "optax", 0.6, why=_MANY_LEAVES),
+    Target(">= 80% of measured bandwidth on 16x1M leaves (default step)", "bench_optimizers",
+           rf"{_OPT} 16x1M effective GB/s .*", "measured bandwidth", 0.8, at_least=True,
+           why="XLA's CPU backend writes each output array with its own loop (no multi-output "
+               "fusion), so each moment is written, then read again by the parameter's loop: "
+               "the `kernel GB/s` row counts those bytes."),
+    Target("AdamW step <= 1.0x torch.optim.AdamW(fused=True)", "bench_torch",
+           r"adamw \S+ step", "torch.optim.AdamW(fused=True)", 1.0, why=_MANY_LEAVES),
+    Target("train step <= 1.0x PyTorch eager", "bench_torch",
+           r"(MLP|CNN|TransformerLM) train step .*", "torch eager", 1.0),
+    Target("train step <= 1.05x flax", "bench_layers", r"(MLP|CNN) train step .*",
+           "flax.linen", 1.05),
+    Target("train step <= 1.05x flax", "bench_attention", r"TransformerLM train step .*",
+           "flax.linen", 1.05),
+    Target("causal attention fwd+bwd <= 1.0x torch SDPA (CPU)", "bench_torch",
+           r"causal attention fwd\+bwd L=\d+", "torch F.scaled_dot_product_attention", 1.0),
+    Target("augmentation pipeline >= 3x torchvision v2 per image (time ratio <= 0.333)",
+           "bench_augment", r"rand_augment pipeline .*", "torchvision v2 per image", 1 / 3),
+    Target("layer_norm <= 1.05x flax", "bench_layers", r"layer_norm", "flax.linen", 1.05),
+]  # fmt: skip
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else "-" if value is None else str(value)
+
+
+def section(rows: list[dict], fmt: Callable[[object], str] = _fmt) -> list[str]:
+    """Markdown lines: one line per target and matching row, met or missed, with the
+    ratio, its direction, the spread of ours and of the reference and the samples."""
+    lines = [
+        "## Targets",
+        "",
+        "Each target against the rows of this run that it concerns (ratio = ours / "
+        "reference unless it is a share of a ceiling; the A/A control rows of the same "
+        "tables show how far from 1.0 noise alone goes).",
+        "",
+        "| target | row | ratio | bound | met | IQR (ours; ref) | n |",
+        "|---|---|---:|---|---|---|---:|",
+    ]
+    missed: dict[str, str] = {}
+    for target in TARGETS:
+        found = [r for r in rows if "error" not in r and target.matches(r)]
+        if not found:
+            lines.append(f"| {target.label} | (no row in this run) | - | - | - | - | - |")
+        for r in found:
+            ratio = r.get("ratio")
+            if ratio is None:
+                met = "not measured"
+            else:
+                ok = ratio >= target.bound if target.at_least else ratio <= target.bound
+                met = "yes" if ok else "**no**"
+                if not ok and target.why:
+                    missed[target.label] = target.why
+            bound = f"{'>=' if target.at_least else '<='} {target.bound:.3g}"
+            spread = "; ".join(str(r[k]) for k in ("spread", "ref_spread") if r.get(k))
+            lines.append(
+                f"| {target.label} | {r['script']}: {r['name']} vs {r['reference']} | "
+                f"{fmt(ratio)} | {bound} | {met} | {spread or '-'} | {fmt(r.get('samples'))} |"
+            )
+    if missed:
+        lines += ["", "Where a target is missed, what the profile shows:", ""]
+        lines += [f"- *{label}*: {why}" for label, why in missed.items()]
+    return lines + [""]
