@@ -44,9 +44,28 @@ _MANY_LEAVES = (
     "which no arithmetic removes; `flatten` (one buffer per dtype) is the way below it."
 )
 
+_SAME_KERNELS = (
+    "On 16x1M our default step and optax's compile to the same loops (the `bytes "
+    "accessed` rows: ratio 1.0) and the interquartile ranges overlap; the table's A/A "
+    "control moves as far from 1.0 (up to 1.08 in the last run). " + _MANY_LEAVES
+)
+_NOISE = (
+    "The A/A control row of the same case (flax against its own second compile) moved "
+    "about as far from 1.0 in the last run (1.15 for the MLP step, 1.17 for layer_norm): "
+    "the difference is within this machine's noise; not profiled further."
+)
+_ATTENTION = (
+    "Ours (the blockwise path) compiles to 4 XLA while loops over query/key blocks with 7 "
+    "dots in their bodies; the iterations run one after the other, each on small "
+    "(block x 64) matmuls. At L=4096 that is about 58 GFLOP/s of the useful causal FLOPs "
+    "(about 60 GFLOP per fwd+bwd) against about 90 for torch's hand-written CPU flash "
+    "kernel, which parallelises over heads and query blocks inside one kernel. Up to "
+    "L=1024 ours is level or faster (the torch A/A controls read 0.99-1.0)."
+)
+
 TARGETS = [
     Target("default optimizer step <= 1.0x optax (every tree)", "bench_optimizers",
-           rf"{_OPT} \S+ step", "optax", 1.0, why=_MANY_LEAVES),
+           rf"{_OPT} \S+ step", "optax", 1.0, why=_SAME_KERNELS),
     Target("default optimizer step <= 0.6x optax on 2000x256 leaves", "bench_optimizers",
            rf"{_OPT} 2000x256 step", "optax", 0.6, why=_MANY_LEAVES),
     Target(">= 80% of measured bandwidth on 16x1M leaves (default step)", "bench_optimizers",
@@ -57,14 +76,16 @@ TARGETS = [
     Target("train step <= 1.0x PyTorch eager", "bench_torch",
            r"(MLP|CNN|TransformerLM) train step .*", "torch eager", 1.0),
     Target("train step <= 1.05x flax", "bench_layers", r"(MLP|CNN) train step .*",
-           "flax.linen", 1.05),
+           "flax.linen", 1.05, why=_NOISE),
     Target("train step <= 1.05x flax", "bench_attention", r"TransformerLM train step .*",
            "flax.linen", 1.05),
     Target("causal attention fwd+bwd <= 1.0x torch SDPA (CPU)", "bench_torch",
-           r"causal attention fwd\+bwd L=\d+", "torch F.scaled_dot_product_attention", 1.0),
+           r"causal attention fwd\+bwd L=\d+", "torch F.scaled_dot_product_attention", 1.0,
+           why=_ATTENTION),
     Target("augmentation pipeline >= 3x torchvision v2 per image (time ratio <= 0.333)",
            "bench_augment", r"rand_augment pipeline .*", "torchvision v2 per image", 1 / 3),
-    Target("layer_norm <= 1.05x flax", "bench_layers", r"layer_norm", "flax.linen", 1.05),
+    Target("layer_norm <= 1.05x flax", "bench_layers", r"layer_norm", "flax.linen", 1.05,
+           why=_NOISE),
 ]  # fmt: skip
 
 
