@@ -169,7 +169,10 @@ _SHARDING = textwrap.dedent(r"""
 
 def sharding_rows(quick: bool) -> list[dict]:
     """Per-device compiled memory of the sharded modes (see the module docstring)."""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    # simulated CPU devices whatever the accelerator of this machine
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu"
+    )
     proc = subprocess.run(
         [sys.executable, "-c", _SHARDING, "1" if quick else "0"],
         capture_output=True, text=True, env=env, timeout=900,

@@ -91,14 +91,38 @@ def better(row: dict) -> str:
     return row.get("better") or ("higher" if row["unit"].endswith("/s") else "lower")
 
 
+def _load_avg() -> str:
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    return f"load average at the end of the run (1, 5, 15 min): {load}"
+
+
+def _note(row: dict) -> str:
+    """What a row means beyond its ratio: the share of a ceiling or a floor it is (rows
+    marked ``bound``), then its own ``note``."""
+    parts = []
+    if row.get("bound") and row.get("ratio"):
+        if better(row) == "higher":
+            parts.append(f"{100 * row['ratio']:.1f}% of {row['reference']}")
+        else:
+            parts.append(f"{row['ratio']:.3g}x {row['reference']}: a bound, not a comparison")
+    if row.get("ref_compile_s"):
+        parts.append(f"reference compile {row['ref_compile_s']:.3g} s")
+    if row.get("note"):
+        parts.append(str(row["note"]))
+    return "; ".join(parts).replace("|", "/") or "-"
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return "-" if math.isnan(value) else f"{value:.4g}"
     return "-" if value is None else str(value)
 
 
-def write_results(rows: list[dict], output: Path, *, quick: bool) -> Path | None:
-    """Write the Markdown table to ``output`` and the ratio plot next to it (``.png``)."""
+def write_results(
+    rows: list[dict], output: Path, *, quick: bool, sections: list[str] | None = None
+) -> Path | None:
+    """Write the Markdown table to ``output`` and the ratio plot next to it (``.png``);
+    ``sections``: Markdown lines put before the table (the targets)."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     plot = _plot(rows, output.with_suffix(".png"))
@@ -108,29 +132,40 @@ def write_results(rows: list[dict], output: Path, *, quick: bool) -> Path | None
         "",
         f"Written by `python -m functional_dl bench{' --quick' if quick else ''}` on {stamp}.",
         "",
-        f"Machine: {_machine()}.",
+        f"Machine: {_machine()}; {_load_avg()}.",
         "",
         "`ratio` = ours / reference, measured in the same run; `better` says which way "
         "is better (times and memory: lower, 1.0 = as fast as the reference; throughput: "
         "higher). An *A/A control* row times the reference against a second copy of "
-        "itself in the same rounds: its distance from 1.0 is the noise of these timings.",
+        "itself in the same rounds: its distance from 1.0 is the noise of these timings. "
+        "Rows that are no comparison (a share of a measured ceiling, a floor) say `fact` "
+        "in the ratio column and what they mean in `note`. `IQR`: first to third "
+        "quartile of the timed calls (ours; reference); `n`: timed calls; `compile s`: "
+        "compile time, kept out of the step time.",
         "",
     ]
     if plot is not None:
         lines += [f"![ratios]({plot.name})", ""]
+    lines += list(sections or [])
     lines += [
-        "| script | figure | value | unit | reference | reference value | ratio | better |",
-        "|---|---|---:|---|---|---:|---:|---|",
+        "## All rows",
+        "",
+        "| script | figure | value | unit | reference | reference value | ratio | better "
+        "| IQR (ours; ref) | n | compile s | note |",
+        "|---|---|---:|---|---|---:|---:|---|---|---:|---:|---|",
     ]
     errors = []
     for r in rows:
         if "error" in r:
             errors.append(f"- `{r['script']}`: {r['error']}")
             continue
+        spread = "; ".join(_fmt(r.get(k)) for k in ("spread", "ref_spread") if r.get(k))
         lines.append(
             f"| {r['script']} | {r['name']} | {_fmt(r['value'])} | {r['unit']} | "
-            f"{_fmt(r['reference'])} | {_fmt(r['ref_value'])} | {_fmt(r['ratio'])} | "
-            f"{better(r)} |"
+            f"{_fmt(r['reference'])} | {_fmt(r['ref_value'])} | "
+            f"{'fact' if r.get('bound') else _fmt(r['ratio'])} | {better(r)} | "
+            f"{spread or '-'} | {_fmt(r.get('samples'))} | {_fmt(r.get('compile_s'))} | "
+            f"{_note(r)} |"
         )
     if errors:
         lines += ["", "Scripts that failed:", "", *errors]
@@ -146,6 +181,7 @@ def _plot(rows: list[dict], path: Path) -> Path | None:
         r
         for r in rows
         if "error" not in r
+        and not r.get("bound")  # a fact (share of a ceiling, a floor), not a comparison
         and isinstance(r.get("ratio"), (int, float))
         and r["ratio"] > 0
         and math.isfinite(r["ratio"])
@@ -156,15 +192,20 @@ def _plot(rows: list[dict], path: Path) -> Path | None:
         return None
     if not good:
         return None
-    fig = Figure(figsize=(8, 0.25 * len(good) + 1.5), layout="constrained")
+    fig = Figure(figsize=(11, 0.25 * len(good) + 1.5), layout="constrained")
     ax = fig.subplots()
-    labels = [f"{r['script'].removeprefix('bench_')}: {r['name']}" for r in good]
-    ratios = [r["ratio"] for r in good]
+    labels = [
+        f"{r['script'].removeprefix('bench_')}: {r['name']} vs {r['reference']}"[:110]
+        + (" (1/ratio)" if better(r) == "higher" else "")
+        for r in good
+    ]
+    # every bar reads the same way: below 1.0 = ours better (higher-is-better rows inverted)
+    ratios = [1 / r["ratio"] if better(r) == "higher" else r["ratio"] for r in good]
     colors = [
-        "tab:gray"  # an A/A control (the noise) or a bound (a floor): neither good nor bad
-        if r.get("control") or r.get("bound")
+        "tab:gray"  # an A/A control: the noise, neither good nor bad
+        if r.get("control")
         else "tab:green"
-        if (v >= 0.95 if better(r) == "higher" else v <= 1.05)
+        if v <= 1.05
         else "tab:orange"
         for r, v in zip(good, ratios, strict=True)
     ]
@@ -173,7 +214,9 @@ def _plot(rows: list[dict], path: Path) -> Path | None:
     ax.set_xscale("log")
     ax.set_yticks(range(len(good)), labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("ours / reference (gray: A/A controls, bounds)")
+    ax.set_xlabel(
+        "ours / reference, < 1 = ours better (throughput rows inverted; gray: A/A controls)"
+    )
     fig.savefig(path, dpi=110)
     return path
 
@@ -186,6 +229,12 @@ def run_all(
     pattern: str | None = None,
 ) -> int:
     """Run the scripts, write the results; exit code 1 if a script failed or none ran."""
+    import jax
+
+    print(
+        f"backend: {jax.default_backend()}  device: {jax.devices()[0].device_kind} "
+        f"(x{len(jax.devices())})"
+    )
     rows = collect(bench_dir, quick=quick, pattern=pattern)
     output = Path(output) if output else Path(bench_dir) / "RESULTS.md"
     if not rows:
@@ -194,6 +243,8 @@ def run_all(
             file=sys.stderr,
         )
         return 1
-    write_results(rows, output, quick=quick)
+    targets = Path(bench_dir) / "_targets.py"  # the targets, checked against the rows
+    sections = _load(targets).section(rows) if targets.is_file() else None
+    write_results(rows, output, quick=quick, sections=sections)
     print(f"wrote {output}")
     return 1 if any("error" in r for r in rows) else 0
