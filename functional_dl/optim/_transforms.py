@@ -106,7 +106,7 @@ def scale_by_lr(lr: ScalarOrSchedule) -> optax.GradientTransformation:
 
     Args:
         lr: learning rate (``>= 0``) or schedule; a traced negative value (a
-          schedule's included) makes the updates NaN instead of ascending.
+            schedule's included) makes the updates NaN instead of ascending.
 
     Returns:
         An ``optax.GradientTransformation`` (state: ``ScaleState`` for a schedule, empty
