@@ -15,7 +15,9 @@ Rows (float32 everywhere; torch on as many threads as JAX uses, ``torch.set_num_
   ``backward()``.
 * **causal attention** forward + backward, batch 1, 8 heads, head dim 64, L = 512 ... 4096:
   ``scaled_dot_product_attention(is_causal=True)`` against torch's
-  ``F.scaled_dot_product_attention(is_causal=True)`` (its CPU flash kernel).
+  ``F.scaled_dot_product_attention(is_causal=True)`` (its CPU flash kernel); and, timed in
+  the same rounds, a floor: the 7 block matmuls of our blockwise algorithm alone, in the
+  same XLA loops and blocks (no softmax), to show how much of the step XLA's dots take.
 * **train steps** (loss, gradients, Adam update): the MLP (784-512-512-10, batch 256), the
   CNN (conv-bn-relu-pool x2 on 28x28, batch 64) and the TransformerLM (d=256, 8 heads, 4
   layers, SwiGLU, RoPE, RMSNorm; 8x256 tokens) of ``bench_layers`` / ``bench_attention``,
@@ -167,6 +169,60 @@ def _cross_entropy_rows(torch: Any, quick: bool) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------- attention
+def _block_size(length: int) -> int:
+    """The blockwise path's default block length (``max(Lq, Lk) / 8`` as a power of two
+    in [64, 256]: the docstring of ``scaled_dot_product_attention``)."""
+    return min(256, max(64, 2 ** int(np.log2(max(length, 8) // 8))))
+
+
+def _dot_floor(length: int) -> Callable:
+    """Only the matmuls of causal blockwise attention fwd+bwd, in the same XLA loops and
+    blocks as ours (no softmax, masking or scaling): 2 per visible block forward
+    (``q k^T``, ``p v``), 5 backward (``q k^T``, ``g v^T``, ``p^T g``, ``ds^T q``,
+    ``ds k``). Its time is a floor for any blockwise algorithm built from XLA's dots."""
+    b = _block_size(length)
+    n = length // b
+    mm = jnp.einsum
+
+    def forward(q, k, v):
+        def q_block(i):
+            qi = jax.lax.dynamic_slice_in_dim(q, i * b, b, 2)
+
+            def body(j, acc):
+                kj = jax.lax.dynamic_slice_in_dim(k, j * b, b, 2)
+                vj = jax.lax.dynamic_slice_in_dim(v, j * b, b, 2)
+                return acc + mm("...qk,...kd->...qd", mm("...qd,...kd->...qk", qi, kj), vj)
+
+            return jax.lax.fori_loop(0, i + 1, body, jnp.zeros_like(qi))
+
+        return jax.lax.map(q_block, jnp.arange(n))
+
+    def backward(q, k, v, g):
+        def k_block(dq, j):
+            kj = jax.lax.dynamic_slice_in_dim(k, j * b, b, 2)
+            vj = jax.lax.dynamic_slice_in_dim(v, j * b, b, 2)
+
+            def body(i, carry):
+                dq, dk, dv = carry
+                qi = jax.lax.dynamic_slice_in_dim(q, i * b, b, 2)
+                gi = jax.lax.dynamic_slice_in_dim(g, i * b, b, 2)
+                s = mm("...qd,...kd->...qk", qi, kj)
+                dp = mm("...qd,...kd->...qk", gi, vj)
+                dv = dv + mm("...kq,...qd->...kd", jnp.swapaxes(s, -1, -2), gi)
+                dk = dk + mm("...kq,...qd->...kd", jnp.swapaxes(dp, -1, -2), qi)
+                dqi = jax.lax.dynamic_slice_in_dim(dq, i * b, b, 2)
+                dqi = dqi + mm("...qk,...kd->...qd", dp, kj)
+                return jax.lax.dynamic_update_slice_in_dim(dq, dqi, i * b, 2), dk, dv
+
+            zeros = jnp.zeros_like(kj)
+            dq, dk, dv = jax.lax.fori_loop(j, n, body, (dq, zeros, zeros))
+            return dq, (dk, dv)
+
+        return jax.lax.scan(k_block, jnp.zeros_like(q), jnp.arange(n))
+
+    return jax.jit(lambda q, k, v, g: (forward(q, k, v), backward(q, k, v, g)))
+
+
 def _attention_rows(torch: Any, quick: bool) -> list[dict]:
     ref_name = "torch F.scaled_dot_product_attention(is_causal=True)"
     heads, dim = 8, 64
@@ -202,14 +258,25 @@ def _attention_rows(torch: Any, quick: bool) -> list[dict]:
 
             return call
 
+        dots, _ = H.compile_ahead(_dot_floor(length), *jargs)
         calls = {
             "ours": lambda c=compiled, a=jargs: c(*a),
             H.REF: torch_call(),
             H.CONTROL: torch_call(),
+            "dots": lambda c=dots, a=jargs: c(*a),
         }
         rounds = 3 if quick else (10 if length <= 1024 else 6)
         timings = H.interleave(calls, rounds=rounds, warmup=1)
         rows += H.time_rows(label, timings, ref_name, compile_s=compile_s)
+        rows += H.time_rows(
+            f"{label} XLA dot floor (the blockwise path's matmuls alone, block "
+            f"{_block_size(length)})",
+            timings,
+            ref_name,
+            ours="dots",
+            control=False,
+            bound=True,  # a floor, not a comparison: left out of the summary
+        )
     return rows
 
 
