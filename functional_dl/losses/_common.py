@@ -145,6 +145,19 @@ def live(formula: Any, backward: Any, args: tuple, argnums: tuple[int, ...], **k
     return rule(*(args[i] for i in present))
 
 
+def live_class_loss(
+    formula: Any, backward: Any, x: Any, target: Any, classes: Any, reduction: str, **kw: Any
+) -> jax.Array:
+    """The reduced :func:`live` loss of class scores ``x [..., C]``: ``formula(x, target,
+    classes, **kw)`` computed in :func:`compute_dtype` of ``x`` (with the optional per-class
+    vector ``classes [C]`` cast to it), ``backward`` its hand vjp in ``x``, reduced back to
+    ``x.dtype``."""
+    cd = compute_dtype(x.dtype)
+    v = None if classes is None else jnp.asarray(classes, cd)
+    loss = live(formula, backward, (x.astype(cd), target, v), (0,), **kw)
+    return reduce_loss(loss, reduction, dtype=x.dtype)
+
+
 def relu_nan(z: jnp.ndarray, *, closed: bool = False) -> jnp.ndarray:
     """``max(z, 0)`` that keeps NaN (``jnp.where(z > 0, z, 0)`` turns NaN into 0).
 

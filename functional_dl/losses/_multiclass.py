@@ -11,7 +11,6 @@ from jax.typing import ArrayLike
 
 from .. import grads
 from .._checks import check_choice, check_floating, check_nonnegative
-from .._dtypes import compute_dtype
 from ._common import (
     EXAMPLE_WEIGHT,
     check_broadcastable,
@@ -20,12 +19,12 @@ from ._common import (
     class_mask,
     class_target_masks,
     dpow0,
-    live,
+    live_class_loss,
     per_class,
     poison,
     pow0,
 )
-from ._reduction import check_reduction, reduce_loss
+from ._reduction import check_reduction
 
 __all__ = ["multi_margin_loss", "softmax_focal_loss"]
 
@@ -110,17 +109,16 @@ def multi_margin_loss(
     x, target = _logits_and_target(fn, input, target)
     check_class_target(x, target, fn=fn)
     check_class_weight(weight, x.shape[-1], fn=fn)
-    cd = compute_dtype(x.dtype)
-    w = None if weight is None else jnp.asarray(weight, cd)
-    loss = live(
+    return live_class_loss(
         _multi_margin_formula,
         _multi_margin_backward,
-        (x.astype(cd), target, w),
-        (0,),
+        x,
+        target,
+        weight,
+        reduction,
         p=p,
         margin=margin,
     )
-    return reduce_loss(loss, reduction, dtype=x.dtype)
 
 
 # ----------------------------------------------------------------- softmax_focal_loss
@@ -210,16 +208,9 @@ def softmax_focal_loss(
     else:
         check_class_target(x, target, fn=fn)
     check_broadcastable("alpha", alpha, x.shape[-1:], fn=fn)
-    cd = compute_dtype(x.dtype)
-    a = None if alpha is None else jnp.asarray(alpha, cd)
-    loss = live(
-        _softmax_focal_formula,
-        _softmax_focal_backward,
-        (x.astype(cd), target, a),
-        (0,),
-        gamma=gamma,
+    return live_class_loss(
+        _softmax_focal_formula, _softmax_focal_backward, x, target, alpha, reduction, gamma=gamma
     )
-    return reduce_loss(loss, reduction, dtype=x.dtype)
 
 
 # ---------------------------------------------------------------- gradient registry

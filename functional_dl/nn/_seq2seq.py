@@ -191,50 +191,49 @@ def Transformer(
             )
         k_src, k_tgt, k_enc, k_dec = _split(key, 4)
         weights = {"encoder": [], "decoder": []}
+
+        def run_stack(stack, layer, h, keys, states, **kw):
+            """``h`` through the layers of ``stack`` (then its final norm when pre-norm)."""
+            new_states = {}
+            for i, k in enumerate(keys):
+                name = f"layer_{i}"
+                h, new_states[name] = layer.apply(
+                    params[stack][name],
+                    states.get(name, {}),
+                    h,
+                    key=k,
+                    train=train,
+                    return_weights=return_weights,
+                    **kw,
+                )
+                if return_weights:
+                    h, w = h
+                    weights[stack].append(w)
+            if norm_first:
+                h = final_norm.apply(params[f"{stack}_norm"], {}, h)[0]
+            return h, new_states
+
         decoding = bool(state)
         if decoding:
             memory, memory_mask, index = None, state["memory_mask"], state["index"]
         else:
             memory_mask, index = padding(src, src_mask), 0
             memory = embed(params, src, "src", jnp.arange(src.shape[-1]), k_src, train)
-            for i, k in enumerate(_split(k_enc, num_encoder_layers)):
-                memory, _ = enc.apply(
-                    params["encoder"][f"layer_{i}"],
-                    {},
-                    memory,
-                    key=k,
-                    train=train,
-                    mask=memory_mask,
-                    return_weights=return_weights,
-                )
-                if return_weights:
-                    memory, w = memory
-                    weights["encoder"].append(w)
-            if norm_first:
-                memory = final_norm.apply(params["encoder_norm"], {}, memory)[0]
+            enc_keys = _split(k_enc, num_encoder_layers)
+            memory, _ = run_stack("encoder", enc, memory, enc_keys, {}, mask=memory_mask)
         length = tgt.shape[-1]
         h = embed(params, tgt, "tgt", index + jnp.arange(length), k_tgt, train)
-        self_mask = None if decoding else padding(tgt, tgt_mask)
-        new_layers = {}
-        for i, k in enumerate(_split(k_dec, num_decoder_layers)):
-            name = f"layer_{i}"
-            h, new_layers[name] = dec.apply(
-                params["decoder"][name],
-                state["decoder"][name] if decoding else {},
-                h,
-                memory=memory,
-                key=k,
-                train=train,
-                mask=self_mask,
-                memory_mask=memory_mask,
-                cache_length=cache_length,
-                return_weights=return_weights,
-            )
-            if return_weights:
-                h, w = h
-                weights["decoder"].append(w)
-        if norm_first:
-            h = final_norm.apply(params["decoder_norm"], {}, h)[0]
+        h, new_layers = run_stack(
+            "decoder",
+            dec,
+            h,
+            _split(k_dec, num_decoder_layers),
+            state["decoder"] if decoding else {},
+            memory=memory,
+            mask=None if decoding else padding(tgt, tgt_mask),
+            memory_mask=memory_mask,
+            cache_length=cache_length,
+        )
         if share_embeddings:
             logits = linear(h, params["embed"]["weight"].T)
         else:

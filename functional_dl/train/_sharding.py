@@ -32,7 +32,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from .._checks import check_int
-from ._guard import finish_step
+from ._guard import StepRecipe, train_on_batch
 
 __all__ = ["MODEL_AXIS", "FSDP_MIN_SIZE", "make_mesh", "state_shardings", "param_spec"]
 
@@ -197,15 +197,7 @@ def check_divisible(batch: Any, mesh: Mesh) -> None:
         )
 
 
-def sharded_train_step(
-    apply: Any,
-    loss_fn: Any,
-    update: Any,
-    metric_items: tuple,
-    mesh: Mesh,
-    grad_norm: bool = False,
-    skip_nonfinite: bool = False,
-):
+def sharded_train_step(recipe: StepRecipe, mesh: Mesh):
     """The training step as one GSPMD ``jax.jit`` over a :func:`make_mesh` mesh.
 
     The state keeps the shardings it has (from :func:`place_state`); the batch is split
@@ -214,28 +206,8 @@ def sharded_train_step(
     """
 
     def step(state: Any, batch: Any) -> tuple[Any, dict[str, jax.Array]]:
-        inputs, targets = batch
         key = jax.random.fold_in(jax.random.fold_in(state.key, state.step), 0)
-
-        def objective(params):
-            outputs, model_state = apply(params, state.model_state, inputs, key=key, train=True)
-            return loss_fn(outputs, targets), (outputs, model_state)
-
-        (loss, (outputs, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params
-        )
-        return finish_step(
-            state,
-            grads,
-            loss,
-            model_state,
-            outputs,
-            targets,
-            update=update,
-            metric_items=metric_items,
-            grad_norm=grad_norm,
-            skip_nonfinite=skip_nonfinite,
-        )
+        return train_on_batch(recipe, state, batch, key)
 
     replicated = NamedSharding(mesh, P())
     compiled: dict[Any, Any] = {}

@@ -16,7 +16,7 @@ from jax.sharding import PartitionSpec as P
 
 from ..data import batches, num_examples
 from ..nn import Layer
-from ._guard import finish_step
+from ._guard import StepRecipe, train_on_batch
 from ._parallel import DATA_AXIS, data_parallel_mesh
 from ._sharding import batch_sharding, check_divisible, is_sharding_mesh, sharded_train_step
 from ._state import TrainState
@@ -64,49 +64,17 @@ def _device_mean(mesh: Mesh) -> Callable[[Any], Any]:
     return mean
 
 
-# The builders are cached on the functions they use (hashable, unlike a Layer holding a
+# The builders are cached on the recipe (its functions are hashable, unlike a Layer holding a
 # dict of children), so a second fit of the same model reuses the compiled step.
 @functools.lru_cache(maxsize=32)
-def _train_step(
-    apply: Callable,
-    loss_fn: Callable,
-    update: Callable,
-    metric_items: tuple,
-    mesh: Mesh,
-    grad_norm: bool = False,
-    skip_nonfinite: bool = False,
-) -> Callable:
+def _train_step(recipe: StepRecipe, mesh: Mesh) -> Callable:
     mean = _device_mean(mesh)
 
     def local_step(state: TrainState, batch: Any) -> tuple[TrainState, dict[str, jax.Array]]:
-        inputs, targets = batch  # each device sees [batch / devices, ...]
+        # each device sees [batch / devices, ...] and draws its own dropout
         key = jax.random.fold_in(state.key, state.step)
-        key = jax.random.fold_in(key, lax.axis_index(DATA_AXIS))  # own dropout per shard
-
-        def objective(params):
-            outputs, model_state = apply(params, state.model_state, inputs, key=key, train=True)
-            return loss_fn(outputs, targets), (outputs, model_state)
-
-        (loss, (outputs, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params
-        )
-        # Mean over devices = gradient of the global-batch loss (equal shard sizes). Cross-
-        # device terms through BatchNorm's synchronised statistics arrive in the backward
-        # pass of its lax.pmean.
-        grads, loss = mean((grads, loss))
-        return finish_step(
-            state,
-            grads,
-            loss,
-            mean(model_state),
-            outputs,
-            targets,
-            update=update,
-            metric_items=metric_items,
-            grad_norm=grad_norm,
-            skip_nonfinite=skip_nonfinite,
-            reduce=mean,
-        )
+        key = jax.random.fold_in(key, lax.axis_index(DATA_AXIS))
+        return train_on_batch(recipe, state, batch, key, mean)
 
     # check_vma=False: the classic data-parallel recipe, where each device differentiates
     # its local loss and the gradients and replicated outputs are averaged explicitly
@@ -210,11 +178,12 @@ def make_train_step(
             "make_train_step: optimizer must be an optax GradientTransformation, "
             f"got optimizer={optimizer!r}"
         )
-    guard = (bool(grad_norm), bool(skip_nonfinite))
+    recipe = StepRecipe(
+        model.apply, loss_fn, optimizer.update, items, bool(grad_norm), bool(skip_nonfinite)
+    )
     if is_sharding_mesh(mesh):
-        return _sharded_step(model.apply, loss_fn, optimizer.update, items, mesh, *guard)
-    mesh = mesh or data_parallel_mesh()
-    return _train_step(model.apply, loss_fn, optimizer.update, items, mesh, *guard)
+        return _sharded_step(recipe, mesh)
+    return _train_step(recipe, mesh or data_parallel_mesh())
 
 
 _sharded_step = functools.lru_cache(maxsize=32)(sharded_train_step)

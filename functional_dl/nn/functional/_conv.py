@@ -117,6 +117,26 @@ def _conv(x, w, s, pads, d, groups):
     )
 
 
+def transposed_conv(x, w, s, pads, d, groups):
+    """The transposed convolution of ``x [N, H, W, C]`` by ``w [kh, kw, C, out/groups]``
+    (PyTorch's ``conv_transpose2d`` kernel layout): ``x`` dilated by the stride ``s`` and
+    padded by ``pads`` (``[(lo, hi), (lo, hi)]``), correlated with the spatially flipped
+    kernel whose in/out channels are swapped within each group."""
+    kh, kw, c, og = w.shape
+    wt = jnp.reshape(w[::-1, ::-1], (kh, kw, groups, c // groups, og))
+    wt = jnp.reshape(jnp.transpose(wt, (0, 1, 3, 2, 4)), (kh, kw, c // groups, groups * og))
+    return jax.lax.conv_general_dilated(
+        x,
+        wt,
+        (1, 1),
+        pads,
+        lhs_dilation=s,
+        rhs_dilation=d,
+        dimension_numbers=_DIMS,
+        feature_group_count=groups,
+    )
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4, 5, 6))
 def _conv2d(x, w, b, s, pads, d, groups):
     y = _conv(x, w, s, pads, d, groups)
@@ -205,29 +225,19 @@ def conv2d_backward(
     """
     s, pads, d = _geometry(x, w, b, stride, padding, dilation, groups)
     w = param(w, x)
-    kh, kw, cg, o = w.shape
+    kh, kw = w.shape[:2]
     g = g.astype(x.dtype)
     # rows/columns of the padded input that no output window reached
     rest = [
         (n + lo + hi - d_ * (k - 1) - 1) % s_
         for n, (lo, hi), k, s_, d_ in zip(x.shape[1:3], pads, (kh, kw), s, d, strict=True)
     ]
-    wt = jnp.reshape(w[::-1, ::-1], (kh, kw, cg, groups, o // groups))
-    wt = jnp.reshape(jnp.transpose(wt, (0, 1, 4, 3, 2)), (kh, kw, o // groups, groups * cg))
     dx_pads = [
         (d_ * (k - 1) - lo, d_ * (k - 1) - hi + r)
         for (lo, hi), k, d_, r in zip(pads, (kh, kw), d, rest, strict=True)
     ]
-    dx = jax.lax.conv_general_dilated(
-        g,
-        wt,
-        (1, 1),
-        dx_pads,
-        lhs_dilation=s,
-        rhs_dilation=d,
-        dimension_numbers=_DIMS,
-        feature_group_count=groups,
-    )
+    # the conv kernel [kh, kw, C/groups, out] read as a transposed one [.., out, C/groups]
+    dx = transposed_conv(g, jnp.transpose(w, (0, 1, 3, 2)), s, dx_pads, d, groups)
     dw_pads = [(lo, hi - r) for (lo, hi), r in zip(pads, rest, strict=True)]
     dw = jax.lax.conv_general_dilated(
         x,

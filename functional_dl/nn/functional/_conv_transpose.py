@@ -12,18 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..._checks import as_arrays, check_int
-from ._conv import conv2d, conv2d_backward, register_conv
+from ._conv import conv2d, conv2d_backward, register_conv, transposed_conv
 from ._linear_rules import bilinear_op
 from ._utils import as_pair, check_input, check_vector, param
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_backward"]
-
-_DIMS = ("NHWC", "HWIO", "NHWC")
 
 
 def _geometry(x, w, b, stride, padding, output_padding, dilation, groups):
@@ -70,30 +67,13 @@ def _geometry(x, w, b, stride, padding, output_padding, dilation, groups):
     return s, p, op, d, out
 
 
-def _conv_kernel(w: Any, groups: int) -> Any:
-    """The transposed kernel as the ``[kh, kw, C/groups, out]`` kernel of the equivalent
-    forward convolution: spatially flipped, in/out swapped within each group."""
-    kh, kw, c, og = w.shape
-    wt = jnp.reshape(w[::-1, ::-1], (kh, kw, groups, c // groups, og))
-    return jnp.reshape(jnp.transpose(wt, (0, 1, 3, 2, 4)), (kh, kw, c // groups, groups * og))
-
-
 def _plain(x, w, s, p, op, d, groups):
     kh, kw = w.shape[:2]
     pads = [
         (d_ * (k - 1) - p_, d_ * (k - 1) - p_ + o_)
         for d_, k, p_, o_ in zip(d, (kh, kw), p, op, strict=True)
     ]
-    return jax.lax.conv_general_dilated(
-        x,
-        _conv_kernel(w, groups),
-        (1, 1),
-        pads,
-        lhs_dilation=s,
-        rhs_dilation=d,
-        dimension_numbers=_DIMS,
-        feature_group_count=groups,
-    )
+    return transposed_conv(x, w, s, pads, d, groups)
 
 
 _conv_transpose2d = bilinear_op(_plain)
