@@ -199,8 +199,9 @@ def _pad_axis(x, axis, size, value=0):
     return jnp.pad(x, pad, constant_values=value)
 
 
-def _blockwise_attention(q, k, v, bias, mask, key, *, is_causal, scale, dropout_p, block_size):
-    """Pad to whole blocks, run the blockwise kernel, slice the padding off."""
+def _pad_to_blocks(q, k, v, mask, bias, *, block_size, **opts):
+    """Pad the sequence axes to whole blocks; the padded arrays and their
+    :class:`_blockwise.Config` (``opts``: ``scale``, ``is_causal``, ``dropout_p``)."""
     lq, lk = q.shape[-2], k.shape[-2]
     bq, bk = min(block_size, lq), min(block_size, lk)
     lq_pad, lk_pad = -(-lq // bq) * bq, -(-lk // bk) * bk
@@ -208,16 +209,16 @@ def _blockwise_attention(q, k, v, bias, mask, key, *, is_causal, scale, dropout_
     k, v = _pad_axis(k, -2, lk_pad), _pad_axis(v, -2, lk_pad)
     mask = _pad_axis(_pad_axis(mask, -2, lq_pad, True), -1, lk_pad, False)
     bias = _pad_axis(_pad_axis(bias, -2, lq_pad), -1, lk_pad)
-    cfg = _blockwise.Config(
-        scale=scale,
-        is_causal=is_causal,
-        dropout_p=dropout_p,
-        block_q=bq,
-        block_k=bk,
-        lk=lk,
-        has_mask=mask is not None,
-        has_bias=bias is not None,
-    )
+    has = dict(has_mask=mask is not None, has_bias=bias is not None)
+    cfg = _blockwise.Config(block_q=bq, block_k=bk, lk=lk, **has, **opts)
+    return (q, k, v, mask, bias), cfg
+
+
+def _blockwise_attention(q, k, v, bias, mask, key, *, is_causal, scale, dropout_p, block_size):
+    """Pad to whole blocks, run the blockwise kernel, slice the padding off."""
+    lq = q.shape[-2]
+    opts = dict(scale=scale, is_causal=is_causal, dropout_p=dropout_p)
+    (q, k, v, mask, bias), cfg = _pad_to_blocks(q, k, v, mask, bias, block_size=block_size, **opts)
     out = cast(jax.Array, _blocks(q, k, v, bias, mask, key, cfg))
     return out[..., :lq, :]
 
@@ -547,16 +548,10 @@ def _blockwise_vjp(q, k, v, mask, bias, g, *, block_size, **opts):
     rank = len(batch) + 2
     mask = jnp.reshape(mask, (1,) * (rank - mask.ndim) + mask.shape)
     bias = jnp.reshape(bias, (1,) * (rank - bias.ndim) + bias.shape)
-    bq, bk = min(block_size, lq), min(block_size, lk)
-    lq_pad, lk_pad = -(-lq // bq) * bq, -(-lk // bk) * bk
-    qp = _pad_axis(q, -2, lq_pad)
-    kp, vp = _pad_axis(k, -2, lk_pad), _pad_axis(v, -2, lk_pad)
-    mp = _pad_axis(_pad_axis(mask, -2, lq_pad, True), -1, lk_pad, False)
-    bp = _pad_axis(_pad_axis(bias, -2, lq_pad), -1, lk_pad)
-    gp = _pad_axis(g, -2, lq_pad)
-    cfg = _blockwise.Config(
-        block_q=bq, block_k=bk, lk=lk, has_mask=True, has_bias=True, dropout_p=0.0, **opts
+    (qp, kp, vp, mp, bp), cfg = _pad_to_blocks(
+        q, k, v, mask, bias, block_size=block_size, dropout_p=0.0, **opts
     )
+    gp = _pad_axis(g, -2, qp.shape[-2])
     out, lse = _blockwise.forward(cfg, qp, kp, vp, mp, bp, None)
     dq, dk, dv, db = _blockwise.backward(cfg, qp, kp, vp, mp, bp, None, out, lse, gp)
     return dq[..., :lq, :], dk[..., :lk, :], dv[..., :lk, :], db[..., :lq, :lk]
