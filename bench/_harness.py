@@ -447,6 +447,28 @@ def fact(
     return row(name, value, unit, ceiling_name, ceiling, better="higher", bound=True, **extra)
 
 
+def gflops_facts(
+    name: str,
+    flops: float,
+    timings: Timings,
+    roof: Roofline,
+    who: Sequence[tuple[str, str]] = (("ours", "ours"),),
+) -> list[dict]:
+    """Achieved GFLOP/s of a train step (``flops`` an analytic count per step, over the
+    median step time of each ``(candidate, label)`` in ``who``) as facts: shares of the
+    measured matmul peak."""
+    return [
+        fact(
+            f"{name} achieved GFLOP/s ({label}; {flops / 1e9:.3g} GFLOP/step analytic)",
+            flops / timings.median(key) / 1e9,
+            "GFLOP/s",
+            "measured matmul peak (jnp.dot)",
+            roof.matmul_gflops,
+        )
+        for key, label in who
+    ]
+
+
 # --------------------------------------------------------------------------- printing
 def device_line() -> str:
     return f"backend: {jax.default_backend()}  device: {jax.devices()[0].device_kind}"
