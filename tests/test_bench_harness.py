@@ -210,3 +210,23 @@ def test_chunked_reference_is_causal_softmax_attention_with_its_gradients(attent
     assert blocks == [64, 64, 128, 256, 256]
     with pytest.raises(ValueError, match="multiple"):
         chunked(q, k, v, 5)
+
+
+def test_blur_reference_pads_by_reflection_as_ours(monkeypatch):
+    import jax
+    import jax.numpy as jnp
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    augment = _bench._load(ROOT / "bench" / "bench_augment.py")
+    assert augment.check_reflect_blur() <= 1e-5
+    x = jax.random.uniform(jax.random.key(0), (9, 7, 2))
+    ref = augment.reflect_blur(x, 1.0, 5)
+    # by hand: reflect-pad (edge not repeated) then the normalised 5-tap Gaussian per axis
+    t = np.exp(-0.5 * np.arange(-2.0, 3.0) ** 2)
+    t /= t.sum()
+    padded = np.pad(np.asarray(x, np.float64), ((2, 2), (2, 2), (0, 0)), mode="reflect")
+    rows = sum(t[i] * padded[i : i + 9] for i in range(5))
+    want = sum(t[j] * rows[:, j : j + 7] for j in range(5))
+    np.testing.assert_allclose(ref, want, atol=1e-6)
+    zero_pad = augment._pix().gaussian_blur(x, 1.0, 5)
+    assert float(jnp.max(jnp.abs(zero_pad[0] - ref[0]))) > 1e-2  # the edges differ
