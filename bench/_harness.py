@@ -25,7 +25,7 @@ What each script sets (full run; ``--quick`` keeps the structure with fewer roun
 - layers: 2 warm-up calls, 20 rounds, a control for every case;
 - attention: 10 rounds (5 from L=4096), a single one where a warm-up call took over
   20 s (``slow_s``); a control of the chunked reference and of the train step;
-- augment: at least 5 rounds, stretched to a 10 s budget per comparison (at most 1000);
+- augment: at least 5 rounds, stretched to a 5 s budget per comparison (at most 1000);
   controls on the pipelines;
 - optimizers: one trial per implementation (7) with fresh arrays set up in rotated
   order, 4 rounds each (28 samples per row; warm-up in the set-up), a control of the

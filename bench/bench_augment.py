@@ -44,6 +44,9 @@ from scipy import ndimage
 import functional_dl.augment as A
 
 JITTER = dict(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)
+# seconds of timed rounds per comparison (at least 5 rounds, at most 1000): sub-millisecond
+# ops get hundreds of samples, the slow references their 5
+BUDGET_S = 5.0
 
 
 def _pix():
@@ -54,16 +57,25 @@ def _pix():
 
 
 def _timed(
-    name: str, n: int, reference: str, calls: dict, min_rounds: int, budget_s: float
+    name: str,
+    n: int,
+    reference: str,
+    calls: dict,
+    min_rounds: int,
+    budget_s: float,
+    others: tuple[str, ...] = (),
 ) -> list[dict]:
-    """Rows of ``calls`` (``ours``, the reference, maybe its A/A control: zero-argument
-    calls) timed in rotated rounds after one warm-up (compiling) call each.
+    """Rows of ``calls`` (``ours``, the reference, maybe its A/A control, maybe more
+    references named in ``others``: zero-argument calls) timed in rotated rounds after
+    one warm-up (compiling) call each; ``ours`` against each reference.
 
     The rounds run for about ``budget_s`` seconds, at least ``min_rounds`` and at most
     1000 of them, so that sub-millisecond ops get enough rounds for a stable median.
     """
     timings = H.interleave(calls, rounds=min_rounds, budget_s=budget_s)
     rows = H.time_rows(name, timings, reference, unit="ms/batch")
+    for other in others:
+        rows += H.time_rows(name, timings, other, ref=other, unit="ms/batch", control=False)
     for r in rows:  # throughput, printed by the script
         r["images_per_s"] = 1e3 * n / r["value"]
         r["ref_images_per_s"] = 1e3 * n / r["ref_value"]
@@ -274,7 +286,11 @@ def torchvision_policy(size: int):
     return loop, prepare
 
 
-def policy_rows(n: int, size: int, min_rounds: int, budget_s: float) -> list[dict]:
+def policy_rows(
+    n: int, size: int, min_rounds: int, budget_s: float, torch_rounds: int | None = None
+) -> list[dict]:
+    """The policy rows; ``torch_rounds``: the least rounds against torchvision (about 15 s
+    a call at 256 x 224x224; default ``min_rounds``)."""
     key = jax.random.key(1)
     x = jax.random.uniform(key, (n, size, size, 3))
     label = f"{n}x{size}x{size}x3"
@@ -304,6 +320,7 @@ def policy_rows(n: int, size: int, min_rounds: int, budget_s: float) -> list[dic
         f"rand_augment pipeline {label}",
         reference="torchvision v2 per image",
         calls={"ours": ours, H.REF: partial(loop, images)},
+        min_rounds=min_rounds if torch_rounds is None else torch_rounds,
     )
     return rows
 
@@ -316,6 +333,7 @@ def _per_sample(fn):
 
 
 BLUR_REF = "dm-pix on reflect-padded images (our edges)"
+BLUR_ZERO_PAD = "dm-pix (zero padding: different edges)"
 
 
 def _blur_sigma(key):
@@ -324,8 +342,9 @@ def _blur_sigma(key):
 
 
 def single_ops():
-    """``(name, ours(key, x), dm-pix(key, x)[, reference name])`` for ops both libraries
-    have (the reference is dm-pix unless named)."""
+    """``(name, ours(key, x), dm-pix(key, x)[, reference name[, {name: other reference}]])``
+    for ops both libraries have (the reference is dm-pix unless named; the others are
+    timed in the same rounds)."""
     return [
         ("flip", jax.jit(A.random_horizontal_flip), _per_sample(_pix().random_flip_left_right)),
         (
@@ -343,12 +362,7 @@ def single_ops():
             jax.jit(partial(A.gaussian_blur, kernel_size=5)),
             _per_sample(lambda k, im: reflect_blur(im, _blur_sigma(k), 5)),
             BLUR_REF,
-        ),
-        (
-            "gaussian blur k=5",
-            jax.jit(partial(A.gaussian_blur, kernel_size=5)),
-            _per_sample(lambda k, im: _pix().gaussian_blur(im, _blur_sigma(k), 5)),
-            "dm-pix (zero padding: different edges)",
+            {BLUR_ZERO_PAD: _per_sample(lambda k, im: _pix().gaussian_blur(im, _blur_sigma(k), 5))},
         ),
         (
             "vertical flip",
@@ -394,7 +408,7 @@ def single_ops():
 def run(quick: bool = False) -> list[dict]:
     """Benchmark rows (see the module docstring); ``quick`` uses tiny sizes."""
     configs = [(8, 16)] if quick else [(256, 32), (64, 224)]
-    min_rounds, budget_s = (2, 0.0) if quick else (5, 10.0)
+    min_rounds, budget_s = (2, 0.0) if quick else (5, BUDGET_S)
     key = jax.random.key(0)
     rows = []
     agree = None if quick else check_reflect_blur()  # once, untimed: the reference is ours
@@ -419,13 +433,17 @@ def run(quick: bool = False) -> list[dict]:
         rows += timed(f"pipeline {label}", reference="dm-pix", calls=calls)
         for name, ours_fn, pix_fn, *ref in single_ops():
             calls = {"ours": partial(ours_fn, key, x), H.REF: partial(pix_fn, key, x)}
-            rows += timed(f"{name} {label}", reference=ref[0] if ref else "dm-pix", calls=calls)
-            if ref == [BLUR_REF]:
-                rows[-1]["note"] = f"agrees with ours to {agree:.1e} at a fixed sigma"
+            others = ref[1] if len(ref) > 1 else {}
+            calls |= {other: partial(fn, key, x) for other, fn in others.items()}
+            op_rows = timed(f"{name} {label}", reference=ref[0] if ref else "dm-pix",
+                            calls=calls, others=tuple(others))  # fmt: skip
+            if ref and ref[0] == BLUR_REF:
+                op_rows[0]["note"] = f"agrees with ours to {agree:.1e} at a fixed sigma"
+            rows += op_rows
     if quick:
         rows += policy_rows(8, 32, min_rounds, budget_s)
     else:
-        rows += policy_rows(256, 224, 3, budget_s)
+        rows += policy_rows(256, 224, 5, budget_s, torch_rounds=3)
     return rows
 
 
