@@ -394,16 +394,8 @@ def _train_rows(torch: Any, quick: bool, roof: H.Roofline, compile_torch: bool) 
         elif compile_torch:
             rows.append(H.row(name, timings.median("ours") * 1e3, "ms", "torch.compile", None,
                               note=compiled_note))  # fmt: skip
-        for key, who in (("ours", "ours"), (H.REF, "torch eager")):
-            rows.append(
-                H.fact(
-                    f"{name} achieved GFLOP/s ({who}; {flops / 1e9:.3g} GFLOP/step analytic)",
-                    flops / timings.median(key) / 1e9,
-                    "GFLOP/s",
-                    "measured matmul peak (jnp.dot)",
-                    roof.matmul_gflops,
-                )
-            )
+        who = (("ours", "ours"), (H.REF, "torch eager"))
+        rows += H.gflops_facts(name, flops, timings, roof, who)
     return rows
 
 
