@@ -17,8 +17,7 @@ Cases (float32, ``jit``; ``--quick``: tiny sizes):
     length (outside the timing) to agree with ours to 1e-4. A fairness reference, not a
     target: it shows what the same algorithm costs when written the textbook way, timed
     in rounds of its own (ours again) with an A/A control (the reference compiled a
-    second time). At the ``--quick`` lengths
-    (below 256) ours takes its plain path;
+    second time). At the ``--quick`` length (below 256) ours takes its plain path;
   * sequence length 32768, ours only (timed once; the reference would need a 32 GiB
     score matrix), with its peak memory against a 16 GiB budget;
   * a TransformerLM train step (loss, gradients, Adam) against the same architecture
