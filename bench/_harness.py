@@ -23,13 +23,13 @@ What each script sets (full run; ``--quick`` keeps the structure with fewer roun
 - losses: 15 rounds for ``cross_entropy`` (with its control), 5 for the others; wall
   and CPU time; memory and bytes accessed of the compiled programs;
 - layers: 2 warm-up calls, 20 rounds, a control for every case;
-- attention: 10 rounds, a single one where a warm-up call took over 5 s
-  (``slow_s``); a control on the train step;
-- augment: at least 5 rounds, stretched to a 10 s budget per comparison (at most 1000);
+- attention: 10 rounds (5 from L=4096), a single one where a warm-up call took over
+  20 s (``slow_s``); a control of the chunked reference and of the train step;
+- augment: at least 5 rounds, stretched to a 5 s budget per comparison (at most 1000);
   controls on the pipelines;
-- optimizers: one trial per implementation with fresh arrays set up in rotated order,
-  12 rounds each (warm-up in the set-up), the NumPy-copy roofline timed as one more
-  candidate, a control of the optax step;
+- optimizers: one trial per implementation (7) with fresh arrays set up in rotated
+  order, 4 rounds each (28 samples per row; warm-up in the set-up), a control of the
+  optax step (its compiled program run on its own arrays);
 - train: reference epochs before and after ``fit`` (the two halves are the A/A
   control), checkpoint round trips in 5 interleaved rounds with a control.
 
@@ -445,6 +445,28 @@ def fact(
     ceiling (bandwidth, matmul peak: higher is better, ``ratio`` the fraction) or a
     floor; left out of the ratio summaries and the plot."""
     return row(name, value, unit, ceiling_name, ceiling, better="higher", bound=True, **extra)
+
+
+def gflops_facts(
+    name: str,
+    flops: float,
+    timings: Timings,
+    roof: Roofline,
+    who: Sequence[tuple[str, str]] = (("ours", "ours"),),
+) -> list[dict]:
+    """Achieved GFLOP/s of a train step (``flops`` an analytic count per step, over the
+    median step time of each ``(candidate, label)`` in ``who``) as facts: shares of the
+    measured matmul peak."""
+    return [
+        fact(
+            f"{name} achieved GFLOP/s ({label}; {flops / 1e9:.3g} GFLOP/step analytic)",
+            flops / timings.median(key) / 1e9,
+            "GFLOP/s",
+            "measured matmul peak (jnp.dot)",
+            roof.matmul_gflops,
+        )
+        for key, label in who
+    ]
 
 
 # --------------------------------------------------------------------------- printing

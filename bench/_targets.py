@@ -102,6 +102,10 @@ NOTES = [
     "Train-step FLOPs are analytic counts of the matmul/convolution work (forward, and twice "
     "that backward, less the unneeded input gradient of the first layer; causal attention "
     "counts the visible half), written in each row's name; elementwise work is not counted.",
+    "`bench_attention` also times causal attention against a chunked reference of the same "
+    "algorithm written in plain JAX in the script (blockwise online softmax, blocks above "
+    "the diagonal skipped, our block size): a fairness reference for the `jax.nn` rows "
+    "(which compare two algorithms), not a target.",
 ]
 
 

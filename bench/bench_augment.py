@@ -17,11 +17,14 @@ image on the same CPU (``pip install -e ".[bench-torch]"``; the row says "torchv
 not installed" without it), and against our fixed pipeline (crop + flip + normalize):
 that ratio is what the per-sample policy costs.
 
-Single ops that dm-pix also has are compared one by one. Rows carry the median time per
-batch (``value``, ``ref_value`` in ms, with ``ratio = ours / reference``: below 1 we are
-faster) and the throughput (``images_per_s``, ``ref_images_per_s``), which the script
-prints. Ours and the reference are timed alternately; the pipelines also time an A/A
-control (the reference run, for dm-pix compiled, a second time).
+Single ops that dm-pix also has are compared one by one. The Gaussian blur twice: against
+dm-pix on reflect-padded images (``padding='VALID'``: our edges, checked once to agree
+with ours to 1e-5) and against dm-pix as is, which zero-pads (different edges).
+Rows carry the median time per batch (``value``, ``ref_value`` in ms, with
+``ratio = ours / reference``: below 1 we are faster) and the throughput (``images_per_s``,
+``ref_images_per_s``), which the script prints. Ours and the reference are timed
+alternately; the pipelines also time an A/A control (the reference run, for dm-pix
+compiled, a second time).
 
     python bench/bench_augment.py [--quick]
 """
@@ -41,6 +44,9 @@ from scipy import ndimage
 import functional_dl.augment as A
 
 JITTER = dict(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)
+# seconds of timed rounds per comparison (at least 5 rounds, at most 1000): sub-millisecond
+# ops get hundreds of samples, the slow references their 5
+BUDGET_S = 5.0
 
 
 def _pix():
@@ -51,16 +57,25 @@ def _pix():
 
 
 def _timed(
-    name: str, n: int, reference: str, calls: dict, min_rounds: int, budget_s: float
+    name: str,
+    n: int,
+    reference: str,
+    calls: dict,
+    min_rounds: int,
+    budget_s: float,
+    others: tuple[str, ...] = (),
 ) -> list[dict]:
-    """Rows of ``calls`` (``ours``, the reference, maybe its A/A control: zero-argument
-    calls) timed in rotated rounds after one warm-up (compiling) call each.
+    """Rows of ``calls`` (``ours``, the reference, maybe its A/A control, maybe more
+    references named in ``others``: zero-argument calls) timed in rotated rounds after
+    one warm-up (compiling) call each; ``ours`` against each reference.
 
     The rounds run for about ``budget_s`` seconds, at least ``min_rounds`` and at most
     1000 of them, so that sub-millisecond ops get enough rounds for a stable median.
     """
     timings = H.interleave(calls, rounds=min_rounds, budget_s=budget_s)
     rows = H.time_rows(name, timings, reference, unit="ms/batch")
+    for other in others:
+        rows += H.time_rows(name, timings, other, ref=other, unit="ms/batch", control=False)
     for r in rows:  # throughput, printed by the script
         r["images_per_s"] = 1e3 * n / r["value"]
         r["ref_images_per_s"] = 1e3 * n / r["ref_value"]
@@ -119,6 +134,29 @@ def _masked_erase(key, img):
     rows, cols = jnp.arange(H)[:, None, None], jnp.arange(W)[None, :, None]
     box = (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)
     return jnp.where(box & jax.random.bernoulli(k_apply, 0.5), 0.0, img)
+
+
+def reflect_blur(img, sigma, kernel_size: int):
+    """The blur reference with our edges: reflect-pad by ``kernel_size // 2`` (PyTorch's
+    ``'reflect'``, as ours), then dm-pix's ``gaussian_blur`` with ``padding='VALID'``
+    (``[H, W, C]`` or ``[N, H, W, C]``)."""
+    r = kernel_size // 2
+    pad = [(0, 0)] * (img.ndim - 3) + [(r, r), (r, r), (0, 0)]
+    return _pix().gaussian_blur(jnp.pad(img, pad, mode="reflect"), sigma, kernel_size,
+                                padding="VALID")  # fmt: skip
+
+
+def check_reflect_blur(kernel_size: int = 5, sigma: float = 1.3) -> float:
+    """Max |ours - reflect_blur| on a fixed sigma (raises above 1e-5): the reference
+    computes what ours does, so the row times the same result. Run once, untimed."""
+    x = jax.random.uniform(jax.random.key(1), (2, 16, 12, 3))
+    diff = float(
+        jnp.max(jnp.abs(A.gaussian_blur_fixed(x, kernel_size, sigma)
+                        - reflect_blur(x, sigma, kernel_size)))
+    )  # fmt: skip
+    if not diff <= 1e-5:
+        raise RuntimeError(f"reflect-padded blur reference differs from ours by {diff:.3g}")
+    return diff
 
 
 def pix_pipeline(size: int):
@@ -248,7 +286,11 @@ def torchvision_policy(size: int):
     return loop, prepare
 
 
-def policy_rows(n: int, size: int, min_rounds: int, budget_s: float) -> list[dict]:
+def policy_rows(
+    n: int, size: int, min_rounds: int, budget_s: float, torch_rounds: int | None = None
+) -> list[dict]:
+    """The policy rows; ``torch_rounds``: the least rounds against torchvision (about 15 s
+    a call at 256 x 224x224; default ``min_rounds``)."""
     key = jax.random.key(1)
     x = jax.random.uniform(key, (n, size, size, 3))
     label = f"{n}x{size}x{size}x3"
@@ -278,6 +320,7 @@ def policy_rows(n: int, size: int, min_rounds: int, budget_s: float) -> list[dic
         f"rand_augment pipeline {label}",
         reference="torchvision v2 per image",
         calls={"ours": ours, H.REF: partial(loop, images)},
+        min_rounds=min_rounds if torch_rounds is None else torch_rounds,
     )
     return rows
 
@@ -289,8 +332,19 @@ def _per_sample(fn):
     return jax.jit(lambda key, x: jax.vmap(fn)(jax.random.split(key, x.shape[0]), x))
 
 
+BLUR_REF = "dm-pix on reflect-padded images (our edges)"
+BLUR_ZERO_PAD = "dm-pix (zero padding: different edges)"
+
+
+def _blur_sigma(key):
+    """Each image's sigma ~ U(0.1, 2.0), as ``A.gaussian_blur``'s default."""
+    return jax.random.uniform(key, (), minval=0.1, maxval=2.0)
+
+
 def single_ops():
-    """``(name, ours(key, x), dm-pix(key, x))`` for ops both libraries have."""
+    """``(name, ours(key, x), dm-pix(key, x)[, reference name[, {name: other reference}]])``
+    for ops both libraries have (the reference is dm-pix unless named; the others are
+    timed in the same rounds)."""
     return [
         ("flip", jax.jit(A.random_horizontal_flip), _per_sample(_pix().random_flip_left_right)),
         (
@@ -306,11 +360,9 @@ def single_ops():
         (
             "gaussian blur k=5",
             jax.jit(partial(A.gaussian_blur, kernel_size=5)),
-            _per_sample(
-                lambda k, im: _pix().gaussian_blur(
-                    im, jax.random.uniform(k, (), minval=0.1, maxval=2.0), 5
-                )
-            ),
+            _per_sample(lambda k, im: reflect_blur(im, _blur_sigma(k), 5)),
+            BLUR_REF,
+            {BLUR_ZERO_PAD: _per_sample(lambda k, im: _pix().gaussian_blur(im, _blur_sigma(k), 5))},
         ),
         (
             "vertical flip",
@@ -356,9 +408,10 @@ def single_ops():
 def run(quick: bool = False) -> list[dict]:
     """Benchmark rows (see the module docstring); ``quick`` uses tiny sizes."""
     configs = [(8, 16)] if quick else [(256, 32), (64, 224)]
-    min_rounds, budget_s = (2, 0.0) if quick else (5, 10.0)
+    min_rounds, budget_s = (2, 0.0) if quick else (5, BUDGET_S)
     key = jax.random.key(0)
     rows = []
+    agree = None if quick else check_reflect_blur()  # once, untimed: the reference is ours
     for n, size in configs:
         x = jax.random.uniform(key, (n, size, size, 3))
         label = f"{n}x{size}x{size}x3"
@@ -378,13 +431,19 @@ def run(quick: bool = False) -> list[dict]:
             H.CONTROL: partial(pix_pipeline(size), key, x),  # a second compile
         }
         rows += timed(f"pipeline {label}", reference="dm-pix", calls=calls)
-        for name, ours_fn, pix_fn in single_ops():
+        for name, ours_fn, pix_fn, *ref in single_ops():
             calls = {"ours": partial(ours_fn, key, x), H.REF: partial(pix_fn, key, x)}
-            rows += timed(f"{name} {label}", reference="dm-pix", calls=calls)
+            others = ref[1] if len(ref) > 1 else {}
+            calls |= {other: partial(fn, key, x) for other, fn in others.items()}
+            op_rows = timed(f"{name} {label}", reference=ref[0] if ref else "dm-pix",
+                            calls=calls, others=tuple(others))  # fmt: skip
+            if ref and ref[0] == BLUR_REF:
+                op_rows[0]["note"] = f"agrees with ours to {agree:.1e} at a fixed sigma"
+            rows += op_rows
     if quick:
         rows += policy_rows(8, 32, min_rounds, budget_s)
     else:
-        rows += policy_rows(256, 224, 3, budget_s)
+        rows += policy_rows(256, 224, 5, budget_s, torch_rounds=3)
     return rows
 
 

@@ -10,7 +10,8 @@ Cases (float32, ``jit``; ``--quick``: tiny sizes):
     ``OptimizedLSTMCell``, and against ``jax.grad`` of our own plain forward scan.
   * MLP and CNN train steps: loss, gradients (``jax.value_and_grad``) and an Adam update
     (``optax.adam`` for both, so only the layers differ), against the same architecture
-    written with ``flax.linen``.
+    written with ``flax.linen``; with the achieved GFLOP/s of both sides (an analytic
+    count, ``bench/_flops.py``) as a share of the measured matmul peak (facts).
 The two sides and an A/A control (the flax side built and compiled a second time) are
 timed in interleaved rounds whose order rotates, so that all see the same machine load.
 Reported: median milliseconds and ``ratio = ours / flax`` (lower is better).
@@ -29,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from _flops import cnn_flops, mlp_flops
 
 import functional_dl as fdl
 from functional_dl.nn.functional._recurrent import lstm_formula
@@ -105,7 +107,8 @@ class _FlaxCNN(fnn.Module):
         return fnn.Dense(10)(x.reshape(x.shape[0], -1))
 
 
-def _model_case(name, ours: fdl.nn.Layer, flax_model: fnn.Module, x, y):
+def _model_case(name, ours: fdl.nn.Layer, flax_model: fnn.Module, x, y, flops: float):
+    """A train-step case; ``flops``: its analytic count (``bench/_flops.py``)."""
     opt = optax.adam(1e-3)
     params, state = ours.init(KEY, x.shape)
 
@@ -130,6 +133,8 @@ def _model_case(name, ours: fdl.nn.Layer, flax_model: fnn.Module, x, y):
         (params, state, opt.init(params), x, y),
         _train_step(flax_loss, opt),
         (f_params, f_aux, opt.init(f_params), x, y),
+        "flax.linen",
+        flops,
     )
 
 
@@ -185,6 +190,7 @@ def _cases(quick: bool, only: str | None) -> list[Callable]:
             _FlaxMLP(hidden),
             arr(mlp_n, 784),
             jnp.arange(mlp_n) % 10,
+            mlp_flops(mlp_n, [784, hidden, hidden, 10]),
         )
 
     def cnn():
@@ -198,6 +204,7 @@ def _cases(quick: bool, only: str | None) -> list[Callable]:
             _FlaxCNN(width),
             arr(cnn_n, cnn_hw, cnn_hw, 1),
             jnp.arange(cnn_n) % 10,
+            cnn_flops(cnn_n, cnn_hw, width),
         )
 
     def conv_transpose():
@@ -315,7 +322,7 @@ def run(quick: bool = False, *, repeats: int | None = None, only: str | None = N
     """
     rows = []
     for case in _cases(quick, only):
-        name, ours, our_args, ref, ref_args, *label = case()
+        name, ours, our_args, ref, ref_args, *extra = case()
         control = case()[3]  # built again: its own jit, compiled again
         calls = {"ours": (ours, our_args), H.REF: (ref, ref_args), H.CONTROL: (control, ref_args)}
         timings = H.interleave(
@@ -323,7 +330,10 @@ def run(quick: bool = False, *, repeats: int | None = None, only: str | None = N
             rounds=repeats or (3 if quick else 20),
             warmup=2,
         )
-        rows += H.time_rows(name, timings, label[0] if label else "flax.linen")
+        rows += H.time_rows(name, timings, extra[0] if extra else "flax.linen")
+        if len(extra) > 1:  # a train step: its achieved GFLOP/s, both sides
+            who = (("ours", "ours"), (H.REF, extra[0]))
+            rows += H.gflops_facts(name, extra[1], timings, H.roofline(quick), who)
     return rows
 
 

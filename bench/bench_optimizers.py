@@ -3,14 +3,16 @@
 For ``sgd(momentum=0.9)``, ``adam`` and ``adamw`` on three pytrees (16 leaves of 1M
 floats, 1000 leaves of 64x64, 2000 leaves of 256) it reports the median step time and
 the compile time of ``fdl.optim``, of ``fdl.optim.flatten(...)`` and of the same optax
-optimizer measured in the same run (``flatten`` also against ``optax.flatten``), and as
-facts the share of this machine's measured memory bandwidth (``_harness.roofline``: the
-best of a multi-threaded STREAM-like triad in XLA and in NumPy) that each step reaches:
+optimizer measured in the same run (``flatten`` also against ``optax.flatten``, for adam;
+``--optax-flatten-all``: for each), and as facts the share of this machine's measured
+memory bandwidth (``_harness.roofline``: the best of a multi-threaded STREAM-like triad
+in XLA and in NumPy) that each step reaches:
 the effective bandwidth (the bytes an ideal step must move: read p, g and each moment,
 write p and each moment), of ours and of flatten apart, and the one of the kernels XLA
 runs (the bytes they do move).
-An A/A control times a second compile of the optax step in the same trials: its ratio to
-the first is the spread that two identical programs show here. XLA's cost analysis gives
+An A/A control times the optax step a second time, on its own arrays, in the same trials
+(its compiled program reused: a second compile gives the same program): its ratio to the
+first is the spread that two identical programs show here. XLA's cost analysis gives
 the bytes each compiled step reads and writes (deterministic). Two floors are timed with
 them: a donated step that does nothing but take and return the same arrays as optax's
 step (``floor``) and as the flattened one (``flatten floor``). On the many-leaf trees the
@@ -42,6 +44,12 @@ import functional_dl as fdl
 # name -> (number of leaves, leaf shape)
 PYTREES = {"16x1M": (16, (1_000_000,)), "1000x64x64": (1000, (64, 64)), "2000x256": (2000, (256,))}
 QUICK_PYTREES = {"8x1k": (8, (1024,))}  # smoke test: every code path, a few seconds
+# timed rounds per trial; one trial per implementation (6 or 7): >= 24 samples per row
+ROUNDS = 4
+# the optimizers whose flatten is also timed against optax.flatten (``--optax-flatten-all``:
+# every one). Compiling optax.flatten's step takes 20-40 s on the many-leaf trees, about a
+# third of this script's time; the comparison is the same for every optimizer.
+OPTAX_FLATTEN = ("adam",)
 
 # name -> (ours, optax, arrays an ideal step reads + writes per parameter, arrays the XLA
 # CPU kernels read + write: one kernel per output array (no multi-output fusion), so each
@@ -103,20 +111,31 @@ def _timed_steps(
     impls: dict, params0: dict, grads: dict, reps: int, trials: bool
 ) -> tuple[H.Timings, dict]:
     """Every implementation's donated step compiled and timed in rotated rounds; returns
-    the timings and ``name -> (compiled step, compile seconds)``."""
+    the timings and ``name -> (compiled step, compile seconds)``.
+
+    The A/A control (:data:`H.CONTROL`) runs the reference's compiled step on its own
+    arrays: compiling the same program again gives the same program, and costs up to
+    15 s per step on the many-leaf trees (most of this script's time). What two
+    identical programs measure here is set by where their arrays land (below)."""
     runs = {}
     for key, opt in impls.items():
         noop = type(opt) is tuple  # ("noop", optimizer whose arrays it passes)
         opt = opt[1] if noop else opt
+        if key == H.CONTROL and H.REF in runs:
+            runs[key] = (*runs[H.REF][:2], opt)
+            continue
         runs[key] = (*_compiled_step(opt, params0, grads, noop=noop), opt)
+    # each implementation's initial state, built once (eagerly, leaf by leaf: slow on
+    # the many-leaf trees) and copied into fresh arrays for each trial
+    states0 = {key: jax.block_until_ready(opt.init(params0)) for key, (_, _, opt) in runs.items()}
 
     def setup(order: list[str]) -> dict:
         """Fresh arrays set up (and one warm-up step) in ``order``."""
         live = {}
         for key in order:
-            compiled, _, opt = runs[key]
-            params = jax.tree.map(jnp.copy, params0)
-            state = list(compiled(params, opt.init(params), grads))
+            compiled = runs[key][0]
+            params, state = jax.tree.map(jnp.copy, (params0, states0[key]))
+            state = list(compiled(params, state, grads))
             live[key] = _stepper(compiled, jax.block_until_ready(state), grads)
         return {k: live[k] for k in runs}
 
@@ -138,6 +157,7 @@ def bench_tree(
     reps: int,
     roofline: H.Roofline,
     trials: bool = True,
+    optax_flatten: tuple[str, ...] = OPTAX_FLATTEN,
 ) -> list[dict]:
     grads = _tree(n, shape, seed=1)
     params0 = _tree(n, shape, seed=0)
@@ -152,15 +172,16 @@ def bench_tree(
             H.CONTROL: optax_fn(),  # A/A control: what identical programs measure
             "floor": ("noop", optax_fn()),
             "flatten floor": ("noop", fdl.optim.flatten(ours_fn())),
-            "optax flatten": optax.flatten(optax_fn()),
         }
+        if opt_name in optax_flatten:
+            impls["optax flatten"] = optax.flatten(optax_fn())
         timings, runs = _timed_steps(impls, params0, grads, reps, trials)
         label = f"{opt_name} {tree_name}"
         for key, suffix in (("ours", ""), ("flatten", " flatten")):
             rows += H.time_rows(
                 f"{label} step{suffix}", timings, "optax", ours=key, control=key == "ours"
             )
-            if key == "flatten":  # the fair reference of flatten: optax's own
+            if key == "flatten" and "optax flatten" in impls:  # flatten's fair reference
                 rows += H.time_rows(
                     f"{label} step flatten vs optax.flatten",
                     timings,
@@ -290,9 +311,11 @@ def run(
     trees: list[str] | None = None,
     opts: list[str] | None = None,
     wave2: bool = False,
+    optax_flatten_all: bool = False,
 ) -> list[dict]:
     """Rows ``name, value, unit, reference, ref_value, ratio`` (time ratios: lower is better;
-    bandwidth ratio: fraction of the roofline, higher is better)."""
+    bandwidth ratio: fraction of the roofline, higher is better). ``optax_flatten_all``:
+    ``flatten`` against ``optax.flatten`` for every optimizer (default: adam's only)."""
     if wave2:
         return bench_wave2(quick)
     table = QUICK_PYTREES if quick else PYTREES
@@ -303,7 +326,14 @@ def run(
     for name in trees:
         n, shape = table[name]
         rows += bench_tree(
-            name, n, shape, opts, reps=3 if quick else 12, roofline=roofline, trials=not quick
+            name,
+            n,
+            shape,
+            opts,
+            reps=3 if quick else ROUNDS,
+            roofline=roofline,
+            trials=not quick,
+            optax_flatten=tuple(OPTIMIZERS) if optax_flatten_all else OPTAX_FLATTEN,
         )
     return rows
 
@@ -312,6 +342,11 @@ def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trees", nargs="*", help="subset of the pytrees")
     parser.add_argument("--opts", nargs="*", help=f"subset of {list(OPTIMIZERS)}")
     parser.add_argument("--wave2", action="store_true", help="only the wave-2 optimizer rows")
+    parser.add_argument(
+        "--optax-flatten-all",
+        action="store_true",
+        help="flatten against optax.flatten for every optimizer (default: adam only)",
+    )
 
 
 if __name__ == "__main__":
@@ -319,5 +354,7 @@ if __name__ == "__main__":
         run,
         __doc__,
         options=_options,
-        kwargs=lambda a: dict(trees=a.trees, opts=a.opts, wave2=a.wave2),
+        kwargs=lambda a: dict(
+            trees=a.trees, opts=a.opts, wave2=a.wave2, optax_flatten_all=a.optax_flatten_all
+        ),
     )

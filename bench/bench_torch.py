@@ -46,6 +46,10 @@ import _harness as H
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _flops import cnn_flops as _cnn_flops
+from _flops import lm_flops as _lm_flops
+from _flops import lm_hidden
+from _flops import mlp_flops as _mlp_flops
 
 import functional_dl as fdl
 
@@ -281,32 +285,6 @@ def _attention_rows(torch: Any, quick: bool) -> list[dict]:
 
 
 # -------------------------------------------------------------------------- train steps
-def _mlp_flops(batch: int, sizes: list[int]) -> float:
-    """Matmul FLOPs of one train step: forward 2*B*in*out per layer, backward twice that,
-    less the first layer's input gradient (not computed)."""
-    macs = [a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
-    return 2 * batch * (3 * sum(macs) - macs[0])
-
-
-def _cnn_flops(batch: int, hw: int, width: int) -> float:
-    """Convolution + dense FLOPs of one train step of the CNN (3x3 convs, 'same' padding,
-    2x2 pools; the elementwise ops, batch norm and pooling are not counted)."""
-    macs = [
-        hw * hw * 9 * 1 * width,
-        (hw // 2) ** 2 * 9 * width * 2 * width,
-        (hw // 4) ** 2 * 2 * width * 10,
-    ]
-    return 2 * batch * (3 * sum(macs) - macs[0])
-
-
-def _lm_flops(batch: int, length: int, vocab: int, d: int, layers: int, hidden: int) -> float:
-    """Matmul FLOPs of one TransformerLM train step: per token and layer the projections
-    (qkv, out: 4 d^2; SwiGLU: 3 d hidden) and the causal attention (QK^T and PV over the
-    (L+1)/2 visible keys on average: d (L+1)); the head d*vocab; backward twice forward."""
-    per_token = layers * (4 * d * d + 3 * d * hidden + d * (length + 1)) + d * vocab
-    return 3 * 2 * batch * length * per_token
-
-
 def _our_train_step(model: fdl.nn.Layer, x: jax.Array, y: jax.Array, loss: Callable):
     opt = fdl.optim.adam(1e-3)
     params, state = model.init(KEY, x.shape if x.dtype != jnp.int32 else None)
@@ -375,7 +353,7 @@ def _torch_models(torch: Any, quick: bool) -> dict[str, tuple]:
     lm = dict(vocab=64, d=32, heads=4, layers=2, batch=2, length=32) if quick else dict(
         vocab=1024, d=256, heads=8, layers=4, batch=8, length=256
     )  # fmt: skip
-    lm_hidden = -(-8 * lm["d"] // 3 // 8) * 8
+    hidden_lm = lm_hidden(lm["d"])
     cnn_layers: list[Any] = []
     for cin, cout in ((1, width), (width, 2 * width)):
         cnn_layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(),
@@ -403,10 +381,10 @@ def _torch_models(torch: Any, quick: bool) -> dict[str, tuple]:
         ),
         f"TransformerLM train step (d={lm['d']}, {lm['layers']} layers, "
         f"{lm['batch']}x{lm['length']} tokens)": (
-            lambda: LM(lm["vocab"], lm["d"], lm["heads"], lm["layers"], lm_hidden),
+            lambda: LM(lm["vocab"], lm["d"], lm["heads"], lm["layers"], hidden_lm),
             (lm["batch"], lm["length"]),
             lm,
-            _lm_flops(lm["batch"], lm["length"], lm["vocab"], lm["d"], lm["layers"], lm_hidden),
+            _lm_flops(lm["batch"], lm["length"], lm["vocab"], lm["d"], lm["layers"], hidden_lm),
         ),
     }
 
@@ -483,16 +461,8 @@ def _train_rows(torch: Any, quick: bool, roof: H.Roofline, compile_torch: bool) 
         elif compile_torch:
             rows.append(H.row(name, timings.median("ours") * 1e3, "ms", "torch.compile", None,
                               note=compiled_note))  # fmt: skip
-        for key, who in (("ours", "ours"), (H.REF, "torch eager")):
-            rows.append(
-                H.fact(
-                    f"{name} achieved GFLOP/s ({who}; {flops / 1e9:.3g} GFLOP/step analytic)",
-                    flops / timings.median(key) / 1e9,
-                    "GFLOP/s",
-                    "measured matmul peak (jnp.dot)",
-                    roof.matmul_gflops,
-                )
-            )
+        who = (("ours", "ours"), (H.REF, "torch eager"))
+        rows += H.gflops_facts(name, flops, timings, roof, who)
     return rows
 
 

@@ -154,3 +154,79 @@ def test_targets_section_marks_met_and_missed_with_the_explanation():
     assert "| 0.9 | <= 1 | yes |" in text and "| 0.9 | <= 0.6 | **no** |" in text
     assert "| 0.9 | >= 0.8 | yes |" in text  # a share of the bandwidth: at least
     assert "(no row in this run)" in text and "per-array cost" in text
+
+
+def test_flops_module_is_the_one_definition_and_gflops_facts_share_the_peak(torch_bench):
+    F = sys.modules["_flops"]
+    assert torch_bench._mlp_flops is F.mlp_flops and torch_bench._lm_flops is F.lm_flops
+    # SwiGLU width: 8 d / 3 rounded up to a multiple of 8 (d=256: 682.7 -> 688)
+    assert F.lm_hidden(256) == 688 and F.lm_hidden(24) == 64
+    t = _timings({"ours": [0.5] * 5, H.REF: [1.0] * 5})
+    roof = H.Roofline(1.0, 1.0, 8.0, 4, 5)
+    ours, ref = H.gflops_facts("step", 2e9, t, roof, (("ours", "ours"), (H.REF, "flax")))
+    assert ours["value"] == 4.0 and ours["ratio"] == 0.5 and ours["bound"]
+    assert ref["value"] == 2.0 and "(flax; 2 GFLOP/step analytic)" in ref["name"]
+
+
+@pytest.fixture(scope="module")
+def attention_bench():
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        yield _bench._load(ROOT / "bench" / "bench_attention.py")
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+
+
+def _np_causal_attention(q, k, v):
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    s = np.where(np.tril(np.ones(s.shape[-2:], bool)), s, -np.inf)
+    p = np.exp(s - s.max(-1, keepdims=True))
+    return (p / p.sum(-1, keepdims=True)) @ v
+
+
+def test_chunked_reference_is_causal_softmax_attention_with_its_gradients(attention_bench):
+    import jax
+    import jax.numpy as jnp
+
+    chunked = attention_bench.chunked_causal_attention
+    rng = np.random.default_rng(0)
+    q, k, v, g = (rng.standard_normal((2, 3, 12, 4)).astype(np.float32) for _ in range(4))
+    expected = _np_causal_attention(*(x.astype(np.float64) for x in (q, k, v)))
+    for block in (4, 12):  # 3 blocks (the ones above the diagonal skipped); a single one
+        np.testing.assert_allclose(chunked(q, k, v, block), expected, atol=1e-5)
+
+    def plain(q, k, v):
+        s = jnp.einsum("...qd,...kd->...qk", q, k) / 2.0
+        s = jnp.where(jnp.tril(jnp.ones((12, 12), bool)), s, -jnp.inf)
+        return jnp.einsum("...qk,...kd->...qd", jax.nn.softmax(s, axis=-1), v)
+
+    def grads(f):
+        return jax.grad(lambda *a: jnp.sum(f(*a) * g), argnums=(0, 1, 2))(q, k, v)
+
+    for got, want in zip(grads(lambda *a: chunked(*a, 4)), grads(plain), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    # the default block rule of scaled_dot_product_attention: L/8 as a power of 2, [64, 256]
+    blocks = [attention_bench.block_size_for(n) for n in (64, 512, 1024, 2048, 8192)]
+    assert blocks == [64, 64, 128, 256, 256]
+    with pytest.raises(ValueError, match="multiple"):
+        chunked(q, k, v, 5)
+
+
+def test_blur_reference_pads_by_reflection_as_ours(monkeypatch):
+    import jax
+    import jax.numpy as jnp
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    augment = _bench._load(ROOT / "bench" / "bench_augment.py")
+    assert augment.check_reflect_blur() <= 1e-5
+    x = jax.random.uniform(jax.random.key(0), (9, 7, 2))
+    ref = augment.reflect_blur(x, 1.0, 5)
+    # by hand: reflect-pad (edge not repeated) then the normalised 5-tap Gaussian per axis
+    t = np.exp(-0.5 * np.arange(-2.0, 3.0) ** 2)
+    t /= t.sum()
+    padded = np.pad(np.asarray(x, np.float64), ((2, 2), (2, 2), (0, 0)), mode="reflect")
+    rows = sum(t[i] * padded[i : i + 9] for i in range(5))
+    want = sum(t[j] * rows[:, j : j + 7] for j in range(5))
+    np.testing.assert_allclose(ref, want, atol=1e-6)
+    zero_pad = augment._pix().gaussian_blur(x, 1.0, 5)
+    assert float(jnp.max(jnp.abs(zero_pad[0] - ref[0]))) > 1e-2  # the edges differ
