@@ -227,6 +227,30 @@ def test_invalid_traced_hyperparameters_give_nan(name):
     np.testing.assert_allclose(jitted(jnp.float32(good)), fn(good), rtol=1e-6)
 
 
+A = fdl.augment
+_IMG = jnp.linspace(0.0, 1.0, 2 * 8 * 8 * 3, dtype=jnp.float32).reshape(2, 8, 8, 3)
+TRACED_P = {
+    "random_grayscale": lambda p: A.random_grayscale(KEY, _IMG, p=p),
+    "random_erasing": lambda p: A.random_erasing(KEY, _IMG, p=p),
+    "random_horizontal_flip": lambda p: A.random_horizontal_flip(KEY, _IMG, p=p),
+    "random_vertical_flip": lambda p: A.random_vertical_flip(KEY, _IMG, p=p),
+    "random_invert": lambda p: A.random_invert(KEY, _IMG, p=p),
+    "random_perspective": lambda p: A.random_perspective(KEY, _IMG, p=p),
+    "random_apply": lambda p: A.random_apply(KEY, _IMG, lambda k, x: 1.0 - x, p=p),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRACED_P))
+@pytest.mark.parametrize("bad", [1.5, -0.5, float("nan")])
+def test_invalid_traced_application_probability_gives_nan_images(name, bad):
+    """A traced ``p`` outside [0, 1] gives NaN images: not "never" (u < NaN is False)
+    and not "always" (u < 1.5)."""
+    fn = jax.jit(TRACED_P[name])
+    assert np.isnan(np.asarray(fn(jnp.float32(bad)))).all(), name
+    for good in (0.0, 1.0):  # valid traced values equal the eager call
+        np.testing.assert_allclose(fn(jnp.float32(good)), TRACED_P[name](good), atol=1e-6)
+
+
 @pytest.mark.parametrize("op", ["layer_norm", "rms_norm"])
 def test_norm_eps_is_traceable(op):
     x = jnp.asarray(RNG.standard_normal((3, 8)), jnp.float32)

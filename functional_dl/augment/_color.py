@@ -293,9 +293,9 @@ def random_grayscale(
     """
     images = as_arrays(images)
     fn = "random_grayscale"
-    _sampling.check_p(p, fn=fn)
+    p = _sampling.check_p(p, fn=fn)
     _image.check(images, fn=fn, channels=(1, 3))
-    return _random_grayscale(key, images, p, window=_window)
+    return _sampling.propagate_nan(p, _random_grayscale(key, images, p, window=_window))
 
 
 @_image.float_kernel(image_arg=1)

@@ -92,7 +92,7 @@ def random_erasing(
     """
     images = as_arrays(images)
     fn = "random_erasing"
-    _sampling.check_p(p, fn=fn)
+    p = _sampling.check_p(p, fn=fn)
     scale = check_pair("scale", scale, fn=fn)
     _sampling.check_range_within("scale", scale, 0.0, 1.0, fn=fn)
     ratio = check_pair("ratio", ratio, fn=fn)
@@ -105,7 +105,8 @@ def random_erasing(
     _image.check(images, fn=fn)
     if not noise:
         _image.check_value("value", value, np.shape(images)[-1:], fn=fn)
-    return _random_erasing(key, images, p, scale, ratio, None if noise else value, window=_window)
+    out = _random_erasing(key, images, p, scale, ratio, None if noise else value, window=_window)
+    return _sampling.propagate_nan(p, out)
 
 
 @_image.float_kernel(image_arg=1)

@@ -68,9 +68,9 @@ def random_horizontal_flip(
     """
     images = as_arrays(images)
     fn = "random_horizontal_flip"
-    _sampling.check_p(p, fn=fn)
+    p = _sampling.check_p(p, fn=fn)
     _image.check(images, fn=fn)
-    return _random_horizontal_flip(key, images, p, window=_window)
+    return _sampling.propagate_nan(p, _random_horizontal_flip(key, images, p, window=_window))
 
 
 @jax.jit

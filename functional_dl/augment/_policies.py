@@ -695,7 +695,7 @@ def random_apply(key: Any, images: Any, fn: Callable, *, p: Any = 0.5) -> jnp.nd
     """
     images = as_arrays(images)
     name = "random_apply"
-    _sampling.check_p(p, fn=name)
+    p = _sampling.check_p(p, fn=name)
     _image.check(images, fn=name)
     if not callable(fn):
         raise TypeError(f"{name}: fn must be callable as fn(key, images), got fn={fn!r}")
@@ -707,7 +707,7 @@ def random_apply(key: Any, images: Any, fn: Callable, *, p: Any = 0.5) -> jnp.nd
     n = images.shape[0] if images.ndim == 4 else 1
     apply = jax.random.uniform(k_draw, (n,)) < p
     apply = apply.reshape((n, 1, 1, 1) if images.ndim == 4 else ())
-    return jnp.where(apply, out, images).astype(images.dtype)
+    return _sampling.propagate_nan(p, jnp.where(apply, out, images).astype(images.dtype))
 
 
 def random_choice(

@@ -192,9 +192,9 @@ def random_vertical_flip(key: Any, images: Any, *, p: Any = 0.5) -> jnp.ndarray:
     """
     images = as_arrays(images)
     fn = "random_vertical_flip"
-    _sampling.check_p(p, fn=fn)
+    p = _sampling.check_p(p, fn=fn)
     _image.check(images, fn=fn)
-    return _random_vertical_flip(key, images, p)
+    return _sampling.propagate_nan(p, _random_vertical_flip(key, images, p))
 
 
 def crop(images: Any, top: Any, left: Any, height: int, width: int) -> jnp.ndarray:

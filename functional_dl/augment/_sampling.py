@@ -159,9 +159,19 @@ def check_range_within(name: str, pair: tuple[Any, Any], lo: float, hi: float, *
         raise ValueError(f"{fn}: {name} must lie within [{lo}, {hi}], got {name}={pair!r}")
 
 
-def check_p(p: Any, *, fn: str) -> None:
-    """Validate an application probability ``p``."""
-    p = check_probability("p", p, fn=fn)
+def check_p(p: Any, *, fn: str) -> Any:
+    """Validate an application probability ``p``; returns it (traced and outside
+    ``[0, 1]``: NaN, which :func:`propagate_nan` turns into NaN images)."""
+    return check_probability("p", p, fn=fn)
+
+
+def propagate_nan(p: Any, out: jnp.ndarray) -> jnp.ndarray:
+    """``out``, or NaN everywhere when the probability ``p`` is NaN: an invalid traced
+    ``p`` must not read as "never apply". Integer images cannot hold NaN and pass as
+    they are; a concrete ``p`` was checked at call time."""
+    if is_concrete(p) or not jnp.issubdtype(out.dtype, jnp.floating):
+        return out
+    return jnp.where(jnp.isnan(p), jnp.asarray(jnp.nan, out.dtype), out)
 
 
 def box_candidates(

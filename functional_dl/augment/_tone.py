@@ -390,9 +390,9 @@ def _random_tone(key: Any, x: jnp.ndarray, p: Any, arg: Any, *, op: str) -> jnp.
 
 
 def _random(key: Any, images: Any, p: Any, arg: Any, op: str, fn: str, **check: Any) -> Any:
-    _sampling.check_p(p, fn=fn)
+    p = _sampling.check_p(p, fn=fn)
     _image.check(images, fn=fn, **check)
-    return _random_tone(key, images, p, arg, op=op)
+    return _sampling.propagate_nan(p, _random_tone(key, images, p, arg, op=op))
 
 
 def random_invert(key: Any, images: Any, *, p: Any = 0.5) -> jnp.ndarray:

@@ -184,11 +184,12 @@ def random_perspective(
     images = as_arrays(images)
     fn = "random_perspective"
     distortion_scale = check_in_range("distortion_scale", distortion_scale, 0.0, 1.0, fn=fn)
-    _sampling.check_p(p, fn=fn)
+    p = _sampling.check_p(p, fn=fn)
     check_choice("interpolation", interpolation, INTERPOLATIONS, fn=fn)
     _image.check(images, fn=fn)
     _image.check_value("fill", fill, np.shape(images)[-1:], fn=fn)
-    return _random_perspective(key, images, distortion_scale, p, fill, interpolation=interpolation)
+    out = _random_perspective(key, images, distortion_scale, p, fill, interpolation=interpolation)
+    return _sampling.propagate_nan(p, out)
 
 
 def _elastic_kernel_size(sigma: float) -> int:
