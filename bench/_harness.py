@@ -113,6 +113,7 @@ def interleave(
     max_rounds: int = 1000,
     slow_s: float | None = None,
     into: Timings | None = None,
+    settle: int = 0,
 ) -> Timings:
     """Time zero-argument calls in interleaved rounds whose order rotates.
 
@@ -126,6 +127,12 @@ def interleave(
         enough rounds for a stable median.
       slow_s: time a single round when the slowest warm-up call took longer.
       into: add the times to these (pooling trials); default a new :class:`Timings`.
+      settle: untimed calls of a candidate right before each of its timed calls, so
+        that the timed call runs in its library's steady state. Needed where the
+        candidates come from libraries with their own thread pools (PyTorch's OpenMP
+        threads keep spinning for a while after each op and take the cores from the
+        next candidate; a pool that went to sleep has to wake up): without it each
+        side's timing depends on which library ran just before.
     """
     timings = Timings() if into is None else into
     names = list(candidates)
@@ -143,6 +150,8 @@ def interleave(
         while i < rounds:
             spent = 0.0
             for name in _rotated(names, i):
+                for _ in range(settle):
+                    time_call(candidates[name])
                 wall, cpu = time_call(candidates[name])
                 timings.add(name, wall, cpu)
                 spent += wall

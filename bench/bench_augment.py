@@ -64,6 +64,7 @@ def _timed(
     min_rounds: int,
     budget_s: float,
     others: tuple[str, ...] = (),
+    settle: int = 0,
 ) -> list[dict]:
     """Rows of ``calls`` (``ours``, the reference, maybe its A/A control, maybe more
     references named in ``others``: zero-argument calls) timed in rotated rounds after
@@ -72,7 +73,7 @@ def _timed(
     The rounds run for about ``budget_s`` seconds, at least ``min_rounds`` and at most
     1000 of them, so that sub-millisecond ops get enough rounds for a stable median.
     """
-    timings = H.interleave(calls, rounds=min_rounds, budget_s=budget_s)
+    timings = H.interleave(calls, rounds=min_rounds, budget_s=budget_s, settle=settle)
     rows = H.time_rows(name, timings, reference, unit="ms/batch")
     for other in others:
         rows += H.time_rows(name, timings, other, ref=other, unit="ms/batch", control=False)
@@ -289,7 +290,7 @@ def torchvision_policy(size: int):
 def policy_rows(
     n: int, size: int, min_rounds: int, budget_s: float, torch_rounds: int | None = None
 ) -> list[dict]:
-    """The policy rows; ``torch_rounds``: the least rounds against torchvision (about 15 s
+    """The policy rows; ``torch_rounds``: the least rounds against torchvision (about 0.4 s
     a call at 256 x 224x224; default ``min_rounds``)."""
     key = jax.random.key(1)
     x = jax.random.uniform(key, (n, size, size, 3))
@@ -321,6 +322,7 @@ def policy_rows(
         reference="torchvision v2 per image",
         calls={"ours": ours, H.REF: partial(loop, images)},
         min_rounds=min_rounds if torch_rounds is None else torch_rounds,
+        settle=1,  # torch's spinning OpenMP threads must not land in our timing
     )
     return rows
 

@@ -27,7 +27,8 @@ Rows (float32 everywhere; torch on as many threads as JAX uses, ``torch.set_num_
   (an analytic count of the matmul and convolution FLOPs, in the row's name) and its share
   of the measured matmul peak.
 
-Every comparison is timed in interleaved rounds whose order rotates, with an A/A control
+Every comparison is timed in interleaved rounds whose order rotates (each timed call right
+after an untimed call of the same side: ``SETTLE``), with an A/A control
 (the torch side run a second time on its own copy); rows give medians with the
 interquartile range, compile time apart. Without torch every torch row says "not
 installed".
@@ -57,6 +58,11 @@ F = fdl.nn.functional
 KEY = jax.random.key(0)
 TORCH_ADAMW = "torch.optim.AdamW(fused=True)"
 TORCH_EAGER = "torch eager"
+# Each timed call follows an untimed call of the same candidate: torch's OpenMP threads
+# spin on after an op and slow down whatever runs next (a JAX step timed right after a
+# torch step measured 7.1 ms against 4.7 ms after another JAX step); with the settling
+# call every side is timed in its own steady state, as in a training loop.
+SETTLE = 1
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -139,7 +145,7 @@ def _adamw_rows(torch: Any, quick: bool, roof: H.Roofline) -> list[dict]:
             H.CONTROL: torch_step(fused=True),
             "foreach": torch_step(foreach=True),
         }
-        timings = H.interleave(calls, rounds=3 if quick else 12, warmup=1)
+        timings = H.interleave(calls, rounds=3 if quick else 12, warmup=1, settle=SETTLE)
         rows += H.time_rows(label, timings, TORCH_ADAMW, compile_s=compile_s)
         rows += H.time_rows(
             label, timings, "torch.optim.AdamW(foreach=True)", ref="foreach", control=False
@@ -168,7 +174,7 @@ def _cross_entropy_rows(torch: Any, quick: bool) -> list[dict]:
         torch.nn.functional.cross_entropy(tx, ty).backward()
 
     calls = {"ours": lambda: compiled(xj, yj), H.REF: torch_call, H.CONTROL: torch_call}
-    timings = H.interleave(calls, rounds=3 if quick else 10, warmup=1)
+    timings = H.interleave(calls, rounds=3 if quick else 10, warmup=1, settle=SETTLE)
     return H.time_rows(label, timings, ref_name, compile_s=compile_s)
 
 
@@ -270,7 +276,7 @@ def _attention_rows(torch: Any, quick: bool) -> list[dict]:
             "dots": lambda c=dots, a=jargs: c(*a),
         }
         rounds = 3 if quick else (10 if length <= 1024 else 6)
-        timings = H.interleave(calls, rounds=rounds, warmup=1)
+        timings = H.interleave(calls, rounds=rounds, warmup=1, settle=SETTLE)
         rows += H.time_rows(label, timings, ref_name, compile_s=compile_s)
         rows += H.time_rows(
             f"{label} XLA dot floor (the blockwise path's matmuls alone, block "
@@ -452,7 +458,7 @@ def _train_rows(torch: Any, quick: bool, roof: H.Roofline, compile_torch: bool) 
                 calls["torch.compile"] = compiled_step
             except Exception as exc:  # no compiler toolchain, unsupported op ...
                 compiled_note = f"torch.compile failed here: {type(exc).__name__}: {exc}"[:200]
-        timings = H.interleave(calls, rounds=3 if quick else 10, warmup=2)
+        timings = H.interleave(calls, rounds=3 if quick else 10, warmup=2, settle=SETTLE)
         rows += H.time_rows(name, timings, f"{TORCH_EAGER} (torch.optim.Adam)", compile_s=compile_s)
         if "torch.compile" in calls:
             rows += H.time_rows(name, timings, "torch.compile (model) + torch.optim.Adam",

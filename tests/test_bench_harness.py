@@ -45,6 +45,17 @@ def test_interleave_records_the_first_warm_up_call():
     assert set(t.first) == {"a", "b"} and len(t.wall["a"]) == 2
 
 
+def test_interleave_settles_each_timed_call_with_an_untimed_call_of_the_same_candidate():
+    log: list[str] = []
+    calls = {name: (lambda name=name: log.append(name)) for name in ("a", "b")}
+    timings = H.interleave(calls, rounds=3, warmup=1, settle=1)
+    assert len(timings.wall["a"]) == len(timings.wall["b"]) == 3
+    timed = log[2:]  # after one warm-up call each: pairs of the same candidate
+    assert len(timed) == 3 * 2 * 2
+    assert all(x == y for x, y in zip(timed[0::2], timed[1::2], strict=True)), timed
+    assert timed[0::2] == ["a", "b", "b", "a", "a", "b"]  # the order still rotates
+
+
 def test_facts_are_no_comparison_and_read_as_shares():
     bandwidth = H.fact("adam GB/s", 5.0, "GB/s", "measured bandwidth", 20.0)
     assert bandwidth["bound"] and bandwidth["better"] == "higher" and bandwidth["ratio"] == 0.25
