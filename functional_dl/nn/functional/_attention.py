@@ -551,7 +551,7 @@ def _blockwise_vjp(q, k, v, mask, bias, g, *, block_size, **opts):
     (qp, kp, vp, mp, bp), cfg = _pad_to_blocks(
         q, k, v, mask, bias, block_size=block_size, dropout_p=0.0, **opts
     )
-    gp = _pad_axis(g, -2, qp.shape[-2])
+    gp = _pad_axis(g, -2, cast(jax.Array, qp).shape[-2])
     out, lse = _blockwise.forward(cfg, qp, kp, vp, mp, bp, None)
     dq, dk, dv, db = _blockwise.backward(cfg, qp, kp, vp, mp, bp, None, out, lse, gp)
     return dq[..., :lq, :], dk[..., :lk, :], dv[..., :lk, :], db[..., :lq, :lk]
