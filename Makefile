@@ -32,7 +32,7 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/python -m functional_dl demo
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --durations=20 --nbmake tests notebooks
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=20 --nbmake tests notebooks
 
 gradcheck: $(VENV)/.installed-demo
 	$(BIN)/python -m functional_dl gradcheck
