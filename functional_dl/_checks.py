@@ -27,6 +27,7 @@ __all__ = [
     "check_probability",
     "check_ndim",
     "check_same_shape",
+    "check_vector",
     "check_floating",
     "check_pair",
     "as_arrays",
@@ -191,6 +192,23 @@ def check_same_shape(name_a: str, a: Any, name_b: str, b: Any, *, fn: str | None
         raise ValueError(
             f"{_where(fn)}{name_a} and {name_b} must have the same shape, "
             f"got {name_a}.shape={sa} and {name_b}.shape={sb}"
+        )
+
+
+def check_vector(
+    name: str, v: Any, size: int, *, fn: str | None = None, of: str = "", size_name: str = ""
+) -> None:
+    """Raise ``ValueError`` unless ``v`` is ``None`` or has shape ``[size]``.
+
+    The message says where ``size`` comes from: ``of`` (``"... to match w.shape=(8, 3)"``)
+    and/or ``size_name`` (``"(num_classes,)=(5,)"``).
+    """
+    if v is not None and tuple(np.shape(v)) != (size,):
+        want = f"({size_name},)=({size},)" if size_name else f"({size},)"
+        source = f" to match {of}" if of else ""
+        raise ValueError(
+            f"{_where(fn)}{name} must have shape {want}{source}, "
+            f"got {name}.shape={tuple(np.shape(v))}"
         )
 
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import grads
-from .._checks import check_floating, check_same_shape
+from .._checks import check_floating, check_same_shape, check_vector
 from .._dtypes import compute_dtype
 from ._reduction import check_reduction, reduce_loss
 
@@ -68,11 +68,7 @@ def check_broadcastable(name: str, value: Any, shape: tuple, *, fn: str) -> None
 
 def check_class_weight(weight: Any, num_classes: int, *, fn: str, name: str = "weight") -> None:
     """Raise ``ValueError`` unless ``weight`` is ``None`` or has shape ``[num_classes]``."""
-    if weight is not None and tuple(np.shape(weight)) != (num_classes,):
-        raise ValueError(
-            f"{fn}: {name} must have shape (num_classes,)=({num_classes},), "
-            f"got {name}.shape={tuple(np.shape(weight))}"
-        )
+    check_vector(name, weight, num_classes, fn=fn, size_name="num_classes")
 
 
 def check_class_target(input: Any, target: Any, *, fn: str) -> None:

@@ -15,12 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._checks import as_arrays, check_int
+from ..._checks import as_arrays, check_int, check_vector
 from ._utils import (
     as_ints,
     as_pair,
     check_input,
-    check_vector,
     is_zero,
     param,
     register_grad,

@@ -15,10 +15,10 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from ..._checks import as_arrays, check_int
+from ..._checks import as_arrays, check_int, check_vector
 from ._conv import conv2d, conv2d_backward, register_conv, transposed_conv
 from ._linear_rules import bilinear_op
-from ._utils import as_pair, check_input, check_vector, param
+from ._utils import as_pair, check_input, param
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_backward"]
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from ..._checks import as_arrays, check_floating, check_positive
+from ..._checks import as_arrays, check_floating, check_positive, check_vector
 from ._norm import normalize, normalize_formula, normalize_vjp
-from ._utils import check_vector, register_grad
+from ._utils import register_grad
 
 __all__ = ["instance_norm", "instance_norm_backward"]
 

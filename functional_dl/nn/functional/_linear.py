@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._checks import as_arrays, check_floating, check_ndim
-from ._utils import check_vector, is_zero, param, register_grad, tangent_sum, to_rank
+from ..._checks import as_arrays, check_floating, check_ndim, check_vector
+from ._utils import is_zero, param, register_grad, tangent_sum, to_rank
 
 __all__ = ["linear", "linear_backward"]
 

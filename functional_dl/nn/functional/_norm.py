@@ -33,9 +33,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._checks import as_arrays, check_floating, check_in_range, check_int, check_positive
+from ..._checks import (
+    as_arrays,
+    check_floating,
+    check_in_range,
+    check_int,
+    check_positive,
+    check_vector,
+)
 from ..._dtypes import compute_dtype
-from ._utils import check_vector, is_zero, param_to, register_grad, tangent_sum, to_rank
+from ._utils import is_zero, param_to, register_grad, tangent_sum, to_rank
 
 __all__ = [
     "batch_norm",

@@ -72,15 +72,6 @@ def check_input(name: str, x: Any, ndims: Any, *, fn: str, what: str) -> None:
         )
 
 
-def check_vector(name: str, v: Any, size: int, *, fn: str, of: str) -> None:
-    """``v`` is ``None`` or has shape ``[size]``; ``of`` says where ``size`` comes from."""
-    if v is not None and tuple(np.shape(v)) != (size,):
-        raise ValueError(
-            f"{fn}: {name} must have shape ({size},) to match {of}, got {name}.shape="
-            f"{tuple(np.shape(v))}"
-        )
-
-
 def register_grad(name: str, *, forward: Any, backward: Any, **kwargs: Any) -> None:
     """:func:`functional_dl.grads.register` with ``forward`` and ``backward`` under ``jit``:
     one compilation per example shape instead of one per eager op, for fast checks
