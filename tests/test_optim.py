@@ -12,7 +12,15 @@ import pytest
 
 import functional_dl as fdl
 from tests.helpers import TraceCounter, assert_close, assert_finite, tol
-from tests.test_optim_reference import ref_adam, ref_adamw, run_numpy, trajectory
+from tests.test_optim_reference import (
+    ref_adagrad,
+    ref_adam,
+    ref_adamw,
+    ref_rmsprop,
+    ref_sgd,
+    run_numpy,
+    trajectory,
+)
 
 NAMES = [
     "sgd",
@@ -522,6 +530,39 @@ def test_schedules_and_traced_hyperparameters_are_accepted():
         return opt.update({"w": jnp.ones(1)}, opt.init(None))[0]
 
     assert_close(jax.jit(step)(0.1)["w"], [-0.1])
+
+
+INJECT_REFS = {"sgd": ref_sgd, "adam": ref_adam, "rmsprop": ref_rmsprop, "adagrad": ref_adagrad}
+
+
+@pytest.mark.parametrize("name", [*NAMES, "adafactor", "rprop", "asgd"])
+def test_inject_hyperparams_under_jit(name):
+    """``optax.inject_hyperparams`` passes every numeric argument (``weight_decay=0.0``,
+    ``momentum=0.0``, ``lr_decay=0.0``, ...) as an array: concrete in ``init``, traced in a
+    jitted ``update``. Both must build the same chain, and the injected ``lr`` must be the
+    one used (here rewritten before every step; ASGD, which reads a changed rate one step
+    late, keeps it constant)."""
+    decay = 1.0 if name == "asgd" else 0.8
+    lr = lambda s: 0.05 * decay**s  # noqa: E731
+    opt = optax.inject_hyperparams(getattr(fdl.optim, name))(lr=lr(0))
+    rng = np.random.default_rng(3)
+    p0 = rng.normal(size=(3, 4))
+    grads = rng.normal(size=(4, 3, 4))
+    params = {"w": jnp.asarray(p0, jnp.float32)}
+    state = opt.init(params)
+    update = jax.jit(opt.update)
+    traj = []
+    for t in range(4):
+        state.hyperparams["lr"] = jnp.asarray(lr(t), jnp.float32)
+        u, state = update({"w": jnp.asarray(grads[t], jnp.float32)}, state, params)
+        params = fdl.optim.apply_updates(params, u)
+        traj.append(params["w"])
+    if name in INJECT_REFS:
+        expected = run_numpy(INJECT_REFS[name], [p0], [grads], lr=lr)[0]
+    else:  # the plain optimizer with the schedule (checked against NumPy elsewhere)
+        expected = trajectory(getattr(fdl.optim, name)(lr), {"w": jnp.asarray(p0)}, {"w": grads})
+        expected = expected["w"]
+    assert_close(jnp.stack(traj), expected, rtol=2e-5, atol=1e-6)
 
 
 # --- flatten ---------------------------------------------------------------------------------

@@ -155,3 +155,27 @@ def test_cyclic_momentum_drives_sgd_without_recompiling():
     for _ in range(4):
         p, s = step(p, s)
     assert len(traces) == 1 and bool(jnp.all(jnp.isfinite(p["w"])))
+
+
+@pytest.mark.parametrize("mode", ["triangular", "triangular2"])
+@pytest.mark.parametrize("up,down", [(5, None), (4, 7), (3, 0)])
+def test_cyclic_float32_keeps_the_cycle_position_at_large_steps(mode, up, down):
+    # 1 + k/T − floor(1 + k/T) in float32 loses the position in the cycle once k/T is
+    # large (the ulp of 2e6 is 0.25): the rate must stay within float32 rounding of the
+    # float64 formula at step 10 million
+    d = up if down is None else down
+    total, ratio = float(up + d), up / (up + d)
+    ks = np.arange(10_000_000, 10_000_000 + 2 * (up + d) + 1)
+
+    def at(k):
+        cycle = math.floor(1 + k / total)
+        x = 1.0 + k / total - cycle
+        s = x / ratio if x <= ratio else (x - 1) / (ratio - 1)
+        return 0.01 + 0.09 * s * (1.0 if mode == "triangular" else 0.5 ** (cycle - 1))
+
+    got = S.cyclic_lr(0.01, 0.1, up, down, mode)(jnp.asarray(ks, jnp.int32))
+    assert got.dtype == jnp.float32
+    assert_close(got, np.array([at(int(k)) for k in ks]), rtol=1e-6, atol=0.0)
+    mom = S.cyclic_momentum(0.8, 0.9, up, down, mode)(jnp.asarray(ks, jnp.int32))
+    expected = np.array([0.9 - (at(int(k)) - 0.01) / 0.09 * 0.1 for k in ks])
+    assert_close(mom, expected, rtol=1e-6, atol=0.0)

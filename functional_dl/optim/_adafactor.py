@@ -15,8 +15,17 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .._checks import check_nonnegative, check_positive
-from ._base import ScalarOrSchedule, advance, leafwise, moment_dtype, validate, value_at, zero_count
+from .._checks import check_nonnegative, check_positive, is_concrete, nan_if_invalid
+from ._base import (
+    ScalarOrSchedule,
+    advance,
+    is_active,
+    leafwise,
+    moment_dtype,
+    validate,
+    value_at,
+    zero_count,
+)
 from ._transforms import scale
 
 __all__ = ["ScaleByAdafactorState", "scale_by_adafactor", "adafactor"]
@@ -37,6 +46,15 @@ def _factored(p: Any) -> bool:
 
 def _rms(x: jax.Array) -> jax.Array:
     return jnp.sqrt(jnp.mean(jnp.square(x))) if x.size else jnp.zeros([], x.dtype)
+
+
+def _check_beta2_decay(fn: str, beta2_decay: Any) -> Any:
+    """``beta2_decay <= 0``: ``ValueError`` when concrete, NaN when traced (as ``validate``)."""
+    if is_concrete(beta2_decay):
+        if beta2_decay > 0:
+            raise ValueError(f"{fn}: beta2_decay must be <= 0, got beta2_decay={beta2_decay!r}")
+        return beta2_decay
+    return nan_if_invalid(beta2_decay, beta2_decay <= 0)
 
 
 def scale_by_adafactor(
@@ -73,8 +91,7 @@ def scale_by_adafactor(
                [1., 1.]], dtype=float32)
     """
     fn = "scale_by_adafactor"
-    if beta2_decay > 0:
-        raise ValueError(f"{fn}: beta2_decay must be <= 0, got beta2_decay={beta2_decay!r}")
+    beta2_decay = _check_beta2_decay(fn, beta2_decay)
     if eps1 is not None:
         eps1 = check_nonnegative("eps[0]", eps1, fn=fn)
     d = check_positive("d", d, fn=fn)
@@ -154,7 +171,7 @@ def _scale_by_relative_step(
             pc = p.astype(dt)
             alpha = jnp.maximum(eps2, _rms(pc)) * rho.astype(dt)
             out = -alpha * u.astype(dt)
-            if weight_decay != 0:
+            if is_active(weight_decay):
                 out = out - (lr_t * weight_decay).astype(dt) * pc
             return out.astype(u.dtype)
 
@@ -218,8 +235,7 @@ def adafactor(
     if eps1 is not None:
         eps1 = check_nonnegative("eps[0]", eps1, fn=fn)
     d = check_positive("d", d, fn=fn)
-    if beta2_decay > 0:
-        raise ValueError(f"{fn}: beta2_decay must be <= 0, got beta2_decay={beta2_decay!r}")
+    beta2_decay = _check_beta2_decay(fn, beta2_decay)
     parts = [scale(-1.0)] if maximize else []
     parts.append(scale_by_adafactor(beta2_decay, eps1, d))
     parts.append(_scale_by_relative_step(lr, eps2, weight_decay))

@@ -16,6 +16,7 @@ from .._checks import check_nonnegative
 from ._base import (
     ScalarOrSchedule,
     advance,
+    is_active,
     validate,
     value_at,
     zero_count,
@@ -148,7 +149,7 @@ def asgd(
     lambd = check_nonnegative("lambd", lambd, fn=fn)
     alpha = check_nonnegative("alpha", alpha, fn=fn)
     parts = [scale(-1.0)] if maximize else []
-    if weight_decay != 0:
+    if is_active(weight_decay):
         parts.append(add_weight_decay(weight_decay))
     parts.append(scale_by_asgd(lr, lambd, alpha, t0))
     return optax.chain(*parts)

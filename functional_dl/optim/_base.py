@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .._checks import check_in_range, check_nonnegative, check_positive, is_concrete
+from .._checks import check_in_range, check_nonnegative, check_positive
 from .._dtypes import compute_dtype
 
 __all__ = ["ScalarOrSchedule", "validate"]
@@ -202,8 +202,11 @@ def leafwise(fn: Callable[..., tuple], n_out: int, updates: Any, *states: Any) -
 
 
 def is_active(x: Any) -> bool:
-    """False only for a concrete zero: a schedule or traced value keeps its transform."""
-    return callable(x) or not is_concrete(x) or float(x) != 0.0
+    """False only for a Python/NumPy zero: a schedule or a JAX array (traced or not)
+    keeps its transform, so that ``init`` with a concrete array and a jitted ``update``
+    with a traced one build the same chain (``optax.inject_hyperparams`` passes every
+    numeric hyperparameter as an array to both)."""
+    return callable(x) or isinstance(x, jax.Array) or float(x) != 0.0
 
 
 def stateless(

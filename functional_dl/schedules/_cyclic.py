@@ -22,13 +22,28 @@ def _check(fn: str, step_size_up, step_size_down, mode, gamma) -> tuple[float, f
 
 
 def _triangle(k: jax.Array, up: float, down: float, mode: str, gamma: float):
-    """PyTorch's ``scale_factor`` (0 → 1 → 0 over a cycle) times its ``scale_fn``."""
+    """PyTorch's ``scale_factor`` (0 → 1 → 0 over a cycle) times its ``scale_fn``.
+
+    For whole step sizes the position in the cycle is found in integer arithmetic
+    (``r = k mod T``, ``s = r/up`` rising, ``(T − r)/down`` falling): PyTorch's float64
+    ``1 + k/T − floor(1 + k/T)`` in float32 would lose the position as ``k`` grows.
+    """
     total = up + down
-    ratio = up / total
     kf = to_float(k)
-    cycle = jnp.floor(1.0 + kf / total)
-    x = 1.0 + kf / total - cycle
-    factor = jnp.where(x <= ratio, x / ratio, (x - 1.0) / (ratio - 1.0) if ratio != 1 else 0.0)
+    if float(up).is_integer() and float(down).is_integer():
+        n = int(total)
+        cycle_index = k // n
+        r = to_float(k - cycle_index * n)
+        cycle = to_float(cycle_index) + 1.0
+        rising = r / up
+        falling = (total - r) / down if down != 0 else rising
+        factor = jnp.where(r <= up, rising, falling)
+    else:
+        ratio = up / total
+        cycle = jnp.floor(1.0 + kf / total)
+        x = 1.0 + kf / total - cycle
+        falling = (x - 1.0) / (ratio - 1.0) if ratio != 1 else jnp.zeros_like(x)
+        factor = jnp.where(x <= ratio, x / ratio, falling)
     if mode == "triangular":
         scale = jnp.ones_like(kf)
     elif mode == "triangular2":

@@ -193,7 +193,9 @@ def scale_by_plateau(
 
     The scale starts at 1 and follows :func:`reduce_lr_on_plateau` driven by a metric.
     Chained after an optimizer whose update is proportional to its learning rate (every
-    ``fdl.optim`` optimizer, decoupled weight decay included),
+    ``fdl.optim`` optimizer, decoupled weight decay included, except ``rprop``, whose
+    step sizes PyTorch reads from ``lr`` once, ``asgd``, whose ``η_t`` is not linear in
+    ``lr``, and ``adafactor``, whose relative step is ``min(lr, 1/√t)``),
     ``optax.chain(opt(lr), scale_by_plateau())`` steps with the rate ``lr·scale``, as
     PyTorch's scheduler would set it. The state (the scale, the best metric, the
     counters) lives in the optimizer state, so it is checkpointed with it.
