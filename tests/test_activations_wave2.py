@@ -221,6 +221,21 @@ def test_gumbel_softmax_hard_is_straight_through():
     assert np.all(np.asarray(hard_t).sum(0) == 1)
 
 
+def test_threshold_replacement_value_may_be_infinite():
+    # PyTorch accepts value=±inf: threshold(x, t, -inf) masks logits for a softmax
+    x = jnp.array([-1.0, 0.5, 2.0, 3.0])
+    got = A.threshold(x, 0.5, -jnp.inf)
+    np.testing.assert_array_equal(np.asarray(got), np.array([-np.inf, -np.inf, 2.0, 3.0]))
+    np.testing.assert_array_equal(np.asarray(A.threshold(x, 2.5, np.inf))[:3], np.full(3, np.inf))
+    p = A.softmax(got)
+    e = np.exp(np.array([2.0, 3.0]) - 3.0)
+    np.testing.assert_allclose(np.asarray(p), np.r_[0.0, 0.0, e / e.sum()], rtol=1e-6)
+    g = jax.grad(lambda v: jnp.sum(A.threshold(v, 0.5, -jnp.inf) * jnp.arange(4.0)))(x)
+    np.testing.assert_array_equal(np.asarray(g), np.array([0.0, 0.0, 2.0, 3.0]))
+    with pytest.raises(ValueError, match="value"):
+        A.threshold(x, 0.5, jnp.nan)
+
+
 # ------------------------------------------------------------------- bad arguments
 @pytest.mark.parametrize(
     "call,exc,word",

@@ -1,5 +1,6 @@
 """Metric-learning and segmentation losses against PyTorch's formulas (NumPy) and optax."""
 
+import functools
 import itertools
 
 import jax
@@ -113,16 +114,51 @@ def test_margin_ranking_matches_pytorch(margin, reduction):
     assert_close(got, want, rtol=2e-6)
 
 
-def test_clamp_min_kinks_pass_the_gradient_as_pytorch():
-    # max(0, z) written as clamp_min in PyTorch: the gradient at z = 0 is 1
+def test_clamp_min_kinks_give_zero_gradient_as_pytorch():
+    # max(0, z) written as clamp_min in PyTorch: the gradient at z = 0 is 0 (the
+    # minimum-norm subgradient, as relu); just off the kink it is the full slope
     g1, g2 = jax.grad(
-        lambda a, b: L.margin_ranking_loss(a, b, np.array([1.0, -1.0]), reduction="sum"),
+        lambda a, b: L.margin_ranking_loss(a, b, np.array([1.0, -1.0, 1.0]), reduction="sum"),
         argnums=(0, 1),
-    )(np.array([1.0, 2.0]), np.array([1.0, 2.0]))
-    assert_close(g1, np.array([-1.0, 1.0]))
-    assert_close(g2, np.array([1.0, -1.0]))
+    )(np.array([1.0, 2.0, 1.0]), np.array([1.0, 2.0, 1.5]))
+    assert_close(g1, np.array([0.0, 0.0, -1.0]))
+    assert_close(g2, np.array([0.0, 0.0, 1.0]))
     with pytest.raises(ValueError, match="input1 and target must have the same shape"):
         L.margin_ranking_loss(A[..., 0], B[..., 0], SIGN[0])
+
+
+def test_cosine_embedding_zero_vector_dissimilar_pair_has_no_gradient():
+    # cos(0, x2) = 0 = margin: the kink, where PyTorch's clamp_min gives 0 (and the
+    # slope there would be of order 1/sqrt(1e-12) = 1e6)
+    x1 = np.zeros((2, 3))
+    x2 = np.array([[0.3, -1.2, 0.5], [0.6, 0.8, 0.0]])
+    y = np.array([-1.0, -1.0])
+    g1, g2 = jax.grad(
+        lambda a, b: L.cosine_embedding_loss(a, b, y, reduction="sum"), argnums=(0, 1)
+    )(x1, x2)
+    assert_close(g1, np.zeros((2, 3)))
+    assert_close(g2, np.zeros((2, 3)))
+    # a positive margin leaves the zero vector inside the hinge's flat part as well
+    g = jax.grad(lambda a: L.cosine_embedding_loss(a, x2, y, margin=0.2, reduction="sum"))(x1)
+    assert_close(g, np.zeros((2, 3)))
+
+
+def test_triplet_margin_kink_gives_zero_gradient():
+    # d(a, pos) = 1, d(a, neg) = 2 with eps = 0: margin 1 + 1 − 2 = 0, the kink
+    a, pos, neg = np.zeros((1, 2)), np.array([[1.0, 0.0]]), np.array([[0.0, 2.0]])
+    for fn in (
+        lambda *v, m: L.triplet_margin_loss(*v, margin=m, eps=0.0, reduction="sum"),
+        lambda *v, m: L.triplet_margin_with_distance_loss(
+            *v, margin=m, distance_function=lambda x, y: jnp.sqrt(((x - y) ** 2).sum(-1))
+        ),
+    ):
+        for g in jax.grad(functools.partial(fn, m=1.0), argnums=(0, 1, 2))(a, pos, neg):
+            assert_close(g, np.zeros((1, 2)))
+        # inside the hinge: u(x, y) = (x − y)/‖x − y‖, da = u(a, pos) − u(a, neg)
+        da, dpos, dneg = jax.grad(functools.partial(fn, m=1.5), argnums=(0, 1, 2))(a, pos, neg)
+        assert_close(da, np.array([[-1.0, 1.0]]))
+        assert_close(dpos, np.array([[1.0, 0.0]]))
+        assert_close(dneg, np.array([[0.0, -1.0]]))
 
 
 # ------------------------------------------------------------------------- dice_loss

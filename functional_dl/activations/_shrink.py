@@ -6,6 +6,7 @@ closed interval ``[−lambd, lambd]``; ``threshold'`` is 0 where ``x <= threshol
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import grads
-from .._checks import check_nonnegative
+from .._checks import check_in_range, check_nonnegative
 from ._common import as_float, check_real, edge_grid, elementwise, smooth_grid
 from ._softmax import softmax
 
@@ -175,8 +176,9 @@ def threshold(x: Any, threshold: float, value: float) -> jax.Array:
 
     Args:
       x: input array ``[...]``.
-      threshold: the threshold (a real number).
-      value: the replacement (a real number).
+      threshold: the threshold (a finite real number).
+      value: the replacement (a real number; ``±inf`` allowed, as PyTorch, e.g.
+        ``-inf`` to mask logits before a softmax).
 
     Returns:
       an array with the shape and floating dtype of ``x``.
@@ -188,7 +190,7 @@ def threshold(x: Any, threshold: float, value: float) -> jax.Array:
       Array([-9., -9.,  2.], dtype=float32)
     """
     check_real("threshold", threshold, fn="threshold")
-    check_real("value", value, fn="threshold")
+    check_in_range("value", value, -math.inf, math.inf, fn="threshold")
     return _threshold(as_float(x, fn="threshold"), threshold, value)
 
 

@@ -154,14 +154,12 @@ def live_class_loss(
     return reduce_loss(loss, reduction, dtype=x.dtype)
 
 
-def relu_nan(z: jnp.ndarray, *, closed: bool = False) -> jnp.ndarray:
+def relu_nan(z: jnp.ndarray) -> jnp.ndarray:
     """``max(z, 0)`` that keeps NaN (``jnp.where(z > 0, z, 0)`` turns NaN into 0).
 
-    ``closed``: the derivative convention at ``z == 0`` of the autodiff reference (1 with
-    ``closed=True``, PyTorch's ``clamp_min``; else 0).
+    Its autodiff derivative at ``z == 0`` is 0, as PyTorch's ``relu`` and ``clamp_min``.
     """
-    keep = (z >= 0) if closed else (z > 0)
-    return jnp.where(keep | jnp.isnan(z), z, 0)
+    return jnp.where((z > 0) | jnp.isnan(z), z, 0)
 
 
 def pow0(base: jnp.ndarray, exponent: Any) -> jnp.ndarray:

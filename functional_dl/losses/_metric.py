@@ -25,8 +25,9 @@ _COS_EPS = 1e-12  # PyTorch's epsilon inside the cosine denominator
 
 
 def _clamp_min0(z):
-    # max(z, 0) with PyTorch's clamp_min gradient convention: 1 at z == 0
-    return relu_nan(z, closed=True)
+    # max(z, 0) with PyTorch's clamp_min gradient at z == 0: 0 (the minimum-norm
+    # subgradient, as relu)
+    return relu_nan(z)
 
 
 def _check_row_target(fn, input1, target):
@@ -56,10 +57,10 @@ def _cosine_embedding_formula(x1, x2, y, margin=0.0):
 def _cosine_embedding_backward(x1, x2, y, g, margin=0.0):
     """With ``cos = x1·x2 / sqrt(m1·m2)``, ``m = Σx² + 1e-12``:
     ``dcos/dx1 = x2/sqrt(m1·m2) − cos·x1/m1`` (symmetric for x2); the loss has slope
-    −1 in ``cos`` for y = 1, ``[cos >= margin]`` for y = −1, 0 otherwise.
+    −1 in ``cos`` for y = 1, ``[cos > margin]`` for y = −1, 0 otherwise.
     """
     cos, m1, m2, root = _cosine_parts(x1, x2)
-    k = g * jnp.where(y == 1, -1.0, jnp.where((y == -1) & (cos >= margin), 1.0, 0.0))
+    k = g * jnp.where(y == 1, -1.0, jnp.where((y == -1) & (cos > margin), 1.0, 0.0))
     k, cos, m1, m2, root = (a[..., None] for a in (k, cos, m1, m2, root))
     return k * (x2 / root - cos * x1 / m1), k * (x1 / root - cos * x2 / m2)
 
@@ -79,7 +80,8 @@ def cosine_embedding_loss(
     and 0 for any other target value (as PyTorch). Zero vectors give ``cos = 0``: no
     NaN in values or gradients. Gradient: ``∂cos/∂x1 = x2/sqrt(m1·m2) − cos·x1/m1``
     (``m = Σ x² + ε``; the same for x2), times −1 for ``y = 1`` and
-    ``[cos >= margin]`` for ``y = −1``.
+    ``[cos > margin]`` for ``y = −1`` (0 at the kink, so a zero vector, whose
+    ``cos`` is 0, gets no gradient from a dissimilar pair with ``margin = 0``).
 
     Args:
       input1: embeddings ``[..., D]``.
@@ -91,7 +93,7 @@ def cosine_embedding_loss(
     Returns:
       a scalar, or ``[...]`` for ``'none'``; the inputs' dtype.
 
-    Equivalent to ``torch.nn.functional.cosine_embedding_loss`` (gradient 1 at
+    Equivalent to ``torch.nn.functional.cosine_embedding_loss`` (gradient 0 at
     ``cos = margin``, as its ``clamp_min``). For ``y = 1`` and non-degenerate vectors,
     ``1 − optax.cosine_similarity(input1, input2)``.
 
@@ -140,7 +142,8 @@ def _triplet_formula(a, pos, neg, margin=1.0, p=2.0, eps=1e-6, swap=False):
 def _triplet_backward(a, pos, neg, g, margin=1.0, p=2.0, eps=1e-6, swap=False):
     """``L = max(0, margin + d(a, pos) − d_neg)``, ``d_neg = d(a, neg)`` or, with swap,
     ``min(d(a, neg), d(pos, neg))`` (ties split the gradient in halves, as PyTorch).
-    With ``G = g·[L-argument >= 0]`` and ``u(x, y) = ∂d(x, y)/∂x = −∂d(x, y)/∂y``:
+    With ``G = g·[L-argument > 0]`` (0 at the kink, as PyTorch's ``clamp_min``) and
+    ``u(x, y) = ∂d(x, y)/∂x = −∂d(x, y)/∂y``:
     ``da = G·(u_ap − s_an·u_an)``, ``dpos = G·(−u_ap − s_pn·u_pn)``,
     ``dneg = G·(s_an·u_an + s_pn·u_pn)``, where ``s`` says which distance is d_neg.
     """
@@ -152,7 +155,7 @@ def _triplet_backward(a, pos, neg, g, margin=1.0, p=2.0, eps=1e-6, swap=False):
         s_pn = 1 - s_an
         d_an = jnp.minimum(d_an, d_pn)
     z = margin + _pairwise_distance(a, pos, p, eps) - d_an
-    big_g = (g * (z >= 0))[..., None]
+    big_g = (g * (z > 0))[..., None]
     s_an, s_pn = s_an[..., None], s_pn[..., None]
     u_ap, u_an, u_pn = (_distance_grad(x, y, p, eps) for x, y in ((a, pos), (a, neg), (pos, neg)))
     return (
@@ -227,8 +230,8 @@ def _ranking_formula(x1, x2, y, margin=0.0):
 
 def _ranking_backward(x1, x2, y, g, margin=0.0):
     """``L = max(0, −y·(x1 − x2) + margin)``: d/dx1 = −y, d/dx2 = y where the argument
-    is ``>= 0`` (PyTorch's clamp_min convention), else 0."""
-    k = g * ((-y * (x1 - x2) + margin) >= 0)
+    is ``> 0``, else 0 (also at the kink, as PyTorch's clamp_min)."""
+    k = g * ((-y * (x1 - x2) + margin) > 0)
     return -y * k, y * k
 
 
@@ -254,7 +257,7 @@ def margin_ranking_loss(
     Returns:
       a scalar, or an array of the inputs' shape for ``'none'``; the inputs' dtype.
 
-    Equivalent to ``torch.nn.functional.margin_ranking_loss`` (gradient 1 at the kink,
+    Equivalent to ``torch.nn.functional.margin_ranking_loss`` (gradient 0 at the kink,
     as its ``clamp_min``; here the shapes must match instead of broadcasting).
 
     Example::

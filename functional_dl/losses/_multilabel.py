@@ -200,12 +200,12 @@ def _pairwise_distance_jvp(primals, tangents):
 
 
 def _hinge_formula(z):
-    return jnp.where(z >= 0, z, jnp.where(jnp.isnan(z), z, jnp.zeros_like(z)))
+    return jnp.where(z > 0, z, jnp.where(jnp.isnan(z), z, jnp.zeros_like(z)))
 
 
 def _hinge_derivative(z):
-    """``d/dz max(z, 0) = [z >= 0]`` (PyTorch's ``clamp_min`` convention)."""
-    return ((z >= 0).astype(z.dtype),)
+    """``d/dz max(z, 0) = [z > 0]`` (PyTorch's ``clamp_min``: 0 at the kink)."""
+    return ((z > 0).astype(z.dtype),)
 
 
 _hinge = with_jvp(_hinge_formula, _hinge_derivative, 1)
@@ -234,7 +234,7 @@ def triplet_margin_with_distance_loss(
     ``d`` is ``distance_function(x1, x2) -> [...]`` (default: the pairwise distance
     ``‖x1 − x2 + 1e-6‖₂`` over the last axis, which makes this ``triplet_margin_loss``
     with ``p=2``); ``swap=True`` uses ``min(d(a, n), d(p, n))`` as the negative
-    distance. Gradient: the hinge's ``[z >= 0]`` (PyTorch's ``clamp_min``) times the
+    distance. Gradient: the hinge's ``[z > 0]`` (PyTorch's ``clamp_min``, 0 at the kink) times the
     distances' gradients: ``δ/‖δ‖`` for the default distance (hand-derived), autodiff
     of a given ``distance_function``.
 
@@ -299,11 +299,11 @@ def _plain_triplet(a, p, n, swap):
     if swap:
         d_neg = jnp.minimum(d_neg, _euclid(p, n))
     z = 1.0 + d_pos - d_neg
-    return jnp.where(z >= 0, z, 0.0)
+    return jnp.where(z > 0, z, 0.0)
 
 
 def _triplet_backward(a, p, n, g, swap):
-    """Active hinge ``k = g·[z >= 0]``; ``u(x, y) = δ/‖δ‖``: ``da = k·(u(a,p) − u(a,n))``,
+    """Active hinge ``k = g·[z > 0]``; ``u(x, y) = δ/‖δ‖``: ``da = k·(u(a,p) − u(a,n))``,
     ``dp = −k·u(a,p)``, ``dn = k·u(a,n)`` (with ``swap`` choosing ``d(p, n)``:
     ``da = k·u(a,p)``, ``dp = −k·(u(a,p) + u(p,n))``, ``dn = k·u(p,n)``)."""
 
@@ -315,7 +315,7 @@ def _triplet_backward(a, p, n, g, swap):
     d_pos, d_an = _euclid(a, p), _euclid(a, n)
     use_pn = (_euclid(p, n) < d_an) if swap else jnp.zeros(d_an.shape, bool)
     d_neg = jnp.where(use_pn, _euclid(p, n), d_an)
-    k = (g * (1.0 + d_pos - d_neg >= 0))[..., None]
+    k = (g * (1.0 + d_pos - d_neg > 0))[..., None]
     sel = use_pn[..., None]
     uap, uan, upn = u(a, p), u(a, n), u(p, n)
     da = k * (uap - jnp.where(sel, 0.0, uan))

@@ -47,8 +47,8 @@ def _check_bool(name, value, fn):
 
 
 def _relu(z):
-    """``max(z, 0)`` with slope 1 at 0 (PyTorch's ``clamp_min``); NaN in → NaN out."""
-    return jnp.where(z >= 0, z, jnp.where(jnp.isnan(z), z, jnp.zeros_like(z)))
+    """``max(z, 0)`` with slope 0 at 0 (PyTorch's ``clamp_min``); NaN in → NaN out."""
+    return jnp.where(z > 0, z, jnp.where(jnp.isnan(z), z, jnp.zeros_like(z)))
 
 
 # ------------------------------------------------------------------- poisson_nll_loss
@@ -227,9 +227,9 @@ def _hinge_embedding_formula(x, y, margin):
 
 
 def _hinge_embedding_derivative(x, y, margin):
-    """``∂/∂x = [y ≠ −1] − [y ≠ 1]·[margin − x >= 0]`` (PyTorch's clamp_min gradient is 1
+    """``∂/∂x = [y ≠ −1] − [y ≠ 1]·[margin − x > 0]`` (PyTorch's clamp_min gradient is 0
     at the kink); the labels get no gradient."""
-    dx = jnp.where(y != -1, 1.0, 0.0) - jnp.where((y != 1) & (margin - x >= 0), 1.0, 0.0)
+    dx = jnp.where(y != -1, 1.0, 0.0) - jnp.where((y != 1) & (margin - x > 0), 1.0, 0.0)
     return dx.astype(x.dtype), jnp.zeros_like(y)
 
 
@@ -243,7 +243,7 @@ def hinge_embedding_loss(
 
     ``loss = input`` where ``target = 1`` and ``max(0, margin − input)`` where
     ``target = −1`` (PyTorch sums both terms for any other label value). Gradient:
-    ``1`` for ``target = 1``, ``−[margin − input >= 0]`` for ``target = −1``.
+    ``1`` for ``target = 1``, ``−[margin − input > 0]`` for ``target = −1``.
 
     Args:
       input: ``[...]`` scores or distances.
