@@ -435,3 +435,27 @@ def test_decoder_layer_splits_the_fused_cross_attention_projection():
     h = ln(h + f @ sd["linear2.weight"].T + sd["linear2.bias"], "norm3")
     y, _ = layer.apply(params, {}, jnp.asarray(x), memory=jnp.asarray(m))
     assert_close(y, h, rtol=1e-4, atol=1e-4)
+
+
+def test_converted_arrays_share_no_memory_with_the_inputs():
+    # jnp.asarray/np.asarray may alias buffers on CPU: the params must not change when the
+    # caller's (torch's) arrays are updated in place, and the state dict must be writable
+    model = nn.Sequential(nn.Linear(3), nn.BatchNorm())
+    sd = {
+        "0.weight": np.ones((3, 4), np.float32),
+        "0.bias": np.zeros(3, np.float32),
+        "1.weight": np.ones(3, np.float32),
+        "1.bias": np.zeros(3, np.float32),
+        "1.running_mean": np.zeros(3, np.float32),
+        "1.running_var": np.ones(3, np.float32),
+    }
+    params, state = interop.from_torch_state_dict(model, sd, (2, 4))
+    for v in sd.values():
+        v += 5.0
+    leaves = jax.tree_util.tree_leaves((params, state))
+    assert all(float(jnp.min(a)) < 5.0 for a in leaves)
+    out = interop.to_torch_state_dict(model, params, state)
+    for name, v in out.items():
+        assert v.flags.writeable, name
+        v += 7
+    assert all(float(jnp.max(a)) < 5.0 for a in jax.tree_util.tree_leaves((params, state)))

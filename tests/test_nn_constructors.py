@@ -174,3 +174,22 @@ def test_keyword_calls_still_work():
     nn.BatchNorm(momentum=0.2, eps=1e-3)
     nn.Hardtanh(-2.0, max_val=2.0)
     nn.Softplus(2.0, threshold=10.0)
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: nn.Conv2d(4, 3, padding="full"), "padding='full'"),
+        (lambda: nn.Conv1d(4, 3, padding="SAME"), "padding='SAME'"),
+        (lambda: nn.Conv2d(4, 3, stride=0), "stride=0"),
+        (lambda: nn.Conv1d(4, 3, dilation=0), "dilation=0"),
+        (lambda: nn.Conv2d(4, 3, padding=-1), "padding=-1"),
+        (lambda: nn.Conv2d(4, 3, groups=0), "groups=0"),
+        (lambda: nn.ConvTranspose2d(4, 3, stride=(1, 0)), r"stride=\(1, 0\)"),
+        (lambda: nn.ConvTranspose2d(4, 3, output_padding=-1), "output_padding=-1"),
+    ],
+)
+def test_conv_constructors_check_the_geometry_when_built(build, match):
+    # torch.nn.Conv2d(3, 4, 3, padding="full") raises in the constructor, not at forward
+    with pytest.raises(ValueError, match=match):
+        build()

@@ -59,6 +59,30 @@ def test_embedding_layer():
     assert_close(y, np.asarray(params["weight"])[np.asarray(ids)])
 
 
+@pytest.mark.parametrize("padding_idx", [2, -1])
+def test_embedding_padding_idx_row_is_zero_and_gets_no_gradient(padding_idx):
+    # torch.nn.Embedding(padding_idx=...): the row starts at zeros and its gradient is 0
+    layer = nn.Embedding(6, 3, padding_idx=padding_idx)
+    params, _ = layer.init(KEY, (2, 4))
+    pad = padding_idx % 6
+    table = np.asarray(params["weight"])
+    assert np.all(table[pad] == 0) and np.all(np.abs(np.delete(table, pad, axis=0)).sum(1) > 0)
+    params = {"weight": params["weight"] + 1.0}  # a trained, nonzero padding row
+    ids = np.array([[pad, 1, pad, 0], [5, pad, 1, 3]])
+    g = RNG.normal(size=(2, 4, 3)).astype(np.float32)
+    y, _ = layer.apply(params, {}, jnp.asarray(ids))
+    assert_close(y, np.asarray(params["weight"])[ids])
+    want = np.zeros((6, 3), np.float32)  # NumPy scatter-add of g, padding row left at 0
+    np.add.at(want, ids.reshape(-1), g.reshape(-1, 3))
+    want[pad] = 0.0
+    dw = jax.grad(lambda p: jnp.sum(layer.apply(p, {}, jnp.asarray(ids))[0] * g))(params)
+    assert_close(dw["weight"], want)
+    dw_hand, _ = layer.backward(params, {}, jnp.asarray(ids), jnp.asarray(g))
+    assert_close(dw_hand["weight"], want)
+    with pytest.raises(ValueError, match="padding_idx"):
+        nn.Embedding(6, 3, padding_idx=6)
+
+
 def test_dropout_layer_needs_key_in_training():
     layer = nn.Dropout(0.5)
     x = jnp.ones((4, 4))

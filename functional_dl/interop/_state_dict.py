@@ -190,7 +190,8 @@ def from_torch_state_dict(
                     f"interop: {names} gives shape {value.shape} for {'/'.join(path)}, "
                     f"the model expects {tuple(target.shape)}"
                 )
-            _set(tree, path, jnp.asarray(value, target.dtype))
+            # a copy: jnp.asarray may share the caller's (torch's) buffer on CPU
+            _set(tree, path, jnp.array(value, target.dtype, copy=True))
     filled = jax.tree_util.tree_flatten_with_path(params, is_leaf=lambda a: a is None)[0]
     for path, leaf in filled:
         if leaf is None:
@@ -242,7 +243,7 @@ def to_torch_state_dict(
         tree = params if e.where == "params" else state
         leaves = [np.asarray(_get(tree, p)) for p in paths_of(e)]
         for name, value in zip(e.torch_names, e.to_torch(*leaves), strict=True):
-            out[name] = np.ascontiguousarray(value)
+            out[name] = np.array(value, order="C", copy=True)  # writable, not JAX's buffer
             if name.endswith("running_var"):  # PyTorch's BatchNorm buffer (unused here)
                 out[name[: -len("running_var")] + "num_batches_tracked"] = np.asarray(0, np.int64)
     tied = _tied(model, params)

@@ -19,11 +19,11 @@ from ._core import (
     weight_and_bias,
     weighted_layer,
 )
-from .functional._conv import conv2d, conv2d_backward
+from .functional._conv import conv2d, conv2d_backward, conv_padding
 from .functional._conv1d import conv1d, conv1d_backward
 from .functional._conv_transpose import conv_transpose2d, conv_transpose2d_backward
 from .functional._pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
-from .functional._utils import as_pair
+from .functional._utils import as_ints, as_pair
 
 __all__ = ["Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d"]
 
@@ -38,6 +38,18 @@ _TORCH_CONV = (
     "groups",
     "bias",
 )
+
+
+def _check_geometry(
+    fn: str, kernel: tuple[int, ...], stride: Any, padding: Any, dilation: Any
+) -> None:
+    """Check ``stride``, ``padding`` and ``dilation`` when the layer is built (PyTorch's
+    constructor rejects a bad padding string), with the messages of the functional op;
+    ``padding='same'`` with a stride and the kernel-fits-the-input check wait for ``init``."""
+    n = len(kernel)
+    as_ints("stride", stride, n, fn=fn)
+    d = as_ints("dilation", dilation, n, fn=fn)
+    conv_padding(padding, (2**62,) * n, kernel, (1,) * n, d, fn=fn)
 
 
 @constructor(_TORCH_CONV, inferred=("in_channels",))
@@ -68,6 +80,8 @@ def Conv1d(
     """
     check_int("out_channels", out_channels, minimum=1, fn="Conv1d")
     check_int("kernel_size", kernel_size, minimum=1, fn="Conv1d")
+    check_int("groups", groups, minimum=1, fn="Conv1d")
+    _check_geometry("Conv1d", (kernel_size,), stride, padding, dilation)
     opts = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
 
     def init(key, input_shape):
@@ -130,6 +144,10 @@ def ConvTranspose2d(
             f"out_channels={out_channels}"
         )
     kh, kw = as_pair("kernel_size", kernel_size, fn="ConvTranspose2d")
+    as_pair("stride", stride, fn="ConvTranspose2d")
+    as_pair("padding", padding, fn="ConvTranspose2d", minimum=0)
+    as_pair("output_padding", output_padding, fn="ConvTranspose2d", minimum=0)
+    as_pair("dilation", dilation, fn="ConvTranspose2d")
     opts = {
         "stride": stride,
         "padding": padding,
@@ -184,6 +202,8 @@ def Conv2d(
     """
     check_int("out_channels", out_channels, minimum=1, fn="Conv2d")
     kh, kw = as_pair("kernel_size", kernel_size, fn="Conv2d")
+    check_int("groups", groups, minimum=1, fn="Conv2d")
+    _check_geometry("Conv2d", (kh, kw), stride, padding, dilation)
     opts = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
 
     def init(key, input_shape):

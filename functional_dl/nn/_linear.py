@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 from .._checks import check_int, check_probability
@@ -80,6 +81,7 @@ def Embedding(
     num_embeddings: int,
     embedding_dim: int,
     *,
+    padding_idx: int | None = None,
     weight_init: Init | None = None,
     dtype: Any = jnp.float32,
 ) -> Layer:
@@ -87,25 +89,46 @@ def Embedding(
 
     Params: ``{"weight": [num_embeddings, embedding_dim]}`` drawn from ``N(0, 1)``
     (PyTorch). In a :func:`Sequential`, pass ``jax.ShapeDtypeStruct(shape, jnp.int32)`` as
-    ``input_shape``. PyTorch: ``torch.nn.Embedding(num_embeddings, embedding_dim)``.
+    ``input_shape``. ``padding_idx`` (in ``[-num_embeddings, num_embeddings)``, negative
+    counts from the end) is PyTorch's: its row starts at zeros and gets no gradient, so it
+    stays what it is during training. PyTorch: ``torch.nn.Embedding(num_embeddings,
+    embedding_dim, padding_idx)``.
 
     Example:
       >>> params, _ = Embedding(100, 16).init(jax.random.key(0), (4, 7))
       >>> params["weight"].shape
       (100, 16)
+      >>> Embedding(5, 2, padding_idx=0).init(jax.random.key(0), (1,))[0]["weight"][0]
+      Array([0., 0.], dtype=float32)
     """
     check_int("num_embeddings", num_embeddings, minimum=1, fn="Embedding")
     check_int("embedding_dim", embedding_dim, minimum=1, fn="Embedding")
+    pad = None
+    if padding_idx is not None:
+        check_int("padding_idx", padding_idx, fn="Embedding")
+        if not -num_embeddings <= padding_idx < num_embeddings:
+            raise ValueError(
+                f"Embedding: padding_idx must be in [-num_embeddings, num_embeddings) = "
+                f"[{-num_embeddings}, {num_embeddings}), got padding_idx={padding_idx}"
+            )
+        pad = padding_idx % num_embeddings
 
     def init(key, input_shape):
         shape = (num_embeddings, embedding_dim)
-        return {"weight": (weight_init or initializers.normal)(key, shape, dtype)}, {}
+        weight = (weight_init or initializers.normal)(key, shape, dtype)
+        if pad is not None:
+            weight = weight.at[pad].set(0)
+        return {"weight": weight}, {}
 
     def forward(params, ids, key, train):
-        return embedding(ids, params["weight"])
+        weight = params["weight"]
+        if pad is not None:  # the padding row gets no gradient (PyTorch)
+            weight = weight.at[pad].set(jax.lax.stop_gradient(weight[pad]))
+        return embedding(ids, weight)
 
     def backward(params, ids, g, key, train):
-        return {"weight": embedding_backward(ids, params["weight"], g)}, None
+        dw = embedding_backward(ids, params["weight"], g)
+        return {"weight": dw if pad is None else dw.at[pad].set(0)}, None
 
     return stateless("embedding", init, forward, backward)
 
