@@ -262,6 +262,36 @@ def test_interpolate_bilinear_equals_jax_image_resize_when_upsampling():
     assert_close(ours, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_interpolate_copies_an_unchanged_axis_and_halves_a_doubled_one_as_pytorch():
+    # scale_factor (1.1, 2.2) on 5 x 2 gives 5 x 4: PyTorch's nearest and bilinear kernels
+    # copy the unchanged axis (not src = (i + 0.5) / 1.1 - 0.5) and nearest reads j // 2
+    # on the doubled one (not floor(j / 2.2)); bicubic keeps the coordinate mapping.
+    x = _a(2, 5, 2, 3)
+    xs = jnp.asarray(x, f32)
+    sf = (1.1, 2.2)
+    nearest = np.asarray(xs)[:, :, [0, 0, 1, 1]]
+    assert_close(F.interpolate(xs, scale_factor=sf, mode="nearest"), nearest, rtol=0, atol=0)
+    bilinear = np_interpolate(x, (5, 4), "bilinear", False, (1.0, 2.2))
+    got = F.interpolate(xs, scale_factor=sf, mode="bilinear")
+    assert_close(got, bilinear, rtol=1e-5, atol=1e-5)
+    bicubic = np_interpolate(x, (5, 4), "bicubic", False, sf)
+    got = F.interpolate(xs, scale_factor=sf, mode="bicubic")
+    assert_close(got, bicubic, rtol=1e-5, atol=1e-5)
+    g = jax.grad(lambda v: jnp.sum(F.interpolate(v, scale_factor=sf, mode="bilinear") ** 2))
+    assert_close(g(xs), 2 * np.einsum("nhjc,jw->nhwc", bilinear, _bilinear_w(2, 4, 2.2)), atol=1e-5)
+
+
+def _bilinear_w(n_in, n_out, sf):
+    """``[n_out, n_in]`` half-pixel bilinear weights of one axis (loops)."""
+    a = np.zeros((n_out, n_in))
+    for j in range(n_out):
+        s = max((j + 0.5) / sf - 0.5, 0.0)
+        j0 = min(int(s), n_in - 1)
+        a[j, j0] += 1 - (s - j0)
+        a[j, min(j0 + 1, n_in - 1)] += s - j0
+    return a
+
+
 def test_interpolate_bad_arguments():
     x = jnp.ones((1, 4, 4, 1))
     with pytest.raises(ValueError, match=r"exactly one of size and scale_factor"):

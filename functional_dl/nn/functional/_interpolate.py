@@ -12,6 +12,11 @@ with ``scale = 1 / scale_factor`` when a scale factor is given, else ``in / out`
 * otherwise: ``src = (i + 0.5) scale - 0.5``, clamped at 0 for bilinear (not bicubic);
 * ``'nearest'``: ``src = min(floor(i scale), in - 1)``.
 
+Two shortcuts of PyTorch's kernels come first (they matter only with a ``scale_factor``
+whose output size is ``in`` or ``2 in``, e.g. ``1.2`` on a size-2 axis): ``'nearest'`` and
+``'bilinear'`` copy an axis whose size does not change, and ``'nearest'`` reads
+``src = i // 2`` when the size doubles.
+
 Bilinear mixes ``floor(src)`` and the next index (clamped) with weights ``1 - t, t``;
 bicubic mixes four neighbours (clamped to the border) with Keys' cubic convolution
 weights at ``A = -0.75``.
@@ -49,8 +54,19 @@ def _cubic_weights(t: float) -> list[float]:
 def interpolation_matrix(
     n_in: int, n_out: int, mode: str, align_corners: bool, scale_factor: float | None
 ) -> np.ndarray:
-    """``[n_out, n_in]`` float64 matrix ``A`` of one axis: ``y = A x``."""
+    """``[n_out, n_in]`` float64 matrix ``A`` of one axis: ``y = A x``.
+
+    As PyTorch's kernels, ``'nearest'`` and ``'bilinear'`` copy an axis whose size does
+    not change (``n_out == n_in``) whatever the scale factor, and ``'nearest'`` maps
+    output ``i`` to ``i // 2`` when ``n_out == 2 n_in``; ``'bicubic'`` always follows the
+    coordinate mapping.
+    """
+    if mode != "bicubic" and n_out == n_in:
+        return np.eye(n_in)
     a = np.zeros((n_out, n_in))
+    if mode == "nearest" and n_out == 2 * n_in:
+        a[np.arange(n_out), np.arange(n_out) // 2] = 1.0
+        return a
     if align_corners:
         scale = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
     else:
@@ -165,7 +181,8 @@ def interpolate(
       size: output ``(H_o, W_o)`` or an int for both; or
       scale_factor: a number or pair; the output size is ``floor(in * scale)`` and the
         factor itself (not ``out / in``) is used in the coordinate mapping, as PyTorch
-        with ``recompute_scale_factor=None``.
+        with ``recompute_scale_factor=None`` (an axis whose size does not change is
+        copied in ``'nearest'``/``'bilinear'``, as PyTorch).
       mode: ``'nearest'`` (PyTorch's legacy nearest: ``floor(i * scale)``),
         ``'bilinear'`` or ``'bicubic'`` (``A = -0.75``, borders clamped; values may
         overshoot the input range).
