@@ -281,6 +281,21 @@ def test_interpolate_copies_an_unchanged_axis_and_halves_a_doubled_one_as_pytorc
     assert_close(g(xs), 2 * np.einsum("nhjc,jw->nhwc", bilinear, _bilinear_w(2, 4, 2.2)), atol=1e-5)
 
 
+@pytest.mark.parametrize("kw", INTERP[:7], ids=[str(c[0]) for c in INTERP[:7]])
+def test_interpolate_keeps_a_nan_or_inf_pixel_local(kw):
+    # Only the outputs that read a non-finite pixel become non-finite (a dense product
+    # with the interpolation matrices spread 0 * nan to the whole image).
+    kw, out, sf = kw
+    x = _a(1, 5, 4, 2)
+    x[0, 0, 0, 0], x[0, 4, 3, 1] = np.nan, np.inf
+    with np.errstate(invalid="ignore"):
+        want = np_interpolate(x, out, kw["mode"], bool(kw.get("align_corners")), sf)
+    got = F.interpolate(jnp.asarray(x), **kw)
+    assert np.isfinite(want).sum() > 0
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
 def _bilinear_w(n_in, n_out, sf):
     """``[n_out, n_in]`` half-pixel bilinear weights of one axis (loops)."""
     a = np.zeros((n_out, n_in))
