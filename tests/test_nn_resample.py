@@ -169,6 +169,20 @@ def test_adaptive_pools_match_loops(out):
     assert_close(F.adaptive_max_pool2d(xj, out), np_adaptive(x, pair, np.max))
 
 
+@pytest.mark.parametrize("out", [3, (2, 4), (7, 5)])
+def test_adaptive_avg_pool_keeps_a_nan_or_inf_pixel_in_its_windows(out):
+    # a dense product with the averaging matrices turned every output into NaN
+    x = _a(1, 7, 5, 2)
+    x[0, 0, 0, 0], x[0, 6, 4, 1], x[0, 6, 0, 1] = np.nan, np.inf, -np.inf
+    pair = out if isinstance(out, tuple) else (out, out)
+    with np.errstate(invalid="ignore"):
+        want = np_adaptive(x, pair, np.mean)
+    got = F.adaptive_avg_pool2d(jnp.asarray(x), out)
+    assert np.isfinite(want).sum() > 0
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
 def test_adaptive_max_pool_gradient_goes_to_first_maximum():
     x = jnp.zeros((1, 4, 4, 1)).at[0, 1, 2, 0].set(1.0)  # ties elsewhere (zeros)
     g = jax.grad(lambda x: F.adaptive_max_pool2d(x, 2).sum())(x)
