@@ -169,6 +169,20 @@ def test_adaptive_pools_match_loops(out):
     assert_close(F.adaptive_max_pool2d(xj, out), np_adaptive(x, pair, np.max))
 
 
+@pytest.mark.parametrize("out", [3, (2, 4), (7, 5)])
+def test_adaptive_avg_pool_keeps_a_nan_or_inf_pixel_in_its_windows(out):
+    # a dense product with the averaging matrices turned every output into NaN
+    x = _a(1, 7, 5, 2)
+    x[0, 0, 0, 0], x[0, 6, 4, 1], x[0, 6, 0, 1] = np.nan, np.inf, -np.inf
+    pair = out if isinstance(out, tuple) else (out, out)
+    with np.errstate(invalid="ignore"):
+        want = np_adaptive(x, pair, np.mean)
+    got = F.adaptive_avg_pool2d(jnp.asarray(x), out)
+    assert np.isfinite(want).sum() > 0
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
 def test_adaptive_max_pool_gradient_goes_to_first_maximum():
     x = jnp.zeros((1, 4, 4, 1)).at[0, 1, 2, 0].set(1.0)  # ties elsewhere (zeros)
     g = jax.grad(lambda x: F.adaptive_max_pool2d(x, 2).sum())(x)
@@ -260,6 +274,51 @@ def test_interpolate_bilinear_equals_jax_image_resize_when_upsampling():
     ours = F.interpolate(x, (12, 15), mode="bilinear")
     ref = jax.image.resize(x, (2, 12, 15, 3), "linear", antialias=False)
     assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_interpolate_copies_an_unchanged_axis_and_halves_a_doubled_one_as_pytorch():
+    # scale_factor (1.1, 2.2) on 5 x 2 gives 5 x 4: PyTorch's nearest and bilinear kernels
+    # copy the unchanged axis (not src = (i + 0.5) / 1.1 - 0.5) and nearest reads j // 2
+    # on the doubled one (not floor(j / 2.2)); bicubic keeps the coordinate mapping.
+    x = _a(2, 5, 2, 3)
+    xs = jnp.asarray(x, f32)
+    sf = (1.1, 2.2)
+    nearest = np.asarray(xs)[:, :, [0, 0, 1, 1]]
+    assert_close(F.interpolate(xs, scale_factor=sf, mode="nearest"), nearest, rtol=0, atol=0)
+    bilinear = np_interpolate(x, (5, 4), "bilinear", False, (1.0, 2.2))
+    got = F.interpolate(xs, scale_factor=sf, mode="bilinear")
+    assert_close(got, bilinear, rtol=1e-5, atol=1e-5)
+    bicubic = np_interpolate(x, (5, 4), "bicubic", False, sf)
+    got = F.interpolate(xs, scale_factor=sf, mode="bicubic")
+    assert_close(got, bicubic, rtol=1e-5, atol=1e-5)
+    g = jax.grad(lambda v: jnp.sum(F.interpolate(v, scale_factor=sf, mode="bilinear") ** 2))
+    assert_close(g(xs), 2 * np.einsum("nhjc,jw->nhwc", bilinear, _bilinear_w(2, 4, 2.2)), atol=1e-5)
+
+
+@pytest.mark.parametrize("kw", INTERP[:7], ids=[str(c[0]) for c in INTERP[:7]])
+def test_interpolate_keeps_a_nan_or_inf_pixel_local(kw):
+    # Only the outputs that read a non-finite pixel become non-finite (a dense product
+    # with the interpolation matrices spread 0 * nan to the whole image).
+    kw, out, sf = kw
+    x = _a(1, 5, 4, 2)
+    x[0, 0, 0, 0], x[0, 4, 3, 1] = np.nan, np.inf
+    with np.errstate(invalid="ignore"):
+        want = np_interpolate(x, out, kw["mode"], bool(kw.get("align_corners")), sf)
+    got = F.interpolate(jnp.asarray(x), **kw)
+    assert np.isfinite(want).sum() > 0
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+def _bilinear_w(n_in, n_out, sf):
+    """``[n_out, n_in]`` half-pixel bilinear weights of one axis (loops)."""
+    a = np.zeros((n_out, n_in))
+    for j in range(n_out):
+        s = max((j + 0.5) / sf - 0.5, 0.0)
+        j0 = min(int(s), n_in - 1)
+        a[j, j0] += 1 - (s - j0)
+        a[j, min(j0 + 1, n_in - 1)] += s - j0
+    return a
 
 
 def test_interpolate_bad_arguments():

@@ -59,11 +59,25 @@ def _avg_matrix(n: int, m: int, dtype: Any) -> Any:
     return jnp.asarray(a, dtype)
 
 
+def _avg_along(x: Any, axis: int, m: int) -> Any:
+    """Window means along ``axis``: sums of the window's own entries over their length,
+    so a NaN or inf reaches only the windows that hold it (a dense product with the
+    averaging matrix spread ``0 * nan`` everywhere)."""
+    idx, lengths = _window_index(x.shape[axis], m)
+    shape = [1] * x.ndim
+    shape[axis] = m
+    terms = []
+    for k in range(idx.shape[1]):
+        term = jnp.take(x, jnp.asarray(idx[:, k]), axis=axis)
+        inside = k < lengths
+        if not inside.all():  # short windows repeat their last index: leave it out
+            term = jnp.where(jnp.asarray(inside).reshape(shape), term, jnp.zeros((), x.dtype))
+        terms.append(term)
+    return sum(terms[1:], terms[0]) / jnp.asarray(lengths, x.dtype).reshape(shape)
+
+
 def _avg_plain(x: Any, out: tuple[int, int]) -> Any:
-    ah = _avg_matrix(x.shape[1], out[0], x.dtype)
-    aw = _avg_matrix(x.shape[2], out[1], x.dtype)
-    y = jnp.einsum("ih,nhwc->niwc", ah, x)
-    return jnp.einsum("jw,niwc->nijc", aw, y)
+    return _avg_along(_avg_along(x, 1, out[0]), 2, out[1])
 
 
 _adaptive_avg = linear_op(_avg_plain)

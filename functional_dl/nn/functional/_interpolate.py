@@ -12,6 +12,11 @@ with ``scale = 1 / scale_factor`` when a scale factor is given, else ``in / out`
 * otherwise: ``src = (i + 0.5) scale - 0.5``, clamped at 0 for bilinear (not bicubic);
 * ``'nearest'``: ``src = min(floor(i scale), in - 1)``.
 
+Two shortcuts of PyTorch's kernels come first (they matter only with a ``scale_factor``
+whose output size is ``in`` or ``2 in``, e.g. ``1.2`` on a size-2 axis): ``'nearest'`` and
+``'bilinear'`` copy an axis whose size does not change, and ``'nearest'`` reads
+``src = i // 2`` when the size doubles.
+
 Bilinear mixes ``floor(src)`` and the next index (clamped) with weights ``1 - t, t``;
 bicubic mixes four neighbours (clamped to the border) with Keys' cubic convolution
 weights at ``A = -0.75``.
@@ -30,7 +35,7 @@ from ..._checks import as_arrays, check_choice, check_static
 from ._linear_rules import linear_op
 from ._utils import check_input, register_grad
 
-__all__ = ["interpolate", "interpolate_backward", "interpolation_matrix"]
+__all__ = ["interpolate", "interpolate_backward", "interpolation_matrix", "interpolation_taps"]
 
 _MODES = ("nearest", "bilinear", "bicubic")
 _A = -0.75  # PyTorch's bicubic coefficient
@@ -46,33 +51,56 @@ def _cubic_weights(t: float) -> list[float]:
     return [far(t + 1), near(t), near(1 - t), far(2 - t)]
 
 
-def interpolation_matrix(
+def interpolation_taps(
     n_in: int, n_out: int, mode: str, align_corners: bool, scale_factor: float | None
-) -> np.ndarray:
-    """``[n_out, n_in]`` float64 matrix ``A`` of one axis: ``y = A x``."""
-    a = np.zeros((n_out, n_in))
+) -> tuple[np.ndarray, np.ndarray]:
+    """Input indices ``[n_out, K]`` and weights ``[n_out, K]`` of one axis (``K`` is 1 for
+    ``'nearest'``, 2 for ``'bilinear'``, 4 for ``'bicubic'``): ``y[i] = sum_k w[i, k]
+    x[idx[i, k]]``, the taps PyTorch's kernels read (clamped at the borders).
+
+    As PyTorch's kernels, ``'nearest'`` and ``'bilinear'`` copy an axis whose size does
+    not change (``n_out == n_in``) whatever the scale factor, and ``'nearest'`` maps
+    output ``i`` to ``i // 2`` when ``n_out == 2 n_in``; ``'bicubic'`` always follows the
+    coordinate mapping.
+    """
+    out = np.arange(n_out)
+    if mode != "bicubic" and n_out == n_in:
+        return out[:, None], np.ones((n_out, 1))
+    if mode == "nearest" and n_out == 2 * n_in:
+        return (out // 2)[:, None], np.ones((n_out, 1))
     if align_corners:
         scale = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
     else:
         scale = 1.0 / scale_factor if scale_factor else n_in / n_out
+    taps = {"nearest": 1, "bilinear": 2, "bicubic": 4}[mode]
+    idx = np.zeros((n_out, taps), np.int64)
+    w = np.zeros((n_out, taps))
     for i in range(n_out):
         if mode == "nearest":
-            a[i, min(int(math.floor(i * scale)), n_in - 1)] = 1.0
+            idx[i, 0], w[i, 0] = min(int(math.floor(i * scale)), n_in - 1), 1.0
             continue
         src = i * scale if align_corners else (i + 0.5) * scale - 0.5
         if mode == "bilinear":
             src = max(src, 0.0)
-            i0 = int(math.floor(src))
-            i0 = min(i0, n_in - 1)
+            i0 = min(int(math.floor(src)), n_in - 1)
             t = src - i0
-            i1 = min(i0 + 1, n_in - 1)
-            a[i, i0] += 1.0 - t
-            a[i, i1] += t
+            idx[i] = i0, min(i0 + 1, n_in - 1)
+            w[i] = 1.0 - t, t
         else:
             i0 = int(math.floor(src))
-            t = src - i0
-            for k, wk in enumerate(_cubic_weights(t)):
-                a[i, min(max(i0 - 1 + k, 0), n_in - 1)] += wk
+            idx[i] = [min(max(i0 - 1 + k, 0), n_in - 1) for k in range(4)]
+            w[i] = _cubic_weights(src - i0)
+    return idx, w
+
+
+def interpolation_matrix(
+    n_in: int, n_out: int, mode: str, align_corners: bool, scale_factor: float | None
+) -> np.ndarray:
+    """``[n_out, n_in]`` float64 matrix ``A`` of one axis: ``y = A x`` (the taps of
+    :func:`interpolation_taps` summed)."""
+    idx, w = interpolation_taps(n_in, n_out, mode, align_corners, scale_factor)
+    a = np.zeros((n_out, n_in))
+    np.add.at(a, (np.repeat(np.arange(n_out), idx.shape[1]), idx.ravel()), w.ravel())
     return a
 
 
@@ -137,9 +165,24 @@ def _matrices(shape, out, scales, mode, align, dtype):
 _HIGHEST = jax.lax.Precision.HIGHEST  # as jax.image.resize: exact float32 products on TPU/GPU
 
 
+def _along(x, axis, idx, w):
+    """``sum_k w[:, k] x[idx[:, k]]`` along ``axis``: only the taps, so a NaN or inf
+    pixel reaches only the outputs that read it (a dense product would spread it)."""
+    shape = [1] * x.ndim
+    shape[axis] = idx.shape[0]
+    terms = []
+    for k in range(idx.shape[1]):
+        term = jnp.take(x, jnp.asarray(idx[:, k]), axis=axis)
+        if not np.all(w[:, k] == 1.0):
+            term = term * jnp.asarray(w[:, k], x.dtype).reshape(shape)
+        terms.append(term)
+    return sum(terms[1:], terms[0])
+
+
 def _plain(x, out, scales, mode, align):
-    ah, aw = _matrices(x.shape, out, scales, mode, align, x.dtype)
-    return jnp.einsum("nhwc,ih,jw->nijc", x, ah, aw, precision=_HIGHEST)
+    for axis, n_out, sf in zip((1, 2), out, scales, strict=True):
+        x = _along(x, axis, *interpolation_taps(x.shape[axis], n_out, mode, align, sf))
+    return x
 
 
 _interpolate = linear_op(_plain)
@@ -165,7 +208,8 @@ def interpolate(
       size: output ``(H_o, W_o)`` or an int for both; or
       scale_factor: a number or pair; the output size is ``floor(in * scale)`` and the
         factor itself (not ``out / in``) is used in the coordinate mapping, as PyTorch
-        with ``recompute_scale_factor=None``.
+        with ``recompute_scale_factor=None`` (an axis whose size does not change is
+        copied in ``'nearest'``/``'bilinear'``, as PyTorch).
       mode: ``'nearest'`` (PyTorch's legacy nearest: ``floor(i * scale)``),
         ``'bilinear'`` or ``'bicubic'`` (``A = -0.75``, borders clamped; values may
         overshoot the input range).
