@@ -36,6 +36,50 @@ def _inverse_matrix(angle: Any, translate: Any, scale: Any, shear: Any) -> jnp.n
     return jnp.stack([m0, m1, -m0 * tx - m1 * ty, m3, m4, -m3 * tx - m4 * ty])
 
 
+def _inverse_matrix_np(angle: Any, translate: Any, scale: Any, shear: Any) -> np.ndarray:
+    """:func:`_inverse_matrix` of concrete arguments, in float64 as torchvision computes
+    it (Python floats): ``rotate(x, 90)`` gets ``cos = 6e-17``, not float32's ``-4e-8``,
+    so that source positions that fall exactly between two pixels stay exact ties."""
+    rot = -np.radians(float(angle))
+    sx, sy = np.radians(float(shear[0])), np.radians(float(shear[1]))
+    tx, ty = (float(t) for t in translate)
+    a = np.cos(rot - sy) / np.cos(sy)
+    b = -(a * np.tan(sx) + np.sin(rot))
+    c = np.sin(rot - sy) / np.cos(sy)
+    d = np.cos(rot) - c * np.tan(sx)
+    scale = float(scale)
+    m0, m1, m3, m4 = d / scale, -b / scale, -c / scale, a / scale
+    return np.array([m0, m1, -m0 * tx - m1 * ty, m3, m4, -m3 * tx - m4 * ty], np.float64)
+
+
+def _fma(a: jnp.ndarray, b: float, c: float) -> jnp.ndarray:
+    """``a * b + c`` rounded once (a fused multiply-add), for a constant ``b``.
+
+    The product's rounding error comes from Veltkamp's split (exact without an FMA
+    instruction) and the sum's from Knuth's two-sum; each step is materialised so the
+    compiler cannot reassociate or contract them.
+    """
+    barrier = jax.lax.optimization_barrier
+    split = 4097.0 if a.dtype == jnp.float32 else 134217729.0  # 2^12 + 1, 2^27 + 1
+    b_hi = float(np.float64(b))  # b is a small (half-)integer: its own high part
+    p = barrier(a * b_hi)
+    t = barrier(a * split)
+    a_hi = barrier(t - (t - a))
+    a_lo = a - a_hi
+    err = barrier((a_hi * b_hi - p) + a_lo * b_hi)  # exact: p + err == a * b
+    s = barrier(p + c)
+    bb = barrier(s - p)
+    sum_err = (p - (s - bb)) + (c - bb)  # exact: s + sum_err == p + c
+    return s + (sum_err + err)
+
+
+def _unnormalize(g: jnp.ndarray, size: int) -> jnp.ndarray:
+    """``grid_sample``'s pixel position of a normalised coordinate (``align_corners=False``):
+    ``(g + 1) · size / 2 − 0.5``, evaluated as PyTorch's CPU kernel does (``g + 1``, then
+    one fused multiply-add), so that exact half-pixel ties round as in torchvision."""
+    return _fma(g + 1.0, size / 2.0, -0.5)
+
+
 def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) -> jnp.ndarray:
     """Resample ``x`` ``[..., H, W, C]`` through ``matrix`` (see :func:`_inverse_matrix`).
 
@@ -50,17 +94,20 @@ def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) ->
     X, Y = jnp.meshgrid(
         jnp.arange(W, dtype=x.dtype) - (W - 1) / 2, jnp.arange(H, dtype=x.dtype) - (H - 1) / 2
     )
-    # Source coordinates as one matrix product: XLA computes a dot once, where it would
-    # recompute an elementwise formula in each kernel that reads it, and two
-    # evaluations that round differently make a coordinate a rounding away from an
-    # integer floor to k for the gather but get the weights of k + 1 (0.6 errors seen
-    # in jit(blur . rotate)).
+    # torchvision's _affine_grid: normalised coordinates [x, y, 1] @ theta^T / (W/2, H/2),
+    # one matrix product (XLA computes a dot once, where it would recompute an
+    # elementwise formula in each kernel that reads it, and two evaluations that round
+    # differently make a coordinate a rounding away from an integer floor to k for the
+    # gather but get the weights of k + 1: 0.6 errors seen in jit(blur . rotate)); then
+    # grid_sample's unnormalisation, materialised once.
     grid = jnp.stack([X.ravel(), Y.ravel(), jnp.ones(H * W, x.dtype)], axis=-1)
-    coef = jnp.stack(
-        [jnp.stack([m[0], m[1], m[2] + (W - 1) / 2]), jnp.stack([m[3], m[4], m[5] + (H - 1) / 2])]
+    theta = jnp.stack([jnp.stack([m[0], m[1], m[2]]), jnp.stack([m[3], m[4], m[5]])])
+    theta = theta / jnp.asarray([[W / 2.0], [H / 2.0]], x.dtype)
+    g = jnp.dot(grid, theta.T, precision=jax.lax.Precision.HIGHEST)
+    src_x, src_y = jax.lax.optimization_barrier(
+        (_unnormalize(g[:, 0], W).reshape(H, W), _unnormalize(g[:, 1], H).reshape(H, W))
     )
-    src = jnp.dot(grid, coef.T, precision=jax.lax.Precision.HIGHEST)
-    return sample_at(x, src[:, 0].reshape(H, W), src[:, 1].reshape(H, W), interpolation, fill)
+    return sample_at(x, src_x, src_y, interpolation, fill)
 
 
 def sample_at(
@@ -106,18 +153,8 @@ def _check_warp_args(images: Any, interpolation: str, fill: Any, fn: str) -> Non
 
 
 @_image.float_kernel(static=("interpolation",))
-def _affine(
-    x: jnp.ndarray,
-    angle: Any,
-    translate: Any,
-    scale: Any,
-    shear: Any,
-    fill: Any,
-    *,
-    interpolation: str,
-) -> jnp.ndarray:
-    matrix = _inverse_matrix(angle, translate, scale, shear)
-    return _warp(x, matrix, interpolation, jnp.asarray(fill, x.dtype))
+def _affine(x: jnp.ndarray, matrix: Any, fill: Any, *, interpolation: str) -> jnp.ndarray:
+    return _warp(x, jnp.asarray(matrix), interpolation, jnp.asarray(fill, x.dtype))
 
 
 def rotate(
@@ -208,7 +245,12 @@ def affine(
             if is_concrete(v) and np.ndim(v) == 0 and not np.isfinite(float(v)):
                 raise ValueError(f"{fn}: {name} must be finite, got {name}={values!r}")
     _check_warp_args(images, interpolation, fill, fn)
-    return _affine(images, angle, translate, scale, shear, fill, interpolation=interpolation)
+    params = (angle, *translate, scale, *shear)
+    if all(is_concrete(v) and np.ndim(v) == 0 for v in params):
+        matrix = _inverse_matrix_np(angle, translate, scale, shear)  # float64, as torchvision
+    else:
+        matrix = _inverse_matrix(angle, translate, scale, shear)
+    return _affine(images, matrix, fill, interpolation=interpolation)
 
 
 def random_rotation(
