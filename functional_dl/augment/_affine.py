@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -36,20 +37,28 @@ def _inverse_matrix(angle: Any, translate: Any, scale: Any, shear: Any) -> jnp.n
     return jnp.stack([m0, m1, -m0 * tx - m1 * ty, m3, m4, -m3 * tx - m4 * ty])
 
 
-def _inverse_matrix_np(angle: Any, translate: Any, scale: Any, shear: Any) -> np.ndarray:
-    """:func:`_inverse_matrix` of concrete arguments, in float64 as torchvision computes
-    it (Python floats): ``rotate(x, 90)`` gets ``cos = 6e-17``, not float32's ``-4e-8``,
-    so that source positions that fall exactly between two pixels stay exact ties."""
-    rot = -np.radians(float(angle))
-    sx, sy = np.radians(float(shear[0])), np.radians(float(shear[1]))
+def _inverse_matrix_np(
+    angle: Any, translate: Any, scale: Any, shear: Any, center: tuple = (0.0, 0.0)
+) -> np.ndarray:
+    """:func:`_inverse_matrix` of concrete arguments, in float64 and in the order of
+    torchvision's ``_get_inverse_affine_matrix`` (with ``-angle``; ``center`` relative to
+    the image centre): ``rotate(x, 90)`` gets ``cos = 6e-17``, not float32's ``-4e-8``,
+    so that source positions exactly between two pixels stay exact ties."""
+    rot = math.radians(-float(angle))
+    sx, sy = math.radians(float(shear[0])), math.radians(float(shear[1]))
+    cx, cy = (float(c) for c in center)
     tx, ty = (float(t) for t in translate)
-    a = np.cos(rot - sy) / np.cos(sy)
-    b = -(a * np.tan(sx) + np.sin(rot))
-    c = np.sin(rot - sy) / np.cos(sy)
-    d = np.cos(rot) - c * np.tan(sx)
+    a = math.cos(rot - sy) / math.cos(sy)
+    b = -(a * math.tan(sx) + math.sin(rot))
+    c = math.sin(rot - sy) / math.cos(sy)
+    d = math.cos(rot) - c * math.tan(sx)
     scale = float(scale)
-    m0, m1, m3, m4 = d / scale, -b / scale, -c / scale, a / scale
-    return np.array([m0, m1, -m0 * tx - m1 * ty, m3, m4, -m3 * tx - m4 * ty], np.float64)
+    m = [d / scale, -b / scale, 0.0, -c / scale, a / scale, 0.0]
+    m[2] += m[0] * (-cx - tx) + m[1] * (-cy - ty)
+    m[5] += m[3] * (-cx - tx) + m[4] * (-cy - ty)
+    m[2] += cx
+    m[5] += cy
+    return np.array(m, np.float64)
 
 
 def _fma(a: jnp.ndarray, b: float, c: float) -> jnp.ndarray:
@@ -77,7 +86,7 @@ def _unnormalize(g: jnp.ndarray, size: int) -> jnp.ndarray:
     """``grid_sample``'s pixel position of a normalised coordinate (``align_corners=False``):
     ``(g + 1) · size / 2 − 0.5``, evaluated as PyTorch's CPU kernel does (``g + 1``, then
     one fused multiply-add), so that exact half-pixel ties round as in torchvision."""
-    return _fma(g + 1.0, size / 2.0, -0.5)
+    return _fma(jax.lax.optimization_barrier(g + 1.0), size / 2.0, -0.5)
 
 
 def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) -> jnp.ndarray:
@@ -88,26 +97,37 @@ def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) ->
     pixel is outside; bilinear blends ``mask * (sampled - fill) + fill`` where ``mask``
     is the interpolation weight that fell inside the image.
     """
-    H, W, C = x.shape[-3:]
-    fill = _image.expand_to(fill, x.ndim)
-    m = matrix.astype(x.dtype)
+    H, W = x.shape[-3:-1]
+    src_x, src_y = _source_positions(matrix, H, W, x.dtype)
+    return sample_at(x, src_x, src_y, interpolation, _image.expand_to(fill, x.ndim))
+
+
+def _source_positions(matrix: jnp.ndarray, H: int, W: int, dtype: Any) -> tuple:
+    """``(src_x, src_y)``, each ``[H, W]``: where each output pixel reads the input."""
+    m = matrix.astype(dtype)
     X, Y = jnp.meshgrid(
-        jnp.arange(W, dtype=x.dtype) - (W - 1) / 2, jnp.arange(H, dtype=x.dtype) - (H - 1) / 2
+        jnp.arange(W, dtype=dtype) - (W - 1) / 2, jnp.arange(H, dtype=dtype) - (H - 1) / 2
     )
-    # torchvision's _affine_grid: normalised coordinates [x, y, 1] @ theta^T / (W/2, H/2),
-    # one matrix product (XLA computes a dot once, where it would recompute an
+    # torchvision's _affine_grid: normalised coordinates [x, y, 1] @ theta^T / (W/2, H/2)
+    # as a matrix product (XLA computes a dot once, where it would recompute an
     # elementwise formula in each kernel that reads it, and two evaluations that round
     # differently make a coordinate a rounding away from an integer floor to k for the
-    # gather but get the weights of k + 1: 0.6 errors seen in jit(blur . rotate)); then
+    # gather but get the weights of k + 1: 0.6 errors seen in jit(blur . rotate)), then
     # grid_sample's unnormalisation, materialised once.
-    grid = jnp.stack([X.ravel(), Y.ravel(), jnp.ones(H * W, x.dtype)], axis=-1)
+    barrier = jax.lax.optimization_barrier
     theta = jnp.stack([jnp.stack([m[0], m[1], m[2]]), jnp.stack([m[3], m[4], m[5]])])
-    theta = theta / jnp.asarray([[W / 2.0], [H / 2.0]], x.dtype)
-    g = jnp.dot(grid, theta.T, precision=jax.lax.Precision.HIGHEST)
-    src_x, src_y = jax.lax.optimization_barrier(
-        (_unnormalize(g[:, 0], W).reshape(H, W), _unnormalize(g[:, 1], H).reshape(H, W))
-    )
-    return sample_at(x, src_x, src_y, interpolation, fill)
+    # an opaque divisor: XLA turns a division by a constant into a multiplication by
+    # its reciprocal, which rounds differently from torchvision's division
+    theta = theta / barrier(jnp.asarray([[W / 2.0] * 3, [H / 2.0] * 3], dtype))
+
+    grid = jnp.stack([X.ravel(), Y.ravel(), jnp.ones(H * W, dtype)], axis=-1)
+
+    def coordinate(row: jnp.ndarray, size: int) -> jnp.ndarray:
+        g = jnp.dot(grid, row, precision=jax.lax.Precision.HIGHEST).reshape(H, W)
+        return _unnormalize(barrier(g), size)
+
+    src_x, src_y = barrier((coordinate(theta[0], W), coordinate(theta[1], H)))
+    return src_x, src_y
 
 
 def sample_at(
