@@ -132,7 +132,8 @@ def _resample_pass(m: jnp.ndarray, x: jnp.ndarray, spec: str) -> jnp.ndarray:
         y = jnp.where(up, jnp.inf, jnp.where(down, -jnp.inf, y))
         return jnp.where(nan | (up & down), jnp.nan, y)
 
-    return jax.lax.cond(jnp.all(jnp.isfinite(x)), dense, masked, x)
+    y = dense(x)  # a non-finite input leaves a non-finite output (0 * inf = nan)
+    return jax.lax.cond(jnp.all(jnp.isfinite(y)), lambda v: y, masked, x)
 
 
 def resize(

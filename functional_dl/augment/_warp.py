@@ -51,18 +51,14 @@ def _perspective_warp(
     barrier = jax.lax.optimization_barrier
     c = coeffs.astype(jnp.float32).astype(dtype)  # torchvision's float32 coefficients
     X, Y = jnp.meshgrid(jnp.arange(W, dtype=dtype) + 0.5, jnp.arange(H, dtype=dtype) + 0.5)
-    grid = jnp.stack([X.ravel(), Y.ravel(), jnp.ones(H * W, dtype)], axis=-1)
-    hp = jax.lax.Precision.HIGHEST
     theta1 = jnp.stack([c[0:3], c[3:6]])
     # an opaque divisor: XLA turns a division by a constant into a multiplication by
     # its reciprocal, which rounds differently from torchvision's division
     theta1 = theta1 / barrier(jnp.asarray([[W / 2.0] * 3, [H / 2.0] * 3], dtype))
-    den = jnp.dot(grid, jnp.stack([c[6], c[7], jnp.ones((), dtype)]), precision=hp)
-    g = jnp.dot(grid, theta1.T, precision=hp) / den[:, None] - 1.0
-    g = barrier(g)
-    src_x, src_y = barrier(
-        (_unnormalize(g[:, 0], W).reshape(H, W), _unnormalize(g[:, 1], H).reshape(H, W))
-    )
+    den = X * c[6] + Y * c[7] + 1.0
+    gx = (X * theta1[0, 0] + Y * theta1[0, 1] + theta1[0, 2]) / den - 1.0
+    gy = (X * theta1[1, 0] + Y * theta1[1, 1] + theta1[1, 2]) / den - 1.0
+    src_x, src_y = barrier((_unnormalize(barrier(gx), W), _unnormalize(barrier(gy), H)))
     return sample_at(x, src_x, src_y, interpolation, fill)
 
 
