@@ -117,6 +117,87 @@ def test_shears_turn_about_the_top_left_corner(mag):
         assert np.mean(got != expected) < 0.01, name  # rounding ties aside
 
 
+def _tv_inverse_affine(center, angle, translate, scale, shear):
+    """torchvision's _get_inverse_affine_matrix, in its own order of operations (the
+    last bits decide which way a position a rounding away from a half-pixel goes)."""
+    rot, sx, sy = math.radians(angle), math.radians(shear[0]), math.radians(shear[1])
+    cx, cy = center
+    tx, ty = translate
+    a = math.cos(rot - sy) / math.cos(sy)
+    b = -(a * math.tan(sx) + math.sin(rot))
+    c = math.sin(rot - sy) / math.cos(sy)
+    d = math.cos(rot) - c * math.tan(sx)
+    m = [d / scale, -b / scale, 0.0, -c / scale, a / scale, 0.0]
+    m[2] += m[0] * (-cx - tx) + m[1] * (-cy - ty)
+    m[5] += m[3] * (-cx - tx) + m[4] * (-cy - ty)
+    m[2] += cx
+    m[5] += cy
+    return m
+
+
+def _np_grid_sample_nearest(img, m):
+    """torchvision's nearest warp in NumPy float32: ``_affine_grid``'s
+    ``[x, y, 1] @ theta^T / (W/2, H/2)``, then grid_sample's ``(g + 1) * size / 2 - 0.5``
+    rounded once (a fused multiply-add) and ties to even."""
+    H, W, _ = img.shape
+    theta = np.asarray(m, np.float64).reshape(2, 3).astype(np.float32).T
+    theta = theta / np.array([W / 2, H / 2], np.float32)
+    xs = np.arange(W, dtype=np.float32) - np.float32((W - 1) / 2)
+    ys = np.arange(H, dtype=np.float32) - np.float32((H - 1) / 2)
+    X, Y = np.meshgrid(xs, ys)
+    g = [X * theta[0, k] + Y * theta[1, k] + theta[2, k] for k in range(2)]
+    src = [
+        ((g[k] + np.float32(1)).astype(np.float64) * (n / 2) - 0.5).astype(np.float32)
+        for k, n in ((0, W), (1, H))
+    ]
+    ix, iy = np.rint(src[0]).astype(int), np.rint(src[1]).astype(int)
+    inside = (ix >= 0) & (ix < W) & (iy >= 0) & (iy < H)
+    return np.where(inside[..., None], img[np.clip(iy, 0, H - 1), np.clip(ix, 0, W - 1)], 0.0)
+
+
+@pytest.mark.parametrize("policy", ["rand_augment", "auto_augment", "augmix"])
+def test_geometric_ops_round_half_pixels_as_torchvision(policy):
+    # torchvision builds each op's matrix in float64 from the float32 table magnitude;
+    # shears by tan = 0.2 about the corner and quarter turns put source positions on or a
+    # rounding away from half-pixels, where a float32 matrix and a division by W/2 done as
+    # a multiplication by its reciprocal tipped 2-10% of the nearest reads the other way
+    img = IMG[:12, :10]
+    H, W = img.shape[:2]
+    n = 31 if policy == "rand_augment" else 10
+    ids, mags, _ = P._table_np(P.augmentation_space(policy, n, H, W), n)
+    mats = np.asarray(P._matrix_table(ids, mags, H, W), np.float64)
+    fill = jnp.zeros((1, 1, 1))
+    for k, op in enumerate(ids):
+        name = P.OPS[op]
+        if name not in ("ShearX", "ShearY", "Rotate", "TranslateX", "TranslateY"):
+            continue
+        for b in (n // 3, 2 * n // 3, n - 1):
+            for sign in (0, 1):
+                mag = float(mags[k, b]) * (-1.0 if sign else 1.0)
+                if name.startswith("Shear"):
+                    deg = math.degrees(math.atan(mag))
+                    shear = (deg, 0.0) if name == "ShearX" else (0.0, deg)
+                    m = _tv_inverse_affine((-W * 0.5, -H * 0.5), 0.0, (0, 0), 1.0, shear)
+                elif name.startswith("Translate"):
+                    t = float(int(mag))
+                    shift = (t, 0.0) if name == "TranslateX" else (0.0, t)
+                    m = _tv_inverse_affine((0.0, 0.0), 0.0, shift, 1.0, (0.0, 0.0))
+                else:  # torchvision's rotate passes -angle to the same matrix
+                    m = _tv_inverse_affine((0.0, 0.0), -mag, (0, 0), 1.0, (0.0, 0.0))
+                if jax.config.read("jax_enable_x64"):
+                    np.testing.assert_array_equal(mats[k, b, sign], m)
+                else:
+                    np.testing.assert_array_equal(mats[k, b, sign], np.float32(m))
+                got = np.asarray(
+                    _STEP(jnp.asarray(img), jnp.int32(op), jnp.float32(mag), "nearest", fill,
+                          jnp.asarray(mats[k, b, sign]))
+                )  # fmt: skip
+                differ = np.mean(got != _np_grid_sample_nearest(img, m))
+                # the matrix product may round the sum x a + y b + c in another order than
+                # torchvision's: a few positions a rounding away from a tie may still differ
+                assert differ <= (0.03 if name == "ShearY" else 0.0), (name, mag, differ)
+
+
 def test_every_op_equals_the_deterministic_op():
     x = IMG[None]
     cases = {

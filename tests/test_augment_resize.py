@@ -82,6 +82,21 @@ def test_resize_without_antialias_is_interpolate(size):
     np.testing.assert_allclose(got, other, atol=2e-6)
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_resize_non_finite_pixel_reaches_only_the_outputs_that_read_it(value):
+    # PyTorch sums each output over its support only; a dense resampling matrix made one
+    # NaN or inf pixel (0 * inf = nan) a NaN in every output of its channel
+    x = np.array(X[:1])
+    x[0, 6, 8, 0] = value
+    mh, mw = _pil_weights(13, 5, _bilinear, 1.0), _pil_weights(17, 4, _bilinear, 1.0)
+    got = np.asarray(A.resize(x, (5, 4)))
+    reads = (mh[:, 6, None] * mw[None, :, 8]) > 0  # the outputs whose support has the pixel
+    expected = _apply(np.where(np.isfinite(x), x, 0.0), mh, mw)
+    expected[0, :, :, 0] = np.where(reads, value, expected[0, :, :, 0])
+    np.testing.assert_allclose(got, expected, atol=2e-6)
+    assert 0 < reads.sum() < reads.size
+
+
 def test_resize_nearest_and_int_size():
     got = np.asarray(A.resize(X, (5, 6), interpolation="nearest"))
     rows = np.floor(np.arange(5) * np.float32(13 / 5)).astype(int)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -36,6 +37,58 @@ def _inverse_matrix(angle: Any, translate: Any, scale: Any, shear: Any) -> jnp.n
     return jnp.stack([m0, m1, -m0 * tx - m1 * ty, m3, m4, -m3 * tx - m4 * ty])
 
 
+def _inverse_matrix_np(
+    angle: Any, translate: Any, scale: Any, shear: Any, center: tuple = (0.0, 0.0)
+) -> np.ndarray:
+    """:func:`_inverse_matrix` of concrete arguments, in float64 and in the order of
+    torchvision's ``_get_inverse_affine_matrix`` (with ``-angle``; ``center`` relative to
+    the image centre): ``rotate(x, 90)`` gets ``cos = 6e-17``, not float32's ``-4e-8``,
+    so that source positions exactly between two pixels stay exact ties."""
+    rot = math.radians(-float(angle))
+    sx, sy = math.radians(float(shear[0])), math.radians(float(shear[1]))
+    cx, cy = (float(c) for c in center)
+    tx, ty = (float(t) for t in translate)
+    a = math.cos(rot - sy) / math.cos(sy)
+    b = -(a * math.tan(sx) + math.sin(rot))
+    c = math.sin(rot - sy) / math.cos(sy)
+    d = math.cos(rot) - c * math.tan(sx)
+    scale = float(scale)
+    m = [d / scale, -b / scale, 0.0, -c / scale, a / scale, 0.0]
+    m[2] += m[0] * (-cx - tx) + m[1] * (-cy - ty)
+    m[5] += m[3] * (-cx - tx) + m[4] * (-cy - ty)
+    m[2] += cx
+    m[5] += cy
+    return np.array(m, np.float64)
+
+
+def _fma(a: jnp.ndarray, b: float, c: float) -> jnp.ndarray:
+    """``a * b + c`` rounded once (a fused multiply-add), for a constant ``b``.
+
+    The product's rounding error comes from Veltkamp's split (exact without an FMA
+    instruction) and the sum's from Knuth's two-sum; each step is materialised so the
+    compiler cannot reassociate or contract them.
+    """
+    barrier = jax.lax.optimization_barrier
+    split = 4097.0 if a.dtype == jnp.float32 else 134217729.0  # 2^12 + 1, 2^27 + 1
+    b_hi = float(np.float64(b))  # b is a small (half-)integer: its own high part
+    p = barrier(a * b_hi)
+    t = barrier(a * split)
+    a_hi = barrier(t - (t - a))
+    a_lo = a - a_hi
+    err = barrier((a_hi * b_hi - p) + a_lo * b_hi)  # exact: p + err == a * b
+    s = barrier(p + c)
+    bb = barrier(s - p)
+    sum_err = (p - (s - bb)) + (c - bb)  # exact: s + sum_err == p + c
+    return s + (sum_err + err)
+
+
+def _unnormalize(g: jnp.ndarray, size: int) -> jnp.ndarray:
+    """``grid_sample``'s pixel position of a normalised coordinate (``align_corners=False``):
+    ``(g + 1) · size / 2 − 0.5``, evaluated as PyTorch's CPU kernel does (``g + 1``, then
+    one fused multiply-add), so that exact half-pixel ties round as in torchvision."""
+    return _fma(jax.lax.optimization_barrier(g + 1.0), size / 2.0, -0.5)
+
+
 def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) -> jnp.ndarray:
     """Resample ``x`` ``[..., H, W, C]`` through ``matrix`` (see :func:`_inverse_matrix`).
 
@@ -44,23 +97,37 @@ def _warp(x: jnp.ndarray, matrix: jnp.ndarray, interpolation: str, fill: Any) ->
     pixel is outside; bilinear blends ``mask * (sampled - fill) + fill`` where ``mask``
     is the interpolation weight that fell inside the image.
     """
-    H, W, C = x.shape[-3:]
-    fill = _image.expand_to(fill, x.ndim)
-    m = matrix.astype(x.dtype)
+    H, W = x.shape[-3:-1]
+    src_x, src_y = _source_positions(matrix, H, W, x.dtype)
+    return sample_at(x, src_x, src_y, interpolation, _image.expand_to(fill, x.ndim))
+
+
+def _source_positions(matrix: jnp.ndarray, H: int, W: int, dtype: Any) -> tuple:
+    """``(src_x, src_y)``, each ``[H, W]``: where each output pixel reads the input."""
+    m = matrix.astype(dtype)
     X, Y = jnp.meshgrid(
-        jnp.arange(W, dtype=x.dtype) - (W - 1) / 2, jnp.arange(H, dtype=x.dtype) - (H - 1) / 2
+        jnp.arange(W, dtype=dtype) - (W - 1) / 2, jnp.arange(H, dtype=dtype) - (H - 1) / 2
     )
-    # Source coordinates as one matrix product: XLA computes a dot once, where it would
-    # recompute an elementwise formula in each kernel that reads it, and two
-    # evaluations that round differently make a coordinate a rounding away from an
-    # integer floor to k for the gather but get the weights of k + 1 (0.6 errors seen
-    # in jit(blur . rotate)).
-    grid = jnp.stack([X.ravel(), Y.ravel(), jnp.ones(H * W, x.dtype)], axis=-1)
-    coef = jnp.stack(
-        [jnp.stack([m[0], m[1], m[2] + (W - 1) / 2]), jnp.stack([m[3], m[4], m[5] + (H - 1) / 2])]
-    )
-    src = jnp.dot(grid, coef.T, precision=jax.lax.Precision.HIGHEST)
-    return sample_at(x, src[:, 0].reshape(H, W), src[:, 1].reshape(H, W), interpolation, fill)
+    # torchvision's _affine_grid: normalised coordinates [x, y, 1] @ theta^T / (W/2, H/2)
+    # as a matrix product (XLA computes a dot once, where it would recompute an
+    # elementwise formula in each kernel that reads it, and two evaluations that round
+    # differently make a coordinate a rounding away from an integer floor to k for the
+    # gather but get the weights of k + 1: 0.6 errors seen in jit(blur . rotate)), then
+    # grid_sample's unnormalisation, materialised once.
+    barrier = jax.lax.optimization_barrier
+    theta = jnp.stack([jnp.stack([m[0], m[1], m[2]]), jnp.stack([m[3], m[4], m[5]])])
+    # an opaque divisor: XLA turns a division by a constant into a multiplication by
+    # its reciprocal, which rounds differently from torchvision's division
+    theta = theta / barrier(jnp.asarray([[W / 2.0] * 3, [H / 2.0] * 3], dtype))
+
+    grid = jnp.stack([X.ravel(), Y.ravel(), jnp.ones(H * W, dtype)], axis=-1)
+
+    def coordinate(row: jnp.ndarray, size: int) -> jnp.ndarray:
+        g = jnp.dot(grid, row, precision=jax.lax.Precision.HIGHEST).reshape(H, W)
+        return _unnormalize(barrier(g), size)
+
+    src_x, src_y = barrier((coordinate(theta[0], W), coordinate(theta[1], H)))
+    return src_x, src_y
 
 
 def sample_at(
@@ -106,18 +173,8 @@ def _check_warp_args(images: Any, interpolation: str, fill: Any, fn: str) -> Non
 
 
 @_image.float_kernel(static=("interpolation",))
-def _affine(
-    x: jnp.ndarray,
-    angle: Any,
-    translate: Any,
-    scale: Any,
-    shear: Any,
-    fill: Any,
-    *,
-    interpolation: str,
-) -> jnp.ndarray:
-    matrix = _inverse_matrix(angle, translate, scale, shear)
-    return _warp(x, matrix, interpolation, jnp.asarray(fill, x.dtype))
+def _affine(x: jnp.ndarray, matrix: Any, fill: Any, *, interpolation: str) -> jnp.ndarray:
+    return _warp(x, jnp.asarray(matrix), interpolation, jnp.asarray(fill, x.dtype))
 
 
 def rotate(
@@ -208,7 +265,12 @@ def affine(
             if is_concrete(v) and np.ndim(v) == 0 and not np.isfinite(float(v)):
                 raise ValueError(f"{fn}: {name} must be finite, got {name}={values!r}")
     _check_warp_args(images, interpolation, fill, fn)
-    return _affine(images, angle, translate, scale, shear, fill, interpolation=interpolation)
+    params = (angle, *translate, scale, *shear)
+    if all(is_concrete(v) and np.ndim(v) == 0 for v in params):
+        matrix = _inverse_matrix_np(angle, translate, scale, shear)  # float64, as torchvision
+    else:
+        matrix = _inverse_matrix(angle, translate, scale, shear)
+    return _affine(images, matrix, fill, interpolation=interpolation)
 
 
 def random_rotation(

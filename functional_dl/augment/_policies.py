@@ -28,6 +28,7 @@ repeats the identity).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,7 +38,7 @@ import numpy as np
 
 from .._checks import as_arrays, check_choice, check_int, check_positive
 from . import _image, _sampling
-from ._affine import _inverse_matrix, _warp
+from ._affine import _inverse_matrix, _inverse_matrix_np, _warp
 from ._color import _contrast_ref, _gray
 from ._tone import (
     autocontrast_kernel,
@@ -156,6 +157,39 @@ def _affine_matrix(op: jnp.ndarray, mag: jnp.ndarray, H: int, W: int) -> jnp.nda
     return m.at[2].add(cx - m[0] * cx - m[1] * cy).at[5].add(cy - m[3] * cx - m[4] * cy)
 
 
+def _matrix_np(op_id: int, mag: float, H: int, W: int) -> np.ndarray:
+    """:func:`_affine_matrix` of a concrete op and magnitude, in float64 as torchvision
+    computes it (so that half-pixel ties of nearest sampling round as there)."""
+    name = OPS[op_id]
+    if name in ("ShearX", "ShearY"):
+        deg = math.degrees(math.atan(float(mag)))
+        shear = (deg, 0.0) if name == "ShearX" else (0.0, deg)
+        # about the top-left corner, (-W/2, -H/2) from the centre (torchvision's center=[0, 0])
+        return _inverse_matrix_np(0.0, (0.0, 0.0), 1.0, shear, center=(-W / 2.0, -H / 2.0))
+    if name in ("TranslateX", "TranslateY"):
+        shift = float(np.trunc(mag))
+        translate = (shift, 0.0) if name == "TranslateX" else (0.0, shift)
+        return _inverse_matrix_np(0.0, translate, 1.0, (0.0, 0.0))
+    angle = float(mag) if name == "Rotate" else 0.0
+    return _inverse_matrix_np(angle, (0.0, 0.0), 1.0, (0.0, 0.0))
+
+
+def _matrix_table(ids: np.ndarray, mags: np.ndarray, H: int, W: int) -> jnp.ndarray:
+    """``[..., 2, 6]``: the inverse matrix of each table entry at ``+mag`` and ``-mag``."""
+    out = np.zeros((*mags.shape, 2, 6), np.float64)
+    for index in np.ndindex(*mags.shape):
+        op = int(ids[index[: ids.ndim]])
+        for sign in range(2):
+            mag = float(mags[index]) * (-1.0 if sign else 1.0)
+            out[index + (sign,)] = _matrix_np(op, mag, H, W)
+    return jnp.asarray(out)
+
+
+def _negated(signed: jnp.ndarray, u: jnp.ndarray) -> jnp.ndarray:
+    """1 where :func:`_signed` flips the magnitude, else 0 (an index into the sign axis)."""
+    return (signed & (u <= 0.5)).astype(jnp.int32)
+
+
 def _blend_reference(img: jnp.ndarray, which: jnp.ndarray) -> jnp.ndarray:
     """Reference image of brightness (black), colour (gray), contrast (mean gray) or
     sharpness (3x3 smoothed), ``which`` in 0..3: only the one asked for is computed."""
@@ -172,18 +206,26 @@ def _blend_reference(img: jnp.ndarray, which: jnp.ndarray) -> jnp.ndarray:
 
 
 def _step(
-    img: jnp.ndarray, op: jnp.ndarray, mag: jnp.ndarray, interpolation: str, fill: jnp.ndarray
+    img: jnp.ndarray,
+    op: jnp.ndarray,
+    mag: jnp.ndarray,
+    interpolation: str,
+    fill: jnp.ndarray,
+    matrix: jnp.ndarray | None = None,
 ) -> jnp.ndarray:
     """Apply op ``op`` (an index of :data:`OPS`) with magnitude ``mag`` to one image.
 
     A ``lax.switch`` over the kernel groups (identity, the affine warp of the five
     geometric ops, the blend of the four colour ops, and the five tone maps), so only the
-    drawn op's kernel runs for this image.
+    drawn op's kernel runs for this image. ``matrix``: the geometric op's inverse matrix
+    from :func:`_matrix_table` (float64-exact, as torchvision's); by default it is
+    computed from the traced ``mag`` in float32.
     """
     H, W = img.shape[-3:-1]
 
     def geometric(im: jnp.ndarray) -> jnp.ndarray:
-        return _warp(im, _affine_matrix(op, mag, H, W), interpolation, fill)
+        m = _affine_matrix(op, mag, H, W) if matrix is None else matrix
+        return _warp(im, m, interpolation, fill)
 
     def blend(im: jnp.ndarray) -> jnp.ndarray:
         if H <= 2 or W <= 2:  # torchvision leaves such images unsharpened
@@ -232,15 +274,21 @@ def _map_samples(one: Callable, key: Any, x: jnp.ndarray, num_uniforms: int) -> 
     return jax.lax.map(lambda args: one(*args), (u, x))
 
 
-def _table(space: dict, num_bins: int) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+def _table_np(space: dict, num_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(op ids [K], magnitudes [K, num_bins], signed [K])`` of an augmentation space."""
-    ids = jnp.asarray([_ID[name] for name in space], jnp.int32)
+    ids = np.asarray([_ID[name] for name in space], np.int32)
     mags = np.zeros((len(space), num_bins), np.float32)
     for k, (values, _) in enumerate(space.values()):
         if values is not None:
             mags[k] = values
-    signed = jnp.asarray([s for _, s in space.values()])
-    return ids, jnp.asarray(mags), signed
+    signed = np.asarray([s for _, s in space.values()])
+    return ids, mags, signed
+
+
+def _table(space: dict, num_bins: int) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """:func:`_table_np` as JAX arrays."""
+    ids, mags, signed = _table_np(space, num_bins)
+    return jnp.asarray(ids), jnp.asarray(mags), jnp.asarray(signed)
 
 
 def _signed(mag: jnp.ndarray, signed: jnp.ndarray, u: jnp.ndarray) -> jnp.ndarray:
@@ -273,14 +321,17 @@ def _rand_augment(
     interpolation: str,
 ) -> jnp.ndarray:
     H, W = x.shape[-3:-1]
-    ids, mags, signed = _table(augmentation_space("rand_augment", num_bins, H, W), num_bins)
+    space = augmentation_space("rand_augment", num_bins, H, W)
+    ids, mags, signed = _table(space, num_bins)
+    mats = _matrix_table(*_table_np(space, num_bins)[:2], H, W)
     fill = _image.expand_to(jnp.asarray(fill, x.dtype), 3)
 
     def one(u: jnp.ndarray, img: jnp.ndarray) -> jnp.ndarray:
         for s in range(num_ops):
             k = _sampling.randint(u[2 * s], ids.shape[0] - 1)
             mag = _signed(mags[k, magnitude], signed[k], u[2 * s + 1])
-            img = _step(img, ids[k], mag, interpolation, fill)
+            matrix = mats[k, magnitude, _negated(signed[k], u[2 * s + 1])]
+            img = _step(img, ids[k], mag, interpolation, fill, matrix)
         return img
 
     return _map_samples(one, key, x, max(2 * num_ops, 1))
@@ -353,14 +404,17 @@ def _trivial(
     key: Any, x: jnp.ndarray, fill: Any, *, num_bins: int, interpolation: str
 ) -> jnp.ndarray:
     H, W = x.shape[-3:-1]
-    ids, mags, signed = _table(augmentation_space("trivial_augment_wide", num_bins, H, W), num_bins)
+    space = augmentation_space("trivial_augment_wide", num_bins, H, W)
+    ids, mags, signed = _table(space, num_bins)
+    mats = _matrix_table(*_table_np(space, num_bins)[:2], H, W)
     fill = _image.expand_to(jnp.asarray(fill, x.dtype), 3)
 
     def one(u: jnp.ndarray, img: jnp.ndarray) -> jnp.ndarray:
         k = _sampling.randint(u[0], ids.shape[0] - 1)
         b = _sampling.randint(u[1], num_bins - 1)
         mag = _signed(mags[k, b], signed[k], u[2])
-        return _step(img, ids[k], mag, interpolation, fill)
+        matrix = mats[k, b, _negated(signed[k], u[2])]
+        return _step(img, ids[k], mag, interpolation, fill, matrix)
 
     return _map_samples(one, key, x, 3)
 
@@ -488,6 +542,11 @@ AUTO_AUGMENT_POLICIES: dict[str, tuple] = {
 
 
 def _auto_table(policy: str, H: int, W: int) -> tuple[jnp.ndarray, ...]:
+    """:func:`_auto_table_np` as JAX arrays."""
+    return tuple(jnp.asarray(a) for a in _auto_table_np(policy, H, W))
+
+
+def _auto_table_np(policy: str, H: int, W: int) -> tuple[np.ndarray, ...]:
     """Per sub-policy and step: op id, probability, magnitude, signed (``[25, 2]`` each)."""
     space = augmentation_space("auto_augment", 10, H, W)
     rows = AUTO_AUGMENT_POLICIES[policy]
@@ -500,7 +559,7 @@ def _auto_table(policy: str, H: int, W: int) -> tuple[jnp.ndarray, ...]:
             values, sign = space[name]
             ids[r, s], probs[r, s], signed[r, s] = _ID[name], prob, sign
             mags[r, s] = 0.0 if values is None else values[bin_]
-    return tuple(jnp.asarray(a) for a in (ids, probs, mags, signed))
+    return ids, probs, mags, signed
 
 
 @_image.float_kernel(image_arg=1, static=("policy", "interpolation"))
@@ -509,6 +568,8 @@ def _auto_augment(
 ) -> jnp.ndarray:
     H, W = x.shape[-3:-1]
     ids, probs, mags, signed = _auto_table(policy, H, W)
+    np_ids, _, np_mags, _ = _auto_table_np(policy, H, W)
+    mats = _matrix_table(np_ids, np_mags, H, W)
     fill = _image.expand_to(jnp.asarray(fill, x.dtype), 3)
 
     def one(u: jnp.ndarray, img: jnp.ndarray) -> jnp.ndarray:
@@ -516,8 +577,9 @@ def _auto_augment(
         for s in range(2):
             apply = u[1 + 2 * s] <= probs[r, s]
             mag = _signed(mags[r, s], signed[r, s], u[2 + 2 * s])
+            matrix = mats[r, s, _negated(signed[r, s], u[2 + 2 * s])]
             op = jnp.where(apply, ids[r, s], _ID["Identity"])  # skipped: the identity
-            img = _step(img, op, mag, interpolation, fill)
+            img = _step(img, op, mag, interpolation, fill, matrix)
         return img
 
     return _map_samples(one, key, x, 5)
@@ -572,7 +634,9 @@ def _augmix(
     interpolation: str,
 ) -> jnp.ndarray:
     H, W = x.shape[-3:-1]
-    ids, mags, signed = _table(augmentation_space("augmix", 10, H, W), 10)
+    space = augmentation_space("augmix", 10, H, W)
+    ids, mags, signed = _table(space, 10)
+    mats = _matrix_table(*_table_np(space, 10)[:2], H, W)
     fill = _image.expand_to(jnp.asarray(fill, x.dtype), 3)
     batch = x.shape[:-3]
     k_mix, k_ops = jax.random.split(key)
@@ -594,8 +658,9 @@ def _augmix(
                 k = _sampling.randint(v[1 + 3 * s], ids.shape[0] - 1)
                 b = _sampling.randint(v[2 + 3 * s], severity - 1)
                 mag = _signed(mags[k, b], signed[k], v[3 + 3 * s])
+                matrix = mats[k, b, _negated(signed[k], v[3 + 3 * s])]
                 op = jnp.where(s < chain_depth, ids[k], _ID["Identity"])  # past the depth
-                aug = _step(aug, op, mag, interpolation, fill)
+                aug = _step(aug, op, mag, interpolation, fill, matrix)
             mix = mix + w[c].astype(img.dtype) * aug
         return mix
 

@@ -106,9 +106,34 @@ def _resize(x: jnp.ndarray, *, size: tuple, interpolation: str, antialias: bool)
     aa = antialias and interpolation != "nearest"
     mh = jnp.asarray(resize_matrix(H, size[0], interpolation, aa), x.dtype)
     mw = jnp.asarray(resize_matrix(W, size[1], interpolation, aa), x.dtype)
+    y = _resample_pass(mh, x, "oh,...hwc->...owc")
+    return _resample_pass(mw, y, "pw,...owc->...opc")
+
+
+def _resample_pass(m: jnp.ndarray, x: jnp.ndarray, spec: str) -> jnp.ndarray:
+    """``einsum(spec, m, x)`` where each output sums only its support (non-zero weights),
+    as PyTorch's kernels: a NaN or inf input reaches only the outputs that read it, not,
+    through ``0 * nan``, every output of its row or column."""
     hp = jax.lax.Precision.HIGHEST
-    y = jnp.einsum("oh,...hwc->...owc", mh, x, precision=hp)
-    return jnp.einsum("pw,...owc->...opc", mw, y, precision=hp)
+
+    def dense(v: jnp.ndarray) -> jnp.ndarray:
+        return jnp.einsum(spec, m, v, precision=hp)
+
+    def masked(v: jnp.ndarray) -> jnp.ndarray:
+        y = dense(jnp.where(jnp.isfinite(v), v, 0.0))
+        pos, neg = (m > 0).astype(v.dtype), (m < 0).astype(v.dtype)
+
+        def hits(w: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+            return jnp.einsum(spec, w, mask.astype(v.dtype), precision=hp) > 0
+
+        nan = hits(pos + neg, jnp.isnan(v))
+        up = hits(pos, v == jnp.inf) | hits(neg, v == -jnp.inf)  # contributes +inf
+        down = hits(pos, v == -jnp.inf) | hits(neg, v == jnp.inf)  # contributes -inf
+        y = jnp.where(up, jnp.inf, jnp.where(down, -jnp.inf, y))
+        return jnp.where(nan | (up & down), jnp.nan, y)
+
+    y = dense(x)  # a non-finite input leaves a non-finite output (0 * inf = nan)
+    return jax.lax.cond(jnp.all(jnp.isfinite(y)), lambda v: y, masked, x)
 
 
 def resize(

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._checks import as_arrays, check_choice, check_in_range, check_nonnegative, check_pair
 from . import _image, _sampling
-from ._affine import sample_at
+from ._affine import _unnormalize, sample_at
 from ._blur import _blur
 from ._geometry import INTERPOLATIONS
 
@@ -42,16 +42,24 @@ def _perspective_warp(
     x: jnp.ndarray, coeffs: jnp.ndarray, interpolation: str, fill: Any
 ) -> jnp.ndarray:
     """Output pixel ``(x, y)`` reads the input at the map of its centre ``(x + .5, y + .5)``
-    minus one half pixel (``grid_sample``'s ``align_corners=False``)."""
+    minus one half pixel (``grid_sample``'s ``align_corners=False``), computed as
+    torchvision's ``_perspective_grid``: normalised ``[x, y, 1] @ theta1^T / (W/2, H/2)``
+    over ``[x, y, 1] @ theta2^T``, minus one, then grid_sample's unnormalisation (so that
+    positions on or a rounding away from a half-pixel round as there)."""
     H, W = x.shape[-3:-1]
-    c = coeffs.astype(jnp.float32)
-    X, Y = jnp.meshgrid(
-        jnp.arange(W, dtype=jnp.float32) + 0.5, jnp.arange(H, dtype=jnp.float32) + 0.5
-    )
-    den = c[6] * X + c[7] * Y + 1.0
-    src_x = (c[0] * X + c[1] * Y + c[2]) / den - 0.5
-    src_y = (c[3] * X + c[4] * Y + c[5]) / den - 0.5
-    return sample_at(x, src_x.astype(x.dtype), src_y.astype(x.dtype), interpolation, fill)
+    dtype = x.dtype
+    barrier = jax.lax.optimization_barrier
+    c = coeffs.astype(jnp.float32).astype(dtype)  # torchvision's float32 coefficients
+    X, Y = jnp.meshgrid(jnp.arange(W, dtype=dtype) + 0.5, jnp.arange(H, dtype=dtype) + 0.5)
+    theta1 = jnp.stack([c[0:3], c[3:6]])
+    # an opaque divisor: XLA turns a division by a constant into a multiplication by
+    # its reciprocal, which rounds differently from torchvision's division
+    theta1 = theta1 / barrier(jnp.asarray([[W / 2.0] * 3, [H / 2.0] * 3], dtype))
+    den = X * c[6] + Y * c[7] + 1.0
+    gx = (X * theta1[0, 0] + Y * theta1[0, 1] + theta1[0, 2]) / den - 1.0
+    gy = (X * theta1[1, 0] + Y * theta1[1, 1] + theta1[1, 2]) / den - 1.0
+    src_x, src_y = barrier((_unnormalize(barrier(gx), W), _unnormalize(barrier(gy), H)))
+    return sample_at(x, src_x, src_y, interpolation, fill)
 
 
 def _check_points(name: str, points: Any, fn: str) -> np.ndarray:
