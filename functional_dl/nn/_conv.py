@@ -216,34 +216,67 @@ def Conv2d(
 
 
 @constructor(("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"))
-def MaxPool2d(kernel_size: Any, *, stride: Any = None, padding: Any = 0) -> Layer:
+def MaxPool2d(
+    kernel_size: Any,
+    *,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+) -> Layer:
     """Max pooling layer (:func:`~.functional.max_pool2d`); ``stride`` defaults to the kernel.
 
-    PyTorch: ``torch.nn.MaxPool2d(kernel_size, stride, padding)``; here
-    ``MaxPool2d(kernel_size, stride=..., padding=...)``.
+    PyTorch: ``torch.nn.MaxPool2d(kernel_size, stride, padding, dilation,
+    ceil_mode=...)``; here ``MaxPool2d(kernel_size, stride=..., padding=..., dilation=...,
+    ceil_mode=...)`` (no ``return_indices``).
 
     Example:
       >>> y, _ = MaxPool2d(2).apply({}, {}, jnp.ones((1, 8, 8, 3)))
       >>> y.shape
       (1, 4, 4, 3)
+      >>> MaxPool2d(2, ceil_mode=True).apply({}, {}, jnp.ones((1, 7, 7, 3)))[0].shape
+      (1, 4, 4, 3)
     """
-    return op_layer(
-        "max_pool2d", max_pool2d, max_pool2d_backward, kernel_size, stride=stride, padding=padding
+    opts = {"stride": stride, "padding": padding, "dilation": dilation, "ceil_mode": ceil_mode}
+    return op_layer("max_pool2d", max_pool2d, max_pool2d_backward, kernel_size, **opts)
+
+
+@constructor(
+    (
+        "kernel_size",
+        "stride",
+        "padding",
+        "ceil_mode",
+        "count_include_pad",
+        "divisor_override",
     )
-
-
-@constructor(("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"))
+)
 def AvgPool2d(
-    kernel_size: Any, *, stride: Any = None, padding: Any = 0, count_include_pad: bool = True
+    kernel_size: Any,
+    *,
+    stride: Any = None,
+    padding: Any = 0,
+    count_include_pad: bool = True,
+    ceil_mode: bool = False,
+    divisor_override: int | None = None,
 ) -> Layer:
     """Average pooling layer (:func:`~.functional.avg_pool2d`).
 
-    PyTorch: ``torch.nn.AvgPool2d(kernel_size, stride, padding, count_include_pad=...)``.
+    PyTorch: ``torch.nn.AvgPool2d(kernel_size, stride, padding, ceil_mode,
+    count_include_pad, divisor_override)``, all but ``kernel_size`` keywords here.
 
     Example:
       >>> y, _ = AvgPool2d(2).apply({}, {}, jnp.ones((1, 8, 8, 3)))
       >>> y.shape
       (1, 4, 4, 3)
+      >>> AvgPool2d(2, ceil_mode=True).apply({}, {}, jnp.ones((1, 7, 7, 3)))[0].shape
+      (1, 4, 4, 3)
     """
-    opts = {"stride": stride, "padding": padding, "count_include_pad": count_include_pad}
+    opts = {
+        "stride": stride,
+        "padding": padding,
+        "count_include_pad": count_include_pad,
+        "ceil_mode": ceil_mode,
+        "divisor_override": divisor_override,
+    }
     return op_layer("avg_pool2d", avg_pool2d, avg_pool2d_backward, kernel_size, **opts)
