@@ -7,6 +7,7 @@ import pytest
 from scipy.signal import correlate
 
 import functional_dl.nn.functional as F
+from functional_dl import nn
 from functional_dl.nn.functional._norm import batch_norm_backward
 from functional_dl.nn.functional._pool import avg_pool2d_backward, max_pool2d_backward
 from tests.helpers import FLOAT_DTYPES, assert_close, assert_eager_jit_vmap, assert_finite
@@ -155,6 +156,204 @@ def test_pooling_bad_input():
         F.avg_pool2d(jnp.ones((1, 3, 3, 1)), 4)
     with pytest.raises(ValueError, match=r"x must have rank 4"):
         F.max_pool2d(jnp.ones((8, 8)), 2)
+
+
+def np_pool_full(x, k, s, p, d, ceil_mode, kind, cip=True, divisor=None):
+    """PyTorch's documented pooling with dilation / ceil_mode / divisor_override, by loops.
+
+    ``out = floor_or_ceil((n + 2p - d (k - 1) - 1) / s) + 1``, a last window starting at
+    or past ``n + p`` dropped; the average divides by the window clipped to ``[-p, n + p)``
+    (``cip``) or to ``[0, n)``, or by ``divisor``.
+    """
+    n, h, w, c = x.shape
+    sizes = []
+    for m, kk, ss, pp, dd in zip((h, w), k, s, p, d, strict=True):
+        span = (m + 2 * pp - dd * (kk - 1) - 1) / ss
+        o = (int(np.ceil(span)) if ceil_mode else int(np.floor(span))) + 1
+        if ceil_mode and (o - 1) * ss >= m + pp:
+            o -= 1
+        sizes.append(o)
+    out = np.empty((n, *sizes, c))
+    for i in range(sizes[0]):
+        for j in range(sizes[1]):
+            rows = [i * s[0] - p[0] + a * d[0] for a in range(k[0])]
+            cols = [j * s[1] - p[1] + b * d[1] for b in range(k[1])]
+            vals = [x[:, r, q] for r in rows for q in cols if 0 <= r < h and 0 <= q < w]
+            if kind == "max":
+                out[:, i, j] = np.max(vals, axis=0)  # padding is -inf: never the max
+                continue
+            total = np.sum(vals, axis=0)  # padding is zero
+            if divisor is not None:
+                cnt = divisor
+            elif cip:
+                cnt = sum(-p[0] <= r < h + p[0] for r in rows) * sum(
+                    -p[1] <= q < w + p[1] for q in cols
+                )
+            else:
+                cnt = len(vals)
+            out[:, i, j] = total / cnt
+    return out
+
+
+# kernel, stride, padding, dilation on (H, W) = (7, 6) and (5, 8); ceil_mode adds a last
+# window in several of them (odd sizes), and drops one that would start in the right
+# padding in (2, 2, 1): 5 + 2 - 2 = 5, ceil(5 / 2) + 1 = 4 windows, the 4th starts at 6 - 1
+# = 5 = n, dropped.
+POOL_GRID = [
+    ((2, 2), (2, 2), (0, 0), (1, 1)),
+    ((3, 3), (2, 2), (1, 1), (1, 1)),
+    ((2, 2), (2, 2), (1, 1), (1, 1)),
+    ((3, 2), (2, 3), (1, 0), (1, 1)),
+    ((3, 3), (1, 1), (0, 0), (2, 2)),
+    ((3, 2), (2, 2), (1, 1), (2, 3)),
+    ((1, 1), (3, 2), (0, 0), (1, 1)),
+    ((2, 3), (3, 2), (1, 1), (2, 1)),
+]
+
+
+def _pool_x(shape):
+    x = RNG.permutation(int(np.prod(shape))).reshape(shape) / 7.0 - 3  # no ties
+    return x, jnp.asarray(x, jnp.float32)
+
+
+@pytest.mark.parametrize("shape", [(2, 7, 6, 2), (1, 5, 8, 2)])
+@pytest.mark.parametrize("k,s,p,d", POOL_GRID)
+def test_pooling_options_match_window_loops(shape, k, s, p, d):
+    x, xf = _pool_x(shape)
+    for cm in (False, True):
+        want = np_pool_full(x, k, s, p, d, cm, "max")
+        assert_close(F.max_pool2d(xf, k, stride=s, padding=p, dilation=d, ceil_mode=cm), want)
+        if d != (1, 1):
+            continue
+        for cip, dv in ((True, None), (False, None), (True, 5), (False, 2)):
+            got = F.avg_pool2d(
+                xf,
+                k,
+                stride=s,
+                padding=p,
+                ceil_mode=cm,
+                count_include_pad=cip,
+                divisor_override=dv,
+            )
+            assert_close(got, np_pool_full(x, k, s, p, d, cm, "avg", cip, dv))
+
+
+def test_pooling_ceil_mode_adds_and_drops_windows():
+    x = jnp.ones((1, 5, 5, 1))
+    # (5 - 2) / 2 = 1.5: ceil adds a third window starting at 4, inside the input
+    assert F.max_pool2d(x, 2, stride=2).shape == (1, 2, 2, 1)
+    assert F.max_pool2d(x, 2, stride=2, ceil_mode=True).shape == (1, 3, 3, 1)
+    # the added window holds 1 of 2 rows inside the padded input: divisor 2 x 2 -> 1 x 1
+    y = F.avg_pool2d(jnp.full((1, 5, 5, 1), 4.0), 2, ceil_mode=True)
+    assert float(y[0, 2, 2, 0]) == 4.0 and float(y[0, 0, 2, 0]) == 4.0
+    # 6 + 2 - 2 = 6, ceil(6 / 4) + 1 = 3, but the third window would start at 8 - 1 = 7
+    # >= 6 + 1, in the right padding: dropped (PyTorch)
+    assert F.max_pool2d(jnp.ones((1, 6, 6, 1)), 2, stride=4, padding=1, ceil_mode=True).shape == (
+        1,
+        2,
+        2,
+        1,
+    )
+    # count_include_pad counts the left padding but not the part past the right padding
+    y = F.avg_pool2d(jnp.ones((1, 4, 4, 1)), 3, stride=2, padding=1, ceil_mode=True)
+    assert y.shape == (1, 3, 3, 1)  # (4 + 2 - 3) / 2 = 1.5 -> 3, last start 4 - 1 = 3 < 5
+    assert_close(y[0, :, 0, 0], np.array([4 / 9, 6 / 9, 2 / 6]))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"kernel_size": 2, "ceil_mode": True},
+        {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True},
+        {"kernel_size": (3, 2), "stride": 2, "padding": 1, "dilation": (2, 3), "ceil_mode": True},
+        {"kernel_size": 3, "stride": 1, "dilation": 2},
+    ],
+)
+def test_max_pool_options_gradient_equals_hand_backward_and_fd(kw):
+    x, xf = _pool_x((1, 7, 6, 2))
+    y = F.max_pool2d(xf, **kw)
+    g = jnp.asarray(RNG.standard_normal(y.shape), jnp.float32)
+    auto = jax.jit(jax.grad(lambda x: jnp.sum(F.max_pool2d(x, **kw) * g)))(xf)
+    assert_close(auto, max_pool2d_backward(xf, g, **kw))
+    # central finite differences in float64 NumPy along a random direction (no ties)
+    v = RNG.standard_normal(x.shape)
+
+    def f(z):
+        return float(np.sum(np_pool_full_kw(z, kw, "max") * np.asarray(g, np.float64)))
+
+    eps = 1e-4
+    fd = (f(x + eps * v) - f(x - eps * v)) / (2 * eps)
+    assert abs(fd - float(jnp.sum(auto * v))) < 1e-3 * (1 + abs(fd))
+
+
+def np_pool_full_kw(x, kw, kind, cip=True, divisor=None):
+    def pair(v):
+        return (v, v) if isinstance(v, int) else tuple(v)
+
+    k = pair(kw["kernel_size"])
+    s = pair(kw.get("stride") or k)
+    p, d = pair(kw.get("padding", 0)), pair(kw.get("dilation", 1))
+    return np_pool_full(x, k, s, p, d, kw.get("ceil_mode", False), kind, cip, divisor)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"kernel_size": 2, "ceil_mode": True},
+        {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True},
+        {"kernel_size": (3, 2), "stride": (2, 3), "padding": (1, 0), "ceil_mode": True},
+        {"kernel_size": 2, "stride": 4, "padding": 1, "ceil_mode": True},
+    ],
+)
+def test_avg_pool_options_gradient_equals_hand_backward_and_fd(kw):
+    x, xf = _pool_x((1, 7, 6, 2))
+    for cip, dv in ((True, None), (False, None), (True, 3)):
+        opts = {**kw, "count_include_pad": cip, "divisor_override": dv}
+        y = F.avg_pool2d(xf, **opts)
+        g = jnp.asarray(RNG.standard_normal(y.shape), jnp.float32)
+        auto = jax.grad(lambda x, o=opts, g=g: jnp.sum(F.avg_pool2d(x, **o) * g))(xf)
+        assert_close(auto, avg_pool2d_backward(xf, g, **opts))
+        v = RNG.standard_normal(x.shape)
+        gn = np.asarray(g, np.float64)
+
+        def f(z, c=cip, d=dv, gn=gn):
+            return float(np.sum(np_pool_full_kw(z, kw, "avg", c, d) * gn))
+
+        fd = (f(x + v) - f(x - v)) / 2  # linear: exact
+        assert abs(fd - float(jnp.sum(auto * v))) < 1e-3 * (1 + abs(fd))
+
+
+def test_pooling_options_under_jit_and_layers():
+    x = jnp.asarray(RNG.standard_normal((2, 7, 7, 3)), jnp.float32)
+    f = jax.jit(lambda x: F.max_pool2d(x, 3, stride=2, dilation=2, ceil_mode=True))
+    assert_close(f(x), F.max_pool2d(x, 3, stride=2, dilation=2, ceil_mode=True))
+    y, _ = nn.MaxPool2d(3, stride=2, padding=1, dilation=2, ceil_mode=True).apply({}, {}, x)
+    assert_close(y, F.max_pool2d(x, 3, stride=2, padding=1, dilation=2, ceil_mode=True))
+    opts = {"stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False}
+    y, _ = nn.AvgPool2d(2, **opts, divisor_override=2).apply({}, {}, x)
+    assert_close(y, F.avg_pool2d(x, 2, **opts, divisor_override=2))
+
+
+def test_pooling_options_bad_input():
+    x = jnp.ones((1, 8, 8, 1))
+    with pytest.raises(ValueError, match=r"dilation must be >= 1, got dilation=0"):
+        F.max_pool2d(x, 2, dilation=0)
+    with pytest.raises(ValueError, match=r"ceil_mode must be one of.*'yes'"):
+        F.max_pool2d(x, 2, ceil_mode="yes")
+    with pytest.raises(ValueError, match=r"ceil_mode must be one of"):
+        F.avg_pool2d(x, 2, ceil_mode=1.5)
+    with pytest.raises(ValueError, match=r"divisor_override must be >= 1, got divisor_override=0"):
+        F.avg_pool2d(x, 2, divisor_override=0)
+    with pytest.raises(
+        TypeError, match=r"divisor_override must be an int, got divisor_override=2.5"
+    ):
+        F.avg_pool2d(x, 2, divisor_override=2.5)
+    with pytest.raises(ValueError, match=r"kernel \(size \(3, 3\), dilation \(4, 4\)\) is larger"):
+        F.max_pool2d(x, 3, dilation=4)
+    with pytest.raises(ValueError, match=r"larger than the padded input"):
+        F.max_pool2d(jnp.ones((1, 2, 2, 1)), 3, dilation=2, ceil_mode=True)
+    with pytest.raises(TypeError, match=r"dilation"):
+        F.avg_pool2d(x, 2, dilation=2)
 
 
 # ---------------------------------------------------------------- batch_norm
