@@ -327,6 +327,7 @@ def _pool_examples():
     return [(rng.permutation(2 * 7 * 6 * 3).reshape(2, 7, 6, 3) / 10.0 - 10,)]  # no ties
 
 
+_kw: dict[str, Any]  # keyword options of each registered example
 for _kw in (
     {"kernel_size": 2},
     {"kernel_size": 3, "stride": 2, "padding": 1},
