@@ -356,7 +356,13 @@ for _kw in (
 
 for _kw in (
     {"kernel_size": 3, "stride": 1, "dilation": 2},
-    {"kernel_size": (3, 2), "stride": 2, "padding": 1, "dilation": (2, 3), "ceil_mode": True},
+    {
+        "kernel_size": (3, 2),
+        "stride": (3, 2),
+        "padding": (0, 1),
+        "dilation": (2, 1),
+        "ceil_mode": True,
+    },
 ):
     _opts = ", ".join(f"{k}={v!r}" for k, v in _kw.items())
     register_grad(
